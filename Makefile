@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh Debian-like machine (as root or with sudo):
+#   make run   - set up, start the embedded PostGIS, load the demo city, serve on :8000
+#   make test  - set up, run the whole test suite against a throwaway PostGIS
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup run test lint bench clean system-deps
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash .ci/system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/cim db start
+	$(BIN)/cim db upgrade
+	$(BIN)/cim demo load
+	$(BIN)/cim serve
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check cim ingest tiles api tests bench
+	$(BIN)/mypy cim ingest api
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,66 @@
+"""The FastAPI application: the only place that builds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from api import problems
+from api.features import CONFORMANCE, features_router
+from api.openapi import openapi_30
+from cim import __version__
+from cim.db.engine import database_url, make_engine
+from cim.settings import ApiSettings, DatabaseSettings
+
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+
+
+def create_app(
+    db: DatabaseSettings | None = None,
+    settings: ApiSettings | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
+    """Build the service for a database (from settings, or an engine the caller owns)."""
+    settings = settings or ApiSettings()
+    engine = engine or make_engine(database_url(db or DatabaseSettings()))
+    app = FastAPI(
+        title="CIM — City Information Model",
+        version=__version__,
+        description="3D city models as OGC API Features (one collection per city).",
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )
+    app.state.engine = engine
+    problems.install(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                       allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
+                       expose_headers=["Content-Crs"])
+    app.include_router(features_router(engine, settings))
+
+    @app.get("/", summary="Landing page", tags=["Capabilities"])
+    def landing(request: Request) -> dict[str, Any]:
+        base = str(request.base_url).rstrip("/")
+        return {
+            "title": app.title,
+            "description": app.description,
+            "links": [
+                {"href": f"{base}/", "rel": "self", "type": "application/json"},
+                {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI},
+                {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
+                {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+            ],
+        }
+
+    @app.get("/api", summary="This API's OpenAPI 3.0 description", tags=["Capabilities"])
+    def api_doc() -> JSONResponse:
+        if not hasattr(app.state, "openapi"):
+            app.state.openapi = openapi_30(app)
+        return JSONResponse(app.state.openapi, media_type=OPENAPI)
+
+    app.state.conformance = CONFORMANCE
+    return app

@@ -1,0 +1,182 @@
+"""OGC API Features (Part 1 Core, GeoJSON, OpenAPI 3.0; Part 2 CRS): one collection per city."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from api import store
+from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs
+from cim.errors import InvalidCRS, InvalidInput
+from cim.settings import ApiSettings
+
+GEOJSON = "application/geo+json"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+# CRSs every collection offers, besides the city's own
+COMMON_CRS = [OGC_CRS84, OGC_CRS84H, "http://www.opengis.net/def/crs/EPSG/0/4326",
+              "http://www.opengis.net/def/crs/EPSG/0/4979",
+              "http://www.opengis.net/def/crs/EPSG/0/3857"]
+_RESERVED = {"bbox", "bbox-crs", "crs", "limit", "offset", "type", "dataset", "datetime", "f"}
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _crs_list(engine: Engine, city: str) -> list[str]:
+    srid = store.city_crs_srid(engine, city)
+    extra = [f"http://www.opengis.net/def/crs/EPSG/0/{srid}"] if srid else []
+    return COMMON_CRS + [c for c in extra if c not in COMMON_CRS]
+
+
+def _output_crs(engine: Engine, city: str, uri: str | None, what: str) -> OutputCrs:
+    if uri is None:
+        return OutputCrs.from_uri(OGC_CRS84)
+    try:
+        crs = OutputCrs.from_uri(uri)
+    except InvalidCRS as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
+    if crs.uri not in _crs_list(engine, city):
+        raise InvalidInput(f"{what} {uri!r} is not offered; use one of {_crs_list(engine, city)}")
+    return crs
+
+
+def collection_doc(engine: Engine, city: dict[str, Any], base: str) -> dict[str, Any]:
+    """The collection description of a city."""
+    code = city["code"]
+    title = city["name_zh"] or city["name_en"] or code
+    doc: dict[str, Any] = {
+        "id": code, "title": title, "description": city["name_en"] or title, "itemType": "feature",
+        "crs": _crs_list(engine, code), "storageCrs": OGC_CRS84H,
+        "links": [
+            {"href": f"{base}/collections/{code}", "rel": "self", "type": "application/json"},
+            {"href": f"{base}/collections/{code}/items", "rel": "items", "type": GEOJSON,
+             "title": "city objects"},
+            {"href": f"{base}/collections/{code}/queryables",
+             "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+             "type": "application/schema+json"},
+        ],
+    }
+    if city["bbox"]:
+        spatial: dict[str, Any] = {"bbox": [city["bbox"]], "crs": OGC_CRS84}
+        doc["extent"] = {"spatial": spatial}
+    if city.get("crs"):
+        doc["nativeCrs"] = city["crs"]
+    return doc
+
+
+def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
+    """Routes of the Features API bound to `engine`."""
+    router = APIRouter(tags=["Features"])
+
+    @router.get("/conformance", summary="Conformance classes this service implements")
+    def conformance() -> dict[str, Any]:
+        return {"conformsTo": CONFORMANCE}
+
+    @router.get("/collections", summary="One collection per city")
+    def collections(request: Request) -> dict[str, Any]:
+        base = _base(request)
+        return {
+            "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
+            "collections": [collection_doc(engine, c, base) for c in store.list_cities(engine)],
+        }
+
+    @router.get("/collections/{city}", summary="A city's collection")
+    def collection(city: str, request: Request) -> dict[str, Any]:
+        return collection_doc(engine, store.get_city(engine, city), _base(request))
+
+    @router.get("/collections/{city}/queryables", summary="Attributes usable as filters")
+    def queryables(city: str, request: Request) -> JSONResponse:
+        store.get_city(engine, city)
+        props: dict[str, Any] = {"type": {"type": "string", "description": "city object type"}}
+        props.update({k: {"description": "attribute"} for k in store.queryables(engine, city)})
+        body = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": f"{_base(request)}/collections/{city}/queryables",
+                "type": "object", "title": city, "properties": props}
+        return JSONResponse(body, media_type="application/schema+json")
+
+    @router.get("/collections/{city}/items", summary="City objects, filtered and paged",
+                response_class=JSONResponse)
+    def items(
+        city: str,
+        request: Request,
+        limit: int = Query(settings.default_limit, ge=1,
+                          description=f"page size (at most {settings.max_limit})"),
+        offset: int = Query(0, ge=0),
+        bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),
+        bbox_crs: str | None = Query(None, alias="bbox-crs"),
+        crs: str | None = Query(None, description="CRS of the response geometries"),
+        type: str | None = Query(None, description="city object types, comma-separated"),
+        dataset: str | None = Query(None, description="dataset name"),
+        datetime: str | None = Query(None, description="accepted; city objects have no time"),
+    ) -> JSONResponse:
+        store.get_city(engine, city)
+        limit = min(limit, settings.max_limit)
+        q = store.ItemQuery(city=city, limit=limit, offset=offset, dataset=dataset)
+        q.crs = _output_crs(engine, city, crs, "crs")
+        if bbox is not None:
+            try:
+                values = [float(v) for v in bbox.split(",")]
+            except ValueError:
+                raise InvalidInput("bbox must be comma-separated numbers") from None
+            q.bbox = store.check_bbox(values)
+            bcrs = _output_crs(engine, city, bbox_crs, "bbox-crs")
+            if bcrs.lat_first:
+                q.bbox = (q.bbox[1], q.bbox[0], q.bbox[3], q.bbox[2])
+            q.bbox_srid = 4326 if bcrs.uri in (OGC_CRS84, OGC_CRS84H) else bcrs.srid
+        elif bbox_crs is not None:
+            raise InvalidInput("bbox-crs given without bbox")
+        if type:
+            q.types = [t.strip() for t in type.split(",") if t.strip()]
+        allowed = set(store.queryables(engine, city))
+        for key, value in request.query_params.items():
+            if key in _RESERVED:
+                continue
+            if key not in allowed:
+                raise InvalidInput(
+                    f"unknown parameter {key!r}: filters must name an attribute of this "
+                    f"collection (see /collections/{city}/queryables)"
+                )
+            q.attributes[key] = value
+        features, matched = store.search_items(engine, q)
+        base = f"{_base(request)}/collections/{city}/items"
+        params = dict(request.query_params)
+        links = [{"href": f"{base}?{urlencode(params)}" if params else base, "rel": "self",
+                  "type": GEOJSON},
+                 {"href": f"{_base(request)}/collections/{city}", "rel": "collection",
+                  "type": "application/json"}]
+        if offset + len(features) < matched:
+            links.append({"href": f"{base}?{urlencode({**params, 'offset': offset + limit})}",
+                          "rel": "next", "type": GEOJSON})
+        if offset > 0:
+            links.append({"href": f"{base}?{urlencode({**params, 'offset': max(offset - limit, 0)})}",
+                          "rel": "prev", "type": GEOJSON})
+        body = {"type": "FeatureCollection", "features": features, "numberMatched": matched,
+                "numberReturned": len(features), "links": links}
+        return JSONResponse(body, media_type=GEOJSON,
+                            headers={"Content-Crs": f"<{q.crs.uri}>"})
+
+    @router.get("/collections/{city}/items/{item_id:path}", summary="One city object",
+                response_class=JSONResponse)
+    def item(city: str, item_id: str, request: Request,
+             crs: str | None = Query(None, description="CRS of the response geometries")) -> JSONResponse:
+        store.get_city(engine, city)
+        out = _output_crs(engine, city, crs, "crs")
+        feature = store.get_item(engine, city, item_id, out)
+        base = _base(request)
+        feature["links"] = [
+            {"href": f"{base}/collections/{city}/items/{item_id}", "rel": "self", "type": GEOJSON},
+            {"href": f"{base}/collections/{city}", "rel": "collection", "type": "application/json"},
+        ]
+        return JSONResponse(feature, media_type=GEOJSON, headers={"Content-Crs": f"<{out.uri}>"})
+
+    return router

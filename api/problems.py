@@ -1,0 +1,62 @@
+"""One status table: CIM's exceptions as RFC 9457 `application/problem+json` responses."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from cim.errors import CimError, DatabaseUnavailable, Forbidden, InvalidInput, NotFound
+
+PROBLEM = "application/problem+json"
+STATUS: dict[type[CimError], int] = {
+    NotFound: 404,
+    InvalidInput: 400,
+    Forbidden: 403,
+    DatabaseUnavailable: 503,
+    CimError: 500,
+}
+
+
+def problem(status: int, detail: str, instance: str | None = None) -> JSONResponse:
+    """A problem+json response."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": detail}
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def status_of(exc: CimError) -> int:
+    """The HTTP status for a CIM exception (most specific class wins)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn errors into problems."""
+
+    @app.exception_handler(CimError)
+    async def cim_error(request: Request, exc: CimError) -> JSONResponse:
+        return problem(status_of(exc), str(exc), request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err.get("loc", ())[1:]) or "request"
+            parts.append(f"{where}: {err.get('msg')}")
+        return problem(400, "; ".join(parts), request.url.path)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), request.url.path)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return problem(500, "internal error; see the server log", request.url.path)

@@ -1,0 +1,211 @@
+"""Queries behind the Features API: plain functions over an engine, returning plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, text
+
+from cim.crs import STORAGE_EPSG, OutputCrs
+from cim.errors import InvalidInput, NotFound
+
+_HIGHEST_LOD = """
+LEFT JOIN LATERAL (
+  SELECT g.geom FROM object_geometry g
+  WHERE g.city_code = o.city_code AND g.object_id = o.id
+  ORDER BY g.lod DESC NULLS LAST, g.idx LIMIT 1
+) best ON true
+"""
+
+
+def _geojson(column: str, crs: OutputCrs) -> str:
+    """SQL for a geometry column as GeoJSON text in `crs` (SRID is an int, never user text)."""
+    expr = column if crs.srid == STORAGE_EPSG else f"ST_Transform({column}, {int(crs.srid)})"
+    if crs.lat_first:
+        expr = f"ST_FlipCoordinates({expr})"
+    return f"ST_AsGeoJSON({expr}, 9, 0)"
+
+
+def list_cities(engine: Engine) -> list[dict[str, Any]]:
+    """Every city with its extent (lon/lat) and object count."""
+    sql = text("""
+        SELECT c.code, c.name_zh, c.name_en, c.crs,
+               ST_XMin(e.ext), ST_YMin(e.ext), ST_XMax(e.ext), ST_YMax(e.ext), e.zmin, e.zmax, e.n
+        FROM city c LEFT JOIN LATERAL (
+          SELECT ST_Extent(o.bbox) AS ext, min(o.z_min) AS zmin, max(o.z_max) AS zmax,
+                 count(*) AS n
+          FROM city_object o WHERE o.city_code = c.code) e ON true
+        ORDER BY c.code""")
+    with engine.connect() as conn:
+        rows = conn.execute(sql).all()
+    return [
+        {"code": r[0], "name_zh": r[1], "name_en": r[2], "crs": r[3],
+         "bbox": None if r[4] is None else [r[4], r[5], r[6], r[7]],
+         "zrange": None if r[8] is None else [r[8], r[9]], "objects": r[10]}
+        for r in rows
+    ]
+
+
+def get_city(engine: Engine, code: str) -> dict[str, Any]:
+    """One city, as `list_cities` describes it.
+
+    Raises:
+        NotFound: no such city.
+    """
+    for city in list_cities(engine):
+        if city["code"] == code:
+            return city
+    raise NotFound(f"no city {code!r}")
+
+
+def city_crs_srid(engine: Engine, code: str) -> int | None:
+    """The EPSG code of the city's native horizontal CRS when PostGIS knows it."""
+    with engine.connect() as conn:
+        crs = conn.execute(text("SELECT crs FROM city WHERE code = :c"), {"c": code}).scalar()
+        if not crs or not crs.startswith("EPSG:") or "+" in crs:
+            return None
+        srid = int(crs.split(":")[1])
+        known = conn.execute(
+            text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": srid}
+        ).first()
+    return srid if known else None
+
+
+def queryables(engine: Engine, code: str) -> list[str]:
+    """Attribute names that the city's objects carry (the keys a filter may use)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT DISTINCT unnest(attribute_keys) FROM dataset WHERE city_code = :c"),
+            {"c": code},
+        ).scalars().all()
+    return sorted(rows)
+
+
+def srid_known(engine: Engine, srid: int) -> bool:
+    """True when PostGIS can transform to this SRID."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": srid}
+        ).first() is not None
+
+
+@dataclass
+class ItemQuery:
+    """Filters and paging of an items request, already validated."""
+
+    city: str
+    limit: int
+    offset: int = 0
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_srid: int = 4326
+    types: list[str] = field(default_factory=list)
+    dataset: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    crs: OutputCrs = field(default_factory=lambda: OutputCrs.from_uri("OGC:CRS84"))
+
+
+def _where(q: ItemQuery) -> tuple[str, dict[str, Any]]:
+    clauses = ["o.city_code = :city"]
+    params: dict[str, Any] = {"city": q.city}
+    if q.bbox is not None:
+        clauses.append(
+            "o.bbox && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, :bsrid), 4326)"
+            if q.bbox_srid != 4326 else "o.bbox && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+        )
+        params.update(x0=q.bbox[0], y0=q.bbox[1], x1=q.bbox[2], y1=q.bbox[3], bsrid=q.bbox_srid)
+    if q.types:
+        clauses.append("o.type = ANY(:types)")
+        params["types"] = q.types
+    if q.dataset is not None:
+        clauses.append("o.dataset_id = (SELECT id FROM dataset d WHERE d.city_code = :city"
+                       " AND d.name = :dataset)")
+        params["dataset"] = q.dataset
+    for n, (key, value) in enumerate(sorted(q.attributes.items())):
+        clauses.append(f"o.attributes ->> :k{n} = :v{n}")
+        params[f"k{n}"] = key
+        params[f"v{n}"] = value
+    return " AND ".join(clauses), params
+
+
+def _feature(row: Any, geometries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "type": row.type, "dataset": row.dataset, "lods": row.lods,
+        "parents": row.parents, "children": row.children, "attributes": row.attributes,
+    }
+    if row.z_min is not None:
+        props["height"] = {"min": row.z_min, "max": row.z_max}
+    if geometries is not None:
+        props["geometries"] = geometries
+    return {"type": "Feature", "id": row.source_id,
+            "geometry": orjson.loads(row.geometry) if row.geometry else None,
+            "properties": props}
+
+
+def search_items(engine: Engine, q: ItemQuery) -> tuple[list[dict[str, Any]], int]:
+    """A page of features and the number matched in all."""
+    where, params = _where(q)
+    page = text(f"""
+        SELECT o.source_id, o.type, o.lods, o.parents, o.children, o.attributes, o.z_min, o.z_max,
+               d.name AS dataset, {_geojson('best.geom', q.crs)} AS geometry
+        FROM city_object o JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
+        {_HIGHEST_LOD}
+        WHERE {where} ORDER BY o.id LIMIT :limit OFFSET :offset""")  # noqa: S608 - fixed SQL
+    count = text(f"SELECT count(*) FROM city_object o WHERE {where}")  # noqa: S608
+    with engine.connect() as conn:
+        rows = conn.execute(page, {**params, "limit": q.limit, "offset": q.offset}).all()
+        matched = conn.execute(count, params).scalar_one()
+    return [_feature(r) for r in rows], int(matched)
+
+
+def get_item(engine: Engine, city: str, item_id: str, crs: OutputCrs) -> dict[str, Any]:
+    """One feature with every geometry (each LoD, its semantics and materials).
+
+    Raises:
+        NotFound: no such object in the city.
+    """
+    sql = text(f"""
+        SELECT o.id AS oid, o.source_id, o.type, o.lods, o.parents, o.children, o.attributes,
+               o.extra, o.z_min, o.z_max, d.name AS dataset,
+               {_geojson('best.geom', crs)} AS geometry
+        FROM city_object o JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
+        {_HIGHEST_LOD}
+        WHERE o.city_code = :city AND o.source_id = :sid""")  # noqa: S608 - fixed SQL
+    geoms = text(f"""
+        SELECT g.idx, g.lod, g.type, g.structure, {_geojson('g.geom', crs)} AS geometry
+        FROM object_geometry g WHERE g.city_code = :city AND g.object_id = :oid
+        ORDER BY g.idx""")  # noqa: S608 - fixed SQL
+    with engine.connect() as conn:
+        row = conn.execute(sql, {"city": city, "sid": item_id}).first()
+        if row is None:
+            raise NotFound(f"no object {item_id!r} in city {city!r}")
+        parts = conn.execute(geoms, {"city": city, "oid": row.oid}).all()
+    geometries = []
+    for p in parts:
+        structure = dict(p.structure)
+        structure.pop("surface_types", None)
+        geometries.append({"lod": p.lod, "type": p.type,
+                           "geometry": orjson.loads(p.geometry) if p.geometry else None,
+                           **{k: v for k, v in structure.items() if k not in ("type", "lod")}})
+    feature = _feature(row, geometries)
+    if row.extra:
+        feature["properties"]["extra"] = row.extra
+    return feature
+
+
+def check_bbox(values: list[float]) -> tuple[float, float, float, float]:
+    """A bbox of 4 or 6 numbers as (minx, miny, maxx, maxy).
+
+    Raises:
+        InvalidInput: wrong count, order or non-finite.
+    """
+    import math
+
+    if len(values) not in (4, 6) or not all(math.isfinite(v) for v in values):
+        raise InvalidInput("bbox must be 4 or 6 finite numbers: minx,miny,maxx,maxy")
+    if len(values) == 6:
+        values = [values[0], values[1], values[3], values[4]]
+    if values[0] > values[2] or values[1] > values[3]:
+        raise InvalidInput("bbox minimum must not exceed maximum")
+    return values[0], values[1], values[2], values[3]

@@ -1,0 +1,258 @@
+"""The `cim` command line. It only parses and dispatches; the work is in the Python API.
+
+Commands import `ingest` and `api` lazily, inside the command that needs them, so that the core
+package stays free of them at import time.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from cim.errors import CimError
+from cim.settings import ApiSettings, DatabaseSettings, IngestSettings
+
+DEMO_CITY = "370100"
+DEMO_NAMES = ("济南市（示例）", "Jinan (demo)")
+
+
+def _fail(exc: CimError) -> None:
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(2)
+
+
+def _engine(settings: DatabaseSettings) -> Any:
+    from cim.db.engine import database_url, make_engine
+
+    return make_engine(database_url(settings))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cim")
+def main() -> None:
+    """CIM — a City Information Model service.
+
+    \b
+    Typical session:
+      cim db start                         start the embedded PostGIS (or set CIM_DATABASE_URL)
+      cim db upgrade                       create or migrate the schema
+      cim ingest city.json --city 370100   load a CityJSON file into a city
+      cim serve                            OGC API Features on http://127.0.0.1:8000
+    """
+
+
+# ---------------------------------------------------------------- db
+@main.group()
+def db() -> None:
+    """The database: the embedded cluster, or the server named by CIM_DATABASE_URL."""
+
+
+def _cluster_or_none(settings: DatabaseSettings) -> Any:
+    from cim.db.engine import local_cluster
+
+    if not settings.embedded:
+        click.echo("CIM_DATABASE_URL is set: using that server, no embedded cluster.")
+        return None
+    return local_cluster(settings)
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL + PostGIS (creating it on first use)."""
+    settings = DatabaseSettings()
+    try:
+        cluster = _cluster_or_none(settings)
+        if cluster is not None:
+            cluster.start()
+            click.echo(f"embedded database running on 127.0.0.1:{cluster.port} (data in {cluster.root})")
+    except CimError as exc:
+        _fail(exc)
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded database."""
+    cluster = _cluster_or_none(DatabaseSettings())
+    if cluster is not None:
+        try:
+            cluster.stop()
+        except CimError as exc:
+            _fail(exc)
+        click.echo("embedded database stopped")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the database answers and which schema revision it has."""
+    from sqlalchemy.exc import OperationalError
+
+    from cim.db.engine import current_revision, head_revision
+
+    settings = DatabaseSettings()
+    try:
+        cluster = _cluster_or_none(settings)
+        if cluster is not None and not cluster.running():
+            click.echo(f"embedded database: stopped (data in {cluster.root})")
+            sys.exit(1)
+        engine = _engine(settings)
+        revision = current_revision(engine)
+    except (CimError, OperationalError) as exc:
+        click.secho(f"database unreachable: {exc}", fg="red", err=True)
+        sys.exit(1)
+    state = "current" if revision == head_revision() else f"needs `cim db upgrade` (head {head_revision()})"
+    click.echo(f"database: running; schema revision {revision or 'none'} ({state})")
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the SQLAlchemy URL of the database (it contains the password)."""
+    from cim.db.engine import database_url
+
+    try:
+        click.echo(database_url(DatabaseSettings()))
+    except CimError as exc:
+        _fail(exc)
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema or migrate it to the newest revision."""
+    from cim.db.engine import upgrade
+
+    try:
+        revision = upgrade(_engine(DatabaseSettings()))
+    except CimError as exc:
+        _fail(exc)
+    click.echo(f"schema at revision {revision}")
+
+
+# ---------------------------------------------------------------- demo
+@main.group()
+def demo() -> None:
+    """The synthetic demo city (Jinan area, EPSG:4548) that CIM generates itself."""
+
+
+@demo.command("generate")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--buildings", default=3000, show_default=True, help="Number of buildings.")
+@click.option("--seed", default=42, show_default=True, help="Same seed, same city.")
+@click.option("--format", "fmt", type=click.Choice(["cityjson", "cityjsonseq"]),
+              default="cityjson", show_default=True)
+def demo_generate(out: Path, buildings: int, seed: int, fmt: str) -> None:
+    """Write a synthetic city as CityJSON 2.0 (or CityJSONSeq) to OUT."""
+    from tqdm import tqdm
+
+    from cim.demo import generate_city
+
+    with tqdm(total=buildings, unit="bldg", disable=not sys.stderr.isatty()) as bar:
+        summary = generate_city(out, buildings=buildings, seed=seed, fmt=fmt, progress=bar.update)
+    click.echo(f"wrote {summary.total} city objects ({summary.counts}) to {summary.path}")
+
+
+@demo.command("load")
+@click.option("--buildings", default=3000, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+def demo_load(buildings: int, seed: int) -> None:
+    """Generate the demo city (once) and ingest it as city 370100, unless already loaded."""
+    from cim.demo import generate_city
+    from ingest.pipeline import file_checksum, ingest_files
+
+    settings = DatabaseSettings()
+    path = settings.data_dir / "demo" / f"demo-{buildings}-{seed}.city.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate_city(path, buildings=buildings, seed=seed)
+    try:
+        engine = _engine(settings)
+        with engine.connect() as conn:
+            from sqlalchemy import text
+
+            row = conn.execute(
+                text("SELECT checksum FROM dataset WHERE city_code = :c AND name = :n"),
+                {"c": DEMO_CITY, "n": path.name},
+            ).first()
+        if row and row[0] == file_checksum(path):
+            click.echo(f"demo city {DEMO_CITY} already loaded ({path.name})")
+            return
+        reports = ingest_files(engine, [path], DEMO_CITY, city_name_zh=DEMO_NAMES[0],
+                               city_name_en=DEMO_NAMES[1])
+    except CimError as exc:
+        _fail(exc)
+    click.echo(f"demo city {DEMO_CITY}: {reports[0].object_count} objects loaded")
+
+
+# ---------------------------------------------------------------- ingest
+@main.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--city", required=True, help="City code, e.g. the administrative code 370100.")
+@click.option("--crs", help="CRS of files that declare none, e.g. EPSG:7415.")
+@click.option("--name", help="Dataset name (default: the file name). Same name = replace.")
+@click.option("--city-name", "city_name_zh", help="City name (Chinese), stored when new.")
+@click.option("--city-name-en", help="City name (English), stored when new.")
+@click.option("--format", "fmt", type=click.Choice(["cityjson", "cityjsonseq"]),
+              help="Force a format instead of detecting it from the content.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def ingest(paths: tuple[Path, ...], city: str, crs: str | None, name: str | None,
+           city_name_zh: str | None, city_name_en: str | None, fmt: str | None,
+           as_json: bool) -> None:
+    """Load city-model files into a city: CityJSON 1.0/1.1/2.0 and CityJSONSeq.
+
+    All files land together or none does. Re-ingesting a file (same dataset name) replaces it.
+
+    \b
+    Examples:
+      cim ingest delft.city.json --city delft
+      cim ingest tiles/*.city.jsonl --city 370100 --crs EPSG:4548 --json
+    """
+    from tqdm import tqdm
+
+    from ingest.pipeline import ingest_files
+
+    try:
+        engine = _engine(DatabaseSettings())
+        with tqdm(unit="obj", disable=not sys.stderr.isatty() or as_json) as bar:
+            reports = ingest_files(engine, list(paths), city, crs=crs, name=name,
+                                   city_name_zh=city_name_zh, city_name_en=city_name_en,
+                                   forced_format=fmt, settings=IngestSettings(),
+                                   progress=bar.update)
+    except CimError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2))
+        return
+    for r in reports:
+        verb = "replaced" if r.replaced else "created"
+        click.echo(f"{r.path}: {r.object_count} objects -> city {r.city}, dataset {r.dataset!r} "
+                   f"(id {r.dataset_id}, {verb}) in {r.seconds:.1f} s")
+        click.echo(f"  {r.format} {r.format_version}, {r.source_crs}; by type: "
+                   + ", ".join(f"{k} {v}" for k, v in sorted(r.counts_by_type.items())))
+        for w in r.warnings:
+            click.secho(f"  warning: {w}", fg="yellow")
+
+
+# ---------------------------------------------------------------- serve
+@main.command()
+@click.option("--host", default=None, help="Interface (default 127.0.0.1, CIM_API_HOST).")
+@click.option("--port", default=None, type=int, help="Port (default 8000, CIM_API_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve OGC API Features (and the web pages) over HTTP."""
+    import uvicorn
+
+    from api.app import create_app
+
+    api_settings = ApiSettings()
+    try:
+        app = create_app(DatabaseSettings(), api_settings)
+    except CimError as exc:
+        _fail(exc)
+    uvicorn.run(app, host=host or api_settings.host, port=port or api_settings.port,
+                log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Engines and migrations: where the database is and how it is brought up to date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from cim.errors import DatabaseUnavailable
+from cim.localdb import LocalCluster
+from cim.settings import DatabaseSettings
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def local_cluster(settings: DatabaseSettings) -> LocalCluster:
+    """The embedded cluster these settings describe."""
+    return LocalCluster(settings.data_dir / "postgres", settings.db_port)
+
+
+def database_url(settings: DatabaseSettings) -> str:
+    """`CIM_DATABASE_URL` when set, else the embedded cluster's URL (which must be started)."""
+    if settings.database_url:
+        url = settings.database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+    return local_cluster(settings).url()
+
+
+def make_engine(url: str) -> Engine:
+    """A pooled engine for `url`."""
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def upgrade(engine: Engine) -> str:
+    """Migrate the database to the newest schema; returns the revision now current.
+
+    Raises:
+        DatabaseUnavailable: the server is unreachable or lacks PostGIS.
+    """
+    config = _alembic_config()
+    try:
+        with engine.begin() as conn:
+            available = conn.execute(
+                text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+            ).first()
+            if not available:
+                raise DatabaseUnavailable(
+                    "PostGIS is not installed on the database server "
+                    "(Debian/Ubuntu: apt-get install postgresql-15-postgis-3)"
+                )
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except (OperationalError, ProgrammingError) as exc:
+        raise DatabaseUnavailable(f"cannot migrate the database: {exc.orig}") from None
+    return current_revision(engine) or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at, None when never migrated."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head

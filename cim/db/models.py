@@ -1,0 +1,134 @@
+"""The city-model schema. Every table carries `city_code` in its primary key, the future shard key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cim.crs import FOOTPRINT_EPSG, STORAGE_EPSG
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the CIM schema."""
+
+
+class City(Base):
+    """A city (or any area) whose model CIM holds; `code` is e.g. the administrative code 370100."""
+
+    __tablename__ = "city"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str | None] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    crs: Mapped[str | None] = mapped_column(Text, comment="Native CRS of its data, e.g. EPSG:4548")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Dataset(Base):
+    """One ingested source file; re-ingesting a file with the same name replaces it whole."""
+
+    __tablename__ = "dataset"
+    __table_args__ = (
+        ForeignKeyConstraint(["city_code"], ["city.code"], ondelete="CASCADE"),
+        UniqueConstraint("city_code", "name"),
+    )
+
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    source_path: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(Text)
+    format_version: Mapped[str | None] = mapped_column(Text)
+    source_crs: Mapped[str] = mapped_column(Text)
+    checksum: Mapped[str] = mapped_column(String(64), comment="SHA-256 of the source file")
+    object_count: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="by type and by LoD")
+    warnings: Mapped[list[str]] = mapped_column(JSONB)
+    appearance: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="materials, textures")
+    file_metadata: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    attribute_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    status: Mapped[str] = mapped_column(Text, server_default="ready")
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CityObject(Base):
+    """A city object (Building, Road, ...) with its attributes; its geometries are rows below."""
+
+    __tablename__ = "city_object"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["city_code", "dataset_id"], ["dataset.city_code", "dataset.id"], ondelete="CASCADE"
+        ),
+        UniqueConstraint("city_code", "source_id"),
+        Index("city_object_bbox_gix", "bbox", postgresql_using="gist"),
+        Index("city_object_type_ix", "city_code", "type"),
+        Index("city_object_dataset_ix", "city_code", "dataset_id"),
+    )
+
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(BigInteger)
+    source_id: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    parents: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    children: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="other members of the object")
+    lods: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    footprint = mapped_column(
+        Geometry("GEOMETRY", srid=FOOTPRINT_EPSG, spatial_index=False), nullable=True
+    )
+    bbox = mapped_column(Geometry("POLYGON", srid=FOOTPRINT_EPSG, spatial_index=False), nullable=True)
+    z_min: Mapped[float | None] = mapped_column(Float, comment="ellipsoidal metres")
+    z_max: Mapped[float | None] = mapped_column(Float)
+
+
+class ObjectGeometry(Base):
+    """One geometry (one LoD) of a city object: PostGIS 3D geometry plus its triangulated mesh.
+
+    `geom` holds one polygon per surface in boundary order; `structure` keeps the nesting (shells,
+    solids), semantics, materials and textures so that the source geometry can be rebuilt.
+    The mesh is float32 Earth-centred positions relative to `origin_*`, uint32 triangles and, per
+    triangle, the index of the surface it came from.
+    """
+
+    __tablename__ = "object_geometry"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["city_code", "object_id"], ["city_object.city_code", "city_object.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    idx: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    lod: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    geom = mapped_column(Geometry("GEOMETRYZ", srid=STORAGE_EPSG, spatial_index=False))
+    structure: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    origin_x: Mapped[float | None] = mapped_column(Float)
+    origin_y: Mapped[float | None] = mapped_column(Float)
+    origin_z: Mapped[float | None] = mapped_column(Float)
+    mesh_vertices: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mesh_triangles: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mesh_surfaces: Mapped[bytes | None] = mapped_column(LargeBinary)

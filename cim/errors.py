@@ -1,0 +1,38 @@
+"""The project's exception root and its subclasses; `api/` maps them to HTTP problems."""
+
+from __future__ import annotations
+
+
+class CimError(Exception):
+    """Base of every error CIM raises on purpose; the message is meant for the user."""
+
+
+class NotFound(CimError):
+    """A city, dataset or object that does not exist."""
+
+
+class InvalidInput(CimError):
+    """A request or file that cannot be accepted as it is."""
+
+
+class InvalidCRS(InvalidInput):
+    """A coordinate reference system that is missing, unknown or unusable."""
+
+
+class IngestError(InvalidInput):
+    """A file that cannot be ingested; the message names the file, the object and the problem."""
+
+    def __init__(self, path: object, problem: str, object_id: str | None = None) -> None:
+        where = f"{path}" + (f", object {object_id!r}" if object_id is not None else "")
+        super().__init__(f"{where}: {problem}")
+        self.path = str(path)
+        self.object_id = object_id
+        self.problem = problem
+
+
+class DatabaseUnavailable(CimError):
+    """The database cannot be reached or started."""
+
+
+class Forbidden(CimError):
+    """The caller is not allowed to do this."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the CIM schema (run with `cim db upgrade`)."""

@@ -1,0 +1,65 @@
+"""Settings, one class per concern, read from environment variables with a `CIM_` prefix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and caches live unless `CIM_DATA_DIR` says otherwise.
+
+    As root the user's data directory sits under /root, which the `postgres` account running the
+    embedded cluster cannot enter, so root gets a system location instead.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/cim")
+    return Path(user_data_dir("cim"))
+
+
+class DatabaseSettings(BaseSettings):
+    """Which PostgreSQL + PostGIS server to use, or where to run the embedded one."""
+
+    model_config = SettingsConfigDict(env_prefix="CIM_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of an existing PostGIS database; unset = embedded cluster.",
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    db_port: int = Field(default=54329, description="Port of the embedded cluster (loopback only).")
+
+    @property
+    def embedded(self) -> bool:
+        """True when CIM runs its own private cluster."""
+        return not self.database_url
+
+
+class IngestSettings(BaseSettings):
+    """Limits that protect the ingest from hostile or broken files."""
+
+    model_config = SettingsConfigDict(env_prefix="CIM_INGEST_", extra="ignore")
+
+    max_line_bytes: int = Field(
+        default=64 * 1024 * 1024, description="Longest CityJSONSeq line accepted, in bytes."
+    )
+    batch_size: int = Field(default=2000, description="City objects written per COPY batch.")
+    max_abs_coordinate: float = Field(
+        default=1e8, description="Coordinates beyond this magnitude are rejected as absurd."
+    )
+
+
+class ApiSettings(BaseSettings):
+    """How the HTTP service listens and pages."""
+
+    model_config = SettingsConfigDict(env_prefix="CIM_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_limit: int = 10
+    max_limit: int = 10000
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])

@@ -1,0 +1,59 @@
+"""The registry of input formats: how each is recognised and opened. A new format is one entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cim.errors import IngestError
+from cim.settings import IngestSettings
+from ingest.cityjson import CityJsonReader, CityJsonSeqReader, sniff
+from ingest.model import Reader
+
+
+@dataclass(frozen=True)
+class Format:
+    """An input format: its name, a content sniffer and an opener."""
+
+    name: str
+    sniff: Callable[[Path, bytes], bool]
+    open: Callable[[Path, IngestSettings], Reader]
+
+
+FORMATS: dict[str, Format] = {
+    "cityjson": Format(
+        "CityJSON", lambda p, head: sniff(p, head) == "CityJSON",
+        lambda p, s: CityJsonReader(p),
+    ),
+    "cityjsonseq": Format(
+        "CityJSONSeq", lambda p, head: sniff(p, head) == "CityJSONSeq",
+        lambda p, s: CityJsonSeqReader(p, s.max_line_bytes),
+    ),
+}
+
+
+def open_reader(path: Path, settings: IngestSettings, forced: str | None = None) -> Reader:
+    """Open `path` with the reader its content calls for (or `forced`, a key of FORMATS).
+
+    Raises:
+        IngestError: missing, empty or unrecognised file.
+    """
+    if not path.exists():
+        raise IngestError(path, "no such file")
+    if not path.is_file():
+        raise IngestError(path, "not a regular file")
+    if forced is not None:
+        if forced not in FORMATS:
+            raise IngestError(path, f"unknown format {forced!r} (known: {', '.join(FORMATS)})")
+        return FORMATS[forced].open(path, settings)
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if not head.strip():
+        raise IngestError(path, "the file is empty")
+    for fmt in FORMATS.values():
+        if fmt.sniff(path, head):
+            return fmt.open(path, settings)
+    raise IngestError(
+        path, "unrecognised format: expected a CityJSON (.city.json) or CityJSONSeq (.jsonl) file"
+    )

@@ -1,0 +1,67 @@
+"""What a reader yields: city objects in their source CRS, format-neutral."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+GeometryKind = Literal["surface", "line", "point"]
+
+
+@dataclass(slots=True)
+class SourceGeometry:
+    """One geometry of a city object (one LoD), vertices in the source CRS.
+
+    Surfaces are flattened in boundary order: `ring_sizes` gives each ring's vertex count,
+    `polygon_rings` each surface's ring count (exterior first); `indices` index `vertices`.
+    Lines use `ring_sizes` per line; points use `indices` alone. `structure` keeps what is needed to
+    rebuild the source geometry: its type, LoD, nesting shape, semantics, materials, textures.
+    """
+
+    type: str
+    lod: str | None
+    kind: GeometryKind
+    vertices: NDArray[np.float64]
+    indices: NDArray[np.int64]
+    ring_sizes: NDArray[np.int64]
+    polygon_rings: NDArray[np.int64]
+    structure: dict[str, Any]
+    surface_semantics: list[str | None] | None = None
+
+
+@dataclass(slots=True)
+class SourceObject:
+    """A city object as read from a file."""
+
+    id: str
+    type: str
+    attributes: dict[str, Any]
+    parents: list[str]
+    children: list[str]
+    geometries: list[SourceGeometry]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Reader(Protocol):
+    """A city-model file opened for reading; `objects()` streams its city objects."""
+
+    path: str
+    format: str
+    format_version: str | None
+    crs_name: str | None
+    metadata: dict[str, Any]
+    appearance: dict[str, Any]
+    warnings: list[str]
+    total_objects: int | None
+
+    def objects(self) -> Iterator[SourceObject]:
+        """Yield every city object of the file, one at a time."""
+        ...
+
+    def close(self) -> None:
+        """Release the file."""
+        ...

@@ -1,0 +1,207 @@
+"""Ingest: files -> readers -> prepared rows -> PostGIS, one transaction for the whole run."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from cim.crs import ToStorage, crs_label, parse_crs
+from cim.errors import CimError, IngestError, InvalidCRS
+from cim.settings import IngestSettings
+from ingest.formats import open_reader
+from ingest.model import Reader, SourceObject
+from ingest.prepare import prepare_batch
+from ingest.writer import DatasetWriter
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestReport:
+    """What one file's ingest did, for the CLI's summary and `--json`."""
+
+    dataset_id: int
+    dataset: str
+    city: str
+    path: str
+    format: str
+    format_version: str | None
+    source_crs: str
+    object_count: int
+    counts_by_type: dict[str, int]
+    counts_by_lod: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    replaced: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return asdict(self)
+
+
+def file_checksum(path: Path) -> str:
+    """SHA-256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _batches(objects: Iterable[SourceObject], size: int) -> Iterable[list[SourceObject]]:
+    batch: list[SourceObject] = []
+    for obj in objects:
+        batch.append(obj)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _texture_warnings(reader: Reader, path: Path) -> list[str]:
+    textures = reader.appearance.get("textures") if reader.appearance else None
+    if not isinstance(textures, list):
+        return []
+    missing = [t.get("image") for t in textures
+               if isinstance(t, dict) and isinstance(t.get("image"), str)
+               and not (path.parent / t["image"]).exists()]
+    if not missing:
+        return []
+    shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+    return [f"{len(missing)} of {len(textures)} texture images are missing ({shown})"]
+
+
+def _dangling_warnings(writer: DatasetWriter, city: str, dataset_id: int) -> list[str]:
+    row = writer.conn.execute(
+        "SELECT count(*) FROM city_object o, unnest(o.children || o.parents) AS ref"
+        " WHERE o.city_code = %s AND o.dataset_id = %s AND NOT EXISTS"
+        " (SELECT 1 FROM city_object r WHERE r.city_code = o.city_code AND r.source_id = ref)",
+        (city, dataset_id),
+    ).fetchone()
+    n = int(row[0]) if row else 0
+    return [f"{n} parent/children references name objects that are not in the city"] if n else []
+
+
+def _ingest_one(
+    writer: DatasetWriter, path: Path, city: str, name: str, crs: str | None,
+    settings: IngestSettings, city_names: tuple[str | None, str | None],
+    forced_format: str | None, progress: Progress | None,
+) -> IngestReport:
+    started = time.perf_counter()
+    reader = open_reader(path, settings, forced_format)
+    try:
+        checksum = file_checksum(path)
+        warnings = list(reader.warnings)
+        if crs and reader.crs_name:
+            try:
+                same = parse_crs(crs) == parse_crs(reader.crs_name)
+            except InvalidCRS:
+                same = False
+            if not same:
+                warnings.append(f"--crs {crs} overrides the file's CRS {reader.crs_name}")
+        name_of_crs = crs or reader.crs_name
+        if not name_of_crs:
+            raise IngestError(path, "the file declares no CRS (metadata.referenceSystem): "
+                              "pass one with --crs, e.g. --crs EPSG:7415")
+        try:
+            source_crs = parse_crs(name_of_crs)
+            to_storage = ToStorage(source_crs)
+        except InvalidCRS as exc:
+            raise IngestError(path, str(exc)) from None
+        label = crs_label(source_crs)
+        warnings += to_storage.warnings
+        warnings += _texture_warnings(reader, path)
+        writer.ensure_city(city, label, *city_names)
+        fields = {"source_path": str(path.resolve()), "format": reader.format,
+                  "format_version": reader.format_version, "source_crs": label,
+                  "checksum": checksum, "appearance": reader.appearance,
+                  "metadata": reader.metadata}
+        dataset_id, replaced = writer.replace_dataset(city, name, fields)
+        by_type: Counter[str] = Counter()
+        by_lod: Counter[str] = Counter()
+        keys: set[str] = set()
+        degenerate = 0
+        for batch in _batches(reader.objects(), settings.batch_size):
+            ids = writer.reserve_ids(len(batch))
+            prepared = prepare_batch(str(path), city, dataset_id, ids, batch, to_storage, label,
+                                     settings.max_abs_coordinate)
+            writer.write(prepared)
+            by_type.update(prepared.stats.by_type)
+            by_lod.update(prepared.stats.by_lod)
+            keys |= prepared.stats.attribute_keys
+            degenerate += prepared.stats.degenerate_surfaces
+            if progress:
+                progress(len(batch))
+        total = sum(by_type.values())
+        if degenerate:
+            warnings.append(f"{degenerate} surfaces have no area and were stored but not "
+                            "triangulated (they will not show in 3D views)")
+        warnings += _dangling_warnings(writer, city, dataset_id)
+        writer.finish(city, dataset_id, {
+            "object_count": total, "counts": {"by_type": by_type, "by_lod": by_lod},
+            "warnings": warnings, "attribute_keys": keys,
+        })
+    finally:
+        reader.close()
+    return IngestReport(dataset_id, name, city, str(path), reader.format, reader.format_version,
+                        label, total, dict(by_type), dict(by_lod), warnings, replaced,
+                        round(time.perf_counter() - started, 3))
+
+
+def ingest_files(
+    engine: Engine,
+    paths: list[Path],
+    city: str,
+    crs: str | None = None,
+    name: str | None = None,
+    city_name_zh: str | None = None,
+    city_name_en: str | None = None,
+    forced_format: str | None = None,
+    settings: IngestSettings | None = None,
+    progress: Progress | None = None,
+) -> list[IngestReport]:
+    """Ingest files into a city as one transaction: all land, or nothing does.
+
+    Raises:
+        IngestError: a file cannot be ingested; the message names the file and the object.
+    """
+    settings = settings or IngestSettings()
+    if not city or len(city) > 64 or not city.replace("-", "").replace("_", "").isalnum():
+        raise IngestError(city, "a city code is letters, digits, '-' or '_' (at most 64), e.g. 370100")
+    if name and len(paths) > 1:
+        raise IngestError(name, "--name names one dataset; give one file with it")
+    raw = engine.raw_connection()
+    try:
+        pg = raw.driver_connection
+        writer_reports = []
+        try:
+            for path in paths:
+                writer = DatasetWriter(pg, str(path))
+                writer_reports.append(_ingest_one(
+                    writer, path, city, name or path.name, crs, settings,
+                    (city_name_zh, city_name_en), forced_format, progress,
+                ))
+            pg.commit()
+        except CimError:
+            pg.rollback()
+            raise
+        except RecursionError:
+            pg.rollback()
+            raise IngestError(path, "data nested too deeply to be a city model") from None
+        except OSError as exc:
+            pg.rollback()
+            raise IngestError(path, f"cannot read the file: {exc.strerror or exc}") from None
+        except BaseException:
+            pg.rollback()
+            raise
+        return writer_reports
+    finally:
+        raw.close()
