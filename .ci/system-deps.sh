@@ -16,6 +16,7 @@ if [[ -z "$have_postgis" ]]; then
   fi
 fi
 if ! python3 -c "import venv, ensurepip" 2>/dev/null; then need+=(python3-venv); fi
+if [[ ! -x /usr/bin/time ]]; then need+=(time); fi  # peak memory in bench/
 
 if [[ ${#need[@]} -eq 0 ]]; then exit 0; fi
 echo "installing OS packages: ${need[*]}"

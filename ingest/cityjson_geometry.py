@@ -1,9 +1,13 @@
-"""CityJSON geometry objects to `SourceGeometry`: flattening boundaries, checking them, and keeping
-semantics, materials, textures and templates so that nothing of the source is lost."""
+"""CityJSON geometry objects to `SourceGeometry`: flattening boundaries, checking their shape, and
+keeping semantics, materials, textures and templates so that nothing of the source is lost.
+
+Vertex indices are only flattened here; their type and range are checked per batch (fast) by the
+preparation step, which names the object when one is wrong.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +19,7 @@ from ingest.model import SourceGeometry
 SURFACE_DEPTH = {"MultiSurface": 0, "CompositeSurface": 0, "Solid": 1, "MultiSolid": 2,
                  "CompositeSolid": 2}
 ALL_TYPES = {*SURFACE_DEPTH, "MultiPoint", "MultiLineString", "GeometryInstance"}
+_OWN = ("type", "lod", "boundaries", "semantics", "material", "texture")
 
 
 class GeometryProblem(ValueError):
@@ -25,28 +30,38 @@ class GeometryProblem(ValueError):
 class Templates:
     """The file's geometry templates, with their (untransformed) vertices."""
 
-    templates: list[dict[str, Any]]
+    templates: list[Any]
     vertices: NDArray[np.float64]
+    _decoded: dict[int, SourceGeometry] = field(default_factory=dict)
+
+    def decoded(self, t: int) -> SourceGeometry:
+        """Template `t` decoded once against the template vertices."""
+        if t not in self._decoded:
+            g = decode_geometry(self.templates[t], self.vertices, None, None)
+            n = len(self.vertices)
+            if any(not isinstance(i, int) or not 0 <= i < n for i in g.indices):
+                raise GeometryProblem(f"template {t} uses a vertex index outside "
+                                      "'vertices-templates'")
+            self._decoded[t] = g
+        return self._decoded[t]
 
 
-def _lod(geom: dict[str, Any], required: bool) -> str | None:
+def _lod(geom: dict[str, Any]) -> str:
     lod = geom.get("lod")
     if lod is None:
-        if required:
-            raise GeometryProblem(f"{geom.get('type')} geometry has no 'lod'")
-        return None
+        raise GeometryProblem(f"{geom.get('type')} geometry has no 'lod'")
     if isinstance(lod, bool) or not isinstance(lod, (str, int, float)):
         raise GeometryProblem(f"'lod' must be a string or number, got {lod!r}")
     return str(lod)
 
 
-def _surfaces(boundaries: Any, depth: int, gtype: str) -> tuple[list[list[Any]], Any]:
+def _surfaces(boundaries: Any, depth: int, gtype: str) -> tuple[list[Any], Any]:
     """Flatten nested shells/solids to a list of surfaces, and return the nesting shape."""
     if not isinstance(boundaries, list):
         raise GeometryProblem(f"'boundaries' of a {gtype} must be an array")
     if depth == 0:
         return boundaries, len(boundaries)
-    flat: list[list[Any]] = []
+    flat: list[Any] = []
     shape: list[Any] = []
     for part in boundaries:
         sub, sub_shape = _surfaces(part, depth - 1, gtype)
@@ -56,32 +71,15 @@ def _surfaces(boundaries: Any, depth: int, gtype: str) -> tuple[list[list[Any]],
 
 
 def _flat_values(values: Any, depth: int) -> list[Any]:
-    """Flatten semantics/material `values` nested like the surfaces (None stays None)."""
+    """Flatten semantics `values` nested like the surfaces (None stays None)."""
     if depth == 0:
         if not isinstance(values, list):
-            raise GeometryProblem("semantic or material 'values' do not match the boundaries")
+            raise GeometryProblem("semantic 'values' do not match the boundaries")
         return values
     out: list[Any] = []
     for part in values if isinstance(values, list) else []:
         out.extend(_flat_values(part, depth - 1) if part is not None else [None])
     return out
-
-
-def _check_indices(flat: list[Any], n_vertices: int) -> NDArray[np.int64]:
-    arr = np.array(flat) if flat else np.zeros(0, dtype=np.int64)
-    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise GeometryProblem("boundaries must hold integer vertex indices, nested as the type says")
-    if arr.size and (arr.min() < 0 or arr.max() >= n_vertices):
-        bad = int(arr.max() if arr.max() >= n_vertices else arr.min())
-        raise GeometryProblem(f"vertex index {bad} is out of range (the file has {n_vertices} vertices)")
-    return arr.astype(np.int64, copy=False)
-
-
-def _localise(
-    flat: NDArray[np.int64], vertices: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    used, local = np.unique(flat, return_inverse=True)
-    return np.asarray(vertices[used], dtype=np.float64), local.astype(np.int64)
 
 
 def _semantic_types(geom: dict[str, Any], depth: int, n_surfaces: int) -> list[str | None] | None:
@@ -98,12 +96,13 @@ def _semantic_types(geom: dict[str, Any], depth: int, n_surfaces: int) -> list[s
         raise GeometryProblem(
             f"semantic 'values' cover {len(flat)} surfaces but the geometry has {n_surfaces}"
         )
+    surfaces = sem["surfaces"]
     out: list[str | None] = []
     for v in flat:
         if v is None:
             out.append(None)
-        elif isinstance(v, int) and 0 <= v < len(sem["surfaces"]):
-            s = sem["surfaces"][v]
+        elif isinstance(v, int) and 0 <= v < len(surfaces):
+            s = surfaces[v]
             out.append(s.get("type") if isinstance(s, dict) else None)
         else:
             raise GeometryProblem(f"semantic value {v!r} does not name one of the surfaces")
@@ -112,25 +111,20 @@ def _semantic_types(geom: dict[str, Any], depth: int, n_surfaces: int) -> list[s
 
 def _localise_textures(texture: Any, uv: NDArray[np.float64] | None) -> Any:
     """Replace indices into the file's texture vertices by the (u, v) pairs themselves."""
-    if not isinstance(texture, dict):
+    if not isinstance(texture, dict) or uv is None:
         return texture
-    out: dict[str, Any] = {}
-    for theme, body in texture.items():
-        if not isinstance(body, dict) or uv is None:
-            out[theme] = body
-            continue
+    table = uv.tolist()
 
-        def walk(node: Any) -> Any:
-            if isinstance(node, list) and node and all(isinstance(x, int) for x in node):
-                # a ring: [texture index, uv index, uv index, ...]
-                uvs = [uv[i].tolist() if 0 <= i < len(uv) else None for i in node[1:]]
-                return [node[0], *uvs]
-            if isinstance(node, list):
-                return [walk(x) for x in node]
-            return node
+    def walk(node: Any) -> Any:
+        if isinstance(node, list) and node and all(isinstance(x, int) for x in node):
+            # a ring: [texture index, uv index, uv index, ...]
+            return [node[0], *(table[i] if 0 <= i < len(table) else None for i in node[1:])]
+        if isinstance(node, list):
+            return [walk(x) for x in node]
+        return node
 
-        out[theme] = {**body, "values": walk(body.get("values"))}
-    return out
+    return {theme: ({**body, "values": walk(body.get("values"))} if isinstance(body, dict)
+                    else body) for theme, body in texture.items()}
 
 
 def decode_geometry(
@@ -151,57 +145,55 @@ def decode_geometry(
         raise GeometryProblem(f"unknown geometry type {gtype!r}")
     if gtype == "GeometryInstance":
         return _instance(geom, vertices, templates)
-    lod = _lod(geom, required=True)
+    lod = _lod(geom)
     boundaries = geom.get("boundaries")
     structure: dict[str, Any] = {"type": gtype, "lod": lod}
-    for key in ("semantics", "material"):
-        if key in geom:
-            structure[key] = geom[key]
+    if "semantics" in geom:
+        structure["semantics"] = geom["semantics"]
+    if "material" in geom:
+        structure["material"] = geom["material"]
     if "texture" in geom:
         structure["texture"] = _localise_textures(geom["texture"], uv)
-    extra = {k: v for k, v in geom.items()
-             if k not in ("type", "lod", "boundaries", "semantics", "material", "texture")}
-    if extra:
-        structure["other"] = extra
-    empty = np.zeros(0, dtype=np.int64)
+    if len(geom) > 3:
+        extra = {k: v for k, v in geom.items() if k not in _OWN}
+        if extra:
+            structure["other"] = extra
+    if gtype == "MultiPoint":
+        if not isinstance(boundaries, list):
+            raise GeometryProblem("'boundaries' of a MultiPoint must be an array of indices")
+        structure["shape"] = len(boundaries)
+        return SourceGeometry(gtype, lod, "point", vertices, boundaries, [], [], structure)
     try:
-        if gtype == "MultiPoint":
-            idx = _check_indices(boundaries if isinstance(boundaries, list) else [None], len(vertices))
-            coords, local = _localise(idx, vertices)
-            structure["shape"] = len(idx)
-            return SourceGeometry(gtype, lod, "point", coords, local, empty, empty, structure)
         if gtype == "MultiLineString":
-            if not isinstance(boundaries, list) or not all(isinstance(x, list) for x in boundaries):
-                raise GeometryProblem("'boundaries' of a MultiLineString must be arrays of indices")
-            idx = _check_indices([i for line in boundaries for i in line], len(vertices))
-            coords, local = _localise(idx, vertices)
-            sizes = np.array([len(line) for line in boundaries], dtype=np.int64)
+            if not isinstance(boundaries, list):
+                raise GeometryProblem("'boundaries' of a MultiLineString must be an array")
+            sizes = [len(line) for line in boundaries]
+            flat = [i for line in boundaries for i in line]
             structure["shape"] = len(boundaries)
-            return SourceGeometry(gtype, lod, "line", coords, local, sizes, empty, structure)
+            return SourceGeometry(gtype, lod, "line", vertices, flat, sizes, [], structure)
         depth = SURFACE_DEPTH[gtype]
         surfaces, shape = _surfaces(boundaries, depth, gtype)
-        rings: list[list[Any]] = []
-        polygon_rings = np.empty(len(surfaces), dtype=np.int64)
-        for n, surface in enumerate(surfaces):
-            if not isinstance(surface, list) or not surface or not isinstance(surface[0], list):
-                raise GeometryProblem(
-                    f"surface {n} of the {gtype} is not an array of rings (check the nesting)"
-                )
-            rings.extend(surface)
-            polygon_rings[n] = len(surface)
-        sizes = np.fromiter((len(r) if isinstance(r, list) else -1 for r in rings),
-                            dtype=np.int64, count=len(rings))
-        if sizes.size and sizes.min() < 0:
-            raise GeometryProblem(f"a ring of the {gtype} is not an array of vertex indices")
-        if sizes.size and sizes.min() == 0:
+        polygon_rings = [len(s) if isinstance(s, list) and s and isinstance(s[0], list) else 0
+                         for s in surfaces]
+        if 0 in polygon_rings:
+            n = polygon_rings.index(0)
+            raise GeometryProblem(
+                f"surface {n} of the {gtype} is not an array of rings (check the nesting)"
+            )
+        rings = [r for s in surfaces for r in s]
+        sizes = [len(r) for r in rings]
+        if 0 in sizes:
             raise GeometryProblem(f"a ring of the {gtype} is empty")
-        idx = _check_indices([i for r in rings for i in r], len(vertices))
-        coords, local = _localise(idx, vertices)
+        flat = [i for r in rings for i in r]
+    except TypeError:
+        raise GeometryProblem(
+            f"'boundaries' of the {gtype} are not nested as the type requires"
+        ) from None
     except RecursionError:
         raise GeometryProblem("boundaries nested far deeper than any CityJSON type") from None
     structure["shape"] = shape
     semantics = _semantic_types(geom, depth, len(surfaces))
-    return SourceGeometry(gtype, lod, "surface", coords, local, sizes, polygon_rings, structure,
+    return SourceGeometry(gtype, lod, "surface", vertices, flat, sizes, polygon_rings, structure,
                           semantics)
 
 
@@ -219,14 +211,16 @@ def _instance(
             or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in matrix)):
         raise GeometryProblem("GeometryInstance needs a 'transformationMatrix' of 16 numbers")
     ref = geom.get("boundaries")
-    if not isinstance(ref, list) or len(ref) != 1:
-        raise GeometryProblem("GeometryInstance 'boundaries' must hold exactly one vertex index")
-    point = vertices[_check_indices(ref, len(vertices))[0]]
+    if (not isinstance(ref, list) or len(ref) != 1 or not isinstance(ref[0], int)
+            or not 0 <= ref[0] < len(vertices)):
+        raise GeometryProblem("GeometryInstance 'boundaries' must hold one valid vertex index")
+    point = np.asarray(vertices[ref[0]], dtype=np.float64)
     m = np.array(matrix, dtype=np.float64).reshape(4, 4)
-    tv = templates.vertices
-    placed = tv @ m[:3, :3].T + m[:3, 3] + point
-    resolved = decode_geometry(templates.templates[t], placed, None, None)
-    resolved.structure["template"] = {
-        "template": t, "transformationMatrix": matrix, "referencePoint": point.tolist()
-    }
-    return resolved
+    template = templates.decoded(t)
+    placed = templates.vertices @ m[:3, :3].T + m[:3, 3] + point
+    structure = dict(template.structure)
+    structure["template"] = {"template": t, "transformationMatrix": matrix,
+                             "referencePoint": point.tolist()}
+    return SourceGeometry(template.type, template.lod, template.kind, placed, template.indices,
+                          template.ring_sizes, template.polygon_rings, structure,
+                          template.surface_semantics)

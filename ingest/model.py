@@ -16,19 +16,21 @@ GeometryKind = Literal["surface", "line", "point"]
 class SourceGeometry:
     """One geometry of a city object (one LoD), vertices in the source CRS.
 
+    `indices` index `vertices` (the array the file's boundaries refer to: a file-wide array, a
+    feature's own, or a placed template's); they are checked later, for a whole batch at once.
     Surfaces are flattened in boundary order: `ring_sizes` gives each ring's vertex count,
-    `polygon_rings` each surface's ring count (exterior first); `indices` index `vertices`.
-    Lines use `ring_sizes` per line; points use `indices` alone. `structure` keeps what is needed to
-    rebuild the source geometry: its type, LoD, nesting shape, semantics, materials, textures.
+    `polygon_rings` each surface's ring count (exterior first). Lines use `ring_sizes` per line;
+    points use `indices` alone. `structure` keeps what is needed to rebuild the source geometry:
+    its type, LoD, nesting shape, semantics, materials, textures.
     """
 
     type: str
     lod: str | None
     kind: GeometryKind
     vertices: NDArray[np.float64]
-    indices: NDArray[np.int64]
-    ring_sizes: NDArray[np.int64]
-    polygon_rings: NDArray[np.int64]
+    indices: list[Any]
+    ring_sizes: list[int]
+    polygon_rings: list[int]
     structure: dict[str, Any]
     surface_semantics: list[str | None] | None = None
 

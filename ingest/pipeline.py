@@ -10,15 +10,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine
 
 from cim.crs import ToStorage, crs_label, parse_crs
-from cim.errors import CimError, IngestError, InvalidCRS
+from cim.errors import DatabaseUnavailable, IngestError, InvalidCRS
 from cim.settings import IngestSettings
 from ingest.formats import open_reader
 from ingest.model import Reader, SourceObject
 from ingest.prepare import prepare_batch
-from ingest.writer import DatasetWriter
+from ingest.writer import DatasetWriter, IdSource
 
 Progress = Callable[[int], None]
 
@@ -91,7 +92,7 @@ def _dangling_warnings(writer: DatasetWriter, city: str, dataset_id: int) -> lis
 
 
 def _ingest_one(
-    writer: DatasetWriter, path: Path, city: str, name: str, crs: str | None,
+    writer: DatasetWriter, ids: IdSource, path: Path, city: str, name: str, crs: str | None,
     settings: IngestSettings, city_names: tuple[str | None, str | None],
     forced_format: str | None, progress: Progress | None,
 ) -> IngestReport:
@@ -130,8 +131,8 @@ def _ingest_one(
         keys: set[str] = set()
         degenerate = 0
         for batch in _batches(reader.objects(), settings.batch_size):
-            ids = writer.reserve_ids(len(batch))
-            prepared = prepare_batch(str(path), city, dataset_id, ids, batch, to_storage, label,
+            prepared = prepare_batch(str(path), city, dataset_id, ids.take(len(batch)), batch,
+                                     to_storage, label,
                                      settings.max_abs_coordinate)
             writer.write(prepared)
             by_type.update(prepared.stats.by_type)
@@ -144,6 +145,7 @@ def _ingest_one(
         if degenerate:
             warnings.append(f"{degenerate} surfaces have no area and were stored but not "
                             "triangulated (they will not show in 3D views)")
+        writer.flush()
         warnings += _dangling_warnings(writer, city, dataset_id)
         writer.finish(city, dataset_id, {
             "object_count": total, "counts": {"by_type": by_type, "by_lod": by_lod},
@@ -179,29 +181,35 @@ def ingest_files(
     if name and len(paths) > 1:
         raise IngestError(name, "--name names one dataset; give one file with it")
     raw = engine.raw_connection()
+    raw_ids = engine.raw_connection()
     try:
         pg = raw.driver_connection
+        raw_ids.driver_connection.autocommit = True
+        ids = IdSource(raw_ids.driver_connection)
         writer_reports = []
+        writer: DatasetWriter | None = None
+        path = paths[0]
         try:
             for path in paths:
                 writer = DatasetWriter(pg, str(path))
                 writer_reports.append(_ingest_one(
-                    writer, path, city, name or path.name, crs, settings,
+                    writer, ids, path, city, name or path.name, crs, settings,
                     (city_name_zh, city_name_en), forced_format, progress,
                 ))
             pg.commit()
-        except CimError:
+        except BaseException as exc:
+            if writer is not None:
+                writer.abandon()
             pg.rollback()
-            raise
-        except RecursionError:
-            pg.rollback()
-            raise IngestError(path, "data nested too deeply to be a city model") from None
-        except OSError as exc:
-            pg.rollback()
-            raise IngestError(path, f"cannot read the file: {exc.strerror or exc}") from None
-        except BaseException:
-            pg.rollback()
+            if isinstance(exc, RecursionError):
+                raise IngestError(path, "data nested too deeply to be a city model") from None
+            if isinstance(exc, psycopg.OperationalError):
+                raise DatabaseUnavailable(f"the database connection failed: {exc}") from None
+            if isinstance(exc, OSError):
+                raise IngestError(path, f"cannot read the file: {exc.strerror or exc}") from None
             raise
         return writer_reports
     finally:
+        raw_ids.driver_connection.autocommit = False
+        raw_ids.close()
         raw.close()

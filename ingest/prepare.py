@@ -1,7 +1,6 @@
-"""Source objects to database rows: coordinates to WGS 84 / Earth-centred, triangulation, EWKB.
-
-Work is done per batch so that the CRS transformation runs once over many objects' vertices.
-"""
+"""Source objects to COPY rows, a batch at a time: indices checked, coordinates transformed to
+WGS 84 and Earth-centred, polygons triangulated, EWKB written — all vectorised over the batch, so
+the cost per object stays small whatever the file holds."""
 
 from __future__ import annotations
 
@@ -16,18 +15,18 @@ from numpy.typing import NDArray
 from cim.crs import FOOTPRINT_EPSG, STORAGE_EPSG, ToStorage, lonlath_to_ecef
 from cim.errors import IngestError
 from cim.geometry import (
-    convex_hull_2d,
+    ewkb_boxes,
     ewkb_multilinestring,
-    ewkb_multipoint,
-    ewkb_multipolygon,
-    ewkb_multipolygon_2d,
-    ewkb_polygon_2d,
-    ring_starts,
+    ewkb_multipoints,
+    ewkb_multipolygons,
+    segment_min_max,
+    starts_of,
     triangulate,
 )
 from ingest.model import SourceGeometry, SourceObject
 
-MAX_HEIGHT = 100_000.0  # metres above or below the ellipsoid; beyond is a unit or CRS mistake
+MAX_HEIGHT = 100_000.0  # metres from the ellipsoid; beyond is a unit or CRS mistake
+Int = NDArray[np.int64]
 
 
 @dataclass
@@ -42,76 +41,185 @@ class BatchStats:
 
 @dataclass
 class PreparedBatch:
-    """COPY-ready rows for `city_object` and `object_geometry`."""
+    """Rows for binary COPY into `city_object` and `object_geometry`."""
 
     objects: list[tuple[Any, ...]]
     geometries: list[tuple[Any, ...]]
     stats: BatchStats
 
 
-def _footprint(
-    obj: SourceObject, llh: list[NDArray[np.float64]]
-) -> bytes | None:
-    """2D footprint: ground surfaces, else LoD0 surfaces, else the convex hull of all vertices."""
-    best: tuple[str, list[list[NDArray[np.float64]]]] | None = None
-    for g, coords in zip(obj.geometries, llh, strict=True):
+def ranges(starts: Int, sizes: Int) -> Int:
+    """Concatenation of `arange(start, start + size)` for every segment."""
+    total = int(sizes.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(starts - starts_of(sizes), sizes) + np.arange(total)
+
+
+def _jsonb(value: Any) -> bytes:
+    return b"\x01" + orjson.dumps(value)
+
+
+def _check_indices(flat: list[Any], n_vertices: int) -> tuple[Int | None, str]:
+    """The indices as an array, or None and the reason they are wrong."""
+    try:
+        arr = np.array(flat) if flat else np.zeros(0, dtype=np.int64)
+    except (ValueError, TypeError):
+        return None, "boundaries must hold integer vertex indices, nested as the type says"
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        return None, "boundaries must hold integer vertex indices, nested as the type says"
+    if arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= n_vertices:
+            bad = lo if lo < 0 else hi
+            return None, f"vertex index {bad} is out of range (there are {n_vertices} vertices)"
+    return arr.astype(np.int64, copy=False), ""
+
+
+class _Batch:
+    """The geometries of a batch laid out back to back."""
+
+    def __init__(self, path: str, objects: list[SourceObject]) -> None:
+        self.path = path
+        self.objects = objects
+        self.geoms: list[SourceGeometry] = []
+        self.owner: list[int] = []
+        self.number: list[int] = []  # position of each geometry in its object
+        for n, obj in enumerate(objects):
+            self.geoms.extend(obj.geometries)
+            self.owner.extend([n] * len(obj.geometries))
+            self.number.extend(range(len(obj.geometries)))
+        self.counts = np.array([len(g.indices) for g in self.geoms], dtype=np.int64)
+        self.vstart = starts_of(self.counts)
+
+    def fail(self, k: int, problem: str) -> IngestError:
+        obj = self.objects[self.owner[k]]
+        return IngestError(self.path, f"geometry {self.number[k]}: {problem}", obj.id)
+
+    def source_coordinates(self) -> NDArray[np.float64]:
+        """Every referenced vertex, geometry after geometry, checking indices per run of
+        geometries that share a vertex array (the whole batch, for a CityJSON document)."""
+        parts: list[NDArray[np.float64]] = []
+        i = 0
+        while i < len(self.geoms):
+            array = self.geoms[i].vertices
+            j = i
+            flat: list[Any] = []
+            while j < len(self.geoms) and self.geoms[j].vertices is array:
+                flat.extend(self.geoms[j].indices)
+                j += 1
+            idx, problem = _check_indices(flat, len(array))
+            if idx is None:
+                for k in range(i, j):
+                    _, problem = _check_indices(self.geoms[k].indices, len(array))
+                    if problem:
+                        raise self.fail(k, problem)
+                raise self.fail(i, problem)
+            parts.append(np.asarray(array[idx], dtype=np.float64).reshape(-1, 3))
+            i = j
+        return np.concatenate(parts) if parts else np.zeros((0, 3))
+
+    def check_placed(self, src: NDArray[np.float64], llh: NDArray[np.float64], limit: float,
+                     crs: str) -> None:
+        """Refuse absurd or unplaceable coordinates, naming the first object that has one."""
+        absurd = np.abs(src).max(axis=1) > limit if len(src) else np.zeros(0, bool)
+        off = ~np.isfinite(llh).all(axis=1) | (np.abs(llh[:, 1]) > 90) \
+            | (np.abs(llh[:, 0]) > 180) | (np.abs(llh[:, 2]) > MAX_HEIGHT)
+        bad = absurd | off
+        if bad.any():
+            at = int(np.argmax(bad))
+            k = int(np.searchsorted(self.vstart, at, side="right") - 1)
+            p = src[at]
+            if absurd[at]:
+                problem = f"absurd coordinate {np.abs(p).max():.6g} (limit {limit:g})"
+            else:
+                problem = (f"coordinate ({p[0]:.6g}, {p[1]:.6g}, {p[2]:.6g}) cannot be placed on "
+                           f"Earth with {crs}: wrong CRS, wrong units or a corrupt value")
+            raise self.fail(k, problem)
+
+
+def _surfaces(batch: _Batch, llh: NDArray[np.float64], sel: list[int],
+              stats: BatchStats) -> dict[int, tuple[Any, ...]]:
+    """EWKB and mesh columns of the surface geometries `sel` (indices into batch.geoms)."""
+    if not sel:
+        return {}
+    geoms = [batch.geoms[k] for k in sel]
+    sizes = np.array([x for g in geoms for x in g.ring_sizes], dtype=np.int64)
+    rings = np.array([x for g in geoms for x in g.polygon_rings], dtype=np.int64)
+    n_poly = np.array([len(g.polygon_rings) for g in geoms], dtype=np.int64)
+    counts = batch.counts[sel]
+    pts = llh[ranges(batch.vstart[sel], counts)]
+    ecef = lonlath_to_ecef(pts)
+    tris, owner, bad = triangulate(ecef, sizes, rings)
+    stats.degenerate_surfaces += bad
+    wkb = ewkb_multipolygons(pts, sizes, rings, n_poly, STORAGE_EPSG)
+    geom_of_poly = np.repeat(np.arange(len(sel)), n_poly)
+    first_poly = starts_of(n_poly)
+    vstart = starts_of(counts)
+    nonempty = counts > 0
+    origin = np.zeros((len(sel), 3))
+    if nonempty.any():
+        lo, hi = segment_min_max(ecef, counts[nonempty])
+        origin[nonempty] = (lo + hi) / 2
+    verts = (ecef - np.repeat(origin, counts, axis=0)).astype("<f4")
+    tri_geom = geom_of_poly[owner]
+    local = (tris - vstart[tri_geom][:, None]).astype("<u4")
+    surface = (owner - first_poly[tri_geom]).astype("<u4")
+    cut = np.searchsorted(tri_geom, np.arange(len(sel) + 1))
+    out: dict[int, tuple[Any, ...]] = {}
+    for n, k in enumerate(sel):
+        a, b = int(cut[n]), int(cut[n + 1])
+        if a == b:
+            mesh: tuple[Any, ...] = (None,) * 6
+        else:
+            v0, v1 = int(vstart[n]), int(vstart[n] + counts[n])
+            mesh = (float(origin[n, 0]), float(origin[n, 1]), float(origin[n, 2]),
+                    verts[v0:v1].tobytes(), local[a:b].tobytes(), surface[a:b].tobytes())
+        out[k] = (wkb[n], *mesh)
+    return out
+
+
+def _footprints(batch: _Batch, llh: NDArray[np.float64]) -> dict[int, bytes]:
+    """2D footprints (EPSG:4326) of objects with ground surfaces, or else LoD0 surfaces: from
+    their highest-LoD geometry that has them."""
+    chosen: dict[int, tuple[str, int, list[int]]] = {}
+    for k, g in enumerate(batch.geoms):
         if g.kind != "surface":
             continue
-        want = [i for i, s in enumerate(g.surface_semantics or []) if s == "GroundSurface"]
-        if not want and (g.lod or "").startswith("0"):
-            want = list(range(len(g.polygon_rings)))
-        if not want or (best is not None and (g.lod or "") <= best[0]):
+        sem = g.surface_semantics
+        if sem is not None and "GroundSurface" in sem:
+            polys = [i for i, s in enumerate(sem) if s == "GroundSurface"]
+        elif (g.lod or "").startswith("0"):
+            polys = list(range(len(g.polygon_rings)))
+        else:
             continue
-        starts = ring_starts(g.ring_sizes)
-        first_ring = ring_starts(g.polygon_rings)
-        polys = []
-        for p in want:
-            rings = []
-            for r in range(first_ring[p], first_ring[p] + g.polygon_rings[p]):
-                ring = coords[g.indices[starts[r]: starts[r] + g.ring_sizes[r]], :2]
-                if len(ring) >= 3:
-                    rings.append(ring)
-            if rings:
-                polys.append(rings)
-        if polys:
-            best = (g.lod or "", polys)
-    if best is not None:
-        return ewkb_multipolygon_2d(best[1], FOOTPRINT_EPSG)
-    if not llh:
-        return None
-    hull = convex_hull_2d(np.concatenate(llh))
-    if len(hull) < 3:
-        return None
-    return ewkb_polygon_2d([hull], FOOTPRINT_EPSG)
-
-
-def _mesh(g: SourceGeometry, ecef: NDArray[np.float64]) -> tuple[Any, ...]:
-    """Origin and float32 vertices, uint32 triangles, per-triangle surface of a surface geometry."""
-    tris, owners, bad = triangulate(ecef, g.indices, g.ring_sizes, g.polygon_rings)
-    if not len(tris):
-        return (None, None, None, None, None, None), bad
-    used, local = np.unique(tris, return_inverse=True)
-    pts = ecef[used]
-    origin = (pts.min(axis=0) + pts.max(axis=0)) / 2
-    verts = (pts - origin).astype(np.float32)
-    return (
-        float(origin[0]), float(origin[1]), float(origin[2]),
-        verts.tobytes(), local.reshape(-1, 3).astype(np.uint32).tobytes(), owners.tobytes(),
-    ), bad
-
-
-def _check_coordinates(path: str, obj: SourceObject, src: NDArray[np.float64],
-                       llh: NDArray[np.float64], limit: float, crs: str) -> None:
-    if src.size and np.abs(src).max() > limit:
-        raise IngestError(path, f"absurd coordinate {np.abs(src).max():.6g} (limit {limit:g})", obj.id)
-    bad = ~np.isfinite(llh).all(axis=1) | (np.abs(llh[:, 1]) > 90) | (np.abs(llh[:, 0]) > 180) \
-        | (np.abs(llh[:, 2]) > MAX_HEIGHT)
-    if bad.any():
-        p = src[np.argmax(bad)]
-        raise IngestError(
-            path, f"coordinate ({p[0]:.6g}, {p[1]:.6g}, {p[2]:.6g}) cannot be placed on Earth with "
-            f"{crs}: wrong CRS, wrong units or a corrupt value", obj.id,
-        )
+        n = batch.owner[k]
+        if n not in chosen or (g.lod or "") > chosen[n][0]:
+            chosen[n] = (g.lod or "", k, polys)
+    if not chosen:
+        return {}
+    sizes: list[int] = []
+    rings: list[int] = []
+    starts: list[int] = []
+    n_poly: list[int] = []
+    objects = sorted(chosen)
+    for n in objects:
+        _, k, polys = chosen[n]
+        g = batch.geoms[k]
+        ring_at = np.concatenate(([0], np.cumsum(g.polygon_rings)))
+        vert_at = np.concatenate(([0], np.cumsum(g.ring_sizes)))
+        for p in polys:
+            r0, r1 = int(ring_at[p]), int(ring_at[p + 1])
+            rings.append(r1 - r0)
+            for r in range(r0, r1):
+                sizes.append(g.ring_sizes[r])
+                starts.append(int(batch.vstart[k] + vert_at[r]))
+        n_poly.append(len(polys))
+    size_arr = np.array(sizes, dtype=np.int64)
+    pts = llh[ranges(np.array(starts, dtype=np.int64), size_arr)]
+    wkb = ewkb_multipolygons(pts, size_arr, np.array(rings, dtype=np.int64),
+                             np.array(n_poly, dtype=np.int64), FOOTPRINT_EPSG, dims=2)
+    return dict(zip(objects, wkb, strict=True))
 
 
 def prepare_batch(
@@ -127,74 +235,68 @@ def prepare_batch(
     """Rows for a batch of objects, given their database ids.
 
     Raises:
-        IngestError: a coordinate cannot be placed on Earth.
+        IngestError: a vertex index is wrong or a coordinate cannot be placed on Earth.
     """
-    geoms = [g for o in objects for g in o.geometries]
-    sizes = [len(g.vertices) for g in geoms]
-    if geoms:
-        src = np.concatenate([g.vertices for g in geoms]) if sum(sizes) else np.zeros((0, 3))
-        llh_all = to_storage.to_lonlath(src) if len(src) else np.zeros((0, 3))
-        ecef_all = lonlath_to_ecef(llh_all)
-    else:
-        src = llh_all = ecef_all = np.zeros((0, 3))
-    splits = np.cumsum(sizes)[:-1] if sizes else []
-    llh_parts = np.split(llh_all, splits) if geoms else []
-    src_parts = np.split(src, splits) if geoms else []
-    ecef_parts = np.split(ecef_all, splits) if geoms else []
+    batch = _Batch(path, objects)
     stats = BatchStats()
-    obj_rows: list[tuple[Any, ...]] = []
+    src = batch.source_coordinates()
+    llh = to_storage.to_lonlath(src) if len(src) else np.zeros((0, 3))
+    batch.check_placed(src, llh, max_abs_coordinate, crs_label)
+
+    kinds = [g.kind for g in batch.geoms]
+    surfaces = _surfaces(batch, llh, [k for k, kind in enumerate(kinds) if kind == "surface"],
+                         stats)
+    points = [k for k, kind in enumerate(kinds) if kind == "point"]
+    point_wkb = dict(zip(points, ewkb_multipoints(
+        llh[ranges(batch.vstart[points], batch.counts[points])], batch.counts[points],
+        STORAGE_EPSG), strict=True)) if points else {}
+    footprints = _footprints(batch, llh)
+
+    obj_counts = np.zeros(len(objects), dtype=np.int64)
+    np.add.at(obj_counts, np.array(batch.owner, dtype=np.int64), batch.counts)
+    has = obj_counts > 0
+    boxes: list[bytes | None] = [None] * len(objects)
+    zrange = np.full((len(objects), 2), np.nan)
+    if has.any():
+        lo, hi = segment_min_max(llh, obj_counts[has])
+        for n, box in zip(np.flatnonzero(has).tolist(), ewkb_boxes(lo, hi, FOOTPRINT_EPSG),
+                          strict=True):
+            boxes[n] = box
+        zrange[has, 0], zrange[has, 1] = lo[:, 2], hi[:, 2]
+
     geom_rows: list[tuple[Any, ...]] = []
-    k = 0
+    for k, g in enumerate(batch.geoms):
+        n = batch.owner[k]
+        if g.kind == "surface":
+            columns = surfaces[k]
+        elif g.kind == "point":
+            columns = (point_wkb[k], *(None,) * 6)
+        else:
+            a = int(batch.vstart[k])
+            columns = (ewkb_multilinestring(llh[a: a + int(batch.counts[k])],
+                                            np.array(g.ring_sizes, dtype=np.int64),
+                                            STORAGE_EPSG), *(None,) * 6)
+        structure = g.structure
+        if g.surface_semantics is not None:
+            structure = {**structure, "surface_types": g.surface_semantics}
+        geom_rows.append((city, ids[n], batch.number[k], g.lod, g.type, columns[0], _jsonb(structure),
+                          *columns[1:]))
+        stats.by_lod[g.lod or "none"] += 1
+
+    obj_rows: list[tuple[Any, ...]] = []
     for n, obj in enumerate(objects):
-        oid = ids[n]
-        count = len(obj.geometries)
-        llh = llh_parts[k: k + count]
-        for s, ll in zip(src_parts[k: k + count], llh, strict=True):
-            _check_coordinates(path, obj, s, ll, max_abs_coordinate, crs_label)
-        lods = sorted({g.lod for g in obj.geometries if g.lod is not None})
-        for idx, g in enumerate(obj.geometries):
-            coords = llh[idx]
-            if g.kind == "surface":
-                geom = ewkb_multipolygon(coords, g.indices, g.ring_sizes, g.polygon_rings, STORAGE_EPSG)
-                mesh, bad = _mesh(g, ecef_parts[k + idx])
-                stats.degenerate_surfaces += bad
-            elif g.kind == "line":
-                geom = ewkb_multilinestring(coords, g.indices, g.ring_sizes, STORAGE_EPSG)
-                mesh = (None,) * 6
-            else:
-                geom = ewkb_multipoint(coords, g.indices, STORAGE_EPSG)
-                mesh = (None,) * 6
-            structure = dict(g.structure)
-            if g.surface_semantics is not None:
-                structure["surface_types"] = g.surface_semantics
-            geom_rows.append((city, oid, idx, g.lod, g.type, geom.hex(),
-                              orjson.dumps(structure, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
-                              *mesh))
-            stats.by_lod[g.lod or "none"] += 1
-        if llh:
-            every = np.concatenate(llh) if count > 1 else llh[0]
-        else:
-            every = np.zeros((0, 3))
-        if len(every):
-            lo, hi = every.min(axis=0), every.max(axis=0)
-            bbox = ewkb_polygon_2d(
-                [np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])],
-                FOOTPRINT_EPSG,
-            ).hex()
-            zmin, zmax = float(lo[2]), float(hi[2])
-            footprint = _footprint(obj, llh)
-        else:
-            bbox, zmin, zmax, footprint = None, None, None, None
-        attributes = orjson.dumps(obj.attributes).decode()
-        extra = orjson.dumps(obj.extra).decode()
-        if "\\u0000" in attributes or "\\u0000" in extra or "\x00" in obj.id:
+        attributes = orjson.dumps(obj.attributes)
+        extra = orjson.dumps(obj.extra)
+        if b"\\u0000" in attributes or b"\\u0000" in extra or "\x00" in obj.id:
             raise IngestError(path, "text holds a NUL character, which PostgreSQL cannot store",
                               obj.id)
+        lods = sorted({g.lod for g in obj.geometries if g.lod is not None})
+        z = zrange[n]
         obj_rows.append((
-            city, oid, dataset_id, obj.id, obj.type, obj.parents, obj.children, attributes, extra,
-            lods, footprint.hex() if footprint else None, bbox, zmin, zmax,
+            city, ids[n], dataset_id, obj.id, obj.type, obj.parents, obj.children,
+            b"\x01" + attributes, b"\x01" + extra, lods, footprints.get(n), boxes[n],
+            None if np.isnan(z[0]) else float(z[0]), None if np.isnan(z[1]) else float(z[1]),
         ))
         stats.by_type[obj.type] += 1
         stats.attribute_keys.update(obj.attributes)
-        k += count
     return PreparedBatch(obj_rows, geom_rows, stats)

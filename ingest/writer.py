@@ -3,7 +3,9 @@ transaction, so that a dataset lands whole or not at all."""
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 from typing import Any
 
 import orjson
@@ -13,16 +15,21 @@ from psycopg import sql
 from cim.errors import IngestError
 from ingest.prepare import PreparedBatch
 
-OBJECT_COLUMNS = ("city_code", "id", "dataset_id", "source_id", "type", "parents", "children",
-                  "attributes", "extra", "lods", "footprint", "bbox", "z_min", "z_max")
-GEOMETRY_COLUMNS = ("city_code", "object_id", "idx", "lod", "type", "geom", "structure",
-                    "origin_x", "origin_y", "origin_z", "mesh_vertices", "mesh_triangles",
-                    "mesh_surfaces")
+# Binary COPY: geometry columns take EWKB bytes and jsonb columns version-1 JSON bytes as they are
+# (sent as bytea, read by the column type's own binary input).
+OBJECT_COLUMNS = {"city_code": "text", "id": "int8", "dataset_id": "int8", "source_id": "text",
+                  "type": "text", "parents": "text[]", "children": "text[]", "attributes": "bytea",
+                  "extra": "bytea", "lods": "text[]", "footprint": "bytea", "bbox": "bytea",
+                  "z_min": "float8", "z_max": "float8"}
+GEOMETRY_COLUMNS = {"city_code": "text", "object_id": "int8", "idx": "int2", "lod": "text",
+                    "type": "text", "geom": "bytea", "structure": "bytea", "origin_x": "float8",
+                    "origin_y": "float8", "origin_z": "float8", "mesh_vertices": "bytea",
+                    "mesh_triangles": "bytea", "mesh_surfaces": "bytea"}
 _DUPLICATE = re.compile(r"Key \(city_code, source_id\)=\((.*?), (.*)\) already exists")
 
 
-def _copy_sql(table: str, columns: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+def _copy_sql(table: str, columns: dict[str, str]) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
 
@@ -33,6 +40,54 @@ class DatasetWriter:
     def __init__(self, conn: psycopg.Connection[Any], path: str) -> None:
         self.conn = conn
         self.path = path
+        self._queue: queue.Queue[PreparedBatch | None] = queue.Queue(maxsize=2)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _drain(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._copy(batch)
+                except BaseException as exc:  # handed to the main thread by flush()
+                    self._error = exc
+
+    def write(self, batch: PreparedBatch) -> None:
+        """Queue a batch for COPY; the next one is prepared meanwhile (COPY runs in a thread,
+        while the server works the main thread goes on).
+
+        Raises:
+            IngestError: an earlier batch was refused.
+        """
+        if self._error is not None:
+            self.flush()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="cim-copy", daemon=True)
+            self._thread.start()
+        self._queue.put(batch)
+
+    def abandon(self) -> None:
+        """Stop writing (after an error elsewhere): drop queued batches, wait for the thread."""
+        if self._thread is not None:
+            self._error = self._error or RuntimeError("abandoned")
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._error = None
+
+    def flush(self) -> None:
+        """Wait until every queued batch is written.
+
+        Raises:
+            IngestError: a batch was refused.
+        """
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def ensure_city(self, code: str, crs: str, name_zh: str | None, name_en: str | None) -> None:
         """Create the city when new; fill its names and CRS where they are empty."""
@@ -63,15 +118,7 @@ class DatasetWriter:
         assert row is not None
         return int(row[0]), deleted is not None
 
-    def reserve_ids(self, count: int) -> list[int]:
-        """`count` fresh city-object ids from the table's sequence (safe with concurrent ingests)."""
-        rows = self.conn.execute(
-            "SELECT nextval(pg_get_serial_sequence('city_object', 'id'))"
-            " FROM generate_series(1, %s)", (count,),
-        ).fetchall()
-        return [int(r[0]) for r in rows]
-
-    def write(self, batch: PreparedBatch) -> None:
+    def _copy(self, batch: PreparedBatch) -> None:
         """COPY a batch of objects and their geometries.
 
         Raises:
@@ -80,9 +127,11 @@ class DatasetWriter:
         try:
             with self.conn.cursor() as cur:
                 with cur.copy(_copy_sql("city_object", OBJECT_COLUMNS)) as copy:
+                    copy.set_types(list(OBJECT_COLUMNS.values()))
                     for row in batch.objects:
                         copy.write_row(row)
                 with cur.copy(_copy_sql("object_geometry", GEOMETRY_COLUMNS)) as copy:
+                    copy.set_types(list(GEOMETRY_COLUMNS.values()))
                     for row in batch.geometries:
                         copy.write_row(row)
         except psycopg.errors.UniqueViolation as exc:
@@ -94,10 +143,17 @@ class DatasetWriter:
                 "another dataset of the city (ingest into another city or delete that dataset)", oid,
             ) from None
         except psycopg.errors.DataError as exc:
-            raise IngestError(self.path, f"the database refused a value: {exc.diag.message_primary}") from None
+            raise IngestError(
+                self.path, f"the database refused a value: {exc.diag.message_primary}"
+            ) from None
+        except psycopg.errors.InternalError as exc:  # e.g. PostGIS refusing a geometry
+            raise IngestError(
+                self.path, f"the database refused a geometry: {exc.diag.message_primary}"
+            ) from None
 
     def finish(self, city: str, dataset_id: int, fields: dict[str, Any]) -> None:
         """Record the dataset's final counts and warnings, and mark it ready."""
+        self.flush()
         self.conn.execute(
             "UPDATE dataset SET object_count = %s, counts = %s, warnings = %s, attribute_keys = %s,"
             " status = 'ready' WHERE city_code = %s AND id = %s",
@@ -105,3 +161,24 @@ class DatasetWriter:
              orjson.dumps(fields["warnings"]).decode(), sorted(fields["attribute_keys"]),
              city, dataset_id),
         )
+
+
+class IdSource:
+    """Fresh city-object ids from the table's sequence, taken in blocks on a connection of its
+    own (sequences are not transactional, so this never waits for the COPY connection)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], block: int = 10_000) -> None:
+        self.conn = conn
+        self.block = block
+        self._free: list[int] = []
+
+    def take(self, count: int) -> list[int]:
+        """`count` ids, unique even with concurrent ingests."""
+        while len(self._free) < count:
+            rows = self.conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('city_object', 'id'))"
+                " FROM generate_series(1, %s)", (max(self.block, count),),
+            ).fetchall()
+            self._free.extend(int(r[0]) for r in rows)
+        taken, self._free = self._free[:count], self._free[count:]
+        return taken

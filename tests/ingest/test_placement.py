@@ -52,8 +52,9 @@ def _assert_placed(engine: Engine, path: Path, crs: str, city: str) -> int:
     doc = json.loads(path.read_text())
     pyproj_t = Transformer.from_crs(crs, "EPSG:4979", always_xy=True)
     checked = 0
-    for oid, obj in list(doc["CityObjects"].items())[:25]:
-        if not obj.get("geometry") or obj["geometry"][0]["type"] == "GeometryInstance":
+    surfaces = {"MultiSurface", "CompositeSurface", "Solid", "MultiSolid", "CompositeSolid"}
+    for oid, obj in list(doc["CityObjects"].items())[:60]:
+        if not obj.get("geometry") or obj["geometry"][0]["type"] not in surfaces:
             continue
         src = _first_surface_source(doc, oid)
         x, y, z = pyproj_t.transform(src[:, 0], src[:, 1], src[:, 2])
@@ -108,3 +109,14 @@ def test_known_point_rd_new_is_shifted_to_wgs84(engine: Engine, tmp_path: Path) 
         )).one()
     assert lat == pytest.approx(52.155172, abs=2e-6)
     assert lon == pytest.approx(5.387204, abs=3e-6)
+
+
+def test_demo_city_cgcs2000_gauss_kruger_epsg_4548(engine: Engine, tmp_path: Path) -> None:
+    from cim.demo import generate_city
+
+    summary = generate_city(tmp_path / "demo.city.json", buildings=300, seed=7)
+    [report] = ingest_files(engine, [summary.path], "370100")
+    assert report.source_crs == "EPSG:4548"
+    assert report.object_count == summary.total
+    assert report.counts_by_type == summary.counts
+    assert _assert_placed(engine, summary.path, "EPSG:4548", "370100") >= 20

@@ -1,0 +1,38 @@
+"""A throwaway PostGIS cluster for benchmarks (or CIM_BENCH_DATABASE_URL when set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cim.db.engine import make_engine, upgrade
+from cim.localdb import LocalCluster
+
+
+@contextmanager
+def bench_database() -> Iterator[str]:
+    """Yield the URL of a migrated, empty database; remove the cluster afterwards."""
+    given = os.environ.get("CIM_BENCH_DATABASE_URL")
+    if given:
+        upgrade(make_engine(given))
+        yield given
+        return
+    root = Path(tempfile.mkdtemp(prefix="cim-bench-pg-"))
+    root.chmod(0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cluster = LocalCluster(root, port, {"shared_buffers": "256MB", "max_wal_size": "4GB"})
+    cluster.start()
+    try:
+        url = cluster.url()
+        upgrade(make_engine(url))
+        yield url
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""3D Tiles from the city model (built in a later issue)."""
