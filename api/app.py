@@ -32,14 +32,20 @@ def create_app(
         title="CIM — City Information Model",
         version=__version__,
         description="3D city models as OGC API Features (one collection per city).",
-        docs_url=None, redoc_url=None, openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.engine = engine
     problems.install(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                       allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
-                       expose_headers=["Content-Crs"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["Content-Crs"],
+    )
     app.include_router(features_router(engine, settings))
 
     @app.get("/", summary="Landing page", tags=["Capabilities"])

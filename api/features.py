@@ -22,9 +22,13 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
 # CRSs every collection offers, besides the city's own
-COMMON_CRS = [OGC_CRS84, OGC_CRS84H, "http://www.opengis.net/def/crs/EPSG/0/4326",
-              "http://www.opengis.net/def/crs/EPSG/0/4979",
-              "http://www.opengis.net/def/crs/EPSG/0/3857"]
+COMMON_CRS = [
+    OGC_CRS84,
+    OGC_CRS84H,
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+    "http://www.opengis.net/def/crs/EPSG/0/4979",
+    "http://www.opengis.net/def/crs/EPSG/0/3857",
+]
 _RESERVED = {"bbox", "bbox-crs", "crs", "limit", "offset", "type", "dataset", "datetime", "f"}
 
 
@@ -55,15 +59,25 @@ def collection_doc(engine: Engine, city: dict[str, Any], base: str) -> dict[str,
     code = city["code"]
     title = city["name_zh"] or city["name_en"] or code
     doc: dict[str, Any] = {
-        "id": code, "title": title, "description": city["name_en"] or title, "itemType": "feature",
-        "crs": _crs_list(engine, code), "storageCrs": OGC_CRS84H,
+        "id": code,
+        "title": title,
+        "description": city["name_en"] or title,
+        "itemType": "feature",
+        "crs": _crs_list(engine, code),
+        "storageCrs": OGC_CRS84H,
         "links": [
             {"href": f"{base}/collections/{code}", "rel": "self", "type": "application/json"},
-            {"href": f"{base}/collections/{code}/items", "rel": "items", "type": GEOJSON,
-             "title": "city objects"},
-            {"href": f"{base}/collections/{code}/queryables",
-             "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-             "type": "application/schema+json"},
+            {
+                "href": f"{base}/collections/{code}/items",
+                "rel": "items",
+                "type": GEOJSON,
+                "title": "city objects",
+            },
+            {
+                "href": f"{base}/collections/{code}/queryables",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "type": "application/schema+json",
+            },
         ],
     }
     if city["bbox"]:
@@ -99,18 +113,26 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         store.get_city(engine, city)
         props: dict[str, Any] = {"type": {"type": "string", "description": "city object type"}}
         props.update({k: {"description": "attribute"} for k in store.queryables(engine, city)})
-        body = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$id": f"{_base(request)}/collections/{city}/queryables",
-                "type": "object", "title": city, "properties": props}
+        body = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{_base(request)}/collections/{city}/queryables",
+            "type": "object",
+            "title": city,
+            "properties": props,
+        }
         return JSONResponse(body, media_type="application/schema+json")
 
-    @router.get("/collections/{city}/items", summary="City objects, filtered and paged",
-                response_class=JSONResponse)
+    @router.get(
+        "/collections/{city}/items",
+        summary="City objects, filtered and paged",
+        response_class=JSONResponse,
+    )
     def items(
         city: str,
         request: Request,
-        limit: int = Query(settings.default_limit, ge=1,
-                          description=f"page size (at most {settings.max_limit})"),
+        limit: int = Query(
+            settings.default_limit, ge=1, description=f"page size (at most {settings.max_limit})"
+        ),
         offset: int = Query(0, ge=0),
         bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),
         bbox_crs: str | None = Query(None, alias="bbox-crs"),
@@ -150,25 +172,54 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         features, matched = store.search_items(engine, q)
         base = f"{_base(request)}/collections/{city}/items"
         params = dict(request.query_params)
-        links = [{"href": f"{base}?{urlencode(params)}" if params else base, "rel": "self",
-                  "type": GEOJSON},
-                 {"href": f"{_base(request)}/collections/{city}", "rel": "collection",
-                  "type": "application/json"}]
+        links = [
+            {
+                "href": f"{base}?{urlencode(params)}" if params else base,
+                "rel": "self",
+                "type": GEOJSON,
+            },
+            {
+                "href": f"{_base(request)}/collections/{city}",
+                "rel": "collection",
+                "type": "application/json",
+            },
+        ]
         if offset + len(features) < matched:
-            links.append({"href": f"{base}?{urlencode({**params, 'offset': offset + limit})}",
-                          "rel": "next", "type": GEOJSON})
+            links.append(
+                {
+                    "href": f"{base}?{urlencode({**params, 'offset': offset + limit})}",
+                    "rel": "next",
+                    "type": GEOJSON,
+                }
+            )
         if offset > 0:
-            links.append({"href": f"{base}?{urlencode({**params, 'offset': max(offset - limit, 0)})}",
-                          "rel": "prev", "type": GEOJSON})
-        body = {"type": "FeatureCollection", "features": features, "numberMatched": matched,
-                "numberReturned": len(features), "links": links}
-        return JSONResponse(body, media_type=GEOJSON,
-                            headers={"Content-Crs": f"<{q.crs.uri}>"})
+            links.append(
+                {
+                    "href": f"{base}?{urlencode({**params, 'offset': max(offset - limit, 0)})}",
+                    "rel": "prev",
+                    "type": GEOJSON,
+                }
+            )
+        body = {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": matched,
+            "numberReturned": len(features),
+            "links": links,
+        }
+        return JSONResponse(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
 
-    @router.get("/collections/{city}/items/{item_id:path}", summary="One city object",
-                response_class=JSONResponse)
-    def item(city: str, item_id: str, request: Request,
-             crs: str | None = Query(None, description="CRS of the response geometries")) -> JSONResponse:
+    @router.get(
+        "/collections/{city}/items/{item_id:path}",
+        summary="One city object",
+        response_class=JSONResponse,
+    )
+    def item(
+        city: str,
+        item_id: str,
+        request: Request,
+        crs: str | None = Query(None, description="CRS of the response geometries"),
+    ) -> JSONResponse:
         store.get_city(engine, city)
         out = _output_crs(engine, city, crs, "crs")
         feature = store.get_item(engine, city, item_id, out)

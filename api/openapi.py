@@ -38,8 +38,9 @@ def _downgrade(node: Any) -> Any:
 
 def openapi_30(app: FastAPI) -> dict[str, Any]:
     """The app's OpenAPI document, in 3.0.3 form."""
-    doc = get_openapi(title=app.title, version=app.version, description=app.description,
-                      routes=app.routes)
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
     doc = _downgrade(doc)
     doc["openapi"] = "3.0.3"
     return doc

@@ -23,8 +23,12 @@ STATUS: dict[type[CimError], int] = {
 
 def problem(status: int, detail: str, instance: str | None = None) -> JSONResponse:
     """A problem+json response."""
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-            "detail": detail}
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     return JSONResponse(body, status_code=status, media_type=PROBLEM)

@@ -41,9 +41,15 @@ def list_cities(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(sql).all()
     return [
-        {"code": r[0], "name_zh": r[1], "name_en": r[2], "crs": r[3],
-         "bbox": None if r[4] is None else [r[4], r[5], r[6], r[7]],
-         "zrange": None if r[8] is None else [r[8], r[9]], "objects": r[10]}
+        {
+            "code": r[0],
+            "name_zh": r[1],
+            "name_en": r[2],
+            "crs": r[3],
+            "bbox": None if r[4] is None else [r[4], r[5], r[6], r[7]],
+            "zrange": None if r[8] is None else [r[8], r[9]],
+            "objects": r[10],
+        }
         for r in rows
     ]
 
@@ -76,19 +82,24 @@ def city_crs_srid(engine: Engine, code: str) -> int | None:
 def queryables(engine: Engine, code: str) -> list[str]:
     """Attribute names that the city's objects carry (the keys a filter may use)."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT DISTINCT unnest(attribute_keys) FROM dataset WHERE city_code = :c"),
-            {"c": code},
-        ).scalars().all()
+        rows = (
+            conn.execute(
+                text("SELECT DISTINCT unnest(attribute_keys) FROM dataset WHERE city_code = :c"),
+                {"c": code},
+            )
+            .scalars()
+            .all()
+        )
     return sorted(rows)
 
 
 def srid_known(engine: Engine, srid: int) -> bool:
     """True when PostGIS can transform to this SRID."""
     with engine.connect() as conn:
-        return conn.execute(
-            text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": srid}
-        ).first() is not None
+        return (
+            conn.execute(text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": srid}).first()
+            is not None
+        )
 
 
 @dataclass
@@ -112,15 +123,18 @@ def _where(q: ItemQuery) -> tuple[str, dict[str, Any]]:
     if q.bbox is not None:
         clauses.append(
             "o.bbox && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, :bsrid), 4326)"
-            if q.bbox_srid != 4326 else "o.bbox && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+            if q.bbox_srid != 4326
+            else "o.bbox && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
         )
         params.update(x0=q.bbox[0], y0=q.bbox[1], x1=q.bbox[2], y1=q.bbox[3], bsrid=q.bbox_srid)
     if q.types:
         clauses.append("o.type = ANY(:types)")
         params["types"] = q.types
     if q.dataset is not None:
-        clauses.append("o.dataset_id = (SELECT id FROM dataset d WHERE d.city_code = :city"
-                       " AND d.name = :dataset)")
+        clauses.append(
+            "o.dataset_id = (SELECT id FROM dataset d WHERE d.city_code = :city"
+            " AND d.name = :dataset)"
+        )
         params["dataset"] = q.dataset
     for n, (key, value) in enumerate(sorted(q.attributes.items())):
         clauses.append(f"o.attributes ->> :k{n} = :v{n}")
@@ -131,16 +145,23 @@ def _where(q: ItemQuery) -> tuple[str, dict[str, Any]]:
 
 def _feature(row: Any, geometries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "type": row.type, "dataset": row.dataset, "lods": row.lods,
-        "parents": row.parents, "children": row.children, "attributes": row.attributes,
+        "type": row.type,
+        "dataset": row.dataset,
+        "lods": row.lods,
+        "parents": row.parents,
+        "children": row.children,
+        "attributes": row.attributes,
     }
     if row.z_min is not None:
         props["height"] = {"min": row.z_min, "max": row.z_max}
     if geometries is not None:
         props["geometries"] = geometries
-    return {"type": "Feature", "id": row.source_id,
-            "geometry": orjson.loads(row.geometry) if row.geometry else None,
-            "properties": props}
+    return {
+        "type": "Feature",
+        "id": row.source_id,
+        "geometry": orjson.loads(row.geometry) if row.geometry else None,
+        "properties": props,
+    }
 
 
 def search_items(engine: Engine, q: ItemQuery) -> tuple[list[dict[str, Any]], int]:
@@ -148,7 +169,7 @@ def search_items(engine: Engine, q: ItemQuery) -> tuple[list[dict[str, Any]], in
     where, params = _where(q)
     page = text(f"""
         SELECT o.source_id, o.type, o.lods, o.parents, o.children, o.attributes, o.z_min, o.z_max,
-               d.name AS dataset, {_geojson('best.geom', q.crs)} AS geometry
+               d.name AS dataset, {_geojson("best.geom", q.crs)} AS geometry
         FROM city_object o JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
         {_HIGHEST_LOD}
         WHERE {where} ORDER BY o.id LIMIT :limit OFFSET :offset""")  # noqa: S608 - fixed SQL
@@ -168,12 +189,12 @@ def get_item(engine: Engine, city: str, item_id: str, crs: OutputCrs) -> dict[st
     sql = text(f"""
         SELECT o.id AS oid, o.source_id, o.type, o.lods, o.parents, o.children, o.attributes,
                o.extra, o.z_min, o.z_max, d.name AS dataset,
-               {_geojson('best.geom', crs)} AS geometry
+               {_geojson("best.geom", crs)} AS geometry
         FROM city_object o JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
         {_HIGHEST_LOD}
         WHERE o.city_code = :city AND o.source_id = :sid""")  # noqa: S608 - fixed SQL
     geoms = text(f"""
-        SELECT g.idx, g.lod, g.type, g.structure, {_geojson('g.geom', crs)} AS geometry
+        SELECT g.idx, g.lod, g.type, g.structure, {_geojson("g.geom", crs)} AS geometry
         FROM object_geometry g WHERE g.city_code = :city AND g.object_id = :oid
         ORDER BY g.idx""")  # noqa: S608 - fixed SQL
     with engine.connect() as conn:
@@ -185,9 +206,14 @@ def get_item(engine: Engine, city: str, item_id: str, crs: OutputCrs) -> dict[st
     for p in parts:
         structure = dict(p.structure)
         structure.pop("surface_types", None)
-        geometries.append({"lod": p.lod, "type": p.type,
-                           "geometry": orjson.loads(p.geometry) if p.geometry else None,
-                           **{k: v for k, v in structure.items() if k not in ("type", "lod")}})
+        geometries.append(
+            {
+                "lod": p.lod,
+                "type": p.type,
+                "geometry": orjson.loads(p.geometry) if p.geometry else None,
+                **{k: v for k, v in structure.items() if k not in ("type", "lod")},
+            }
+        )
     feature = _feature(row, geometries)
     if row.extra:
         feature["properties"]["extra"] = row.extra

@@ -42,8 +42,12 @@ def _file(buildings: int, seed: int, only_buildings: bool) -> Path:
 def _run(cim: str, path: Path, city: str, env: dict[str, str]) -> tuple[float, float, dict]:
     """One ingest: wall seconds, peak RSS in MB, the JSON report."""
     t = time.perf_counter()
-    result = subprocess.run([TIME, "-f", "%M", cim, "ingest", str(path), "--city", city, "--json"],
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [TIME, "-f", "%M", cim, "ingest", str(path), "--city", city, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - t
     if result.returncode != 0:
         sys.exit(f"ingest failed: {result.stderr}")
@@ -61,8 +65,10 @@ def main() -> None:
         sys.exit("needs /usr/bin/time (Debian package 'time') to measure peak memory")
     OUT.mkdir(exist_ok=True)
     cim = str(Path(sys.executable).with_name("cim"))
-    files = {"buildings only": _file(args.buildings, args.seed, True),
-             "full demo city": _file(args.buildings, args.seed, False)}
+    files = {
+        "buildings only": _file(args.buildings, args.seed, True),
+        "full demo city": _file(args.buildings, args.seed, False),
+    }
     rows = []
     with bench_database() as url:
         env = {**os.environ, "CIM_DATABASE_URL": url}
@@ -77,13 +83,19 @@ def main() -> None:
             median = statistics.median(times)
             rows.append((label, path, report["object_count"], median, max(peaks)))
     print()
-    print(f"cim ingest, {args.buildings:,} LoD2 buildings, median of {args.runs} runs, "
-          f"{os.cpu_count()} CPUs")
-    print(f"{'file':<16} {'MB':>6} {'objects':>9} {'seconds':>8} {'buildings/s':>12} "
-          f"{'objects/s':>10} {'peak MB':>8}")
+    print(
+        f"cim ingest, {args.buildings:,} LoD2 buildings, median of {args.runs} runs, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'file':<16} {'MB':>6} {'objects':>9} {'seconds':>8} {'buildings/s':>12} "
+        f"{'objects/s':>10} {'peak MB':>8}"
+    )
     for label, path, objects, median, peak in rows:
-        print(f"{label:<16} {path.stat().st_size / 1e6:>6.0f} {objects:>9,} {median:>8.1f} "
-              f"{args.buildings / median:>12,.0f} {objects / median:>10,.0f} {peak:>8.0f}")
+        print(
+            f"{label:<16} {path.stat().st_size / 1e6:>6.0f} {objects:>9,} {median:>8.1f} "
+            f"{args.buildings / median:>12,.0f} {objects / median:>10,.0f} {peak:>8.0f}"
+        )
 
 
 if __name__ == "__main__":

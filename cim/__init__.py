@@ -1,3 +1,3 @@
-"""CIM: a City Information Model service — ingest 3D city data into PostGIS, serve it, grade cities."""
+"""CIM: a City Information Model service: 3D city data in PostGIS, served and graded."""
 
 __version__ = "0.1.0"

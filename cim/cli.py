@@ -26,9 +26,12 @@ def _fail(exc: CimError) -> None:
 
 
 def _engine(settings: DatabaseSettings) -> Any:
+    """An engine for the command; its connections close when the command ends."""
     from cim.db.engine import database_url, make_engine
 
-    return make_engine(database_url(settings))
+    engine = make_engine(database_url(settings))
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -68,7 +71,9 @@ def db_start() -> None:
         cluster = _cluster_or_none(settings)
         if cluster is not None:
             cluster.start()
-            click.echo(f"embedded database running on 127.0.0.1:{cluster.port} (data in {cluster.root})")
+            click.echo(
+                f"embedded database running on 127.0.0.1:{cluster.port} (data in {cluster.root})"
+            )
     except CimError as exc:
         _fail(exc)
 
@@ -103,7 +108,11 @@ def db_status() -> None:
     except (CimError, OperationalError) as exc:
         click.secho(f"database unreachable: {exc}", fg="red", err=True)
         sys.exit(1)
-    state = "current" if revision == head_revision() else f"needs `cim db upgrade` (head {head_revision()})"
+    state = (
+        "current"
+        if revision == head_revision()
+        else f"needs `cim db upgrade` (head {head_revision()})"
+    )
     click.echo(f"database: running; schema revision {revision or 'none'} ({state})")
 
 
@@ -140,8 +149,13 @@ def demo() -> None:
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--buildings", default=3000, show_default=True, help="Number of buildings.")
 @click.option("--seed", default=42, show_default=True, help="Same seed, same city.")
-@click.option("--format", "fmt", type=click.Choice(["cityjson", "cityjsonseq"]),
-              default="cityjson", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cityjson", "cityjsonseq"]),
+    default="cityjson",
+    show_default=True,
+)
 def demo_generate(out: Path, buildings: int, seed: int, fmt: str) -> None:
     """Write a synthetic city as CityJSON 2.0 (or CityJSONSeq) to OUT."""
     from tqdm import tqdm
@@ -178,8 +192,9 @@ def demo_load(buildings: int, seed: int) -> None:
         if row and row[0] == file_checksum(path):
             click.echo(f"demo city {DEMO_CITY} already loaded ({path.name})")
             return
-        reports = ingest_files(engine, [path], DEMO_CITY, city_name_zh=DEMO_NAMES[0],
-                               city_name_en=DEMO_NAMES[1])
+        reports = ingest_files(
+            engine, [path], DEMO_CITY, city_name_zh=DEMO_NAMES[0], city_name_en=DEMO_NAMES[1]
+        )
     except CimError as exc:
         _fail(exc)
     click.echo(f"demo city {DEMO_CITY}: {reports[0].object_count} objects loaded")
@@ -187,19 +202,29 @@ def demo_load(buildings: int, seed: int) -> None:
 
 # ---------------------------------------------------------------- ingest
 @main.command()
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--city", required=True, help="City code, e.g. the administrative code 370100.")
 @click.option("--crs", help="CRS of files that declare none, e.g. EPSG:7415.")
 @click.option("--name", help="Dataset name (default: the file name). Same name = replace.")
 @click.option("--city-name", "city_name_zh", help="City name (Chinese), stored when new.")
 @click.option("--city-name-en", help="City name (English), stored when new.")
-@click.option("--format", "fmt", type=click.Choice(["cityjson", "cityjsonseq"]),
-              help="Force a format instead of detecting it from the content.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cityjson", "cityjsonseq"]),
+    help="Force a format instead of detecting it from the content.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def ingest(paths: tuple[Path, ...], city: str, crs: str | None, name: str | None,
-           city_name_zh: str | None, city_name_en: str | None, fmt: str | None,
-           as_json: bool) -> None:
+def ingest(
+    paths: tuple[Path, ...],
+    city: str,
+    crs: str | None,
+    name: str | None,
+    city_name_zh: str | None,
+    city_name_en: str | None,
+    fmt: str | None,
+    as_json: bool,
+) -> None:
     """Load city-model files into a city: CityJSON 1.0/1.1/2.0 and CityJSONSeq.
 
     All files land together or none does. Re-ingesting a file (same dataset name) replaces it.
@@ -216,10 +241,18 @@ def ingest(paths: tuple[Path, ...], city: str, crs: str | None, name: str | None
     try:
         engine = _engine(DatabaseSettings())
         with tqdm(unit="obj", disable=not sys.stderr.isatty() or as_json) as bar:
-            reports = ingest_files(engine, list(paths), city, crs=crs, name=name,
-                                   city_name_zh=city_name_zh, city_name_en=city_name_en,
-                                   forced_format=fmt, settings=IngestSettings(),
-                                   progress=bar.update)
+            reports = ingest_files(
+                engine,
+                list(paths),
+                city,
+                crs=crs,
+                name=name,
+                city_name_zh=city_name_zh,
+                city_name_en=city_name_en,
+                forced_format=fmt,
+                settings=IngestSettings(),
+                progress=bar.update,
+            )
     except CimError as exc:
         _fail(exc)
     if as_json:
@@ -227,10 +260,14 @@ def ingest(paths: tuple[Path, ...], city: str, crs: str | None, name: str | None
         return
     for r in reports:
         verb = "replaced" if r.replaced else "created"
-        click.echo(f"{r.path}: {r.object_count} objects -> city {r.city}, dataset {r.dataset!r} "
-                   f"(id {r.dataset_id}, {verb}) in {r.seconds:.1f} s")
-        click.echo(f"  {r.format} {r.format_version}, {r.source_crs}; by type: "
-                   + ", ".join(f"{k} {v}" for k, v in sorted(r.counts_by_type.items())))
+        click.echo(
+            f"{r.path}: {r.object_count} objects -> city {r.city}, dataset {r.dataset!r} "
+            f"(id {r.dataset_id}, {verb}) in {r.seconds:.1f} s"
+        )
+        click.echo(
+            f"  {r.format} {r.format_version}, {r.source_crs}; by type: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(r.counts_by_type.items()))
+        )
         for w in r.warnings:
             click.secho(f"  warning: {w}", fg="yellow")
 
@@ -250,8 +287,9 @@ def serve(host: str | None, port: int | None) -> None:
         app = create_app(DatabaseSettings(), api_settings)
     except CimError as exc:
         _fail(exc)
-    uvicorn.run(app, host=host or api_settings.host, port=port or api_settings.port,
-                log_level="info")
+    uvicorn.run(
+        app, host=host or api_settings.host, port=port or api_settings.port, log_level="info"
+    )
 
 
 if __name__ == "__main__":

@@ -119,8 +119,12 @@ class ToStorage:
         chosen = _most_accurate(group.transformers)
         if "ballpark vertical" in chosen.description.lower():
             missing = sorted(
-                {g.short_name for op in group.unavailable_operations for g in op.grids
-                 if not g.available}
+                {
+                    g.short_name
+                    for op in group.unavailable_operations
+                    for g in op.grids
+                    if not g.available
+                }
             )
             self.warnings.append(
                 f"heights of {crs_label(self.source)} are orthometric and the geoid model "
@@ -170,7 +174,11 @@ def lonlath_to_ecef(llh: NDArray[np.float64]) -> NDArray[np.float64]:
     n = _A / np.sqrt(1 - _E2 * sin_lat * sin_lat)
     cos_lat = np.cos(lat)
     return np.column_stack(
-        ((n + h) * cos_lat * np.cos(lon), (n + h) * cos_lat * np.sin(lon), (n * (1 - _E2) + h) * sin_lat)
+        (
+            (n + h) * cos_lat * np.cos(lon),
+            (n + h) * cos_lat * np.sin(lon),
+            (n * (1 - _E2) + h) * sin_lat,
+        )
     )
 
 
@@ -203,5 +211,6 @@ class OutputCrs:
         code = int(name.split(":")[1])
         crs = parse_crs(name)
         first = crs.axis_info[0].direction.lower() if crs.axis_info else "east"
-        return OutputCrs(f"http://www.opengis.net/def/crs/EPSG/0/{code}", code,
-                         first in ("north", "south"))
+        return OutputCrs(
+            f"http://www.opengis.net/def/crs/EPSG/0/{code}", code, first in ("north", "south")
+        )

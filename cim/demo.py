@@ -238,8 +238,14 @@ Point3 = tuple[float, float, float]
 class _CityBuilder:
     """Walks the plan in a fixed order and hands every object to the sink as soon as it exists."""
 
-    def __init__(self, plan: CityPlan, rng: random.Random, sink: _Sink, progress: Progress,
-                 only_buildings: bool = False) -> None:
+    def __init__(
+        self,
+        plan: CityPlan,
+        rng: random.Random,
+        sink: _Sink,
+        progress: Progress,
+        only_buildings: bool = False,
+    ) -> None:
         self.plan, self.rng, self.sink, self.progress = plan, rng, sink, progress
         self.only_buildings = only_buildings
         self.n = len(plan.grid.columns)

@@ -77,8 +77,12 @@ def triangulate(points: Float, ring_sizes: Int, polygon_rings: Int) -> tuple[Int
     verts_per_poly = np.add.reduceat(ring_sizes, first_ring)
     poly_of_vertex = np.repeat(np.arange(n_poly), verts_per_poly)
     rel = points - points[np.repeat(outer_start, verts_per_poly)]
-    xy = np.column_stack((np.einsum("ij,ij->i", rel, u[poly_of_vertex]),
-                          np.einsum("ij,ij->i", rel, v[poly_of_vertex])))
+    xy = np.column_stack(
+        (
+            np.einsum("ij,ij->i", rel, u[poly_of_vertex]),
+            np.einsum("ij,ij->i", rel, v[poly_of_vertex]),
+        )
+    )
 
     simple = (polygon_rings == 1) & ~degenerate
     tris: list[Int] = []
@@ -95,7 +99,10 @@ def triangulate(points: Float, ring_sizes: Int, polygon_rings: Int) -> tuple[Int
         a = outer_start[quad]
         q = xy[a[:, None] + np.arange(4)]
         e = np.roll(q, -1, axis=1) - q
-        turn = e[:, :, 0] * np.roll(e, -1, axis=1)[:, :, 1] - e[:, :, 1] * np.roll(e, -1, axis=1)[:, :, 0]
+        turn = (
+            e[:, :, 0] * np.roll(e, -1, axis=1)[:, :, 1]
+            - e[:, :, 1] * np.roll(e, -1, axis=1)[:, :, 0]
+        )
         convex = (turn > 0).all(axis=1)
         a_c = a[convex]
         tris.append(np.column_stack((a_c, a_c + 1, a_c + 2)))
@@ -109,8 +116,8 @@ def triangulate(points: Float, ring_sizes: Int, polygon_rings: Int) -> tuple[Int
         rest_mask[tri] = False
     rest_mask &= ~degenerate
     bad = int(degenerate.sum())
-    ends_local = (rstarts + ring_sizes - outer_start[np.repeat(np.arange(n_poly), polygon_rings)])
-    ends_local = ends_local.astype(np.uint32)
+    ends_local = rstarts + ring_sizes - outer_start[np.repeat(np.arange(n_poly), polygon_rings)]
+    ends_u32: NDArray[np.uint32] = ends_local.astype(np.uint32)
     rest = np.flatnonzero(rest_mask).tolist()
     if rest:
         fr = first_ring.tolist()
@@ -123,7 +130,7 @@ def triangulate(points: Float, ring_sizes: Int, polygon_rings: Int) -> tuple[Int
         found_len: list[int] = []
         for p in rest:
             a = os_[p]
-            flat = earcut(xy[a: a + vp[p]], ends_local[fr[p]: fr[p] + pr[p]])
+            flat = earcut(xy[a : a + vp[p]], ends_u32[fr[p] : fr[p] + pr[p]])
             if len(flat) == 0:
                 bad += 1
                 continue
@@ -151,8 +158,9 @@ def _put_u32(buf: NDArray[np.uint8], at: Int, values: Int) -> None:
     buf[at[:, None] + np.arange(4)] = np.asarray(values, dtype="<u4").view(np.uint8).reshape(-1, 4)
 
 
-def _put_header(buf: NDArray[np.uint8], at: Int, kind: int, counts: Int, srid: int | None,
-                dims: int) -> Int:
+def _put_header(
+    buf: NDArray[np.uint8], at: Int, kind: int, counts: Int, srid: int | None, dims: int
+) -> Int:
     """Write byte order, type (with Z and SRID flags) [, SRID], count; return the offset after."""
     buf[at] = 1
     flags = kind | (_Z if dims == 3 else 0) | (_SRID if srid is not None else 0)
@@ -166,7 +174,11 @@ def _put_header(buf: NDArray[np.uint8], at: Int, kind: int, counts: Int, srid: i
 
 
 def ewkb_multipolygons(
-    coords: Float, ring_sizes: Int, polygon_rings: Int, geometry_polygons: Int, srid: int,
+    coords: Float,
+    ring_sizes: Int,
+    polygon_rings: Int,
+    geometry_polygons: Int,
+    srid: int,
     dims: int = 3,
 ) -> list[bytes]:
     """EWKB MULTIPOLYGON (Z) of many geometries at once; rings are closed here, and rings of
@@ -196,14 +208,21 @@ def ewkb_multipolygons(
     if len(polygon_rings):
         poly_excl = starts_of(poly_bytes)
         geom_of_poly = np.repeat(np.arange(n_geom), geometry_polygons)
-        poly_at = geom_at[geom_of_poly] + header + poly_excl - poly_excl[geom_first_poly[geom_of_poly]]
+        poly_at = (
+            geom_at[geom_of_poly] + header + poly_excl - poly_excl[geom_first_poly[geom_of_poly]]
+        )
         _put_header(buf, poly_at, _POLYGON, polygon_rings, None, dims)
         ring_excl = starts_of(ring_bytes)
         poly_of_ring = np.repeat(np.arange(len(polygon_rings)), polygon_rings)
         ring_at = poly_at[poly_of_ring] + 9 + ring_excl - ring_excl[poly_first_ring[poly_of_ring]]
         _put_u32(buf, ring_at, npts)
-        pt_at = np.repeat(ring_at + 4, npts) + (np.arange(len(pts)) - np.repeat(starts_of(npts), npts)) * point_bytes
-        buf[pt_at[:, None] + np.arange(point_bytes)] = np.ascontiguousarray(pts, dtype="<f8").view(np.uint8).reshape(-1, point_bytes)
+        pt_at = (
+            np.repeat(ring_at + 4, npts)
+            + (np.arange(len(pts)) - np.repeat(starts_of(npts), npts)) * point_bytes
+        )
+        buf[pt_at[:, None] + np.arange(point_bytes)] = (
+            np.ascontiguousarray(pts, dtype="<f8").view(np.uint8).reshape(-1, point_bytes)
+        )
     raw = buf.tobytes()
     ends = geom_at + geom_bytes
     return [raw[a:b] for a, b in zip(geom_at.tolist(), ends.tolist(), strict=True)]
@@ -222,7 +241,9 @@ def ewkb_multipoints(coords: Float, geometry_points: Int, srid: int) -> list[byt
         pt_at = geom_at[geom_of_pt] + 13 + k * 29
         buf[pt_at] = 1
         _put_u32(buf, pt_at + 1, np.full(len(pt_at), _POINT | _Z))
-        buf[(pt_at + 5)[:, None] + np.arange(24)] = np.ascontiguousarray(coords, dtype="<f8").view(np.uint8).reshape(-1, 24)
+        buf[(pt_at + 5)[:, None] + np.arange(24)] = (
+            np.ascontiguousarray(coords, dtype="<f8").view(np.uint8).reshape(-1, 24)
+        )
     raw = buf.tobytes()
     ends = geom_at + geom_bytes
     return [raw[a:b] for a, b in zip(geom_at.tolist(), ends.tolist(), strict=True)]
@@ -241,7 +262,7 @@ def ewkb_boxes(lo: Float, hi: Float, srid: int) -> list[bytes]:
     head[:, 13:17] = np.array([5], dtype="<u4").view(np.uint8)
     rows = np.concatenate((head, ring.view(np.uint8).reshape(n, 80)), axis=1)
     raw = rows.tobytes()
-    return [raw[i * 97: (i + 1) * 97] for i in range(n)]
+    return [raw[i * 97 : (i + 1) * 97] for i in range(n)]
 
 
 def ewkb_multilinestring(coords: Float, line_sizes: Int, srid: int) -> bytes:
@@ -252,6 +273,6 @@ def ewkb_multilinestring(coords: Float, line_sizes: Int, srid: int) -> bytes:
     start = 0
     for size in line_sizes.tolist():
         out.append(struct.pack("<BII", 1, 2 | _Z, size))
-        out.append(np.ascontiguousarray(coords[start: start + size], dtype="<f8").tobytes())
+        out.append(np.ascontiguousarray(coords[start : start + size], dtype="<f8").tobytes())
         start += size
     return b"".join(out)

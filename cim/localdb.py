@@ -33,14 +33,18 @@ def _bindir() -> Path:
     """The directory of the newest installed PostgreSQL server binaries."""
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
     )
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("initdb") or shutil.which("pg_ctl")
     if found:
         return Path(found).resolve().parent
-    raise DatabaseUnavailable(f"PostgreSQL server binaries (initdb, pg_ctl) not found: {_INSTALL_HINT}")
+    raise DatabaseUnavailable(
+        f"PostgreSQL server binaries (initdb, pg_ctl) not found: {_INSTALL_HINT}"
+    )
 
 
 def _as_root() -> bool:
@@ -96,7 +100,9 @@ class LocalCluster:
             try:
                 pwd.getpwnam("postgres")
             except KeyError:
-                raise DatabaseUnavailable(f"no 'postgres' system account: {_INSTALL_HINT}") from None
+                raise DatabaseUnavailable(
+                    f"no 'postgres' system account: {_INSTALL_HINT}"
+                ) from None
         bindir = _bindir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
@@ -108,8 +114,16 @@ class LocalCluster:
             os.close(fd)
             self._chown(Path(pwfile))
             self._run(
-                str(bindir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER,
-                "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-locale",
+                str(bindir / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--no-locale",
             )
         finally:
             os.unlink(pwfile)
@@ -138,8 +152,18 @@ class LocalCluster:
                 self.logfile.touch()
             self._chown(self.logfile)
             result = self._run(
-                str(_bindir() / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
-                "-o", opts, "-w", "-t", "60", "start", check=False,
+                str(_bindir() / "pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.logfile),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=False,
             )
             if result.returncode != 0:
                 tail = self.logfile.read_text(errors="replace").strip().splitlines()[-5:]
@@ -177,5 +201,7 @@ class LocalCluster:
                     return
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise DatabaseUnavailable(f"cannot connect to the embedded database: {exc}") from None
+                    raise DatabaseUnavailable(
+                        f"cannot connect to the embedded database: {exc}"
+                    ) from None
                 time.sleep(0.2)

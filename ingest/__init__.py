@@ -1,1 +1,1 @@
-"""Readers that turn city-model files into city objects, and the writer that puts them in PostGIS."""
+"""Readers that turn city-model files into city objects, and the writer into PostGIS."""

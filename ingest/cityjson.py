@@ -20,13 +20,39 @@ from ingest.model import SourceObject
 
 VERSIONS = {"1.0", "1.1", "2.0"}
 OBJECT_TYPES = {
-    "Bridge", "BridgePart", "BridgeInstallation", "BridgeConstructiveElement", "BridgeRoom",
-    "BridgeFurniture", "Building", "BuildingPart", "BuildingInstallation",
-    "BuildingConstructiveElement", "BuildingFurniture", "BuildingStorey", "BuildingRoom",
-    "BuildingUnit", "CityFurniture", "CityObjectGroup", "GenericCityObject", "LandUse",
-    "OtherConstruction", "PlantCover", "SolitaryVegetationObject", "TINRelief",
-    "TransportSquare", "Railway", "Road", "Tunnel", "TunnelPart", "TunnelInstallation",
-    "TunnelConstructiveElement", "TunnelHollowSpace", "TunnelFurniture", "WaterBody", "Waterway",
+    "Bridge",
+    "BridgePart",
+    "BridgeInstallation",
+    "BridgeConstructiveElement",
+    "BridgeRoom",
+    "BridgeFurniture",
+    "Building",
+    "BuildingPart",
+    "BuildingInstallation",
+    "BuildingConstructiveElement",
+    "BuildingFurniture",
+    "BuildingStorey",
+    "BuildingRoom",
+    "BuildingUnit",
+    "CityFurniture",
+    "CityObjectGroup",
+    "GenericCityObject",
+    "LandUse",
+    "OtherConstruction",
+    "PlantCover",
+    "SolitaryVegetationObject",
+    "TINRelief",
+    "TransportSquare",
+    "Railway",
+    "Road",
+    "Tunnel",
+    "TunnelPart",
+    "TunnelInstallation",
+    "TunnelConstructiveElement",
+    "TunnelHollowSpace",
+    "TunnelFurniture",
+    "WaterBody",
+    "Waterway",
 }
 _OWN_MEMBERS = {"type", "attributes", "geometry", "parents", "children"}
 _VERTEX_CHUNK = 8 << 20
@@ -42,7 +68,9 @@ def _version(doc: dict[str, Any], path: Path) -> str:
     return version
 
 
-def _transform(doc: dict[str, Any], path: Path, version: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _transform(
+    doc: dict[str, Any], path: Path, version: str
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     t = doc.get("transform")
     if t is None:
         if version != "1.0":
@@ -52,9 +80,16 @@ def _transform(doc: dict[str, Any], path: Path, version: str) -> tuple[NDArray[n
         scale = np.array(t["scale"], dtype=np.float64)
         translate = np.array(t["translate"], dtype=np.float64)
     except (KeyError, TypeError, ValueError):
-        raise IngestError(path, "'transform' must have 'scale' and 'translate' of 3 numbers") from None
-    if scale.shape != (3,) or translate.shape != (3,) or not np.all(np.isfinite(scale)) \
-            or not np.all(np.isfinite(translate)) or np.any(scale == 0):
+        raise IngestError(
+            path, "'transform' must have 'scale' and 'translate' of 3 numbers"
+        ) from None
+    if (
+        scale.shape != (3,)
+        or translate.shape != (3,)
+        or not np.all(np.isfinite(scale))
+        or not np.all(np.isfinite(translate))
+        or np.any(scale == 0)
+    ):
         raise IngestError(path, "'transform' must have 'scale' and 'translate' of 3 finite numbers")
     return scale, translate
 
@@ -70,6 +105,11 @@ def _crs_name(doc: dict[str, Any]) -> str | None:
     return rs if isinstance(rs, str) and rs.strip() else None
 
 
+def _member_dict(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _templates(doc: dict[str, Any], path: Path) -> Templates | None:
     gt = doc.get("geometry-templates")
     if gt is None:
@@ -78,7 +118,9 @@ def _templates(doc: dict[str, Any], path: Path) -> Templates | None:
         verts = np.array(gt["vertices-templates"], dtype=np.float64).reshape(-1, 3)
         templates = list(gt["templates"])
     except (KeyError, TypeError, ValueError):
-        raise IngestError(path, "'geometry-templates' needs 'templates' and 'vertices-templates'") from None
+        raise IngestError(
+            path, "'geometry-templates' needs 'templates' and 'vertices-templates'"
+        ) from None
     return Templates(templates, verts)
 
 
@@ -136,8 +178,12 @@ def decode_object(
 
 
 def _parse_vertices(
-    mm: mmap.mmap, start: int, end: int, scale: NDArray[np.float64],
-    translate: NDArray[np.float64], path: Path,
+    mm: mmap.mmap,
+    start: int,
+    end: int,
+    scale: NDArray[np.float64],
+    translate: NDArray[np.float64],
+    path: Path,
 ) -> NDArray[np.float64]:
     """The document's vertex array, parsed in chunks, as real coordinates (n, 3).
 
@@ -186,7 +232,7 @@ def _parse_vertices(
 
 
 class CityJsonReader:
-    """A CityJSON document, streamed: one pass finds its layout, then objects are parsed one by one."""
+    """A CityJSON document, streamed: one pass finds its layout, then objects are parsed singly."""
 
     format = "CityJSON"
 
@@ -211,14 +257,14 @@ class CityJsonReader:
                 raise IngestError(path, f"member {key!r} is not valid JSON: {exc}") from None
         if small.get("type") != "CityJSON":
             raise IngestError(path, f"not a CityJSON file ('type' is {small.get('type')!r})")
-        self.format_version = _version(small, path)
+        self.format_version: str | None = _version(small, path)
         for key in ("CityObjects", "vertices"):
             if key not in layout.members:
                 raise IngestError(path, f"CityJSON requires a '{key}' member")
-        self._scale, self._translate = _transform(small, path, self.format_version)
-        self.crs_name = _crs_name(small)
-        self.metadata = small.get("metadata") if isinstance(small.get("metadata"), dict) else {}
-        self.appearance = small.get("appearance") if isinstance(small.get("appearance"), dict) else {}
+        self._scale, self._translate = _transform(small, path, str(self.format_version))
+        self.crs_name: str | None = _crs_name(small)
+        self.metadata: dict[str, Any] = _member_dict(small, "metadata")
+        self.appearance: dict[str, Any] = _member_dict(small, "appearance")
         self._templates = _templates(small, path)
         self._uv = _uv(self.appearance)
         self.extensions = small.get("extensions", {})
@@ -226,11 +272,13 @@ class CityJsonReader:
         a, b = layout.members["CityObjects"]
         if self._mm[a:b].strip()[:1] != b"{":
             raise IngestError(path, "'CityObjects' must be a JSON object")
-        self.total_objects = layout.entry_count
-        if self.total_objects == 1 and not self._mm[
-            layout.entry_separators[0] + 1: layout.entry_separators[1]
+        count = layout.entry_count
+        if count == 1 and not self._mm[
+            layout.entry_separators[0] + 1 : layout.entry_separators[1]
         ].strip():
-            self.total_objects = 0
+            count = 0  # "CityObjects": {}
+        self._count = count
+        self.total_objects: int | None = count
         va, vb = layout.members["vertices"]
         if self._mm[va:vb].strip()[:1] != b"[":
             raise IngestError(path, "'vertices' must be an array")
@@ -241,15 +289,15 @@ class CityJsonReader:
         seps = self._layout.entry_separators
         mm = self._mm
         dropped_to = seps[0] if len(seps) else 0
-        for n in range(self.total_objects):
+        for n in range(self._count):
             a, b = seps[n], seps[n + 1]
             try:
-                entry = orjson.loads(b"{" + mm[a + 1: b] + b"}")
+                entry = orjson.loads(b"{" + mm[a + 1 : b] + b"}")
             except orjson.JSONDecodeError as exc:
                 raise IngestError(
                     self._path, f"city object number {n + 1} is not valid JSON: {exc}"
                 ) from None
-            (oid, obj), = entry.items()
+            ((oid, obj),) = entry.items()
             yield decode_object(self._path, oid, obj, self._vertices, self._templates, self._uv)
             if b - dropped_to > (64 << 20):  # keep resident memory bounded on huge files
                 page = (dropped_to // mmap.PAGESIZE) * mmap.PAGESIZE
@@ -277,15 +325,17 @@ class CityJsonSeqReader:
         if header is None:
             raise IngestError(path, "the file is empty")
         if not isinstance(header, dict) or header.get("type") != "CityJSON":
-            raise IngestError(path, "line 1: the first line of a CityJSONSeq must be a CityJSON object")
-        self.format_version = _version(header, path)
-        self._scale, self._translate = _transform(header, path, self.format_version)
-        self.crs_name = _crs_name(header)
-        self.metadata = header.get("metadata") if isinstance(header.get("metadata"), dict) else {}
-        self.appearance = header.get("appearance") if isinstance(header.get("appearance"), dict) else {}
+            raise IngestError(
+                path, "line 1: the first line of a CityJSONSeq must be a CityJSON object"
+            )
+        self.format_version: str | None = _version(header, path)
+        self._scale, self._translate = _transform(header, path, str(self.format_version))
+        self.crs_name: str | None = _crs_name(header)
+        self.metadata: dict[str, Any] = _member_dict(header, "metadata")
+        self.appearance: dict[str, Any] = _member_dict(header, "appearance")
         self._templates = _templates(header, path)
         self.warnings: list[str] = []
-        self.total_objects = None
+        self.total_objects: int | None = None
         self._line_no = 1
 
     def _line(self, number: int) -> Any:
@@ -296,8 +346,9 @@ class CityJsonSeqReader:
             return None
         if len(raw) > self._max and not raw.endswith(b"\n"):
             raise IngestError(
-                self._path, f"line {number}: longer than the limit of {self._max} bytes "
-                "(CIM_INGEST_MAX_LINE_BYTES)"
+                self._path,
+                f"line {number}: longer than the limit of {self._max} bytes "
+                "(CIM_INGEST_MAX_LINE_BYTES)",
             )
         try:
             return orjson.loads(raw)
@@ -346,8 +397,13 @@ def sniff(path: Path, head: bytes) -> str | None:
     except orjson.JSONDecodeError:
         doc = None
     if isinstance(doc, dict) and doc.get("type") == "CityJSON":
-        rest = text[len(first_line):].strip()
-        return "CityJSONSeq" if rest.startswith(b"{") or (not rest and not doc.get("CityObjects") and path.suffix == ".jsonl") else "CityJSON"
+        rest = text[len(first_line) :].strip()
+        return (
+            "CityJSONSeq"
+            if rest.startswith(b"{")
+            or (not rest and not doc.get("CityObjects") and path.suffix == ".jsonl")
+            else "CityJSON"
+        )
     if b'"CityJSON"' in text[:65536] or b'"CityObjects"' in text[:65536]:
         return "CityJSON"
     return None

@@ -16,8 +16,13 @@ from numpy.typing import NDArray
 from ingest.model import SourceGeometry
 
 # geometry type -> nesting depth of surfaces above the ring level (0 = MultiSurface)
-SURFACE_DEPTH = {"MultiSurface": 0, "CompositeSurface": 0, "Solid": 1, "MultiSolid": 2,
-                 "CompositeSolid": 2}
+SURFACE_DEPTH = {
+    "MultiSurface": 0,
+    "CompositeSurface": 0,
+    "Solid": 1,
+    "MultiSolid": 2,
+    "CompositeSolid": 2,
+}
 ALL_TYPES = {*SURFACE_DEPTH, "MultiPoint", "MultiLineString", "GeometryInstance"}
 _OWN = ("type", "lod", "boundaries", "semantics", "material", "texture")
 
@@ -40,8 +45,9 @@ class Templates:
             g = decode_geometry(self.templates[t], self.vertices, None, None)
             n = len(self.vertices)
             if any(not isinstance(i, int) or not 0 <= i < n for i in g.indices):
-                raise GeometryProblem(f"template {t} uses a vertex index outside "
-                                      "'vertices-templates'")
+                raise GeometryProblem(
+                    f"template {t} uses a vertex index outside 'vertices-templates'"
+                )
             self._decoded[t] = g
         return self._decoded[t]
 
@@ -123,8 +129,10 @@ def _localise_textures(texture: Any, uv: NDArray[np.float64] | None) -> Any:
             return [walk(x) for x in node]
         return node
 
-    return {theme: ({**body, "values": walk(body.get("values"))} if isinstance(body, dict)
-                    else body) for theme, body in texture.items()}
+    return {
+        theme: ({**body, "values": walk(body.get("values"))} if isinstance(body, dict) else body)
+        for theme, body in texture.items()
+    }
 
 
 def decode_geometry(
@@ -173,8 +181,9 @@ def decode_geometry(
             return SourceGeometry(gtype, lod, "line", vertices, flat, sizes, [], structure)
         depth = SURFACE_DEPTH[gtype]
         surfaces, shape = _surfaces(boundaries, depth, gtype)
-        polygon_rings = [len(s) if isinstance(s, list) and s and isinstance(s[0], list) else 0
-                         for s in surfaces]
+        polygon_rings = [
+            len(s) if isinstance(s, list) and s and isinstance(s[0], list) else 0 for s in surfaces
+        ]
         if 0 in polygon_rings:
             n = polygon_rings.index(0)
             raise GeometryProblem(
@@ -193,8 +202,9 @@ def decode_geometry(
         raise GeometryProblem("boundaries nested far deeper than any CityJSON type") from None
     structure["shape"] = shape
     semantics = _semantic_types(geom, depth, len(surfaces))
-    return SourceGeometry(gtype, lod, "surface", vertices, flat, sizes, polygon_rings, structure,
-                          semantics)
+    return SourceGeometry(
+        gtype, lod, "surface", vertices, flat, sizes, polygon_rings, structure, semantics
+    )
 
 
 def _instance(
@@ -207,20 +217,38 @@ def _instance(
     if not isinstance(t, int) or not 0 <= t < len(templates.templates):
         raise GeometryProblem(f"GeometryInstance names template {t!r}, which does not exist")
     matrix = geom.get("transformationMatrix")
-    if (not isinstance(matrix, list) or len(matrix) != 16
-            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in matrix)):
+    if (
+        not isinstance(matrix, list)
+        or len(matrix) != 16
+        or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in matrix)
+    ):
         raise GeometryProblem("GeometryInstance needs a 'transformationMatrix' of 16 numbers")
     ref = geom.get("boundaries")
-    if (not isinstance(ref, list) or len(ref) != 1 or not isinstance(ref[0], int)
-            or not 0 <= ref[0] < len(vertices)):
+    if (
+        not isinstance(ref, list)
+        or len(ref) != 1
+        or not isinstance(ref[0], int)
+        or not 0 <= ref[0] < len(vertices)
+    ):
         raise GeometryProblem("GeometryInstance 'boundaries' must hold one valid vertex index")
     point = np.asarray(vertices[ref[0]], dtype=np.float64)
     m = np.array(matrix, dtype=np.float64).reshape(4, 4)
     template = templates.decoded(t)
     placed = templates.vertices @ m[:3, :3].T + m[:3, 3] + point
     structure = dict(template.structure)
-    structure["template"] = {"template": t, "transformationMatrix": matrix,
-                             "referencePoint": point.tolist()}
-    return SourceGeometry(template.type, template.lod, template.kind, placed, template.indices,
-                          template.ring_sizes, template.polygon_rings, structure,
-                          template.surface_semantics)
+    structure["template"] = {
+        "template": t,
+        "transformationMatrix": matrix,
+        "referencePoint": point.tolist(),
+    }
+    return SourceGeometry(
+        template.type,
+        template.lod,
+        template.kind,
+        placed,
+        template.indices,
+        template.ring_sizes,
+        template.polygon_rings,
+        structure,
+        template.surface_semantics,
+    )

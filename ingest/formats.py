@@ -23,11 +23,13 @@ class Format:
 
 FORMATS: dict[str, Format] = {
     "cityjson": Format(
-        "CityJSON", lambda p, head: sniff(p, head) == "CityJSON",
+        "CityJSON",
+        lambda p, head: sniff(p, head) == "CityJSON",
         lambda p, s: CityJsonReader(p),
     ),
     "cityjsonseq": Format(
-        "CityJSONSeq", lambda p, head: sniff(p, head) == "CityJSONSeq",
+        "CityJSONSeq",
+        lambda p, head: sniff(p, head) == "CityJSONSeq",
         lambda p, s: CityJsonSeqReader(p, s.max_line_bytes),
     ),
 }

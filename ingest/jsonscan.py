@@ -111,7 +111,9 @@ def scan_layout(f: BinaryIO, entries_of: str, chunk_size: int = CHUNK) -> Docume
         after = depth + np.cumsum(delta)
         level = after + (delta < 0)
         if len(after) and after.min() < 0:
-            raise LayoutError(f"unbalanced closing bracket near byte {offset + int(structural[after.argmin()])}")
+            raise LayoutError(
+                f"unbalanced closing bracket near byte {offset + int(structural[after.argmin()])}"
+            )
         top = np.flatnonzero(level == 1).tolist()
         seg_start = 0
         for idx in [*top, None]:
@@ -150,5 +152,7 @@ def scan_layout(f: BinaryIO, entries_of: str, chunk_size: int = CHUNK) -> Docume
     if not started:
         raise LayoutError("the document is empty")
     if in_string or depth != 0 or not ended:
-        raise LayoutError(f"the document is truncated (ends inside a {'string' if in_string else 'value'})")
+        raise LayoutError(
+            f"the document is truncated (ends inside a {'string' if in_string else 'value'})"
+        )
     return layout

@@ -71,9 +71,13 @@ def _texture_warnings(reader: Reader, path: Path) -> list[str]:
     textures = reader.appearance.get("textures") if reader.appearance else None
     if not isinstance(textures, list):
         return []
-    missing = [t.get("image") for t in textures
-               if isinstance(t, dict) and isinstance(t.get("image"), str)
-               and not (path.parent / t["image"]).exists()]
+    missing = [
+        str(t["image"])
+        for t in textures
+        if isinstance(t, dict)
+        and isinstance(t.get("image"), str)
+        and not (path.parent / t["image"]).exists()
+    ]
     if not missing:
         return []
     shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -92,9 +96,16 @@ def _dangling_warnings(writer: DatasetWriter, city: str, dataset_id: int) -> lis
 
 
 def _ingest_one(
-    writer: DatasetWriter, ids: IdSource, path: Path, city: str, name: str, crs: str | None,
-    settings: IngestSettings, city_names: tuple[str | None, str | None],
-    forced_format: str | None, progress: Progress | None,
+    writer: DatasetWriter,
+    ids: IdSource,
+    path: Path,
+    city: str,
+    name: str,
+    crs: str | None,
+    settings: IngestSettings,
+    city_names: tuple[str | None, str | None],
+    forced_format: str | None,
+    progress: Progress | None,
 ) -> IngestReport:
     started = time.perf_counter()
     reader = open_reader(path, settings, forced_format)
@@ -110,8 +121,11 @@ def _ingest_one(
                 warnings.append(f"--crs {crs} overrides the file's CRS {reader.crs_name}")
         name_of_crs = crs or reader.crs_name
         if not name_of_crs:
-            raise IngestError(path, "the file declares no CRS (metadata.referenceSystem): "
-                              "pass one with --crs, e.g. --crs EPSG:7415")
+            raise IngestError(
+                path,
+                "the file declares no CRS (metadata.referenceSystem): "
+                "pass one with --crs, e.g. --crs EPSG:7415",
+            )
         try:
             source_crs = parse_crs(name_of_crs)
             to_storage = ToStorage(source_crs)
@@ -121,19 +135,31 @@ def _ingest_one(
         warnings += to_storage.warnings
         warnings += _texture_warnings(reader, path)
         writer.ensure_city(city, label, *city_names)
-        fields = {"source_path": str(path.resolve()), "format": reader.format,
-                  "format_version": reader.format_version, "source_crs": label,
-                  "checksum": checksum, "appearance": reader.appearance,
-                  "metadata": reader.metadata}
+        fields = {
+            "source_path": str(path.resolve()),
+            "format": reader.format,
+            "format_version": reader.format_version,
+            "source_crs": label,
+            "checksum": checksum,
+            "appearance": reader.appearance,
+            "metadata": reader.metadata,
+        }
         dataset_id, replaced = writer.replace_dataset(city, name, fields)
         by_type: Counter[str] = Counter()
         by_lod: Counter[str] = Counter()
         keys: set[str] = set()
         degenerate = 0
         for batch in _batches(reader.objects(), settings.batch_size):
-            prepared = prepare_batch(str(path), city, dataset_id, ids.take(len(batch)), batch,
-                                     to_storage, label,
-                                     settings.max_abs_coordinate)
+            prepared = prepare_batch(
+                str(path),
+                city,
+                dataset_id,
+                ids.take(len(batch)),
+                batch,
+                to_storage,
+                label,
+                settings.max_abs_coordinate,
+            )
             writer.write(prepared)
             by_type.update(prepared.stats.by_type)
             by_lod.update(prepared.stats.by_lod)
@@ -143,19 +169,39 @@ def _ingest_one(
                 progress(len(batch))
         total = sum(by_type.values())
         if degenerate:
-            warnings.append(f"{degenerate} surfaces have no area and were stored but not "
-                            "triangulated (they will not show in 3D views)")
+            warnings.append(
+                f"{degenerate} surfaces have no area and were stored but not "
+                "triangulated (they will not show in 3D views)"
+            )
         writer.flush()
         warnings += _dangling_warnings(writer, city, dataset_id)
-        writer.finish(city, dataset_id, {
-            "object_count": total, "counts": {"by_type": by_type, "by_lod": by_lod},
-            "warnings": warnings, "attribute_keys": keys,
-        })
+        writer.finish(
+            city,
+            dataset_id,
+            {
+                "object_count": total,
+                "counts": {"by_type": by_type, "by_lod": by_lod},
+                "warnings": warnings,
+                "attribute_keys": keys,
+            },
+        )
     finally:
         reader.close()
-    return IngestReport(dataset_id, name, city, str(path), reader.format, reader.format_version,
-                        label, total, dict(by_type), dict(by_lod), warnings, replaced,
-                        round(time.perf_counter() - started, 3))
+    return IngestReport(
+        dataset_id,
+        name,
+        city,
+        str(path),
+        reader.format,
+        reader.format_version,
+        label,
+        total,
+        dict(by_type),
+        dict(by_lod),
+        warnings,
+        replaced,
+        round(time.perf_counter() - started, 3),
+    )
 
 
 def ingest_files(
@@ -177,25 +223,38 @@ def ingest_files(
     """
     settings = settings or IngestSettings()
     if not city or len(city) > 64 or not city.replace("-", "").replace("_", "").isalnum():
-        raise IngestError(city, "a city code is letters, digits, '-' or '_' (at most 64), e.g. 370100")
+        raise IngestError(
+            city, "a city code is letters, digits, '-' or '_' (at most 64), e.g. 370100"
+        )
     if name and len(paths) > 1:
         raise IngestError(name, "--name names one dataset; give one file with it")
     raw = engine.raw_connection()
     raw_ids = engine.raw_connection()
     try:
-        pg = raw.driver_connection
-        raw_ids.driver_connection.autocommit = True
-        ids = IdSource(raw_ids.driver_connection)
+        pg: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+        id_conn: psycopg.Connection[Any] = raw_ids.driver_connection  # type: ignore[assignment]
+        id_conn.autocommit = True
+        ids = IdSource(id_conn)
         writer_reports = []
         writer: DatasetWriter | None = None
         path = paths[0]
         try:
             for path in paths:
                 writer = DatasetWriter(pg, str(path))
-                writer_reports.append(_ingest_one(
-                    writer, ids, path, city, name or path.name, crs, settings,
-                    (city_name_zh, city_name_en), forced_format, progress,
-                ))
+                writer_reports.append(
+                    _ingest_one(
+                        writer,
+                        ids,
+                        path,
+                        city,
+                        name or path.name,
+                        crs,
+                        settings,
+                        (city_name_zh, city_name_en),
+                        forced_format,
+                        progress,
+                    )
+                )
             pg.commit()
         except BaseException as exc:
             if writer is not None:
@@ -210,6 +269,6 @@ def ingest_files(
             raise
         return writer_reports
     finally:
-        raw_ids.driver_connection.autocommit = False
+        id_conn.autocommit = False
         raw_ids.close()
         raw.close()

@@ -119,12 +119,17 @@ class _Batch:
             i = j
         return np.concatenate(parts) if parts else np.zeros((0, 3))
 
-    def check_placed(self, src: NDArray[np.float64], llh: NDArray[np.float64], limit: float,
-                     crs: str) -> None:
+    def check_placed(
+        self, src: NDArray[np.float64], llh: NDArray[np.float64], limit: float, crs: str
+    ) -> None:
         """Refuse absurd or unplaceable coordinates, naming the first object that has one."""
         absurd = np.abs(src).max(axis=1) > limit if len(src) else np.zeros(0, bool)
-        off = ~np.isfinite(llh).all(axis=1) | (np.abs(llh[:, 1]) > 90) \
-            | (np.abs(llh[:, 0]) > 180) | (np.abs(llh[:, 2]) > MAX_HEIGHT)
+        off = (
+            ~np.isfinite(llh).all(axis=1)
+            | (np.abs(llh[:, 1]) > 90)
+            | (np.abs(llh[:, 0]) > 180)
+            | (np.abs(llh[:, 2]) > MAX_HEIGHT)
+        )
         bad = absurd | off
         if bad.any():
             at = int(np.argmax(bad))
@@ -133,13 +138,16 @@ class _Batch:
             if absurd[at]:
                 problem = f"absurd coordinate {np.abs(p).max():.6g} (limit {limit:g})"
             else:
-                problem = (f"coordinate ({p[0]:.6g}, {p[1]:.6g}, {p[2]:.6g}) cannot be placed on "
-                           f"Earth with {crs}: wrong CRS, wrong units or a corrupt value")
+                problem = (
+                    f"coordinate ({p[0]:.6g}, {p[1]:.6g}, {p[2]:.6g}) cannot be placed on "
+                    f"Earth with {crs}: wrong CRS, wrong units or a corrupt value"
+                )
             raise self.fail(k, problem)
 
 
-def _surfaces(batch: _Batch, llh: NDArray[np.float64], sel: list[int],
-              stats: BatchStats) -> dict[int, tuple[Any, ...]]:
+def _surfaces(
+    batch: _Batch, llh: NDArray[np.float64], sel: list[int], stats: BatchStats
+) -> dict[int, tuple[Any, ...]]:
     """EWKB and mesh columns of the surface geometries `sel` (indices into batch.geoms)."""
     if not sel:
         return {}
@@ -173,8 +181,14 @@ def _surfaces(batch: _Batch, llh: NDArray[np.float64], sel: list[int],
             mesh: tuple[Any, ...] = (None,) * 6
         else:
             v0, v1 = int(vstart[n]), int(vstart[n] + counts[n])
-            mesh = (float(origin[n, 0]), float(origin[n, 1]), float(origin[n, 2]),
-                    verts[v0:v1].tobytes(), local[a:b].tobytes(), surface[a:b].tobytes())
+            mesh = (
+                float(origin[n, 0]),
+                float(origin[n, 1]),
+                float(origin[n, 2]),
+                verts[v0:v1].tobytes(),
+                local[a:b].tobytes(),
+                surface[a:b].tobytes(),
+            )
         out[k] = (wkb[n], *mesh)
     return out
 
@@ -217,8 +231,14 @@ def _footprints(batch: _Batch, llh: NDArray[np.float64]) -> dict[int, bytes]:
         n_poly.append(len(polys))
     size_arr = np.array(sizes, dtype=np.int64)
     pts = llh[ranges(np.array(starts, dtype=np.int64), size_arr)]
-    wkb = ewkb_multipolygons(pts, size_arr, np.array(rings, dtype=np.int64),
-                             np.array(n_poly, dtype=np.int64), FOOTPRINT_EPSG, dims=2)
+    wkb = ewkb_multipolygons(
+        pts,
+        size_arr,
+        np.array(rings, dtype=np.int64),
+        np.array(n_poly, dtype=np.int64),
+        FOOTPRINT_EPSG,
+        dims=2,
+    )
     return dict(zip(objects, wkb, strict=True))
 
 
@@ -244,12 +264,25 @@ def prepare_batch(
     batch.check_placed(src, llh, max_abs_coordinate, crs_label)
 
     kinds = [g.kind for g in batch.geoms]
-    surfaces = _surfaces(batch, llh, [k for k, kind in enumerate(kinds) if kind == "surface"],
-                         stats)
+    surfaces = _surfaces(
+        batch, llh, [k for k, kind in enumerate(kinds) if kind == "surface"], stats
+    )
     points = [k for k, kind in enumerate(kinds) if kind == "point"]
-    point_wkb = dict(zip(points, ewkb_multipoints(
-        llh[ranges(batch.vstart[points], batch.counts[points])], batch.counts[points],
-        STORAGE_EPSG), strict=True)) if points else {}
+    point_wkb = (
+        dict(
+            zip(
+                points,
+                ewkb_multipoints(
+                    llh[ranges(batch.vstart[points], batch.counts[points])],
+                    batch.counts[points],
+                    STORAGE_EPSG,
+                ),
+                strict=True,
+            )
+        )
+        if points
+        else {}
+    )
     footprints = _footprints(batch, llh)
 
     obj_counts = np.zeros(len(objects), dtype=np.int64)
@@ -259,8 +292,9 @@ def prepare_batch(
     zrange = np.full((len(objects), 2), np.nan)
     if has.any():
         lo, hi = segment_min_max(llh, obj_counts[has])
-        for n, box in zip(np.flatnonzero(has).tolist(), ewkb_boxes(lo, hi, FOOTPRINT_EPSG),
-                          strict=True):
+        for n, box in zip(
+            np.flatnonzero(has).tolist(), ewkb_boxes(lo, hi, FOOTPRINT_EPSG), strict=True
+        ):
             boxes[n] = box
         zrange[has, 0], zrange[has, 1] = lo[:, 2], hi[:, 2]
 
@@ -273,14 +307,29 @@ def prepare_batch(
             columns = (point_wkb[k], *(None,) * 6)
         else:
             a = int(batch.vstart[k])
-            columns = (ewkb_multilinestring(llh[a: a + int(batch.counts[k])],
-                                            np.array(g.ring_sizes, dtype=np.int64),
-                                            STORAGE_EPSG), *(None,) * 6)
+            columns = (
+                ewkb_multilinestring(
+                    llh[a : a + int(batch.counts[k])],
+                    np.array(g.ring_sizes, dtype=np.int64),
+                    STORAGE_EPSG,
+                ),
+                *(None,) * 6,
+            )
         structure = g.structure
         if g.surface_semantics is not None:
             structure = {**structure, "surface_types": g.surface_semantics}
-        geom_rows.append((city, ids[n], batch.number[k], g.lod, g.type, columns[0], _jsonb(structure),
-                          *columns[1:]))
+        geom_rows.append(
+            (
+                city,
+                ids[n],
+                batch.number[k],
+                g.lod,
+                g.type,
+                columns[0],
+                _jsonb(structure),
+                *columns[1:],
+            )
+        )
         stats.by_lod[g.lod or "none"] += 1
 
     obj_rows: list[tuple[Any, ...]] = []
@@ -288,15 +337,29 @@ def prepare_batch(
         attributes = orjson.dumps(obj.attributes)
         extra = orjson.dumps(obj.extra)
         if b"\\u0000" in attributes or b"\\u0000" in extra or "\x00" in obj.id:
-            raise IngestError(path, "text holds a NUL character, which PostgreSQL cannot store",
-                              obj.id)
+            raise IngestError(
+                path, "text holds a NUL character, which PostgreSQL cannot store", obj.id
+            )
         lods = sorted({g.lod for g in obj.geometries if g.lod is not None})
         z = zrange[n]
-        obj_rows.append((
-            city, ids[n], dataset_id, obj.id, obj.type, obj.parents, obj.children,
-            b"\x01" + attributes, b"\x01" + extra, lods, footprints.get(n), boxes[n],
-            None if np.isnan(z[0]) else float(z[0]), None if np.isnan(z[1]) else float(z[1]),
-        ))
+        obj_rows.append(
+            (
+                city,
+                ids[n],
+                dataset_id,
+                obj.id,
+                obj.type,
+                obj.parents,
+                obj.children,
+                b"\x01" + attributes,
+                b"\x01" + extra,
+                lods,
+                footprints.get(n),
+                boxes[n],
+                None if np.isnan(z[0]) else float(z[0]),
+                None if np.isnan(z[1]) else float(z[1]),
+            )
+        )
         stats.by_type[obj.type] += 1
         stats.attribute_keys.update(obj.attributes)
     return PreparedBatch(obj_rows, geom_rows, stats)

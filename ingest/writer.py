@@ -17,14 +17,37 @@ from ingest.prepare import PreparedBatch
 
 # Binary COPY: geometry columns take EWKB bytes and jsonb columns version-1 JSON bytes as they are
 # (sent as bytea, read by the column type's own binary input).
-OBJECT_COLUMNS = {"city_code": "text", "id": "int8", "dataset_id": "int8", "source_id": "text",
-                  "type": "text", "parents": "text[]", "children": "text[]", "attributes": "bytea",
-                  "extra": "bytea", "lods": "text[]", "footprint": "bytea", "bbox": "bytea",
-                  "z_min": "float8", "z_max": "float8"}
-GEOMETRY_COLUMNS = {"city_code": "text", "object_id": "int8", "idx": "int2", "lod": "text",
-                    "type": "text", "geom": "bytea", "structure": "bytea", "origin_x": "float8",
-                    "origin_y": "float8", "origin_z": "float8", "mesh_vertices": "bytea",
-                    "mesh_triangles": "bytea", "mesh_surfaces": "bytea"}
+OBJECT_COLUMNS = {
+    "city_code": "text",
+    "id": "int8",
+    "dataset_id": "int8",
+    "source_id": "text",
+    "type": "text",
+    "parents": "text[]",
+    "children": "text[]",
+    "attributes": "bytea",
+    "extra": "bytea",
+    "lods": "text[]",
+    "footprint": "bytea",
+    "bbox": "bytea",
+    "z_min": "float8",
+    "z_max": "float8",
+}
+GEOMETRY_COLUMNS = {
+    "city_code": "text",
+    "object_id": "int8",
+    "idx": "int2",
+    "lod": "text",
+    "type": "text",
+    "geom": "bytea",
+    "structure": "bytea",
+    "origin_x": "float8",
+    "origin_y": "float8",
+    "origin_z": "float8",
+    "mesh_vertices": "bytea",
+    "mesh_triangles": "bytea",
+    "mesh_surfaces": "bytea",
+}
 _DUPLICATE = re.compile(r"Key \(city_code, source_id\)=\((.*?), (.*)\) already exists")
 
 
@@ -94,7 +117,8 @@ class DatasetWriter:
         self.conn.execute(
             "INSERT INTO city (code, name_zh, name_en, crs) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (code) DO UPDATE SET name_zh = COALESCE(EXCLUDED.name_zh, city.name_zh), "
-            "name_en = COALESCE(EXCLUDED.name_en, city.name_en), crs = COALESCE(city.crs, EXCLUDED.crs)",
+            "name_en = COALESCE(EXCLUDED.name_en, city.name_en), "
+            "crs = COALESCE(city.crs, EXCLUDED.crs)",
             (code, name_zh, name_en, crs),
         )
 
@@ -111,9 +135,17 @@ class DatasetWriter:
             " checksum, object_count, counts, warnings, appearance, file_metadata, attribute_keys,"
             " status) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, '{}', '[]', %s, %s, '{}', 'loading')"
             " RETURNING id",
-            (city, name, fields["source_path"], fields["format"], fields["format_version"],
-             fields["source_crs"], fields["checksum"], orjson.dumps(fields["appearance"]).decode(),
-             orjson.dumps(fields["metadata"]).decode()),
+            (
+                city,
+                name,
+                fields["source_path"],
+                fields["format"],
+                fields["format_version"],
+                fields["source_crs"],
+                fields["checksum"],
+                orjson.dumps(fields["appearance"]).decode(),
+                orjson.dumps(fields["metadata"]).decode(),
+            ),
         ).fetchone()
         assert row is not None
         return int(row[0]), deleted is not None
@@ -139,8 +171,10 @@ class DatasetWriter:
             m = _DUPLICATE.search(detail)
             oid = m.group(2) if m else None
             raise IngestError(
-                self.path, "duplicate city object id: the id is already used in this file or by "
-                "another dataset of the city (ingest into another city or delete that dataset)", oid,
+                self.path,
+                "duplicate city object id: the id is already used in this file or by "
+                "another dataset of the city (ingest into another city or delete that dataset)",
+                oid,
             ) from None
         except psycopg.errors.DataError as exc:
             raise IngestError(
@@ -157,9 +191,14 @@ class DatasetWriter:
         self.conn.execute(
             "UPDATE dataset SET object_count = %s, counts = %s, warnings = %s, attribute_keys = %s,"
             " status = 'ready' WHERE city_code = %s AND id = %s",
-            (fields["object_count"], orjson.dumps(fields["counts"]).decode(),
-             orjson.dumps(fields["warnings"]).decode(), sorted(fields["attribute_keys"]),
-             city, dataset_id),
+            (
+                fields["object_count"],
+                orjson.dumps(fields["counts"]).decode(),
+                orjson.dumps(fields["warnings"]).decode(),
+                sorted(fields["attribute_keys"]),
+                city,
+                dataset_id,
+            ),
         )
 
 
@@ -177,7 +216,8 @@ class IdSource:
         while len(self._free) < count:
             rows = self.conn.execute(
                 "SELECT nextval(pg_get_serial_sequence('city_object', 'id'))"
-                " FROM generate_series(1, %s)", (max(self.block, count),),
+                " FROM generate_series(1, %s)",
+                (max(self.block, count),),
             ).fetchall()
             self._free.extend(int(r[0]) for r in rows)
         taken, self._free = self._free[:count], self._free[count:]

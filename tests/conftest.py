@@ -48,9 +48,15 @@ def server_url() -> Iterator[str]:
         return
     root = Path(tempfile.mkdtemp(prefix="cim-test-pg-"))
     root.chmod(0o755)
-    cluster = LocalCluster(root, _free_port(), {
-        "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-    })
+    cluster = LocalCluster(
+        root,
+        _free_port(),
+        {
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        },
+    )
     cluster.start()
     try:
         yield cluster.url("postgres")
@@ -62,8 +68,12 @@ def server_url() -> Iterator[str]:
 def _admin(server_url: str) -> psycopg.Connection:
     url = make_url(server_url)
     return psycopg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password,
-        dbname=url.database or "postgres", autocommit=True,
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database or "postgres",
+        autocommit=True,
     )
 
 
@@ -100,9 +110,11 @@ def new_database(server_url: str, template_db: str) -> Iterator[Callable[[], Eng
 
 
 @pytest.fixture
-def engine(new_database: Callable[[], Engine]) -> Engine:
+def engine(new_database: Callable[[], Engine]) -> Iterator[Engine]:
     """A fresh, migrated, empty database for one test."""
-    return new_database()
+    engine = new_database()
+    yield engine
+    engine.dispose()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,4 +1,4 @@
-"""The city-model schema. Every table carries `city_code` in its primary key, the future shard key."""
+"""The city-model schema; every table has `city_code` in its primary key (the shard key)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ class Dataset(Base):
     file_metadata: Mapped[dict[str, Any]] = mapped_column(JSONB)
     attribute_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
     status: Mapped[str] = mapped_column(Text, server_default="ready")
-    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    imported_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class CityObject(Base):
@@ -97,7 +99,9 @@ class CityObject(Base):
     footprint = mapped_column(
         Geometry("GEOMETRY", srid=FOOTPRINT_EPSG, spatial_index=False), nullable=True
     )
-    bbox = mapped_column(Geometry("POLYGON", srid=FOOTPRINT_EPSG, spatial_index=False), nullable=True)
+    bbox = mapped_column(
+        Geometry("POLYGON", srid=FOOTPRINT_EPSG, spatial_index=False), nullable=True
+    )
     z_min: Mapped[float | None] = mapped_column(Float, comment="ellipsoidal metres")
     z_max: Mapped[float | None] = mapped_column(Float)
 
@@ -114,7 +118,8 @@ class ObjectGeometry(Base):
     __tablename__ = "object_geometry"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["city_code", "object_id"], ["city_object.city_code", "city_object.id"],
+            ["city_code", "object_id"],
+            ["city_object.city_code", "city_object.id"],
             ondelete="CASCADE",
         ),
     )

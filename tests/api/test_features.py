@@ -71,7 +71,8 @@ def test_collections_one_per_city_with_extent(client: TestClient) -> None:
 def test_paging_walks_every_object_once(client: TestClient, city_engine: Engine) -> None:
     with city_engine.connect() as conn:
         total = conn.execute(
-            text("SELECT count(*) FROM city_object WHERE city_code = 'delft'")).scalar_one()
+            text("SELECT count(*) FROM city_object WHERE city_code = 'delft'")
+        ).scalar_one()
     first = client.get("/collections/delft/items?limit=7")
     assert first.status_code == 200
     assert first.headers["content-type"].startswith("application/geo+json")
@@ -97,13 +98,20 @@ def test_bbox_selects_exactly_the_objects_whose_extent_meets_it(
 ) -> None:
     box = (4.3640, 52.0110, 4.3660, 52.0120)
     with city_engine.connect() as conn:
-        want = set(conn.execute(text(
-            "SELECT source_id FROM city_object WHERE city_code = 'delft' AND "
-            "ST_XMax(bbox) >= :a AND ST_XMin(bbox) <= :c AND ST_YMax(bbox) >= :b "
-            "AND ST_YMin(bbox) <= :d"), dict(zip("abcd", box, strict=True))).scalars())
+        want = set(
+            conn.execute(
+                text(
+                    "SELECT source_id FROM city_object WHERE city_code = 'delft' AND "
+                    "ST_XMax(bbox) >= :a AND ST_XMin(bbox) <= :c AND ST_YMax(bbox) >= :b "
+                    "AND ST_YMin(bbox) <= :d"
+                ),
+                dict(zip("abcd", box, strict=True)),
+            ).scalars()
+        )
     assert 0 < len(want) < 570
-    body = client.get("/collections/delft/items",
-                      params={"bbox": ",".join(map(str, box)), "limit": 1000}).json()
+    body = client.get(
+        "/collections/delft/items", params={"bbox": ",".join(map(str, box)), "limit": 1000}
+    ).json()
     assert {f["id"] for f in body["features"]} == want
     assert body["numberMatched"] == len(want)
 
@@ -113,11 +121,17 @@ def test_bbox_in_another_crs(client: TestClient) -> None:
     to_3857 = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
     x0, y0 = to_3857.transform(box[0], box[1])
     x1, y1 = to_3857.transform(box[2], box[3])
-    a = client.get("/collections/delft/items", params={"bbox": ",".join(map(str, box)),
-                                                       "limit": 1000}).json()
-    b = client.get("/collections/delft/items", params={
-        "bbox": f"{x0},{y0},{x1},{y1}", "limit": 1000,
-        "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/3857"}).json()
+    a = client.get(
+        "/collections/delft/items", params={"bbox": ",".join(map(str, box)), "limit": 1000}
+    ).json()
+    b = client.get(
+        "/collections/delft/items",
+        params={
+            "bbox": f"{x0},{y0},{x1},{y1}",
+            "limit": 1000,
+            "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        },
+    ).json()
     assert {f["id"] for f in a["features"]} == {f["id"] for f in b["features"]}
 
 
@@ -136,8 +150,7 @@ def test_type_and_attribute_filters(client: TestClient) -> None:
     )
     filtered = client.get("/collections/delft/items", params={key: str(value), "limit": 570}).json()
     assert filtered["numberMatched"] >= 1
-    assert all(str(f["properties"]["attributes"][key]) == str(value)
-               for f in filtered["features"])
+    assert all(str(f["properties"]["attributes"][key]) == str(value) for f in filtered["features"])
 
 
 def test_item_has_every_lod_in_crs84_with_heights(client: TestClient) -> None:
@@ -156,32 +169,39 @@ def test_crs_parameter_reprojects_and_says_so(client: TestClient) -> None:
     oid = client.get("/collections/delft/items?limit=1").json()["features"][0]["id"]
     base = client.get(f"/collections/delft/items/{oid}").json()
     lon, lat = base["geometry"]["coordinates"][0][0][0][:2]
-    r = client.get(f"/collections/delft/items/{oid}",
-                   params={"crs": "http://www.opengis.net/def/crs/EPSG/0/4326"})
+    r = client.get(
+        f"/collections/delft/items/{oid}",
+        params={"crs": "http://www.opengis.net/def/crs/EPSG/0/4326"},
+    )
     assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/4326>"
     assert r.json()["geometry"]["coordinates"][0][0][0][:2] == pytest.approx([lat, lon])
-    r = client.get(f"/collections/delft/items/{oid}",
-                   params={"crs": "http://www.opengis.net/def/crs/EPSG/0/3857"})
+    r = client.get(
+        f"/collections/delft/items/{oid}",
+        params={"crs": "http://www.opengis.net/def/crs/EPSG/0/3857"},
+    )
     x, y = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform(lon, lat)
     assert r.json()["geometry"]["coordinates"][0][0][0][:2] == pytest.approx([x, y], abs=0.01)
 
 
-@pytest.mark.parametrize("url,status", [
-    ("/collections/delft/items?bbox=1,2,3", 400),
-    ("/collections/delft/items?bbox=a,b,c,d", 400),
-    ("/collections/delft/items?bbox=5,5,1,1", 400),
-    ("/collections/delft/items?bbox=1,2,3,nan", 400),
-    ("/collections/delft/items?limit=0", 400),
-    ("/collections/delft/items?limit=ten", 400),
-    ("/collections/delft/items?offset=-1", 400),
-    ("/collections/delft/items?crs=EPSG:999999", 400),
-    ("/collections/delft/items?crs=http://www.opengis.net/def/crs/EPSG/0/2056", 400),
-    ("/collections/delft/items?bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857", 400),
-    ("/collections/delft/items?colour=red", 400),
-    ("/collections/delft/items/no-such-object", 404),
-    ("/collections/atlantis", 404),
-    ("/collections/atlantis/items", 404),
-])
+@pytest.mark.parametrize(
+    "url,status",
+    [
+        ("/collections/delft/items?bbox=1,2,3", 400),
+        ("/collections/delft/items?bbox=a,b,c,d", 400),
+        ("/collections/delft/items?bbox=5,5,1,1", 400),
+        ("/collections/delft/items?bbox=1,2,3,nan", 400),
+        ("/collections/delft/items?limit=0", 400),
+        ("/collections/delft/items?limit=ten", 400),
+        ("/collections/delft/items?offset=-1", 400),
+        ("/collections/delft/items?crs=EPSG:999999", 400),
+        ("/collections/delft/items?crs=http://www.opengis.net/def/crs/EPSG/0/2056", 400),
+        ("/collections/delft/items?bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857", 400),
+        ("/collections/delft/items?colour=red", 400),
+        ("/collections/delft/items/no-such-object", 404),
+        ("/collections/atlantis", 404),
+        ("/collections/atlantis/items", 404),
+    ],
+)
 def test_bad_requests_get_problem_json(client: TestClient, url: str, status: int) -> None:
     r = client.get(url)
     assert r.status_code == status

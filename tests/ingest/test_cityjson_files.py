@@ -14,9 +14,7 @@ from api.app import create_app
 from ingest.pipeline import ingest_files
 from tests.conftest import SHARED
 
-FILES = sorted(
-    [*SHARED.glob("cityjson/*/*.json"), *SHARED.glob("cityjsonseq/*/*.jsonl")]
-)
+FILES = sorted([*SHARED.glob("cityjson/*/*.json"), *SHARED.glob("cityjsonseq/*/*.jsonl")])
 # files whose metadata declare no CRS; MANIFEST.md says they are RD New + NAP (EPSG:7415)
 NO_CRS = {"DH_01_subs.city.json", "multi_lod.city.json"}
 
@@ -78,7 +76,9 @@ def test_attributes_semantics_and_relations_survive(engine: Engine) -> None:
         assert props["attributes"] == obj.get("attributes", {})
         assert props["children"] == obj.get("children", [])
         assert props["parents"] == obj.get("parents", [])
-        assert [g["lod"] for g in props["geometries"]] == [g["lod"] for g in obj.get("geometry", [])]
+        assert [g["lod"] for g in props["geometries"]] == [
+            g["lod"] for g in obj.get("geometry", [])
+        ]
         for got, want in zip(props["geometries"], obj.get("geometry", []), strict=True):
             assert got["semantics"] == want["semantics"]
             n_surfaces = sum(len(shell) for shell in want["boundaries"])
@@ -93,13 +93,17 @@ def test_materials_and_textures_are_kept(engine: Engine) -> None:
     src_m = json.loads(materials.read_text())
     with engine.connect() as conn:
         appearance = conn.execute(
-            text("SELECT appearance FROM dataset WHERE city_code = 'dh'")).scalar_one()
-        with_material = conn.execute(text(
-            "SELECT count(*) FROM object_geometry WHERE city_code = 'dh' AND structure ? 'material'"
-        )).scalar_one()
-        texture = conn.execute(text(
-            "SELECT structure -> 'texture' FROM object_geometry WHERE city_code = 'rdam'"
-        )).scalar_one()
+            text("SELECT appearance FROM dataset WHERE city_code = 'dh'")
+        ).scalar_one()
+        with_material = conn.execute(
+            text(
+                "SELECT count(*) FROM object_geometry "
+                "WHERE city_code = 'dh' AND structure ? 'material'"
+            )
+        ).scalar_one()
+        texture = conn.execute(
+            text("SELECT structure -> 'texture' FROM object_geometry WHERE city_code = 'rdam'")
+        ).scalar_one()
     assert appearance["materials"] == src_m["appearance"]["materials"]
     assert with_material == sum(
         1 for o in src_m["CityObjects"].values() for g in o.get("geometry", []) if "material" in g
@@ -115,26 +119,92 @@ def test_materials_and_textures_are_kept(engine: Engine) -> None:
 
 def test_geometry_templates_are_resolved(engine: Engine, tmp_path: Path) -> None:
     doc = {
-        "type": "CityJSON", "version": "2.0",
+        "type": "CityJSON",
+        "version": "2.0",
         "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/4548"},
         "transform": {"scale": [0.01, 0.01, 0.01], "translate": [500000.0, 4057000.0, 0.0]},
         "geometry-templates": {
-            "templates": [{"type": "MultiSurface", "lod": "2",
-                           "boundaries": [[[0, 1, 2]], [[0, 2, 3]]]}],
+            "templates": [
+                {"type": "MultiSurface", "lod": "2", "boundaries": [[[0, 1, 2]], [[0, 2, 3]]]}
+            ],
             "vertices-templates": [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1]],
         },
-        "CityObjects": {"tree": {"type": "SolitaryVegetationObject", "geometry": [
-            {"type": "GeometryInstance", "template": 0, "boundaries": [0],
-             "transformationMatrix": [2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1]}]}},
+        "CityObjects": {
+            "tree": {
+                "type": "SolitaryVegetationObject",
+                "geometry": [
+                    {
+                        "type": "GeometryInstance",
+                        "template": 0,
+                        "boundaries": [0],
+                        "transformationMatrix": [2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1],
+                    }
+                ],
+            }
+        },
         "vertices": [[1000, 2000, 300]],
     }
     path = tmp_path / "tree.city.json"
     path.write_text(json.dumps(doc))
     ingest_files(engine, [path], "t")
     with engine.connect() as conn:
-        row = conn.execute(text(
-            "SELECT ST_NPoints(geom), structure -> 'template' ->> 'template', "
-            "ST_ZMax(geom) FROM object_geometry")).one()
+        row = conn.execute(
+            text(
+                "SELECT ST_NPoints(geom), structure -> 'template' ->> 'template', "
+                "ST_ZMax(geom) FROM object_geometry"
+            )
+        ).one()
     assert row[0] == 8  # two closed triangles
     assert row[1] == "0"
     assert row[2] == pytest.approx(3.0 + 2.0, abs=1e-6)  # reference height + scaled template
+
+
+def test_json_summary_from_the_command_line(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from cim.cli import main
+
+    monkeypatch.setenv("CIM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    path = SHARED / "cityjson/multi_lod_v2.0/multi_lod.city.json"
+    result = CliRunner().invoke(
+        main, ["ingest", str(path), "--city", "x", "--crs", "EPSG:7415", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.output)
+    assert report["object_count"] == 10
+    assert report["counts_by_type"] == {"Building": 10}
+    assert report["counts_by_lod"] == {"1.2": 10, "1.3": 10, "2.2": 10}
+    assert report["dataset_id"] > 0 and report["source_crs"] == "EPSG:7415"
+    assert any("geoid" in w for w in report["warnings"])
+    # the same file again replaces the dataset instead of adding to it
+    again = CliRunner().invoke(
+        main, ["ingest", str(path), "--city", "x", "--crs", "EPSG:7415", "--json"]
+    )
+    assert json.loads(again.output)[0]["replaced"] is True
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM city_object")).scalar_one() == 10
+        assert conn.execute(text("SELECT count(*) FROM dataset")).scalar_one() == 1
+
+
+def test_extension_types_are_accepted(engine: Engine, tmp_path: Path) -> None:
+    doc = json.loads((SHARED / "cityjson/3dbag_2buildings_v2.0/3dbag_b2.city.json").read_text())
+    doc["extensions"] = {"Noise": {"url": "https://example.org/noise.ext.json", "version": "1.0"}}
+    doc["CityObjects"]["barrier-1"] = {
+        "type": "+NoiseBarrier",
+        "attributes": {"+reduction": 9.5},
+        "geometry": [{"type": "MultiLineString", "lod": "1", "boundaries": [[0, 1, 2]]}],
+    }
+    path = tmp_path / "ext.city.json"
+    path.write_text(json.dumps(doc))
+    [report] = ingest_files(engine, [path], "ext")
+    assert report.counts_by_type["+NoiseBarrier"] == 1
+    with engine.connect() as conn:
+        kind = conn.execute(
+            text(
+                "SELECT GeometryType(g.geom) FROM object_geometry g JOIN city_object o "
+                "ON o.id = g.object_id WHERE o.source_id = 'barrier-1'"
+            )
+        ).scalar_one()
+    assert kind == "MULTILINESTRING"

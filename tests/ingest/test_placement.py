@@ -38,13 +38,16 @@ def _first_surface_source(doc: dict, oid: str) -> np.ndarray:
 
 def _stored_first_ring(engine: Engine, city: str, oid: str) -> np.ndarray:
     with engine.connect() as conn:
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             SELECT ST_X(d.geom), ST_Y(d.geom), ST_Z(d.geom)
             FROM object_geometry g JOIN city_object o
               ON o.city_code = g.city_code AND o.id = g.object_id,
             LATERAL ST_DumpPoints(ST_ExteriorRing(ST_GeometryN(g.geom, 1))) d
             WHERE o.city_code = :c AND o.source_id = :s AND g.idx = 0
-            ORDER BY d.path"""), {"c": city, "s": oid}).all()
+            ORDER BY d.path"""),
+            {"c": city, "s": oid},
+        ).all()
     return np.array(rows, dtype=float)[:-1]  # drop the closing point
 
 
@@ -94,19 +97,29 @@ def test_swiss_lv95_epsg_2056(engine: Engine) -> None:
 def test_known_point_rd_new_is_shifted_to_wgs84(engine: Engine, tmp_path: Path) -> None:
     """The Amersfoort tower (RD 155000, 463000) lies at 52.15517 N 5.38720 E in WGS 84; a CRS
     shift guessed as zero would put it 110 m away."""
-    doc = {"type": "CityJSON", "version": "2.0",
-           "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/7415"},
-           "transform": {"scale": [0.001] * 3, "translate": [155000.0, 463000.0, 0.0]},
-           "CityObjects": {"tower": {"type": "GenericCityObject", "geometry": [
-               {"type": "MultiPoint", "lod": "0", "boundaries": [0]}]}},
-           "vertices": [[0, 0, 0]]}
+    doc = {
+        "type": "CityJSON",
+        "version": "2.0",
+        "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/7415"},
+        "transform": {"scale": [0.001] * 3, "translate": [155000.0, 463000.0, 0.0]},
+        "CityObjects": {
+            "tower": {
+                "type": "GenericCityObject",
+                "geometry": [{"type": "MultiPoint", "lod": "0", "boundaries": [0]}],
+            }
+        },
+        "vertices": [[0, 0, 0]],
+    }
     path = tmp_path / "amersfoort.city.json"
     path.write_text(json.dumps(doc))
     ingest_files(engine, [path], "nl")
     with engine.connect() as conn:
-        lon, lat = conn.execute(text(
-            "SELECT ST_X(ST_GeometryN(geom, 1)), ST_Y(ST_GeometryN(geom, 1)) FROM object_geometry"
-        )).one()
+        lon, lat = conn.execute(
+            text(
+                "SELECT ST_X(ST_GeometryN(geom, 1)), ST_Y(ST_GeometryN(geom, 1)) "
+                "FROM object_geometry"
+            )
+        ).one()
     assert lat == pytest.approx(52.155172, abs=2e-6)
     assert lon == pytest.approx(5.387204, abs=3e-6)
 

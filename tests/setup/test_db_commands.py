@@ -45,6 +45,7 @@ def test_embedded_database_lifecycle(data_dir: Path) -> None:
     assert oct(password_file.stat().st_mode & 0o777) == "0o600"
     if os.geteuid() == 0:  # initdb refuses root: the cluster belongs to postgres
         import pwd
+
         owner = (data_dir / "postgres" / "pg").stat().st_uid
         assert pwd.getpwuid(owner).pw_name == "postgres"
     again = runner.invoke(main, ["db", "start"])
@@ -69,15 +70,18 @@ def test_embedded_database_lifecycle(data_dir: Path) -> None:
     assert runner.invoke(main, ["db", "status"]).exit_code == 1
 
 
-def test_with_a_database_url_no_cluster_is_started(monkeypatch: pytest.MonkeyPatch,
-                                                   tmp_path: Path) -> None:
+def test_with_a_database_url_no_cluster_is_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("CIM_DATABASE_URL", "postgresql://someone@127.0.0.1:1/nowhere")
     monkeypatch.setenv("CIM_DATA_DIR", str(tmp_path))
     runner = CliRunner()
     result = runner.invoke(main, ["db", "start"])
     assert result.exit_code == 0 and "CIM_DATABASE_URL is set" in result.output
     assert not (tmp_path / "postgres").exists()
-    assert runner.invoke(main, ["db", "url"]).output.strip() == \
-        "postgresql+psycopg://someone@127.0.0.1:1/nowhere"
+    assert (
+        runner.invoke(main, ["db", "url"]).output.strip()
+        == "postgresql+psycopg://someone@127.0.0.1:1/nowhere"
+    )
     status = runner.invoke(main, ["db", "status"])
     assert status.exit_code == 1 and "unreachable" in status.output

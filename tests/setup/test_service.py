@@ -1,0 +1,72 @@
+"""What `make run` does, step by step as the Makefile runs it: load the demo city through the real
+ingest path, serve it, and answer on HTTP (against the test database)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine
+
+CIM = str(Path(sys.executable).with_name("cim"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_city_is_loaded_once_and_served(engine: Engine, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CIM_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "CIM_DATA_DIR": str(tmp_path),
+    }
+    load = [CIM, "demo", "load", "--buildings", "300"]
+    first = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "objects loaded" in first.stdout
+    again = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already loaded" in again.stdout  # re-running is quick
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [CIM, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"{base}/collections/370100/items?type=Building&limit=5")
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+                assert time.monotonic() < deadline, "the service did not answer in 60 s"
+                time.sleep(0.3)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["numberMatched"] == 300
+        assert len(body["features"]) == 5
+        title = httpx.get(f"{base}/collections/370100").json()["title"]
+        assert "济南" in title
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_help_teaches() -> None:
+    out = subprocess.run([CIM, "--help"], capture_output=True, text=True).stdout
+    for command in ("db", "demo", "ingest", "serve"):
+        assert command in out
+    ingest = subprocess.run([CIM, "ingest", "--help"], capture_output=True, text=True).stdout
+    assert "--crs" in ingest and "Examples" in ingest
