@@ -201,6 +201,13 @@ def demo_load(buildings: int, seed: int) -> None:
 
 
 # ---------------------------------------------------------------- ingest
+def _advance(bar: Any, n: int, total: int | None) -> None:
+    if total is not None and bar.total != total:
+        bar.total = total
+        bar.refresh()
+    bar.update(n)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--city", required=True, help="City code, e.g. the administrative code 370100.")
@@ -251,7 +258,7 @@ def ingest(
                 city_name_en=city_name_en,
                 forced_format=fmt,
                 settings=IngestSettings(),
-                progress=bar.update,
+                progress=lambda n, total: _advance(bar, n, total),
             )
     except CimError as exc:
         _fail(exc)

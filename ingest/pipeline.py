@@ -21,7 +21,8 @@ from ingest.model import Reader, SourceObject
 from ingest.prepare import prepare_batch
 from ingest.writer import DatasetWriter, IdSource
 
-Progress = Callable[[int], None]
+Progress = Callable[[int, int | None], None]
+"""Called after each batch with the objects just written and the file's total when known."""
 
 
 @dataclass
@@ -166,7 +167,7 @@ def _ingest_one(
             keys |= prepared.stats.attribute_keys
             degenerate += prepared.stats.degenerate_surfaces
             if progress:
-                progress(len(batch))
+                progress(len(batch), reader.total_objects)
         total = sum(by_type.values())
         if degenerate:
             warnings.append(
