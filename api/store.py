@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
-from cim.crs import STORAGE_EPSG, OutputCrs
-from cim.errors import InvalidInput, NotFound
+from cim.crs import STORAGE_EPSG, OutputCrs, parse_crs
+from cim.errors import InvalidCRS, InvalidInput, NotFound
 
 _HIGHEST_LOD = """
 LEFT JOIN LATERAL (
@@ -67,16 +67,19 @@ def get_city(engine: Engine, code: str) -> dict[str, Any]:
 
 
 def city_crs_srid(engine: Engine, code: str) -> int | None:
-    """The EPSG code of the city's native horizontal CRS when PostGIS knows it."""
+    """The EPSG code of the city's native horizontal CRS when PostGIS knows it (for a compound
+    CRS such as EPSG:7415 or EPSG:25832+5783, its horizontal part)."""
     with engine.connect() as conn:
         crs = conn.execute(text("SELECT crs FROM city WHERE code = :c"), {"c": code}).scalar()
-        if not crs or not crs.startswith("EPSG:") or "+" in crs:
-            return None
-        srid = int(crs.split(":")[1])
-        known = conn.execute(
-            text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": srid}
-        ).first()
-    return srid if known else None
+    if not crs or not crs.startswith("EPSG:"):
+        return None
+    try:
+        parsed = parse_crs(crs)
+    except InvalidCRS:
+        return None
+    horizontal = parsed.sub_crs_list[0] if parsed.is_compound else parsed
+    srid = horizontal.to_epsg(min_confidence=90)
+    return srid if srid and srid_known(engine, srid) else None
 
 
 def queryables(engine: Engine, code: str) -> list[str]:

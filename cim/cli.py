@@ -279,6 +279,48 @@ def ingest(
             click.secho(f"  warning: {w}", fg="yellow")
 
 
+# ---------------------------------------------------------------- datasets
+@main.group()
+def datasets() -> None:
+    """Datasets (ingested files) in the database."""
+
+
+@datasets.command("list")
+@click.option("--city", help="Only this city.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def datasets_list(city: str | None, as_json: bool) -> None:
+    """List datasets: city, name, format, CRS, object count, warnings."""
+    from ingest.datasets import list_datasets
+
+    try:
+        rows = list_datasets(_engine(DatabaseSettings()), city)
+    except CimError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+        return
+    if not rows:
+        click.echo("no datasets yet: load one with `cim ingest FILE --city CODE`")
+    for r in rows:
+        click.echo(f"{r['city_code']:<10} {r['name']:<40} {r['format']} {r['format_version']} "
+                   f"{r['source_crs']:<16} {r['object_count']:>9,} objects, "
+                   f"{len(r['warnings'])} warning(s), {r['imported_at']:%Y-%m-%d %H:%M}")
+
+
+@datasets.command("delete")
+@click.argument("name")
+@click.option("--city", required=True, help="City code.")
+def datasets_delete(name: str, city: str) -> None:
+    """Delete dataset NAME of a city, with all its objects."""
+    from ingest.datasets import delete_dataset
+
+    try:
+        removed = delete_dataset(_engine(DatabaseSettings()), city, name)
+    except CimError as exc:
+        _fail(exc)
+    click.echo(f"deleted dataset {name!r} of city {city} ({removed} objects)")
+
+
 # ---------------------------------------------------------------- serve
 @main.command()
 @click.option("--host", default=None, help="Interface (default 127.0.0.1, CIM_API_HOST).")

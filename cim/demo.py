@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import orjson
 from pyproj import Transformer
 
 from cim import demo_shapes as shapes
-from cim.demo_shapes import Box, CityPlan, Json, Street, Vertex, plan_city
+from cim.demo_shapes import Box, CityPlan, Json, Street, plan_city
+from cim.demo_writers import DocumentSink, SequenceSink, Sink
 from cim.errors import InvalidInput
 
 DEMO_EPSG = 4548  # CGCS2000 / 3-degree Gauss-Kruger CM 117E, around Jinan
@@ -44,80 +43,6 @@ class DemoSummary:
     counts: dict[str, int]
     total: int
     vertices: int
-
-
-# --- writers ---------------------------------------------------------------------------------
-
-
-class _Sink:
-    """Common bookkeeping of the two output formats: counts per type and vertex numbering."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.vertices = 0
-
-    @property
-    def base(self) -> int:
-        """Index the next object's first vertex gets."""
-        raise NotImplementedError
-
-    def add(self, oid: str, obj: Json, vertices: list[Vertex]) -> None:
-        """Write one CityObject whose boundaries already start at `base`."""
-        self.counts[obj["type"]] = self.counts.get(obj["type"], 0) + 1
-        self.vertices += len(vertices)
-
-    def close(self) -> None:
-        """Finish the file."""
-
-
-class _DocumentSink(_Sink):
-    """A CityJSON document: objects stream out, vertices go to a spool copied in at the end."""
-
-    def __init__(self, out: IO[bytes], spool: IO[bytes], header: Json) -> None:
-        super().__init__()
-        self._out, self._spool = out, spool
-        out.write(orjson.dumps(header)[:-1] + b',"CityObjects":{')
-
-    @property
-    def base(self) -> int:
-        return self.vertices
-
-    def add(self, oid: str, obj: Json, vertices: list[Vertex]) -> None:
-        self._out.write(
-            (b"," if self.counts else b"") + orjson.dumps(oid) + b":" + orjson.dumps(obj)
-        )
-        if vertices:
-            self._spool.write((b"," if self.vertices else b"") + orjson.dumps(vertices)[1:-1])
-        super().add(oid, obj, vertices)
-
-    def close(self) -> None:
-        self._out.write(b'},"vertices":[')
-        self._spool.seek(0)
-        shutil.copyfileobj(self._spool, self._out, 1 << 20)
-        self._out.write(b"]}")
-
-
-class _SequenceSink(_Sink):
-    """CityJSONSeq: a header line, then one CityJSONFeature per object with its own vertices."""
-
-    def __init__(self, out: IO[bytes], header: Json) -> None:
-        super().__init__()
-        self._out = out
-        out.write(orjson.dumps({**header, "CityObjects": {}, "vertices": []}) + b"\n")
-
-    @property
-    def base(self) -> int:
-        return 0
-
-    def add(self, oid: str, obj: Json, vertices: list[Vertex]) -> None:
-        feature = {
-            "type": "CityJSONFeature",
-            "id": oid,
-            "CityObjects": {oid: obj},
-            "vertices": vertices,
-        }
-        self._out.write(orjson.dumps(feature) + b"\n")
-        super().add(oid, obj, vertices)
 
 
 # --- what the buildings, streets and trees are like ------------------------------------------
@@ -242,7 +167,7 @@ class _CityBuilder:
         self,
         plan: CityPlan,
         rng: random.Random,
-        sink: _Sink,
+        sink: Sink,
         progress: Progress,
         only_buildings: bool = False,
     ) -> None:
@@ -563,11 +488,11 @@ def generate_city(
         with out.open("wb", buffering=1 << 20) as fh:
             if fmt == "cityjson":
                 with tempfile.TemporaryFile(dir=out.parent, buffering=1 << 20) as spool:
-                    sink: _Sink = _DocumentSink(fh, spool, header)
+                    sink: Sink = DocumentSink(fh, spool, header)
                     _CityBuilder(plan, rng, sink, progress, only_buildings).run()
                     sink.close()
             else:
-                sink = _SequenceSink(fh, header)
+                sink = SequenceSink(fh, header)
                 _CityBuilder(plan, rng, sink, progress, only_buildings).run()
     except BaseException:
         out.unlink(missing_ok=True)  # no half-written city left behind, e.g. after Ctrl-C

@@ -110,6 +110,13 @@ def _member_dict(doc: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _root_members(doc: dict[str, Any]) -> dict[str, Any]:
+    """Everything at the file's root but the objects, vertices and appearance (stored apart):
+    `metadata`, `transform`, `geometry-templates`, `extensions` and any extension member."""
+    skip = {"type", "version", "CityObjects", "vertices", "appearance"}
+    return {k: v for k, v in doc.items() if k not in skip}
+
+
 def _templates(doc: dict[str, Any], path: Path) -> Templates | None:
     gt = doc.get("geometry-templates")
     if gt is None:
@@ -175,6 +182,26 @@ def decode_object(
             raise IngestError(path, f"geometry {n}: {exc}", oid) from None
     extra = {k: v for k, v in obj.items() if k not in _OWN_MEMBERS}
     return SourceObject(oid, otype, attributes, relations[0], relations[1], geometries, extra)
+
+
+def _first_byte(mm: mmap.mmap, start: int, end: int) -> bytes:
+    """The first non-whitespace byte of a member's value, read without copying the value."""
+    pos = start
+    while pos < end:
+        window = mm[pos : min(pos + 4096, end)].lstrip()
+        if window:
+            return window[:1]
+        pos += 4096
+    return b""
+
+
+def _drop_pages(mm: mmap.mmap, start: int, end: int) -> None:
+    """Tell the kernel a mapped range is no longer needed, so it leaves resident memory
+    (the pages stay in the file cache and come back if read again)."""
+    first = (start // mmap.PAGESIZE) * mmap.PAGESIZE
+    length = ((end - first) // mmap.PAGESIZE) * mmap.PAGESIZE
+    if length > 0:
+        mm.madvise(mmap.MADV_DONTNEED, first, length)
 
 
 def _parse_vertices(
@@ -263,14 +290,14 @@ class CityJsonReader:
                 raise IngestError(path, f"CityJSON requires a '{key}' member")
         self._scale, self._translate = _transform(small, path, str(self.format_version))
         self.crs_name: str | None = _crs_name(small)
-        self.metadata: dict[str, Any] = _member_dict(small, "metadata")
+        self.metadata: dict[str, Any] = _root_members(small)
         self.appearance: dict[str, Any] = _member_dict(small, "appearance")
         self._templates = _templates(small, path)
         self._uv = _uv(self.appearance)
         self.extensions = small.get("extensions", {})
         self.warnings: list[str] = []
         a, b = layout.members["CityObjects"]
-        if self._mm[a:b].strip()[:1] != b"{":
+        if _first_byte(self._mm, a, b) != b"{":
             raise IngestError(path, "'CityObjects' must be a JSON object")
         count = layout.entry_count
         if count == 1 and not self._mm[
@@ -280,9 +307,10 @@ class CityJsonReader:
         self._count = count
         self.total_objects: int | None = count
         va, vb = layout.members["vertices"]
-        if self._mm[va:vb].strip()[:1] != b"[":
+        if _first_byte(self._mm, va, vb) != b"[":
             raise IngestError(path, "'vertices' must be an array")
         self._vertices = _parse_vertices(self._mm, va, vb, self._scale, self._translate, path)
+        _drop_pages(self._mm, va, vb)
 
     def objects(self) -> Iterator[SourceObject]:
         """Yield the city objects in file order."""
@@ -300,8 +328,10 @@ class CityJsonReader:
             ((oid, obj),) = entry.items()
             yield decode_object(self._path, oid, obj, self._vertices, self._templates, self._uv)
             if b - dropped_to > (64 << 20):  # keep resident memory bounded on huge files
-                page = (dropped_to // mmap.PAGESIZE) * mmap.PAGESIZE
-                mm.madvise(mmap.MADV_DONTNEED, page, ((b - page) // mmap.PAGESIZE) * mmap.PAGESIZE)
+                _drop_pages(mm, dropped_to, b)
+                spooled = getattr(self._vertices, "_mmap", None)
+                if spooled is not None:
+                    _drop_pages(spooled, 0, len(spooled))
                 dropped_to = b
 
     def close(self) -> None:
@@ -331,7 +361,7 @@ class CityJsonSeqReader:
         self.format_version: str | None = _version(header, path)
         self._scale, self._translate = _transform(header, path, str(self.format_version))
         self.crs_name: str | None = _crs_name(header)
-        self.metadata: dict[str, Any] = _member_dict(header, "metadata")
+        self.metadata: dict[str, Any] = _root_members(header)
         self.appearance: dict[str, Any] = _member_dict(header, "appearance")
         self._templates = _templates(header, path)
         self.warnings: list[str] = []

@@ -55,7 +55,7 @@ class Reader(Protocol):
     format: str
     format_version: str | None
     crs_name: str | None
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # the file's root members other than objects and vertices
     appearance: dict[str, Any]
     warnings: list[str]
     total_objects: int | None

@@ -208,3 +208,17 @@ def test_bad_requests_get_problem_json(client: TestClient, url: str, status: int
     assert r.headers["content-type"] == PROBLEM
     body = r.json()
     assert body["status"] == status and body["detail"] and body["title"]
+
+
+def test_the_citys_own_crs_is_offered(client: TestClient) -> None:
+    """Delft's data is EPSG:7415 (RD New + NAP): its horizontal part EPSG:28992 is offered."""
+    crs = client.get("/collections/delft").json()["crs"]
+    assert "http://www.opengis.net/def/crs/EPSG/0/28992" in crs
+    oid = client.get("/collections/delft/items?limit=1").json()["features"][0]["id"]
+    lonlat = client.get(f"/collections/delft/items/{oid}").json()["geometry"]["coordinates"]
+    rd = client.get(f"/collections/delft/items/{oid}",
+                    params={"crs": "http://www.opengis.net/def/crs/EPSG/0/28992"}).json()
+    x, y = rd["geometry"]["coordinates"][0][0][0][:2]
+    ex, ey = Transformer.from_crs(4326, 28992, always_xy=True).transform(*lonlat[0][0][0][:2])
+    assert (x, y) == pytest.approx((ex, ey), abs=0.01)
+    assert 80_000 < x < 90_000 and 440_000 < y < 450_000  # Delft in RD New

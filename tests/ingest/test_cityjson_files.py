@@ -208,3 +208,39 @@ def test_extension_types_are_accepted(engine: Engine, tmp_path: Path) -> None:
             )
         ).scalar_one()
     assert kind == "MULTILINESTRING"
+
+
+def test_datasets_are_listed_and_deleted_whole(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from cim.cli import main
+
+    monkeypatch.setenv("CIM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    ingest_files(engine, [SHARED / "cityjson/delft_mixed_objects_v2.0/delft.city.json"], "d")
+    ingest_files(engine, [SHARED / "cityjson/3dbag_2buildings_v2.0/3dbag_b2.city.json"], "d")
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(main, ["datasets", "list", "--json"]).output)
+    assert {(r["name"], r["object_count"]) for r in listed} == {
+        ("delft.city.json", 570), ("3dbag_b2.city.json", 4)}
+    gone = runner.invoke(main, ["datasets", "delete", "delft.city.json", "--city", "d"])
+    assert gone.exit_code == 0 and "570 objects" in gone.output
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM city_object")).scalar_one() == 4
+        assert conn.execute(text("SELECT count(*) FROM object_geometry")).scalar_one() == 2
+    missing = runner.invoke(main, ["datasets", "delete", "nope", "--city", "d"])
+    assert missing.exit_code == 2 and "no dataset 'nope'" in missing.output
+
+
+def test_root_members_are_kept_with_the_dataset(engine: Engine, tmp_path: Path) -> None:
+    doc = json.loads((SHARED / "cityjson/3dbag_2buildings_v2.0/3dbag_b2.city.json").read_text())
+    doc["+census"] = {"year": 2024, "source": "made up for this test"}
+    path = tmp_path / "root.city.json"
+    path.write_text(json.dumps(doc))
+    ingest_files(engine, [path], "r")
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT file_metadata FROM dataset")).scalar_one()
+    assert kept["+census"] == doc["+census"]
+    assert kept["metadata"] == doc["metadata"]
+    assert kept["transform"] == doc["transform"]
