@@ -300,9 +300,10 @@ class CityJsonReader:
         if _first_byte(self._mm, a, b) != b"{":
             raise IngestError(path, "'CityObjects' must be a JSON object")
         count = layout.entry_count
-        if count == 1 and not self._mm[
-            layout.entry_separators[0] + 1 : layout.entry_separators[1]
-        ].strip():
+        if (
+            count == 1
+            and not self._mm[layout.entry_separators[0] + 1 : layout.entry_separators[1]].strip()
+        ):
             count = 0  # "CityObjects": {}
         self._count = count
         self.total_objects: int | None = count

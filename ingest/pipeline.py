@@ -96,6 +96,36 @@ def _dangling_warnings(writer: DatasetWriter, city: str, dataset_id: int) -> lis
     return [f"{n} parent/children references name objects that are not in the city"] if n else []
 
 
+def _source_crs(
+    reader: Reader, crs: str | None, path: Path, warnings: list[str]
+) -> tuple[ToStorage, str]:
+    """The transformation to storage for the file's CRS, or `--crs` (which wins, with a warning
+    when the file says otherwise).
+
+    Raises:
+        IngestError: no CRS at all, or one that is unknown or unusable.
+    """
+    if crs and reader.crs_name:
+        try:
+            same = parse_crs(crs) == parse_crs(reader.crs_name)
+        except InvalidCRS:
+            same = False
+        if not same:
+            warnings.append(f"--crs {crs} overrides the file's CRS {reader.crs_name}")
+    name = crs or reader.crs_name
+    if not name:
+        raise IngestError(
+            path,
+            "the file declares no CRS (metadata.referenceSystem): "
+            "pass one with --crs, e.g. --crs EPSG:7415",
+        )
+    try:
+        source = parse_crs(name)
+        return ToStorage(source), crs_label(source)
+    except InvalidCRS as exc:
+        raise IngestError(path, str(exc)) from None
+
+
 def _ingest_one(
     writer: DatasetWriter,
     ids: IdSource,
@@ -113,26 +143,7 @@ def _ingest_one(
     try:
         checksum = file_checksum(path)
         warnings = list(reader.warnings)
-        if crs and reader.crs_name:
-            try:
-                same = parse_crs(crs) == parse_crs(reader.crs_name)
-            except InvalidCRS:
-                same = False
-            if not same:
-                warnings.append(f"--crs {crs} overrides the file's CRS {reader.crs_name}")
-        name_of_crs = crs or reader.crs_name
-        if not name_of_crs:
-            raise IngestError(
-                path,
-                "the file declares no CRS (metadata.referenceSystem): "
-                "pass one with --crs, e.g. --crs EPSG:7415",
-            )
-        try:
-            source_crs = parse_crs(name_of_crs)
-            to_storage = ToStorage(source_crs)
-        except InvalidCRS as exc:
-            raise IngestError(path, str(exc)) from None
-        label = crs_label(source_crs)
+        to_storage, label = _source_crs(reader, crs, path, warnings)
         warnings += to_storage.warnings
         warnings += _texture_warnings(reader, path)
         writer.ensure_city(city, label, *city_names)
