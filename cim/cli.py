@@ -262,6 +262,11 @@ def ingest(
             )
     except CimError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        click.secho(
+            "interrupted: nothing was written (the ingest is one transaction)", fg="red", err=True
+        )
+        sys.exit(130)
     if as_json:
         click.echo(orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2))
         return
@@ -302,9 +307,11 @@ def datasets_list(city: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no datasets yet: load one with `cim ingest FILE --city CODE`")
     for r in rows:
-        click.echo(f"{r['city_code']:<10} {r['name']:<40} {r['format']} {r['format_version']} "
-                   f"{r['source_crs']:<16} {r['object_count']:>9,} objects, "
-                   f"{len(r['warnings'])} warning(s), {r['imported_at']:%Y-%m-%d %H:%M}")
+        click.echo(
+            f"{r['city_code']:<10} {r['name']:<40} {r['format']} {r['format_version']} "
+            f"{r['source_crs']:<16} {r['object_count']:>9,} objects, "
+            f"{len(r['warnings'])} warning(s), {r['imported_at']:%Y-%m-%d %H:%M}"
+        )
 
 
 @datasets.command("delete")
