@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from api import problems
 from api.features import CONFORMANCE, features_router
 from api.openapi import openapi_30
+from api.tiles import tiles_router
 from cim import __version__
 from cim.db.engine import database_url, make_engine
 from cim.settings import ApiSettings, DatabaseSettings
@@ -44,9 +45,10 @@ def create_app(
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["Content-Crs"],
+        expose_headers=["Content-Crs", "ETag"],
     )
     app.include_router(features_router(engine, settings))
+    app.include_router(tiles_router(engine))
 
     @app.get("/", summary="Landing page", tags=["Capabilities"])
     def landing(request: Request) -> dict[str, Any]:

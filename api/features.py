@@ -74,12 +74,27 @@ def collection_doc(engine: Engine, city: dict[str, Any], base: str) -> dict[str,
                 "title": "city objects",
             },
             {
+                "href": f"{base}/collections/{code}/3dtiles/tileset.json",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/geodata",
+                "type": "application/3dtiles+json",
+                "title": "3D Tiles 1.1",
+            },
+            {
                 "href": f"{base}/collections/{code}/queryables",
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 "type": "application/schema+json",
             },
         ],
     }
+    # OGC API 3D GeoVolumes: the 3D content of the collection
+    doc["content"] = [
+        {
+            "href": f"{base}/collections/{code}/3dtiles/tileset.json",
+            "rel": "original",
+            "type": "application/3dtiles+json",
+            "title": "3D Tiles 1.1",
+        }
+    ]
     if city["bbox"]:
         spatial: dict[str, Any] = {"bbox": [city["bbox"]], "crs": OGC_CRS84}
         doc["extent"] = {"spatial": spatial}

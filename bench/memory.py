@@ -36,8 +36,10 @@ def main() -> None:
             t = time.perf_counter()
             elapsed, peak, report = _run(cim, path, f"m{size}", env)
             rows.append((size, path.stat().st_size / 1e6, elapsed, peak))
-            print(f"{size:,} buildings: {elapsed:.1f} s, peak {peak:.0f} MB "
-                  f"({time.perf_counter() - t:.0f} s with start-up)")
+            print(
+                f"{size:,} buildings: {elapsed:.1f} s, peak {peak:.0f} MB "
+                f"({time.perf_counter() - t:.0f} s with start-up)"
+            )
     print()
     print(f"{'buildings':>10} {'file MB':>8} {'seconds':>8} {'buildings/s':>12} {'peak MB':>8}")
     for size, mb, elapsed, peak in rows:

@@ -28,6 +28,16 @@ def delete_dataset(engine: Engine, city: str, name: str) -> int:
         NotFound: no dataset of that name in that city.
     """
     with engine.begin() as conn:
+        conn.execute(
+            text(
+                "DELETE FROM tile_cache t USING (SELECT DISTINCT o.tile_level, o.tile_x, o.tile_y"
+                " FROM city_object o JOIN dataset d ON d.city_code = o.city_code"
+                " AND d.id = o.dataset_id WHERE d.city_code = :c AND d.name = :n) k"
+                " WHERE t.city_code = :c AND t.tile_level = k.tile_level"
+                " AND t.tile_x = k.tile_x AND t.tile_y = k.tile_y"
+            ),
+            {"c": city, "n": name},
+        )
         row = conn.execute(
             text("DELETE FROM dataset WHERE city_code = :c AND name = :n RETURNING object_count"),
             {"c": city, "n": name},

@@ -23,6 +23,7 @@ from cim.geometry import (
     starts_of,
     triangulate,
 )
+from cim.tiling import tile_keys
 from ingest.model import SourceGeometry, SourceObject
 
 MAX_HEIGHT = 100_000.0  # metres from the ellipsoid; beyond is a unit or CRS mistake
@@ -290,8 +291,16 @@ def prepare_batch(
     has = obj_counts > 0
     boxes: list[bytes | None] = [None] * len(objects)
     zrange = np.full((len(objects), 2), np.nan)
+    tiles: list[tuple[Any, Any, Any, Any]] = [(None, None, None, None)] * len(objects)
     if has.any():
         lo, hi = segment_min_max(llh, obj_counts[has])
+        level, tx, ty, size = tile_keys(lo, hi)
+        for n, key in zip(
+            np.flatnonzero(has).tolist(),
+            zip(level.tolist(), tx.tolist(), ty.tolist(), size.tolist(), strict=True),
+            strict=True,
+        ):
+            tiles[n] = key
         for n, box in zip(
             np.flatnonzero(has).tolist(), ewkb_boxes(lo, hi, FOOTPRINT_EPSG), strict=True
         ):
@@ -358,6 +367,7 @@ def prepare_batch(
                 boxes[n],
                 None if np.isnan(z[0]) else float(z[0]),
                 None if np.isnan(z[1]) else float(z[1]),
+                *tiles[n],
             )
         )
         stats.by_type[obj.type] += 1

@@ -32,6 +32,10 @@ OBJECT_COLUMNS = {
     "bbox": "bytea",
     "z_min": "float8",
     "z_max": "float8",
+    "tile_level": "int2",
+    "tile_x": "int4",
+    "tile_y": "int4",
+    "size": "float8",
 }
 GEOMETRY_COLUMNS = {
     "city_code": "text",
@@ -127,6 +131,11 @@ class DatasetWriter:
 
         Returns the new dataset id and whether an older one was replaced.
         """
+        old = self.conn.execute(
+            "SELECT id FROM dataset WHERE city_code = %s AND name = %s", (city, name)
+        ).fetchone()
+        if old is not None:
+            drop_cached_tiles(self.conn, city, int(old[0]))
         deleted = self.conn.execute(
             "DELETE FROM dataset WHERE city_code = %s AND name = %s RETURNING id", (city, name)
         ).fetchone()
@@ -186,8 +195,10 @@ class DatasetWriter:
             ) from None
 
     def finish(self, city: str, dataset_id: int, fields: dict[str, Any]) -> None:
-        """Record the dataset's final counts and warnings, and mark it ready."""
+        """Record the dataset's final counts and warnings, mark it ready, and drop the cached
+        tiles its objects fall in."""
         self.flush()
+        drop_cached_tiles(self.conn, city, dataset_id)
         self.conn.execute(
             "UPDATE dataset SET object_count = %s, counts = %s, warnings = %s, attribute_keys = %s,"
             " status = 'ready' WHERE city_code = %s AND id = %s",
@@ -222,3 +233,15 @@ class IdSource:
             self._free.extend(int(r[0]) for r in rows)
         taken, self._free = self._free[:count], self._free[count:]
         return taken
+
+
+def drop_cached_tiles(conn: psycopg.Connection[Any], city: str, dataset_id: int) -> int:
+    """Delete the cached tile contents that hold objects of a dataset; returns how many."""
+    cur = conn.execute(
+        "DELETE FROM tile_cache t USING (SELECT DISTINCT tile_level, tile_x, tile_y"
+        " FROM city_object WHERE city_code = %s AND dataset_id = %s) k"
+        " WHERE t.city_code = %s AND t.tile_level = k.tile_level AND t.tile_x = k.tile_x"
+        " AND t.tile_y = k.tile_y",
+        (city, dataset_id, city),
+    )
+    return cur.rowcount

@@ -84,6 +84,7 @@ class CityObject(Base):
         Index("city_object_bbox_gix", "bbox", postgresql_using="gist"),
         Index("city_object_type_ix", "city_code", "type"),
         Index("city_object_dataset_ix", "city_code", "dataset_id"),
+        Index("city_object_tile_ix", "city_code", "tile_level", "tile_x", "tile_y"),
     )
 
     city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -104,6 +105,10 @@ class CityObject(Base):
     )
     z_min: Mapped[float | None] = mapped_column(Float, comment="ellipsoidal metres")
     z_max: Mapped[float | None] = mapped_column(Float)
+    tile_level: Mapped[int | None] = mapped_column(SmallInteger)
+    tile_x: Mapped[int | None] = mapped_column(Integer)
+    tile_y: Mapped[int | None] = mapped_column(Integer)
+    size: Mapped[float | None] = mapped_column(Float, comment="largest extent, metres")
 
 
 class ObjectGeometry(Base):
@@ -137,3 +142,19 @@ class ObjectGeometry(Base):
     mesh_vertices: Mapped[bytes | None] = mapped_column(LargeBinary)
     mesh_triangles: Mapped[bytes | None] = mapped_column(LargeBinary)
     mesh_surfaces: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class TileCache(Base):
+    """A 3D Tiles content made on first request; dropped when a dataset touching it changes."""
+
+    __tablename__ = "tile_cache"
+    __table_args__ = (ForeignKeyConstraint(["city_code"], ["city.code"], ondelete="CASCADE"),)
+
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tile_level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    tile_x: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tile_y: Mapped[int] = mapped_column(Integer, primary_key=True)
+    format: Mapped[str] = mapped_column(Text, primary_key=True, comment="glb or b3dm")
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    etag: Mapped[str] = mapped_column(Text)
+    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -216,8 +216,10 @@ def test_the_citys_own_crs_is_offered(client: TestClient) -> None:
     assert "http://www.opengis.net/def/crs/EPSG/0/28992" in crs
     oid = client.get("/collections/delft/items?limit=1").json()["features"][0]["id"]
     lonlat = client.get(f"/collections/delft/items/{oid}").json()["geometry"]["coordinates"]
-    rd = client.get(f"/collections/delft/items/{oid}",
-                    params={"crs": "http://www.opengis.net/def/crs/EPSG/0/28992"}).json()
+    rd = client.get(
+        f"/collections/delft/items/{oid}",
+        params={"crs": "http://www.opengis.net/def/crs/EPSG/0/28992"},
+    ).json()
     x, y = rd["geometry"]["coordinates"][0][0][0][:2]
     ex, ey = Transformer.from_crs(4326, 28992, always_xy=True).transform(*lonlat[0][0][0][:2])
     assert (x, y) == pytest.approx((ex, ey), abs=0.01)

@@ -29,17 +29,24 @@ def _rows(engine: Engine) -> tuple[int, int, int]:
 def test_interrupted_ingest_leaves_nothing(engine: Engine, tmp_path: Path) -> None:
     ingest_files(engine, [SHARED / "cityjson/3dbag_2buildings_v2.0/3dbag_b2.city.json"], "x")
     before = _rows(engine)
-    path = generate_city(tmp_path / "big.city.json", buildings=40_000, seed=3,
-                         only_buildings=True).path
+    path = generate_city(
+        tmp_path / "big.city.json", buildings=40_000, seed=3, only_buildings=True
+    ).path
     env = {**os.environ, "CIM_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
-    proc = subprocess.Popen([CIM, "ingest", str(path), "--city", "x"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [CIM, "ingest", str(path), "--city", "x"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # wait until rows are being written (the COPY has started), then interrupt
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         with engine.connect() as conn:
-            busy = conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%'")).scalar_one()
+            busy = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%'")
+            ).scalar_one()
         if busy:
             break
         time.sleep(0.05)

@@ -223,7 +223,9 @@ def test_datasets_are_listed_and_deleted_whole(
     runner = CliRunner()
     listed = json.loads(runner.invoke(main, ["datasets", "list", "--json"]).output)
     assert {(r["name"], r["object_count"]) for r in listed} == {
-        ("delft.city.json", 570), ("3dbag_b2.city.json", 4)}
+        ("delft.city.json", 570),
+        ("3dbag_b2.city.json", 4),
+    }
     gone = runner.invoke(main, ["datasets", "delete", "delft.city.json", "--city", "d"])
     assert gone.exit_code == 0 and "570 objects" in gone.output
     with engine.connect() as conn:

@@ -1,0 +1,48 @@
+"""3D Tiles routes: a city's tileset and its tile contents, made on first request and cached."""
+
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import Engine
+
+from tiles import service
+
+TILESET = "application/json"
+GEOVOLUMES = "application/3dtiles+json"
+MEDIA = {"glb": "model/gltf-binary", "b3dm": "application/octet-stream"}
+# tiles change only when a dataset changes: let caches keep them but ask again (cheap 304)
+REVALIDATE = "public, max-age=0, must-revalidate"
+
+
+def _etag_response(request: Request, body: bytes, etag: str, media_type: str) -> Response:
+    quoted = f'"{etag}"'
+    headers = {"ETag": quoted, "Cache-Control": REVALIDATE}
+    if request.headers.get("if-none-match") == quoted:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def tiles_router(engine: Engine) -> APIRouter:
+    """Routes of the 3D Tiles API bound to `engine`."""
+    router = APIRouter(tags=["3D Tiles"])
+
+    @router.get(
+        "/collections/{city}/3dtiles/tileset.json",
+        summary="The city as OGC 3D Tiles 1.1 (tileset JSON)",
+    )
+    def tileset(city: str, request: Request) -> Response:
+        body = orjson.dumps(service.tileset(engine, city))
+        return _etag_response(request, body, hashlib.sha256(body).hexdigest()[:32], TILESET)
+
+    @router.get(
+        "/collections/{city}/3dtiles/tiles/{level}/{x}/{y}.{fmt}",
+        summary="One tile's content (GLB)",
+    )
+    def tile(city: str, level: int, x: int, y: int, fmt: str, request: Request) -> Response:
+        content, etag = service.tile(engine, city, (level, x, y), fmt)
+        return _etag_response(request, content, etag, MEDIA.get(fmt, "application/octet-stream"))
+
+    return router

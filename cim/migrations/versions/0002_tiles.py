@@ -1,0 +1,43 @@
+"""3D Tiles: each object's tile in the global quadtree, its size, and the tile cache.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("city_object", sa.Column("tile_level", sa.SmallInteger()))
+    op.add_column("city_object", sa.Column("tile_x", sa.Integer()))
+    op.add_column("city_object", sa.Column("tile_y", sa.Integer()))
+    op.add_column("city_object", sa.Column("size", sa.Float(), comment="largest extent, metres"))
+    op.create_index(
+        "city_object_tile_ix", "city_object", ["city_code", "tile_level", "tile_x", "tile_y"]
+    )
+    op.create_table(
+        "tile_cache",
+        sa.Column("city_code", sa.String(64), primary_key=True),
+        sa.Column("tile_level", sa.SmallInteger(), primary_key=True),
+        sa.Column("tile_x", sa.Integer(), primary_key=True),
+        sa.Column("tile_y", sa.Integer(), primary_key=True),
+        sa.Column("format", sa.Text(), primary_key=True, comment="glb or b3dm"),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("etag", sa.Text(), nullable=False),
+        sa.Column("made_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+        sa.ForeignKeyConstraint(["city_code"], ["city.code"], ondelete="CASCADE"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("tile_cache")
+    op.drop_index("city_object_tile_ix", "city_object")
+    for column in ("size", "tile_y", "tile_x", "tile_level"):
+        op.drop_column("city_object", column)

@@ -1,0 +1,91 @@
+"""Helpers for tile tests: walking a tileset and reading GLB content back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pyproj import Transformer
+
+from tiles.gltf import read_glb
+
+ROOT = Path(__file__).resolve().parents[2]
+VALIDATOR = ROOT / "tests/tools/validate_gltf.mjs"
+_TO_LLH = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
+
+
+def tiles_of(tileset: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every tile of a tileset, parents before children."""
+    out: list[dict[str, Any]] = []
+
+    def walk(tile: dict[str, Any]) -> None:
+        out.append(tile)
+        for child in tile.get("children", []):
+            walk(child)
+
+    walk(tileset["root"])
+    return out
+
+
+def validate_glbs(paths: list[Path]) -> dict[str, Any]:
+    """The Khronos glTF validator's report for each file (node and the npm package required)."""
+    node = shutil.which("node")
+    assert node, "node is not installed (make test installs it)"
+    assert (ROOT / "node_modules/gltf-validator").exists(), "run `npm install` (make test does)"
+    result = subprocess.run(
+        [node, str(VALIDATOR), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
+    acc = doc["accessors"][index]
+    view = doc["bufferViews"][acc["bufferView"]]
+    dtype = {5126: "<f4", 5125: "<u4", 5121: "u1", 5123: "<u2"}[acc["componentType"]]
+    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc["type"]]
+    start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
+    data = np.frombuffer(binary, dtype=dtype, count=acc["count"] * width, offset=start)
+    return data.reshape(-1, width) if width > 1 else data
+
+
+def glb_positions_lonlath(data: bytes) -> np.ndarray:
+    """Every vertex of a GLB tile as longitude, latitude, ellipsoidal height."""
+    doc, binary = read_glb(data)
+    node = doc["nodes"][0]
+    tx, ty, tz = node.get("translation", [0, 0, 0])
+    points = []
+    for primitive in doc["meshes"][0]["primitives"]:
+        p = _accessor(doc, binary, primitive["attributes"]["POSITION"]).astype(np.float64)
+        # glTF is Y-up: (x, y, z) there is (x, -z, y) in Earth-centred axes
+        points.append(np.column_stack((p[:, 0] + tx, -(p[:, 2] + tz), p[:, 1] + ty)))
+    xyz = np.concatenate(points)
+    lon, lat, h = _TO_LLH.transform(xyz[:, 0], xyz[:, 1], xyz[:, 2])
+    return np.column_stack((lon, lat, h))
+
+
+def property_column(data: bytes, name: str) -> list[Any]:
+    """The values of one STRING or numeric property of a GLB's property table."""
+    doc, binary = read_glb(data)
+    meta = doc["extensions"]["EXT_structural_metadata"]
+    table = meta["propertyTables"][0]
+    prop = table["properties"][name]
+    spec = meta["schema"]["classes"][table["class"]]["properties"][name]
+    view = doc["bufferViews"][prop["values"]]
+    raw = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+    if spec["type"] == "STRING":
+        ov = doc["bufferViews"][prop["stringOffsets"]]
+        offsets = np.frombuffer(
+            binary, dtype="<u4", count=table["count"] + 1, offset=ov["byteOffset"]
+        )
+        return [raw[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    dtype = {"INT32": "<i4", "FLOAT64": "<f8", "INT64": "<i8"}[spec["componentType"]]
+    return np.frombuffer(raw, dtype=dtype, count=table["count"]).tolist()

@@ -1,0 +1,251 @@
+"""3D Tiles of every CityJSON file in ../shared/data: valid GLB (Khronos validator, 0 errors), and
+the rules the official 3D Tiles validator checks, each shown on the real tilesets."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from ingest.pipeline import ingest_files
+from tests.ingest.test_cityjson_files import FILES, NO_CRS
+from tests.tiles.conftest import glb_positions_lonlath, property_column, tiles_of, validate_glbs
+from tiles.gltf import read_glb
+
+CITIES = {f"c{n}": path for n, path in enumerate(FILES)}
+
+
+@pytest.fixture(scope="module")
+def tiled(new_database: Callable[[], Engine]) -> tuple[Engine, TestClient]:
+    engine = new_database()
+    for city, path in CITIES.items():
+        ingest_files(engine, [path], city, crs="EPSG:7415" if path.name in NO_CRS else None)
+    return engine, TestClient(create_app(engine=engine))
+
+
+@pytest.fixture(scope="module")
+def tilesets(tiled: tuple[Engine, TestClient]) -> dict[str, tuple[dict, dict[str, bytes]]]:
+    """Each city's tileset JSON and the content of every tile, fetched over HTTP."""
+    _, client = tiled
+    out = {}
+    for city in CITIES:
+        r = client.get(f"/collections/{city}/3dtiles/tileset.json")
+        assert r.status_code == 200, r.text
+        tileset = r.json()
+        contents = {}
+        for tile in tiles_of(tileset):
+            if "content" in tile:
+                uri = tile["content"]["uri"]
+                got = client.get(f"/collections/{city}/3dtiles/{uri}")
+                assert got.status_code == 200
+                assert got.headers["content-type"] == "model/gltf-binary"
+                contents[uri] = got.content
+        out[city] = (tileset, contents)
+    return out
+
+
+def test_every_glb_passes_the_khronos_validator(tilesets: dict, tmp_path: Path) -> None:
+    paths = []
+    for city, (_, contents) in tilesets.items():
+        for uri, data in contents.items():
+            path = tmp_path / f"{city}_{uri.replace('/', '_')}"
+            path.write_bytes(data)
+            paths.append(path)
+    assert len(paths) >= len(CITIES)
+    reports = validate_glbs(paths)
+    failing = {p: r["messages"] for p, r in reports.items() if r["errors"]}
+    assert not failing, failing
+    assert len(reports) == len(paths)
+
+
+def test_refine_is_upper_case_and_errors_decrease_to_zero_on_leaves(tilesets: dict) -> None:
+    for tileset, _ in tilesets.values():
+        assert tileset["asset"]["version"] == "1.1"
+        root = tileset["root"]
+        assert root["refine"] == "ADD"
+        assert tileset["geometricError"] >= root["geometricError"]
+
+        def walk(tile: dict[str, Any]) -> None:
+            assert tile.get("refine", "ADD") in ("ADD", "REPLACE")
+            children = tile.get("children", [])
+            if not children:
+                assert tile["geometricError"] == 0
+            for child in children:
+                assert child["geometricError"] <= tile["geometricError"]
+                walk(child)
+
+        walk(root)
+
+
+def _contains(outer: list[float], inner: list[float]) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and outer[2] >= inner[2]
+        and outer[3] >= inner[3]
+        and outer[4] <= inner[4]
+        and outer[5] >= inner[5]
+    )
+
+
+def test_bounding_volumes_contain_children_and_content(tilesets: dict) -> None:
+    for tileset, contents in tilesets.values():
+        for tile in tiles_of(tileset):
+            region = tile["boundingVolume"]["region"]
+            assert region[0] <= region[2] and region[1] <= region[3] and region[4] <= region[5]
+            for child in tile.get("children", []):
+                assert _contains(region, child["boundingVolume"]["region"])
+            if "content" in tile:
+                llh = glb_positions_lonlath(contents[tile["content"]["uri"]])
+                lon, lat = np.radians(llh[:, 0]), np.radians(llh[:, 1])
+                assert lon.min() >= region[0] and lon.max() <= region[2]
+                assert lat.min() >= region[1] and lat.max() <= region[3]
+                assert llh[:, 2].min() >= region[4] - 1e-3
+                assert llh[:, 2].max() <= region[5] + 1e-3
+                # tight: the region is no bigger than its content (and children) need
+                if not tile.get("children"):
+                    assert lon.max() - lon.min() >= (region[2] - region[0]) - 1e-7
+
+
+def test_property_tables_match_the_schema(tilesets: dict) -> None:
+    for _, contents in tilesets.values():
+        for data in contents.values():
+            doc, _ = read_glb(data)
+            meta = doc["extensions"]["EXT_structural_metadata"]
+            table = meta["propertyTables"][0]
+            cls = meta["schema"]["classes"][table["class"]]
+            assert set(table["properties"]) == set(cls["properties"])
+            for name, prop in table["properties"].items():
+                spec = cls["properties"][name]
+                assert spec["type"] in ("STRING", "SCALAR", "BOOLEAN")
+                view = doc["bufferViews"][prop["values"]]
+                if spec["type"] == "SCALAR":
+                    size = {"INT32": 4, "FLOAT64": 8}[spec["componentType"]]
+                    assert view["byteLength"] == size * table["count"]
+                if spec["type"] == "STRING":
+                    assert prop["stringOffsetType"] == "UINT32"
+            features = doc["meshes"][0]["primitives"][0]["extensions"]["EXT_mesh_features"]
+            assert features["featureIds"][0]["featureCount"] == table["count"]
+            assert {"id", "type", "cim_id", "dataset"} <= set(cls["properties"])
+
+
+def test_every_object_is_in_exactly_one_tile(
+    tilesets: dict, tiled: tuple[Engine, TestClient]
+) -> None:
+    engine, _ = tiled
+    for city, (_, contents) in tilesets.items():
+        seen: list[str] = []
+        for data in contents.values():
+            seen += property_column(data, "id")
+        with engine.connect() as conn:
+            stored = (
+                conn.execute(
+                    text(
+                        "SELECT source_id FROM city_object "
+                        "WHERE city_code = :c AND bbox IS NOT NULL"
+                    ),
+                    {"c": city},
+                )
+                .scalars()
+                .all()
+            )
+        assert sorted(seen) == sorted(stored), city
+        assert len(seen) == len(set(seen))
+
+
+def test_attributes_keep_their_types(tilesets: dict) -> None:
+    """multi_lod's 3DBAG attributes: integers, floats and strings stay what they are."""
+    city = next(c for c, p in CITIES.items() if p.name == "multi_lod.city.json")
+    _, contents = tilesets[city]
+    kinds: dict[str, str] = {}
+    for data in contents.values():
+        doc, _ = read_glb(data)
+        props = doc["extensions"]["EXT_structural_metadata"]["schema"]["classes"]["cityobject"]
+        for prop in props["properties"].values():
+            kinds[prop["name"]] = prop.get("componentType", prop["type"])
+    assert kinds["type"] == "STRING" and kinds["cim_id"] == "INT32"
+    assert "FLOAT64" in kinds.values()
+
+
+def test_http_caching_and_cors(tiled: tuple[Engine, TestClient], tilesets: dict) -> None:
+    engine, client = tiled
+    city = next(iter(CITIES))
+    tileset, contents = tilesets[city]
+    uri = next(iter(contents))
+    first = client.get(f"/collections/{city}/3dtiles/{uri}", headers={"Origin": "http://x.org"})
+    assert first.headers["access-control-allow-origin"] == "*"
+    etag = first.headers["etag"]
+    again = client.get(f"/collections/{city}/3dtiles/{uri}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    ts = client.get(
+        f"/collections/{city}/3dtiles/tileset.json", headers={"Accept-Encoding": "gzip"}
+    )
+    assert ts.headers["content-type"] == "application/json"
+    if len(ts.content) > 1024:
+        assert ts.headers.get("content-encoding") == "gzip"
+    assert client.get(f"/collections/{city}/3dtiles/tiles/30/0/0.glb").status_code == 400
+    assert client.get(f"/collections/{city}/3dtiles/tiles/5/0/0.glb").status_code == 404
+    assert client.get("/collections/nowhere/3dtiles/tileset.json").status_code == 404
+    links = client.get(f"/collections/{city}").json()
+    assert links["content"][0]["type"] == "application/3dtiles+json"
+    assert links["content"][0]["href"].endswith(f"/collections/{city}/3dtiles/tileset.json")
+
+
+def test_a_changed_dataset_drops_only_its_own_tiles(new_database: Callable[[], Engine]) -> None:
+    engine = new_database()
+    delft = next(p for p in FILES if p.name == "delft.city.json")
+    denbosch = next(p for p in FILES if p.name == "multi_lod.city.json")
+    ingest_files(engine, [delft], "nl")
+    ingest_files(engine, [denbosch], "nl", crs="EPSG:7415")
+    client = TestClient(create_app(engine=engine))
+    tileset = client.get("/collections/nl/3dtiles/tileset.json").json()
+    etags = {}
+    for tile in tiles_of(tileset):
+        if "content" in tile:
+            uri = tile["content"]["uri"]
+            etags[uri] = client.get(f"/collections/nl/3dtiles/{uri}").headers["etag"]
+
+    def cached() -> set[tuple[int, int, int]]:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT tile_level, tile_x, tile_y FROM tile_cache")).all()
+            return {(r[0], r[1], r[2]) for r in rows}
+
+    def keys_of(name: str) -> set[tuple[int, int, int]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT DISTINCT o.tile_level, o.tile_x, o.tile_y FROM city_object o"
+                    " JOIN dataset d ON d.id = o.dataset_id WHERE d.name = :n"
+                ),
+                {"n": name},
+            ).all()
+            return {(r[0], r[1], r[2]) for r in rows}
+
+    everything = cached()
+    assert len(everything) == len(etags)
+    bosch = keys_of(denbosch.name)
+    assert bosch and bosch < everything
+    ingest_files(engine, [denbosch], "nl", crs="EPSG:7415")  # replaced
+    assert cached() == everything - bosch  # only its own tiles were dropped
+    for uri, etag in etags.items():
+        level, x, y = (int(v) for v in uri.removesuffix(".glb").split("/")[1:])
+        now = client.get(f"/collections/nl/3dtiles/{uri}").headers["etag"]
+        assert (now != etag) == ((level, x, y) in bosch)  # new object ids, new content
+    from ingest.datasets import delete_dataset
+
+    delete_dataset(engine, "nl", denbosch.name)
+    assert cached() == everything - bosch
+    rest = {
+        tuple(t["content"]["uri"].removesuffix(".glb").split("/")[1:])
+        for t in tiles_of(client.get("/collections/nl/3dtiles/tileset.json").json())
+        if "content" in t
+    }
+    assert {tuple(int(v) for v in k) for k in rest} == everything - bosch
+    assert math.isfinite(tileset["geometricError"])

@@ -1,0 +1,248 @@
+"""GLB writing: one triangle mesh (plus points) with feature ids and a property table, as 3D Tiles
+1.1 content (glTF 2.0 with EXT_mesh_features and EXT_structural_metadata).
+
+Pure: arrays in, bytes out. Positions are float32 offsets from the tile centre in Earth-centred
+axes; glTF is Y-up, so axes are turned here (x, y, z) -> (x, z, -y) and the centre goes into the
+node translation, which 3D Tiles turns back to Z-up.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+ARRAY_BUFFER = 34962
+ELEMENT_ARRAY_BUFFER = 34963
+FLOAT = 5126
+UNSIGNED_BYTE = 5121
+UNSIGNED_INT = 5125
+TRIANGLES = 4
+POINTS = 0
+
+
+def _empty(width: int, dtype: type) -> NDArray[Any]:
+    return np.zeros((0, width), dtype=dtype)
+
+
+@dataclass
+class Geometry:
+    """What a tile draws. `feature_ids` give each vertex its row in the property table."""
+
+    center: NDArray[np.float64]  # Earth-centred, metres
+    positions: NDArray[np.float32]  # (n, 3) offsets from center, Earth-centred axes
+    normals: NDArray[np.float32]  # (n, 3) unit, Earth-centred axes
+    colors: NDArray[np.uint8]  # (n, 4) RGBA
+    feature_ids: NDArray[np.float32]  # (n,)
+    indices: NDArray[np.uint32]  # (m,) triangle corners
+    point_positions: NDArray[np.float32] = field(
+        default_factory=lambda: np.zeros((0, 3), np.float32)
+    )
+    point_colors: NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 4), np.uint8))
+    point_feature_ids: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+def _y_up(v: NDArray[Any]) -> NDArray[Any]:
+    return np.column_stack((v[:, 0], v[:, 2], -v[:, 1])) if len(v) else v.reshape(0, 3)
+
+
+class _Builder:
+    """Accumulates buffer views and accessors over one binary chunk (8-byte aligned views)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.length = 0
+        self.views: list[dict[str, Any]] = []
+        self.accessors: list[dict[str, Any]] = []
+
+    def view(self, data: bytes, target: int | None = None) -> int:
+        pad = (-self.length) % 8
+        if pad:
+            self.chunks.append(b"\x00" * pad)
+            self.length += pad
+        view: dict[str, Any] = {"buffer": 0, "byteOffset": self.length, "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        self.chunks.append(data)
+        self.length += len(data)
+        self.views.append(view)
+        return len(self.views) - 1
+
+    def accessor(
+        self,
+        array: NDArray[Any],
+        component: int,
+        kind: str,
+        target: int,
+        normalized: bool = False,
+        bounds: bool = False,
+    ) -> int:
+        acc: dict[str, Any] = {
+            "bufferView": self.view(np.ascontiguousarray(array).tobytes(), target),
+            "componentType": component,
+            "count": int(len(array)),
+            "type": kind,
+        }
+        if normalized:
+            acc["normalized"] = True
+        if bounds:
+            acc["min"] = np.asarray(array.min(axis=0), dtype=np.float64).tolist()
+            acc["max"] = np.asarray(array.max(axis=0), dtype=np.float64).tolist()
+        self.accessors.append(acc)
+        return len(self.accessors) - 1
+
+    def binary(self) -> bytes:
+        data = b"".join(self.chunks)
+        return data + b"\x00" * ((-len(data)) % 4)
+
+
+def write_glb(
+    geometry: Geometry,
+    feature_count: int,
+    metadata: dict[str, Any] | None,
+    metadata_views: list[bytes],
+) -> bytes:
+    """A GLB of the geometry; `metadata` is the EXT_structural_metadata object whose property
+    tables refer to `metadata_views` by index (0, 1, ...), renumbered here."""
+    b = _Builder()
+    primitives: list[dict[str, Any]] = []
+    features = {
+        "EXT_mesh_features": {
+            "featureIds": [
+                {
+                    "featureCount": feature_count,
+                    "attribute": 0,
+                    **({"propertyTable": 0} if metadata else {}),
+                }
+            ]
+        }
+    }
+    if len(geometry.indices):
+        attributes = {
+            "POSITION": b.accessor(
+                _y_up(geometry.positions).astype("<f4"), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True
+            ),
+            "NORMAL": b.accessor(
+                _y_up(geometry.normals).astype("<f4"), FLOAT, "VEC3", ARRAY_BUFFER
+            ),
+            "COLOR_0": b.accessor(
+                geometry.colors, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True
+            ),
+            "_FEATURE_ID_0": b.accessor(
+                geometry.feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
+            ),
+        }
+        indices = b.accessor(
+            geometry.indices.astype("<u4"), UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER
+        )
+        primitives.append(
+            {
+                "attributes": attributes,
+                "indices": indices,
+                "material": 0,
+                "mode": TRIANGLES,
+                "extensions": features,
+            }
+        )
+    if len(geometry.point_positions):
+        attributes = {
+            "POSITION": b.accessor(
+                _y_up(geometry.point_positions).astype("<f4"),
+                FLOAT,
+                "VEC3",
+                ARRAY_BUFFER,
+                bounds=True,
+            ),
+            "COLOR_0": b.accessor(
+                geometry.point_colors, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True
+            ),
+            "_FEATURE_ID_0": b.accessor(
+                geometry.point_feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
+            ),
+        }
+        primitives.append(
+            {"attributes": attributes, "material": 1, "mode": POINTS, "extensions": features}
+        )
+    used = ["EXT_mesh_features"]
+    gltf: dict[str, Any] = {
+        "asset": {"version": "2.0", "generator": "CIM"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "translation": _y_up(geometry.center[None])[0].tolist()}],
+        "meshes": [{"primitives": primitives}],
+        "materials": [
+            {
+                "pbrMetallicRoughness": {
+                    "baseColorFactor": [1, 1, 1, 1],
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 1.0,
+                },
+                "doubleSided": True,
+            },
+            {
+                "pbrMetallicRoughness": {
+                    "baseColorFactor": [1, 1, 1, 1],
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 1.0,
+                },
+                "extensions": {"KHR_materials_unlit": {}},
+            },
+        ],
+    }
+    if len(geometry.point_positions):
+        used.append("KHR_materials_unlit")
+    else:
+        gltf["materials"].pop()
+    if metadata:
+        first = len(b.views)
+        for data in metadata_views:
+            b.view(data)
+        gltf["extensions"] = {"EXT_structural_metadata": _renumber(metadata, first)}
+        used.append("EXT_structural_metadata")
+    gltf["extensionsUsed"] = used
+    binary = b.binary()
+    gltf["buffers"] = [{"byteLength": len(binary)}]
+    gltf["bufferViews"] = b.views
+    gltf["accessors"] = b.accessors
+    text = json.dumps(gltf, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * ((-len(text)) % 4)
+    total = 12 + 8 + len(text) + 8 + len(binary)
+    return b"".join(
+        [
+            struct.pack("<4sII", b"glTF", 2, total),
+            struct.pack("<I4s", len(text), b"JSON"),
+            text,
+            struct.pack("<I4s", len(binary), b"BIN\x00"),
+            binary,
+        ]
+    )
+
+
+def _renumber(metadata: dict[str, Any], first: int) -> dict[str, Any]:
+    """Shift the buffer-view indices of property tables by `first`."""
+    out = json.loads(json.dumps(metadata))
+    for table in out.get("propertyTables", []):
+        for prop in table["properties"].values():
+            for key in ("values", "stringOffsets", "arrayOffsets"):
+                if key in prop:
+                    prop[key] += first
+    return out
+
+
+def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The JSON and binary chunks of a GLB (for tests and tools)."""
+    magic, version, total = struct.unpack_from("<4sII", data, 0)
+    if magic != b"glTF" or version != 2 or total != len(data):
+        raise ValueError("not a GLB 2.0 file")
+    json_len, _ = struct.unpack_from("<I4s", data, 12)
+    doc = json.loads(data[20 : 20 + json_len])
+    rest = 20 + json_len
+    binary = b""
+    if rest < len(data):
+        bin_len, _ = struct.unpack_from("<I4s", data, rest)
+        binary = data[rest + 8 : rest + 8 + bin_len]
+    return doc, binary

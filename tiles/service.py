@@ -1,0 +1,138 @@
+"""Tiles for a city, on demand: the tileset JSON from tile statistics, and tile contents made on
+first request and kept in the `tile_cache` table (ingest drops the ones a dataset touches)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, text
+
+from cim.errors import InvalidInput, NotFound
+from cim.tiling import MAX_LEVEL, tile_keys
+from tiles.content import tile_content
+from tiles.tileset import Key, TileStats, build_tileset
+
+FORMATS = {"glb": "1.1"}
+
+_STATS = text("""
+    SELECT tile_level, tile_x, tile_y, count(*) AS n,
+           min(ST_XMin(bbox)) AS west, min(ST_YMin(bbox)) AS south,
+           max(ST_XMax(bbox)) AS east, max(ST_YMax(bbox)) AS north,
+           min(z_min) AS low, max(z_max) AS high, max(size) AS max_size
+    FROM city_object WHERE city_code = :city AND tile_level IS NOT NULL
+    GROUP BY tile_level, tile_x, tile_y""")
+
+
+def fill_tile_keys(engine: Engine, city: str) -> int:
+    """Give a tile to objects that have none (ingested before tiles existed); returns how many."""
+    done = 0
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT id, ST_XMin(bbox), ST_YMin(bbox), z_min, ST_XMax(bbox), ST_YMax(bbox),"
+                    " z_max FROM city_object WHERE city_code = :c AND tile_level IS NULL"
+                    " AND bbox IS NOT NULL LIMIT 10000"
+                ),
+                {"c": city},
+            ).all()
+            if not rows:
+                return done
+            data = np.array([r[1:] for r in rows], dtype=np.float64)
+            level, x, y, size = tile_keys(data[:, :3], data[:, 3:])
+            conn.execute(
+                text(
+                    "UPDATE city_object SET tile_level = :l, tile_x = :x, tile_y = :y,"
+                    " size = :s WHERE city_code = :c AND id = :id"
+                ),
+                [
+                    {"c": city, "id": r[0], "l": int(a), "x": int(b), "y": int(c_), "s": float(d)}
+                    for r, a, b, c_, d in zip(rows, level, x, y, size, strict=True)
+                ],
+            )
+            done += len(rows)
+
+
+def tileset(engine: Engine, city: str, fmt: str = "glb") -> dict[str, Any]:
+    """The tileset JSON of a city.
+
+    Raises:
+        NotFound: no such city, or nothing in it to draw.
+    """
+    _check_format(fmt)
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
+            raise NotFound(f"no city {city!r}")
+        missing = conn.execute(
+            text(
+                "SELECT 1 FROM city_object WHERE city_code = :c AND tile_level IS NULL"
+                " AND bbox IS NOT NULL LIMIT 1"
+            ),
+            {"c": city},
+        ).first()
+    if missing:
+        fill_tile_keys(engine, city)
+    with engine.connect() as conn:
+        rows = conn.execute(_STATS, {"city": city}).all()
+    stats = [
+        TileStats(
+            (r.tile_level, r.tile_x, r.tile_y),
+            r.n,
+            r.west,
+            r.south,
+            r.east,
+            r.north,
+            r.low,
+            r.high,
+            r.max_size or 0.0,
+        )
+        for r in rows
+    ]
+    doc = build_tileset(stats, FORMATS[fmt], fmt)
+    if doc is None:
+        raise NotFound(f"city {city!r} has no objects to show in 3D")
+    return doc
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown tile format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
+    """A tile's content and its ETag, from the cache or made now and cached.
+
+    Raises:
+        NotFound: the tile holds no object.
+        InvalidInput: the key or format is impossible.
+    """
+    _check_format(fmt)
+    level, x, y = key
+    if not (0 <= level <= MAX_LEVEL and 0 <= x < (1 << level) and 0 <= y < (1 << level)):
+        raise InvalidInput(f"no tile {level}/{x}/{y} in the quadtree")
+    params = {"c": city, "l": level, "x": x, "y": y, "f": fmt}
+    with engine.connect() as conn:
+        cached = conn.execute(
+            text(
+                "SELECT content, etag FROM tile_cache WHERE city_code = :c AND tile_level = :l"
+                " AND tile_x = :x AND tile_y = :y AND format = :f"
+            ),
+            params,
+        ).first()
+    if cached is not None:
+        return bytes(cached[0]), cached[1]
+    with engine.begin() as conn:
+        content = tile_content(conn, city, level, x, y)
+        if content is None:
+            raise NotFound(f"tile {level}/{x}/{y} of city {city!r} is empty")
+        etag = hashlib.sha256(content).hexdigest()[:32]
+        conn.execute(
+            text(
+                "INSERT INTO tile_cache (city_code, tile_level, tile_x, tile_y, format, content,"
+                " etag) VALUES (:c, :l, :x, :y, :f, :content, :etag) ON CONFLICT DO NOTHING"
+            ),
+            {**params, "content": content, "etag": etag},
+        )
+    return content, etag
