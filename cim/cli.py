@@ -328,6 +328,51 @@ def datasets_delete(name: str, city: str) -> None:
     click.echo(f"deleted dataset {name!r} of city {city} ({removed} objects)")
 
 
+# ---------------------------------------------------------------- tiles
+@main.group()
+def tiles() -> None:
+    """3D Tiles of a city: fill the cache, or export static files for a CDN."""
+
+
+def _tile_bar(label: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(unit="tile", desc=label, disable=not sys.stderr.isatty())
+
+
+@tiles.command("seed")
+@click.option("--city", required=True, help="City code.")
+def tiles_seed(city: str) -> None:
+    """Make every tile of a city now, so that no viewer waits for one."""
+    from tiles.service import seed
+
+    with _tile_bar("seeding") as bar:
+        try:
+            count = seed(
+                _engine(DatabaseSettings()), city, lambda n, total: _advance(bar, 1, total)
+            )
+        except CimError as exc:
+            _fail(exc)
+    click.echo(f"city {city}: {count} tiles ready")
+
+
+@tiles.command("export")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--city", required=True, help="City code.")
+def tiles_export(outdir: Path, city: str) -> None:
+    """Write a city's 3D Tiles 1.1 tileset to OUTDIR as static files (tileset.json, tiles/)."""
+    from tiles.service import export
+
+    with _tile_bar("exporting") as bar:
+        try:
+            count = export(
+                _engine(DatabaseSettings()), city, outdir, lambda n, total: _advance(bar, 1, total)
+            )
+        except CimError as exc:
+            _fail(exc)
+    click.echo(f"city {city}: {count} tiles written to {outdir / 'tileset.json'}")
+
+
 # ---------------------------------------------------------------- serve
 @main.command()
 @click.option("--host", default=None, help="Interface (default 127.0.0.1, CIM_API_HOST).")

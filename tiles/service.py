@@ -4,15 +4,18 @@ first request and kept in the `tile_cache` table (ingest drops the ones a datase
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import Engine, text
 
 from cim.errors import InvalidInput, NotFound
 from cim.tiling import MAX_LEVEL, tile_keys
 from tiles.content import tile_content
-from tiles.tileset import Key, TileStats, build_tileset
+from tiles.tileset import Key, TileStats, build_tileset, content_uri
 
 FORMATS = {"glb": "1.1"}
 
@@ -136,3 +139,46 @@ def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, 
             {**params, "content": content, "etag": etag},
         )
     return content, etag
+
+
+def content_keys(tileset_doc: dict[str, Any]) -> list[Key]:
+    """The keys of every tile with content, parents first."""
+    keys: list[Key] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if "content" in node:
+            level, x, y = node["content"]["uri"].rsplit(".", 1)[0].split("/")[1:]
+            keys.append((int(level), int(x), int(y)))
+        for child in node.get("children", []):
+            walk(child)
+
+    walk(tileset_doc["root"])
+    return keys
+
+
+def seed(engine: Engine, city: str, progress: Callable[[int, int], None] | None = None) -> int:
+    """Make every tile of a city ahead of requests; returns how many tiles it has."""
+    keys = content_keys(tileset(engine, city))
+    for n, key in enumerate(keys, 1):
+        tile(engine, city, key)
+        if progress:
+            progress(n, len(keys))
+    return len(keys)
+
+
+def export(
+    engine: Engine, city: str, out: Path, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Write a city's tileset as static files (tileset.json and tiles/...) under `out`."""
+    doc = tileset(engine, city)
+    keys = content_keys(doc)
+    out.mkdir(parents=True, exist_ok=True)
+    for n, key in enumerate(keys, 1):
+        content, _ = tile(engine, city, key)
+        path = out / content_uri(key, "glb")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        if progress:
+            progress(n, len(keys))
+    (out / "tileset.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    return len(keys)

@@ -249,3 +249,39 @@ def test_a_changed_dataset_drops_only_its_own_tiles(new_database: Callable[[], E
     }
     assert {tuple(int(v) for v in k) for k in rest} == everything - bosch
     assert math.isfinite(tileset["geometricError"])
+
+
+def test_seed_and_export_from_the_command_line(
+    tiled: tuple[Engine, TestClient],
+    tilesets: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from cim.cli import main
+
+    engine, _ = tiled
+    monkeypatch.setenv("CIM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    city = next(c for c, p in CITIES.items() if p.name == "delft.city.json")
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tile_cache WHERE city_code = :c"), {"c": city})
+    runner = CliRunner()
+    seeded = runner.invoke(main, ["tiles", "seed", "--city", city])
+    assert seeded.exit_code == 0, seeded.output
+    tileset, contents = tilesets[city]
+    with engine.connect() as conn:
+        n = conn.execute(
+            text("SELECT count(*) FROM tile_cache WHERE city_code = :c"), {"c": city}
+        ).scalar_one()
+    assert n == len(contents)
+    out = tmp_path / "export"
+    exported = runner.invoke(main, ["tiles", "export", str(out), "--city", city])
+    assert exported.exit_code == 0, exported.output
+    import json
+
+    assert json.loads((out / "tileset.json").read_text()) == tileset
+    for uri, data in contents.items():
+        assert (out / uri).read_bytes() == data
+    missing = runner.invoke(main, ["tiles", "seed", "--city", "atlantis"])
+    assert missing.exit_code == 2 and "no city 'atlantis'" in missing.output
