@@ -157,6 +157,9 @@ def _ingest_one(
             "metadata": reader.metadata,
         }
         dataset_id, replaced = writer.replace_dataset(city, name, fields)
+        materials = reader.appearance.get("materials") or []
+        if not isinstance(materials, list):
+            materials = []
         by_type: Counter[str] = Counter()
         by_lod: Counter[str] = Counter()
         keys: set[str] = set()
@@ -171,6 +174,7 @@ def _ingest_one(
                 to_storage,
                 label,
                 settings.max_abs_coordinate,
+                materials,
             )
             writer.write(prepared)
             by_type.update(prepared.stats.by_type)

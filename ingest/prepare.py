@@ -23,6 +23,7 @@ from cim.geometry import (
     starts_of,
     triangulate,
 )
+from cim.surfaces import polygon_colours
 from cim.tiling import tile_keys
 from ingest.model import SourceGeometry, SourceObject
 
@@ -146,8 +147,27 @@ class _Batch:
             raise self.fail(k, problem)
 
 
+def _colours(batch: _Batch, sel: list[int], materials: list[Any]) -> NDArray[np.uint8]:
+    """(n_polygons, 3) default colour of every surface of the geometries `sel`."""
+    out: list[tuple[int, int, int]] = []
+    for k in sel:
+        g = batch.geoms[k]
+        out += polygon_colours(
+            batch.objects[batch.owner[k]].type,
+            g.surface_semantics,
+            g.structure.get("material"),
+            materials,
+            len(g.polygon_rings),
+        )
+    return np.array(out, dtype=np.uint8).reshape(-1, 3)
+
+
 def _surfaces(
-    batch: _Batch, llh: NDArray[np.float64], sel: list[int], stats: BatchStats
+    batch: _Batch,
+    llh: NDArray[np.float64],
+    sel: list[int],
+    stats: BatchStats,
+    materials: list[Any],
 ) -> dict[int, tuple[Any, ...]]:
     """EWKB and mesh columns of the surface geometries `sel` (indices into batch.geoms)."""
     if not sel:
@@ -174,12 +194,13 @@ def _surfaces(
     tri_geom = geom_of_poly[owner]
     local = (tris - vstart[tri_geom][:, None]).astype("<u4")
     surface = (owner - first_poly[tri_geom]).astype("<u4")
+    colour = _colours(batch, sel, materials)[owner]
     cut = np.searchsorted(tri_geom, np.arange(len(sel) + 1))
     out: dict[int, tuple[Any, ...]] = {}
     for n, k in enumerate(sel):
         a, b = int(cut[n]), int(cut[n + 1])
         if a == b:
-            mesh: tuple[Any, ...] = (None,) * 6
+            mesh: tuple[Any, ...] = (None,) * 7
         else:
             v0, v1 = int(vstart[n]), int(vstart[n] + counts[n])
             mesh = (
@@ -189,6 +210,7 @@ def _surfaces(
                 verts[v0:v1].tobytes(),
                 local[a:b].tobytes(),
                 surface[a:b].tobytes(),
+                colour[a:b].tobytes(),
             )
         out[k] = (wkb[n], *mesh)
     return out
@@ -243,6 +265,22 @@ def _footprints(batch: _Batch, llh: NDArray[np.float64]) -> dict[int, bytes]:
     return dict(zip(objects, wkb, strict=True))
 
 
+def _display(batch: _Batch, surfaces: dict[int, tuple[Any, ...]]) -> list[int | None]:
+    """Per object, the geometry 3D views draw: the highest LoD that has triangles, else the
+    first set of points, else none."""
+    best: list[tuple[str, int] | None] = [None] * len(batch.objects)
+    points: list[int | None] = [None] * len(batch.objects)
+    for k, g in enumerate(batch.geoms):
+        n = batch.owner[k]
+        if g.kind == "surface" and surfaces[k][1] is not None:
+            rank = (g.lod or "", -batch.number[k])
+            if best[n] is None or rank > best[n]:  # type: ignore[operator]
+                best[n] = rank  # type: ignore[assignment]
+        elif g.kind == "point" and points[n] is None:
+            points[n] = batch.number[k]
+    return [-b[1] if b is not None else p for b, p in zip(best, points, strict=True)]
+
+
 def prepare_batch(
     path: str,
     city: str,
@@ -252,6 +290,7 @@ def prepare_batch(
     to_storage: ToStorage,
     crs_label: str,
     max_abs_coordinate: float,
+    materials: list[Any] | None = None,
 ) -> PreparedBatch:
     """Rows for a batch of objects, given their database ids.
 
@@ -266,7 +305,11 @@ def prepare_batch(
 
     kinds = [g.kind for g in batch.geoms]
     surfaces = _surfaces(
-        batch, llh, [k for k, kind in enumerate(kinds) if kind == "surface"], stats
+        batch,
+        llh,
+        [k for k, kind in enumerate(kinds) if kind == "surface"],
+        stats,
+        materials or [],
     )
     points = [k for k, kind in enumerate(kinds) if kind == "point"]
     point_wkb = (
@@ -307,13 +350,14 @@ def prepare_batch(
             boxes[n] = box
         zrange[has, 0], zrange[has, 1] = lo[:, 2], hi[:, 2]
 
+    display = _display(batch, surfaces)
     geom_rows: list[tuple[Any, ...]] = []
     for k, g in enumerate(batch.geoms):
         n = batch.owner[k]
         if g.kind == "surface":
             columns = surfaces[k]
         elif g.kind == "point":
-            columns = (point_wkb[k], *(None,) * 6)
+            columns = (point_wkb[k], *(None,) * 7)
         else:
             a = int(batch.vstart[k])
             columns = (
@@ -322,7 +366,7 @@ def prepare_batch(
                     np.array(g.ring_sizes, dtype=np.int64),
                     STORAGE_EPSG,
                 ),
-                *(None,) * 6,
+                *(None,) * 7,
             )
         structure = g.structure
         if g.surface_semantics is not None:
@@ -368,6 +412,7 @@ def prepare_batch(
                 None if np.isnan(z[0]) else float(z[0]),
                 None if np.isnan(z[1]) else float(z[1]),
                 *tiles[n],
+                display[n],
             )
         )
         stats.by_type[obj.type] += 1

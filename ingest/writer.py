@@ -36,6 +36,7 @@ OBJECT_COLUMNS = {
     "tile_x": "int4",
     "tile_y": "int4",
     "size": "float8",
+    "display_idx": "int2",
 }
 GEOMETRY_COLUMNS = {
     "city_code": "text",
@@ -51,6 +52,7 @@ GEOMETRY_COLUMNS = {
     "mesh_vertices": "bytea",
     "mesh_triangles": "bytea",
     "mesh_surfaces": "bytea",
+    "mesh_colours": "bytea",
 }
 _DUPLICATE = re.compile(r"Key \(city_code, source_id\)=\((.*?), (.*)\) already exists")
 

@@ -109,6 +109,7 @@ class CityObject(Base):
     tile_x: Mapped[int | None] = mapped_column(Integer)
     tile_y: Mapped[int | None] = mapped_column(Integer)
     size: Mapped[float | None] = mapped_column(Float, comment="largest extent, metres")
+    display_idx: Mapped[int | None] = mapped_column(SmallInteger, comment="geometry 3D views draw")
 
 
 class ObjectGeometry(Base):
@@ -142,6 +143,7 @@ class ObjectGeometry(Base):
     mesh_vertices: Mapped[bytes | None] = mapped_column(LargeBinary)
     mesh_triangles: Mapped[bytes | None] = mapped_column(LargeBinary)
     mesh_surfaces: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mesh_colours: Mapped[bytes | None] = mapped_column(LargeBinary, comment="RGB per triangle")
 
 
 class TileCache(Base):

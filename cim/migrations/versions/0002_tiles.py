@@ -1,4 +1,5 @@
-"""3D Tiles: each object's tile in the global quadtree, its size, and the tile cache.
+"""3D Tiles: each object's tile in the global quadtree, its size, the geometry to draw, default
+colours per triangle, and the tile cache.
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +20,13 @@ def upgrade() -> None:
     op.add_column("city_object", sa.Column("tile_x", sa.Integer()))
     op.add_column("city_object", sa.Column("tile_y", sa.Integer()))
     op.add_column("city_object", sa.Column("size", sa.Float(), comment="largest extent, metres"))
+    op.add_column(
+        "city_object",
+        sa.Column("display_idx", sa.SmallInteger(), comment="the geometry 3D views draw"),
+    )
+    op.add_column(
+        "object_geometry", sa.Column("mesh_colours", sa.LargeBinary(), comment="RGB per triangle")
+    )
     op.create_index(
         "city_object_tile_ix", "city_object", ["city_code", "tile_level", "tile_x", "tile_y"]
     )
@@ -34,10 +42,13 @@ def upgrade() -> None:
         sa.Column("made_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
         sa.ForeignKeyConstraint(["city_code"], ["city.code"], ondelete="CASCADE"),
     )
+    # GLB is binary float data: compressing it on every insert costs time and saves little
+    op.execute("ALTER TABLE tile_cache ALTER COLUMN content SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
     op.drop_table("tile_cache")
     op.drop_index("city_object_tile_ix", "city_object")
-    for column in ("size", "tile_y", "tile_x", "tile_level"):
+    op.drop_column("object_geometry", "mesh_colours")
+    for column in ("display_idx", "size", "tile_y", "tile_x", "tile_level"):
         op.drop_column("city_object", column)
