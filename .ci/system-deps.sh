@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the OS packages CIM needs when they are missing: PostgreSQL + PostGIS (the embedded
 # database and the tests), Python's venv module, Node.js and npm (the glTF validator the tests
-# run), and GNU time (peak memory in bench/).
+# run), Chromium and CJK fonts (the viewer's browser tests) and GNU time (bench/).
 # Idempotent, and quick when everything is present. Debian/Ubuntu (apt); run as root or with sudo.
 set -euo pipefail
 
@@ -27,6 +27,8 @@ if ! python3 -c "import venv, ensurepip" 2>/dev/null; then need+=(python3-venv);
 if [[ ! -x /usr/bin/time ]]; then need+=(time); fi
 if ! command -v node >/dev/null; then need+=(nodejs); fi  # the glTF validator in the tests
 if ! command -v npm >/dev/null; then need+=(npm); fi
+if [[ ! -x /usr/bin/chromium ]]; then need+=(chromium); fi  # the viewer's browser tests
+if [[ ! -d /usr/share/fonts/opentype/noto ]]; then need+=(fonts-noto-cjk); fi  # Chinese text
 if [[ ${#need[@]} -gt 0 ]]; then apt_install "${need[@]}"; fi
 
 # PostGIS for the server version that is installed (Debian names it postgresql-NN-postgis-3)

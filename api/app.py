@@ -10,7 +10,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from api import problems
+from api import problems, web
 from api.features import CONFORMANCE, features_router
 from api.openapi import openapi_30
 from api.tiles import tiles_router
@@ -50,8 +50,13 @@ def create_app(
     app.include_router(features_router(engine, settings))
     app.include_router(tiles_router(engine))
 
-    @app.get("/", summary="Landing page", tags=["Capabilities"])
-    def landing(request: Request) -> dict[str, Any]:
+    web.mount(app, settings.cesium_dir)
+
+    @app.get("/", summary="Landing page (the 3D viewer for browsers)", tags=["Capabilities"])
+    def landing(request: Request, f: str | None = None) -> Any:
+        accept = request.headers.get("accept", "")
+        if f == "html" or (f is None and "text/html" in accept):
+            return web.viewer_page(settings.cesium_dir)
         base = str(request.base_url).rstrip("/")
         return {
             "title": app.title,
@@ -61,6 +66,12 @@ def create_app(
                 {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI},
                 {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
                 {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+                {
+                    "href": f"{base}/?f=html",
+                    "rel": "alternate",
+                    "type": "text/html",
+                    "title": "3D viewer",
+                },
             ],
         }
 

@@ -123,6 +123,12 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     def collection(city: str, request: Request) -> dict[str, Any]:
         return collection_doc(engine, store.get_city(engine, city), _base(request))
 
+    @router.get("/collections/{city}/types", summary="Object types in a city, with counts")
+    def types(city: str) -> dict[str, Any]:
+        store.get_city(engine, city)
+        counts = store.type_counts(engine, city)
+        return {"types": sorted(counts), "counts": counts}
+
     @router.get("/collections/{city}/queryables", summary="Attributes usable as filters")
     def queryables(city: str, request: Request) -> JSONResponse:
         store.get_city(engine, city)

@@ -96,6 +96,16 @@ def queryables(engine: Engine, code: str) -> list[str]:
     return sorted(rows)
 
 
+def type_counts(engine: Engine, code: str) -> dict[str, int]:
+    """How many objects of each type a city has."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT type, count(*) FROM city_object WHERE city_code = :c GROUP BY type"),
+            {"c": code},
+        ).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
 def srid_known(engine: Engine, srid: int) -> bool:
     """True when PostGIS can transform to this SRID."""
     with engine.connect() as conn:

@@ -63,3 +63,6 @@ class ApiSettings(BaseSettings):
     default_limit: int = 10
     max_limit: int = 10000
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cesium_dir: Path | None = Field(
+        default=None, description="CesiumJS Build/Cesium folder (default: the npm package)"
+    )

@@ -6,6 +6,7 @@ is collecting each row's bytes and its property-table row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from tiles.metadata import property_table
 
 _SQL = text("""
     SELECT o.id, o.source_id, o.type, o.attributes::text AS attributes, d.name AS dataset,
+           o.z_max - o.z_min AS height,
            g.origin_x, g.origin_y, g.origin_z, g.mesh_vertices, g.mesh_triangles,
            g.mesh_colours,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTIPOINT'
@@ -43,6 +45,7 @@ def _properties(row: Any) -> dict[str, Any]:
         "cim_id": row.id,
         "type": row.type,
         "dataset": row.dataset,
+        "height": row.height,
     }
     for key, value in orjson.loads(row.attributes).items():
         props[key if key not in props else f"attribute_{key}"] = value
@@ -50,7 +53,7 @@ def _properties(row: Any) -> dict[str, Any]:
 
 
 def _meshes(
-    rows: list[Any],
+    rows: Sequence[Any],
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.uint8], NDArray[np.float32]]:
     """Absolute vertices, triangles, per-vertex colours and feature ids of the meshed rows."""
     meshed = [(n, r) for n, r in enumerate(rows) if r.mesh_vertices is not None]

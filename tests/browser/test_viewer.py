@@ -1,0 +1,113 @@
+"""The 3D viewer in real headless Chromium: it loads a city's tileset, a click on a building shows
+that building's id in the side panel, and the language switch works. A screenshot is kept in
+test-artifacts/ (CIM_TEST_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Page, sync_playwright
+from sqlalchemy import Engine
+
+from api.app import create_app
+from cim.demo import generate_city
+from ingest.pipeline import ingest_files
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("CIM_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parents[2] / "test-artifacts"))
+FLAGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+         "--ignore-gpu-blocklist", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def service(new_database, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    engine: Engine = new_database()
+    city = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=300,
+                         seed=5)
+    ingest_files(engine, [city.path], "370100", city_name_zh="济南市（示例）")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine=engine), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.1)
+    yield base
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(service: str) -> Iterator[Page]:
+    assert Path(CHROMIUM).exists(), "Chromium is missing (make test installs it)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{service}/?city=370100")
+        page.wait_for_function("window.cim && window.cim.ready === true", timeout=180_000)
+        assert not errors, errors
+        yield page
+        browser.close()
+
+
+def test_clicking_a_building_shows_its_id(page: Page, service: str) -> None:
+    building = httpx.get(f"{service}/collections/370100/items",
+                         params={"type": "Building", "limit": 1, "offset": 150}).json()
+    feature = building["features"][0]
+    ring = feature["geometry"]["coordinates"][0][0]
+    lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
+    lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
+    top = feature["properties"]["height"]["max"]
+    page.evaluate(f"window.cim.lookDown({lon}, {lat}, {top}, 120)")
+    page.wait_for_function("window.cim.tileset.tilesLoaded", timeout=120_000)
+    page.wait_for_timeout(500)
+    x, y = page.evaluate(f"window.cim.screenPosition({lon}, {lat}, {top})")
+    page.mouse.click(x, y)
+    page.wait_for_selector("#panel:not([hidden])", timeout=30_000)
+    details = page.inner_text("#details")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer-building-selected.png"))
+    assert feature["id"] in details
+    assert page.evaluate("window.cim.selected") == feature["id"]
+    link = page.get_attribute("#feature-link", "href")
+    assert link == f"/collections/370100/items/{feature['id']}"
+    assert httpx.get(f"{service}{link}").json()["id"] == feature["id"]
+
+
+def test_chinese_by_default_and_english_on_request(page: Page) -> None:
+    assert page.inner_text("h1") == "城市信息模型"
+    page.click("#lang")
+    assert page.inner_text("h1") == "City Information Model"
+    page.click("#lang")
+    assert page.inner_text("h1") == "城市信息模型"
+
+
+def test_colour_and_type_controls_restyle_the_tileset(page: Page) -> None:
+    page.check("input[name=colour][value=height]")
+    assert "height" in page.evaluate("JSON.stringify(window.cim.tileset.style.style)")
+    page.uncheck("#types input[value=Road]")
+    show = page.evaluate("window.cim.tileset.style.style.show")
+    assert "Road" not in show and "Building" in show
+    page.check("#types input[value=Road]")
+    assert page.evaluate("window.cim.tileset.style.style.show") == "true"
