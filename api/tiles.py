@@ -33,13 +33,14 @@ def tiles_router(engine: Engine) -> APIRouter:
         "/collections/{city}/3dtiles/tileset.json",
         summary="The city as OGC 3D Tiles 1.1 (tileset JSON)",
     )
-    def tileset(city: str, request: Request) -> Response:
-        body = orjson.dumps(service.tileset(engine, city))
+    def tileset(city: str, request: Request, version: str = "1.1") -> Response:
+        """3D Tiles 1.1 (GLB content) by default; `?version=1.0` gives B3DM content."""
+        body = orjson.dumps(service.tileset(engine, city, service.format_of(version)))
         return _etag_response(request, body, hashlib.sha256(body).hexdigest()[:32], TILESET)
 
     @router.get(
         "/collections/{city}/3dtiles/tiles/{level}/{x}/{y}.{fmt}",
-        summary="One tile's content (GLB)",
+        summary="One tile's content (.glb for 3D Tiles 1.1, .b3dm for 1.0)",
     )
     def tile(city: str, level: int, x: int, y: int, fmt: str, request: Request) -> Response:
         content, etag = service.tile(engine, city, (level, x, y), fmt)

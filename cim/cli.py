@@ -359,14 +359,26 @@ def tiles_seed(city: str) -> None:
 @tiles.command("export")
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--city", required=True, help="City code.")
-def tiles_export(outdir: Path, city: str) -> None:
-    """Write a city's 3D Tiles 1.1 tileset to OUTDIR as static files (tileset.json, tiles/)."""
-    from tiles.service import export
+@click.option(
+    "--version",
+    "version",
+    type=click.Choice(["1.1", "1.0"]),
+    default="1.1",
+    show_default=True,
+    help="3D Tiles 1.1 (GLB) or 1.0 (B3DM, for QGIS and engines).",
+)
+def tiles_export(outdir: Path, city: str, version: str) -> None:
+    """Write a city's tileset to OUTDIR as static files (tileset.json, tiles/) for a CDN."""
+    from tiles.service import export, format_of
 
     with _tile_bar("exporting") as bar:
         try:
             count = export(
-                _engine(DatabaseSettings()), city, outdir, lambda n, total: _advance(bar, 1, total)
+                _engine(DatabaseSettings()),
+                city,
+                outdir,
+                lambda n, total: _advance(bar, 1, total),
+                format_of(version),
             )
         except CimError as exc:
             _fail(exc)

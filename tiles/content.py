@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, text
 
 from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
-from tiles.gltf import Geometry, write_glb
+from tiles.gltf import Geometry, write_b3dm, write_glb
 from tiles.metadata import property_table
 
 _SQL = text("""
@@ -104,8 +104,22 @@ def _vertex_normals(positions: NDArray[np.float32], tris: NDArray[np.int64]) -> 
     return (normals / length[:, None]).astype(np.float32)
 
 
-def tile_content(conn: Connection, city: str, level: int, x: int, y: int) -> bytes | None:
-    """The GLB of a tile, or None when the tile holds no object."""
+def _batch_table(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """A 3D Tiles 1.0 JSON batch table: one array per property, null where an object lacks it."""
+    table: dict[str, list[Any]] = {}
+    for n, row in enumerate(rows):
+        for key, value in row.items():
+            column = table.setdefault(key, [None] * len(rows))
+            column[n] = (
+                value if not isinstance(value, (dict, list)) else orjson.dumps(value).decode()
+            )
+    return table
+
+
+def tile_content(
+    conn: Connection, city: str, level: int, x: int, y: int, fmt: str = "glb"
+) -> bytes | None:
+    """The content of a tile (GLB for 3D Tiles 1.1, B3DM for 1.0), or None when it is empty."""
     rows = conn.execute(_SQL, {"city": city, "level": level, "x": x, "y": y}).all()
     if not rows:
         return None
@@ -133,5 +147,9 @@ def tile_content(conn: Connection, city: str, level: int, x: int, y: int) -> byt
         point_colors=np.tile(np.array([*POINT_COLOUR, 255], dtype=np.uint8), (len(point_abs), 1)),
         point_feature_ids=point_fids,
     )
-    metadata, views = property_table([_properties(r) for r in rows])
+    properties = [_properties(r) for r in rows]
+    if fmt == "b3dm":
+        glb = write_glb(geometry, len(rows), None, [], batch_ids=True)
+        return write_b3dm(glb, len(rows), _batch_table(properties))
+    metadata, views = property_table(properties)
     return write_glb(geometry, len(rows), metadata, views)

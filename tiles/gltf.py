@@ -105,9 +105,15 @@ def write_glb(
     feature_count: int,
     metadata: dict[str, Any] | None,
     metadata_views: list[bytes],
+    batch_ids: bool = False,
 ) -> bytes:
     """A GLB of the geometry; `metadata` is the EXT_structural_metadata object whose property
-    tables refer to `metadata_views` by index (0, 1, ...), renumbered here."""
+    tables refer to `metadata_views` by index (0, 1, ...), renumbered here.
+
+    With `batch_ids` the feature ids go in a `_BATCHID` attribute, as 3D Tiles 1.0 (B3DM) wants,
+    and no 1.1 extension is used.
+    """
+    id_attribute = "_BATCHID" if batch_ids else "_FEATURE_ID_0"
     b = _Builder()
     primitives: list[dict[str, Any]] = []
     features = {
@@ -132,7 +138,7 @@ def write_glb(
             "COLOR_0": b.accessor(
                 geometry.colors, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True
             ),
-            "_FEATURE_ID_0": b.accessor(
+            id_attribute: b.accessor(
                 geometry.feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
             ),
         }
@@ -145,7 +151,7 @@ def write_glb(
                 "indices": indices,
                 "material": 0,
                 "mode": TRIANGLES,
-                "extensions": features,
+                **({} if batch_ids else {"extensions": features}),
             }
         )
     if len(geometry.point_positions):
@@ -160,14 +166,19 @@ def write_glb(
             "COLOR_0": b.accessor(
                 geometry.point_colors, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True
             ),
-            "_FEATURE_ID_0": b.accessor(
+            id_attribute: b.accessor(
                 geometry.point_feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
             ),
         }
         primitives.append(
-            {"attributes": attributes, "material": 1, "mode": POINTS, "extensions": features}
+            {
+                "attributes": attributes,
+                "material": 1,
+                "mode": POINTS,
+                **({} if batch_ids else {"extensions": features}),
+            }
         )
-    used = ["EXT_mesh_features"]
+    used = [] if batch_ids else ["EXT_mesh_features"]
     gltf: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": "CIM"},
         "scene": 0,
@@ -203,7 +214,8 @@ def write_glb(
             b.view(data)
         gltf["extensions"] = {"EXT_structural_metadata": _renumber(metadata, first)}
         used.append("EXT_structural_metadata")
-    gltf["extensionsUsed"] = used
+    if used:
+        gltf["extensionsUsed"] = used
     binary = b.binary()
     gltf["buffers"] = [{"byteLength": len(binary)}]
     gltf["bufferViews"] = b.views
@@ -246,3 +258,20 @@ def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
         bin_len, _ = struct.unpack_from("<I4s", data, rest)
         binary = data[rest + 8 : rest + 8 + bin_len]
     return doc, binary
+
+
+def write_b3dm(glb: bytes, batch_length: int, batch_table: dict[str, Any]) -> bytes:
+    """3D Tiles 1.0 Batched 3D Model: header, feature table, JSON batch table, then the GLB."""
+
+    def padded(data: bytes, start: int) -> bytes:
+        return data + b" " * ((-(start + len(data))) % 8)
+
+    header_size = 28
+    feature = padded(json.dumps({"BATCH_LENGTH": batch_length}).encode(), header_size)
+    batch = padded(
+        json.dumps(batch_table, separators=(",", ":"), ensure_ascii=False).encode(),
+        header_size + len(feature),
+    )
+    total = header_size + len(feature) + len(batch) + len(glb)
+    header = struct.pack("<4s6I", b"b3dm", 1, total, len(feature), 0, len(batch), 0)
+    return header + feature + batch + glb

@@ -17,7 +17,20 @@ from cim.tiling import MAX_LEVEL, tile_keys
 from tiles.content import tile_content
 from tiles.tileset import Key, TileStats, build_tileset, content_uri
 
-FORMATS = {"glb": "1.1"}
+FORMATS = {"glb": "1.1", "b3dm": "1.0"}
+VERSIONS = {version: fmt for fmt, version in FORMATS.items()}
+
+
+def format_of(version: str) -> str:
+    """The content format of a 3D Tiles version ("1.1" -> glb, "1.0" -> b3dm).
+
+    Raises:
+        InvalidInput: another version.
+    """
+    if version not in VERSIONS:
+        raise InvalidInput(f"3D Tiles version {version!r} is not offered (1.0 or 1.1)")
+    return VERSIONS[version]
+
 
 _STATS = text("""
     SELECT tile_level, tile_x, tile_y, count(*) AS n,
@@ -127,7 +140,7 @@ def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, 
     if cached is not None:
         return bytes(cached[0]), cached[1]
     with engine.begin() as conn:
-        content = tile_content(conn, city, level, x, y)
+        content = tile_content(conn, city, level, x, y, fmt)
         if content is None:
             raise NotFound(f"tile {level}/{x}/{y} of city {city!r} is empty")
         etag = hashlib.sha256(content).hexdigest()[:32]
@@ -156,26 +169,32 @@ def content_keys(tileset_doc: dict[str, Any]) -> list[Key]:
     return keys
 
 
-def seed(engine: Engine, city: str, progress: Callable[[int, int], None] | None = None) -> int:
+def seed(
+    engine: Engine, city: str, progress: Callable[[int, int], None] | None = None, fmt: str = "glb"
+) -> int:
     """Make every tile of a city ahead of requests; returns how many tiles it has."""
-    keys = content_keys(tileset(engine, city))
+    keys = content_keys(tileset(engine, city, fmt))
     for n, key in enumerate(keys, 1):
-        tile(engine, city, key)
+        tile(engine, city, key, fmt)
         if progress:
             progress(n, len(keys))
     return len(keys)
 
 
 def export(
-    engine: Engine, city: str, out: Path, progress: Callable[[int, int], None] | None = None
+    engine: Engine,
+    city: str,
+    out: Path,
+    progress: Callable[[int, int], None] | None = None,
+    fmt: str = "glb",
 ) -> int:
     """Write a city's tileset as static files (tileset.json and tiles/...) under `out`."""
-    doc = tileset(engine, city)
+    doc = tileset(engine, city, fmt)
     keys = content_keys(doc)
     out.mkdir(parents=True, exist_ok=True)
     for n, key in enumerate(keys, 1):
-        content, _ = tile(engine, city, key)
-        path = out / content_uri(key, "glb")
+        content, _ = tile(engine, city, key, fmt)
+        path = out / content_uri(key, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         if progress:

@@ -22,11 +22,19 @@ from cim.demo import generate_city
 from ingest.pipeline import ingest_files
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("CIM_TEST_ARTIFACTS",
-                                Path(__file__).resolve().parents[2] / "test-artifacts"))
-FLAGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-         "--ignore-gpu-blocklist", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(
+    os.environ.get("CIM_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
+FLAGS = [
+    "--no-sandbox",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--ignore-gpu-blocklist",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _free_port() -> int:
@@ -38,12 +46,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def service(new_database, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
     engine: Engine = new_database()
-    city = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=300,
-                         seed=5)
+    city = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=300, seed=5)
     ingest_files(engine, [city.path], "370100", city_name_zh="济南市（示例）")
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine=engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine=engine), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -72,8 +80,10 @@ def page(service: str) -> Iterator[Page]:
 
 
 def test_clicking_a_building_shows_its_id(page: Page, service: str) -> None:
-    building = httpx.get(f"{service}/collections/370100/items",
-                         params={"type": "Building", "limit": 1, "offset": 150}).json()
+    building = httpx.get(
+        f"{service}/collections/370100/items",
+        params={"type": "Building", "limit": 1, "offset": 150},
+    ).json()
     feature = building["features"][0]
     ring = feature["geometry"]["coordinates"][0][0]
     lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)

@@ -14,19 +14,25 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
+from cim.demo import generate_city
 from ingest.pipeline import ingest_files
 from tests.ingest.test_cityjson_files import FILES, NO_CRS
 from tests.tiles.conftest import glb_positions_lonlath, property_column, tiles_of, validate_glbs
 from tiles.gltf import read_glb
 
 CITIES = {f"c{n}": path for n, path in enumerate(FILES)}
+DEMO = "demo"  # the generated demo city (EPSG:4548), besides every CityJSON file
 
 
 @pytest.fixture(scope="module")
-def tiled(new_database: Callable[[], Engine]) -> tuple[Engine, TestClient]:
+def tiled(
+    new_database: Callable[[], Engine], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Engine, TestClient]:
     engine = new_database()
     for city, path in CITIES.items():
         ingest_files(engine, [path], city, crs="EPSG:7415" if path.name in NO_CRS else None)
+    demo = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=400, seed=11)
+    ingest_files(engine, [demo.path], DEMO)
     return engine, TestClient(create_app(engine=engine))
 
 
@@ -35,7 +41,7 @@ def tilesets(tiled: tuple[Engine, TestClient]) -> dict[str, tuple[dict, dict[str
     """Each city's tileset JSON and the content of every tile, fetched over HTTP."""
     _, client = tiled
     out = {}
-    for city in CITIES:
+    for city in [*CITIES, DEMO]:
         r = client.get(f"/collections/{city}/3dtiles/tileset.json")
         assert r.status_code == 200, r.text
         tileset = r.json()
@@ -285,3 +291,63 @@ def test_seed_and_export_from_the_command_line(
         assert (out / uri).read_bytes() == data
     missing = runner.invoke(main, ["tiles", "seed", "--city", "atlantis"])
     assert missing.exit_code == 2 and "no city 'atlantis'" in missing.output
+
+
+def _read_b3dm(data: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    import json
+    import struct
+
+    magic, version, total, ft_json, ft_bin, bt_json, bt_bin = struct.unpack_from("<4s6I", data)
+    assert magic == b"b3dm" and version == 1 and total == len(data)
+    assert ft_bin == 0 and bt_bin == 0
+    at = 28
+    feature = json.loads(data[at : at + ft_json])
+    at += ft_json
+    batch = json.loads(data[at : at + bt_json])
+    at += bt_json
+    assert at % 8 == 0  # the embedded glTF starts on an 8-byte boundary
+    return feature, batch, data[at:]
+
+
+def test_3d_tiles_1_0_b3dm_with_batch_tables(
+    tiled: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    engine, client = tiled
+    paths = []
+    for city in [*CITIES, DEMO]:
+        r = client.get(f"/collections/{city}/3dtiles/tileset.json", params={"version": "1.0"})
+        tileset = r.json()
+        assert tileset["asset"]["version"] == "1.0"
+        objects = 0
+        for tile in tiles_of(tileset):
+            if "content" not in tile:
+                continue
+            uri = tile["content"]["uri"]
+            assert uri.endswith(".b3dm")
+            got = client.get(f"/collections/{city}/3dtiles/{uri}")
+            assert got.status_code == 200
+            assert got.headers["content-type"] == "application/octet-stream"
+            feature, batch, glb = _read_b3dm(got.content)
+            n = feature["BATCH_LENGTH"]
+            assert n > 0 and all(len(column) == n for column in batch.values())
+            assert {"id", "type", "cim_id", "dataset"} <= set(batch)
+            doc, _ = read_glb(glb)
+            assert "extensionsUsed" not in doc or "EXT_mesh_features" not in doc["extensionsUsed"]
+            assert all("_BATCHID" in p["attributes"] for p in doc["meshes"][0]["primitives"])
+            path = tmp_path / f"{city}_{uri.replace('/', '_')}.glb"
+            path.write_bytes(glb)
+            paths.append(path)
+            objects += n
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT count(*) FROM city_object WHERE city_code = :c AND bbox IS NOT NULL"),
+                {"c": city},
+            ).scalar_one()
+        assert objects == stored
+    reports = validate_glbs(paths)
+    failing = {p: r["messages"] for p, r in reports.items() if r["errors"]}
+    assert not failing, failing
+    assert (
+        client.get("/collections/c0/3dtiles/tileset.json", params={"version": "2.0"}).status_code
+        == 400
+    )
