@@ -348,7 +348,7 @@ def tiles_seed(city: str) -> None:
 
     with _tile_bar("seeding") as bar:
         try:
-            count = seed(
+            count = seed(  # one process per CPU
                 _engine(DatabaseSettings()), city, lambda n, total: _advance(bar, 1, total)
             )
         except CimError as exc:

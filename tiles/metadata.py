@@ -27,25 +27,33 @@ def _identifier(name: str, taken: set[str]) -> str:
     return ident
 
 
+_NONE = type(None)
+
+
 def _kind(values: list[Any]) -> str:
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present) and len(present) == len(values):
+    """The metadata type that holds every value of a column (STRING when nothing narrower)."""
+    types = set(map(type, values))
+    present = types - {_NONE}
+    if present == {bool} and _NONE not in types:
         return "BOOLEAN"
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        if all(-(2**31) < v < 2**31 for v in present):
-            return "INT32"
-        return "FLOAT64"
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+    if present == {int}:
+        numbers = [v for v in values if v is not None]
+        return "INT32" if -(2**31) < min(numbers) and max(numbers) < 2**31 else "FLOAT64"
+    if present and present <= {int, float}:
         return "FLOAT64"
     return "STRING"
 
 
 def _strings(values: list[Any]) -> tuple[bytes, bytes]:
-    encoded = [
-        b"" if v is None else v.encode() if isinstance(v, str) else orjson.dumps(v) for v in values
-    ]
+    if set(map(type, values)) == {str}:
+        encoded = [v.encode() for v in values]
+    else:
+        encoded = [
+            b"" if v is None else v.encode() if isinstance(v, str) else orjson.dumps(v)
+            for v in values
+        ]
     offsets = np.zeros(len(encoded) + 1, dtype="<u4")
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    np.cumsum(list(map(len, encoded)), out=offsets[1:])
     # a buffer view may not be empty: all-empty strings still get one (unreferenced) byte
     return b"".join(encoded) or b" ", offsets.tobytes()
 
@@ -53,10 +61,9 @@ def _strings(values: list[Any]) -> tuple[bytes, bytes]:
 def property_table(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[bytes]]:
     """The EXT_structural_metadata object for `rows` (one per feature, in feature-id order) and
     the buffer-view contents its table refers to by index."""
-    columns: dict[str, list[Any]] = {}
-    for n, row in enumerate(rows):
-        for key, value in row.items():
-            columns.setdefault(key, [None] * len(rows))[n] = value
+    order = dict.fromkeys(k for row in rows[:1] for k in row)  # CIM's own columns first
+    order.update(dict.fromkeys(sorted(set().union(*rows) - set(order))))
+    columns = {key: [row.get(key) for row in rows] for key in order}
     taken: set[str] = set()
     schema_props: dict[str, Any] = {}
     table_props: dict[str, Any] = {}

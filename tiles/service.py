@@ -4,7 +4,12 @@ first request and kept in the `tile_cache` table (ingest drops the ones a datase
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +122,49 @@ def _check_format(fmt: str) -> None:
         raise InvalidInput(f"unknown tile format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
+class TileMemory:
+    """Tile contents kept in this process, least recently used out first, within a byte budget.
+
+    The database stays the authority: a kept tile is served only while its ETag in
+    `tile_cache` is unchanged, so another process's ingest invalidates it here too.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._items: OrderedDict[tuple[str, Key, str], tuple[str, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, Key, str], etag: str) -> bytes | None:
+        """The kept content when its ETag still matches."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] != etag:
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: tuple[str, Key, str], etag: str, content: bytes) -> None:
+        """Keep a content, dropping the least recently used ones beyond the budget."""
+        if len(content) > self.max_bytes // 4:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.used -= len(old[1])
+            self._items[key] = (etag, content)
+            self.used += len(content)
+            while self.used > self.max_bytes and self._items:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self.used -= len(dropped)
+
+
+MEMORY = TileMemory(int(os.environ.get("CIM_TILES_MEMORY_MB", "256")) * 1024 * 1024)
+
+
 def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
-    """A tile's content and its ETag, from the cache or made now and cached.
+    """A tile's content and its ETag: from this process's memory, the database cache, or made
+    now and cached.
 
     Raises:
         NotFound: the tile holds no object.
@@ -129,16 +175,20 @@ def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, 
     if not (0 <= level <= MAX_LEVEL and 0 <= x < (1 << level) and 0 <= y < (1 << level)):
         raise InvalidInput(f"no tile {level}/{x}/{y} in the quadtree")
     params = {"c": city, "l": level, "x": x, "y": y, "f": fmt}
+    where = (
+        " FROM tile_cache WHERE city_code = :c AND tile_level = :l AND tile_x = :x"
+        " AND tile_y = :y AND format = :f"
+    )
     with engine.connect() as conn:
-        cached = conn.execute(
-            text(
-                "SELECT content, etag FROM tile_cache WHERE city_code = :c AND tile_level = :l"
-                " AND tile_x = :x AND tile_y = :y AND format = :f"
-            ),
-            params,
-        ).first()
-    if cached is not None:
-        return bytes(cached[0]), cached[1]
+        etag = conn.execute(text("SELECT etag" + where), params).scalar()
+        if etag is not None:
+            kept = MEMORY.get((city, key, fmt), etag)
+            if kept is not None:
+                return kept, etag
+            row = conn.execute(text("SELECT content, etag" + where), params).first()
+            if row is not None:
+                MEMORY.put((city, key, fmt), row[1], bytes(row[0]))
+                return bytes(row[0]), row[1]
     with engine.begin() as conn:
         content = tile_content(conn, city, level, x, y, fmt)
         if content is None:
@@ -151,6 +201,7 @@ def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, 
             ),
             {**params, "content": content, "etag": etag},
         )
+    MEMORY.put((city, key, fmt), etag, content)
     return content, etag
 
 
@@ -169,15 +220,52 @@ def content_keys(tileset_doc: dict[str, Any]) -> list[Key]:
     return keys
 
 
+_worker_engine: Engine | None = None
+
+
+def _worker_start(url: str) -> None:
+    global _worker_engine
+    from cim.db.engine import make_engine
+
+    _worker_engine = make_engine(url)
+
+
+def _worker_tiles(city: str, keys: list[Key], fmt: str) -> int:
+    assert _worker_engine is not None
+    for key in keys:
+        tile(_worker_engine, city, key, fmt)
+    return len(keys)
+
+
 def seed(
-    engine: Engine, city: str, progress: Callable[[int, int], None] | None = None, fmt: str = "glb"
+    engine: Engine,
+    city: str,
+    progress: Callable[[int, int], None] | None = None,
+    fmt: str = "glb",
+    workers: int | None = None,
 ) -> int:
-    """Make every tile of a city ahead of requests; returns how many tiles it has."""
+    """Make every tile of a city ahead of requests, with one process per CPU by default;
+    returns how many tiles the city has."""
     keys = content_keys(tileset(engine, city, fmt))
-    for n, key in enumerate(keys, 1):
-        tile(engine, city, key, fmt)
-        if progress:
-            progress(n, len(keys))
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(keys) < 8:
+        for n, key in enumerate(keys, 1):
+            tile(engine, city, key, fmt)
+            if progress:
+                progress(n, len(keys))
+        return len(keys)
+    # big tiles first, interleaved so every process gets a share of them
+    chunks = [keys[i :: workers * 4] for i in range(workers * 4)]
+    url = engine.url.render_as_string(hide_password=False)
+    done = 0
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_start, initargs=(url,)
+    ) as pool:
+        for count in pool.map(_worker_tiles, [city] * len(chunks), chunks, [fmt] * len(chunks)):
+            done += count
+            if progress:
+                progress(done, len(keys))
     return len(keys)
 
 

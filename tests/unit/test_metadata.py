@@ -1,0 +1,77 @@
+"""Property tables keep each attribute's type, name every property legally, and mark gaps."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from tiles.metadata import FLOAT_NODATA, INT32_NODATA, property_table
+from tiles.service import TileMemory
+
+
+def _schema(rows: list[dict]) -> tuple[dict, dict, list[bytes]]:
+    meta, views = property_table(rows)
+    props = meta["schema"]["classes"]["cityobject"]["properties"]
+    return props, meta["propertyTables"][0]["properties"], views
+
+
+def test_types_follow_the_values() -> None:
+    rows = [
+        {"id": "a", "floors": 3, "height": 9.5, "smart": True, "big": 2**40, "tags": ["x"]},
+        {"id": "b", "floors": 5, "height": 12, "smart": False, "big": 1, "tags": {"k": 1}},
+    ]
+    props, table, views = _schema(rows)
+    assert props["floors"] == {"name": "floors", "type": "SCALAR", "componentType": "INT32"}
+    assert props["height"]["componentType"] == "FLOAT64"  # 9.5 and 12 together
+    assert props["big"]["componentType"] == "FLOAT64"  # beyond INT32
+    assert props["smart"]["type"] == "BOOLEAN"
+    assert props["tags"]["type"] == "STRING"  # lists and objects as JSON text
+    bits = np.unpackbits(
+        np.frombuffer(views[table["smart"]["values"]], np.uint8), bitorder="little"
+    )
+    assert bits[:2].tolist() == [1, 0]
+    floors = np.frombuffer(views[table["floors"]["values"]], "<i4")
+    assert floors.tolist() == [3, 5]
+
+
+def test_missing_values_get_no_data() -> None:
+    props, table, views = _schema(
+        [{"id": "a", "n": 1, "x": 1.5, "s": "yes", "b": True}, {"id": "b"}]
+    )
+    assert props["n"]["required"] is False and props["n"]["noData"] == INT32_NODATA
+    assert props["x"]["noData"] == FLOAT_NODATA
+    assert props["s"]["noData"] == ""
+    assert props["b"]["type"] == "STRING"  # booleans cannot have noData: kept as text
+    assert np.frombuffer(views[table["n"]["values"]], "<i4").tolist() == [1, INT32_NODATA]
+
+
+def test_property_names_are_identifiers_and_keep_the_original() -> None:
+    props, _, _ = _schema(
+        [
+            {
+                "id": "a",
+                "名称": "x",
+                "+reduction": 2,
+                "roof-type": "flat",
+                "roof_type": "gabled",
+                "3d": 1,
+            }
+        ]
+    )
+    for ident in props:
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ident), ident
+    names = {prop["name"] for prop in props.values()}
+    assert {"名称", "+reduction", "roof-type", "roof_type", "3d"} <= names
+    assert len(props) == 6
+
+
+def test_tile_memory_checks_etags_and_keeps_to_its_budget() -> None:
+    memory = TileMemory(max_bytes=400)
+    memory.put(("c", (1, 0, 0), "glb"), "e1", b"x" * 100)
+    assert memory.get(("c", (1, 0, 0), "glb"), "e1") == b"x" * 100
+    assert memory.get(("c", (1, 0, 0), "glb"), "e2") is None  # changed in the database
+    for n in range(2, 8):
+        memory.put(("c", (n, 0, 0), "glb"), "e", b"y" * 90)
+    assert memory.used <= 400
+    assert memory.get(("c", (1, 0, 0), "glb"), "e1") is None  # least recently used went first
