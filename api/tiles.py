@@ -17,11 +17,15 @@ MEDIA = {"glb": "model/gltf-binary", "b3dm": "application/octet-stream"}
 REVALIDATE = "public, max-age=0, must-revalidate"
 
 
-def _etag_response(request: Request, body: bytes, etag: str, media_type: str) -> Response:
+def _etag_response(
+    request: Request, body: bytes, etag: str, media_type: str, encoding: str | None = None
+) -> Response:
     quoted = f'"{etag}"'
-    headers = {"ETag": quoted, "Cache-Control": REVALIDATE}
+    headers = {"ETag": quoted, "Cache-Control": REVALIDATE, "Vary": "Accept-Encoding"}
     if request.headers.get("if-none-match") == quoted:
         return Response(status_code=304, headers=headers)
+    if encoding:
+        headers["Content-Encoding"] = encoding
     return Response(body, media_type=media_type, headers=headers)
 
 
@@ -43,7 +47,11 @@ def tiles_router(engine: Engine) -> APIRouter:
         summary="One tile's content (.glb for 3D Tiles 1.1, .b3dm for 1.0)",
     )
     def tile(city: str, level: int, x: int, y: int, fmt: str, request: Request) -> Response:
+        media = MEDIA.get(fmt, "application/octet-stream")
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            packed, etag = service.tile_gzip(engine, city, (level, x, y), fmt)
+            return _etag_response(request, packed, etag, media, "gzip")
         content, etag = service.tile(engine, city, (level, x, y), fmt)
-        return _etag_response(request, content, etag, MEDIA.get(fmt, "application/octet-stream"))
+        return _etag_response(request, content, etag, media)
 
     return router

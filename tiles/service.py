@@ -3,6 +3,7 @@ first request and kept in the `tile_cache` table (ingest drops the ones a datase
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import multiprocessing
 import os
@@ -203,6 +204,17 @@ def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, 
         )
     MEMORY.put((city, key, fmt), etag, content)
     return content, etag
+
+
+def tile_gzip(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
+    """Like `tile`, gzip-compressed once per content and kept in memory (for HTTP clients that
+    accept gzip: compressing on every request would cost more than the request itself)."""
+    content, etag = tile(engine, city, key, fmt)
+    packed = MEMORY.get((city, key, fmt + ".gz"), etag)
+    if packed is None:
+        packed = gzip.compress(content, compresslevel=6, mtime=0)
+        MEMORY.put((city, key, fmt + ".gz"), etag, packed)
+    return packed, etag
 
 
 def content_keys(tileset_doc: dict[str, Any]) -> list[Key]:
