@@ -270,7 +270,10 @@ def seed(
     chunks = [keys[i :: workers * 4] for i in range(workers * 4)]
     url = engine.url.render_as_string(hide_password=False)
     done = 0
-    context = multiprocessing.get_context("spawn")
+    # fork starts workers without re-importing everything; no pooled connection may cross it
+    engine.dispose()
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_start, initargs=(url,)
     ) as pool:
