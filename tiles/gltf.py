@@ -19,7 +19,10 @@ from numpy.typing import NDArray
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
 FLOAT = 5126
+BYTE = 5120
 UNSIGNED_BYTE = 5121
+SHORT = 5122
+UNSIGNED_SHORT = 5123
 UNSIGNED_INT = 5125
 TRIANGLES = 4
 POINTS = 0
@@ -81,8 +84,13 @@ class _Builder:
         normalized: bool = False,
         bounds: bool = False,
     ) -> int:
+        """An accessor over `array`; rows wider than `kind` (padding to 4 bytes) set a stride."""
+        width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[kind]
+        view = self.view(np.ascontiguousarray(array).tobytes(), target)
+        if array.ndim == 2 and array.shape[1] > width:
+            self.views[view]["byteStride"] = array.shape[1] * array.itemsize
         acc: dict[str, Any] = {
-            "bufferView": self.view(np.ascontiguousarray(array).tobytes(), target),
+            "bufferView": view,
             "componentType": component,
             "count": int(len(array)),
             "type": kind,
@@ -90,14 +98,53 @@ class _Builder:
         if normalized:
             acc["normalized"] = True
         if bounds:
-            acc["min"] = np.asarray(array.min(axis=0), dtype=np.float64).tolist()
-            acc["max"] = np.asarray(array.max(axis=0), dtype=np.float64).tolist()
+            used = array[:, :width] if array.ndim == 2 else array
+            acc["min"] = np.asarray(used.min(axis=0), dtype=np.float64).tolist()
+            acc["max"] = np.asarray(used.max(axis=0), dtype=np.float64).tolist()
         self.accessors.append(acc)
         return len(self.accessors) - 1
 
     def binary(self) -> bytes:
         data = b"".join(self.chunks)
         return data + b"\x00" * ((-len(data)) % 4)
+
+
+def _quantizer(geometry: Geometry) -> tuple[NDArray[np.float64], float]:
+    """Offset and uniform scale that map every position of the tile into [-1, 1]^3 (a uniform
+    scale leaves normals undistorted)."""
+    every = np.concatenate((_y_up(geometry.positions), _y_up(geometry.point_positions)))
+    if not len(every):
+        return np.zeros(3), 1.0
+    lo, hi = every.min(axis=0).astype(np.float64), every.max(axis=0).astype(np.float64)
+    return (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-6)
+
+
+def _positions(
+    b: _Builder, positions: NDArray[np.float32], offset: NDArray[np.float64], scale: float | None
+) -> int:
+    """POSITION: float32, or normalized int16 padded to 8 bytes (KHR_mesh_quantization)."""
+    p = _y_up(positions).astype(np.float64)
+    if scale is None:
+        return b.accessor(p.astype("<f4"), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True)
+    q = np.zeros((len(p), 4), dtype="<i2")
+    q[:, :3] = np.clip(np.round((p - offset) / scale * 32767), -32767, 32767)
+    return b.accessor(q, SHORT, "VEC3", ARRAY_BUFFER, normalized=True, bounds=True)
+
+
+def _normals(b: _Builder, normals: NDArray[np.float32], quantized: bool) -> int:
+    """NORMAL: float32, or normalized int8 padded to 4 bytes (renormalised after rounding)."""
+    n = _y_up(normals).astype(np.float64)
+    if not quantized:
+        return b.accessor(n.astype("<f4"), FLOAT, "VEC3", ARRAY_BUFFER)
+    q = np.zeros((len(n), 4), dtype="i1")
+    q[:, :3] = np.clip(np.round(n * 127), -127, 127)
+    return b.accessor(q, BYTE, "VEC3", ARRAY_BUFFER, normalized=True)
+
+
+def _indices(b: _Builder, indices: NDArray[np.uint32], small: bool) -> int:
+    if small and (not len(indices) or int(indices.max()) < 65535):
+        return b.accessor(indices.astype("<u2"), UNSIGNED_SHORT, "SCALAR", ELEMENT_ARRAY_BUFFER)
+    return b.accessor(indices.astype("<u4"), UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)
 
 
 def write_glb(
@@ -110,10 +157,14 @@ def write_glb(
     """A GLB of the geometry; `metadata` is the EXT_structural_metadata object whose property
     tables refer to `metadata_views` by index (0, 1, ...), renumbered here.
 
-    With `batch_ids` the feature ids go in a `_BATCHID` attribute, as 3D Tiles 1.0 (B3DM) wants,
-    and no 1.1 extension is used.
+    3D Tiles 1.1 content is quantized (KHR_mesh_quantization: int16 positions, int8 normals,
+    16-bit indices where they fit). With `batch_ids` the feature ids go in a `_BATCHID`
+    attribute, as 3D Tiles 1.0 (B3DM) wants, floats are kept and no 1.1 extension is used.
     """
     id_attribute = "_BATCHID" if batch_ids else "_FEATURE_ID_0"
+    quantized = not batch_ids
+    offset, scale = _quantizer(geometry)
+    qscale = scale if quantized else None
     b = _Builder()
     primitives: list[dict[str, Any]] = []
     features = {
@@ -127,14 +178,11 @@ def write_glb(
             ]
         }
     }
+    extension = {} if batch_ids else {"extensions": features}
     if len(geometry.indices):
         attributes = {
-            "POSITION": b.accessor(
-                _y_up(geometry.positions).astype("<f4"), FLOAT, "VEC3", ARRAY_BUFFER, bounds=True
-            ),
-            "NORMAL": b.accessor(
-                _y_up(geometry.normals).astype("<f4"), FLOAT, "VEC3", ARRAY_BUFFER
-            ),
+            "POSITION": _positions(b, geometry.positions, offset, qscale),
+            "NORMAL": _normals(b, geometry.normals, quantized),
             "COLOR_0": b.accessor(
                 geometry.colors, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True
             ),
@@ -142,27 +190,18 @@ def write_glb(
                 geometry.feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
             ),
         }
-        indices = b.accessor(
-            geometry.indices.astype("<u4"), UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER
-        )
         primitives.append(
             {
                 "attributes": attributes,
-                "indices": indices,
+                "indices": _indices(b, geometry.indices, quantized),
                 "material": 0,
                 "mode": TRIANGLES,
-                **({} if batch_ids else {"extensions": features}),
+                **extension,
             }
         )
     if len(geometry.point_positions):
         attributes = {
-            "POSITION": b.accessor(
-                _y_up(geometry.point_positions).astype("<f4"),
-                FLOAT,
-                "VEC3",
-                ARRAY_BUFFER,
-                bounds=True,
-            ),
+            "POSITION": _positions(b, geometry.point_positions, offset, qscale),
             "COLOR_0": b.accessor(
                 geometry.point_colors, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True
             ),
@@ -170,44 +209,32 @@ def write_glb(
                 geometry.point_feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
             ),
         }
-        primitives.append(
-            {
-                "attributes": attributes,
-                "material": 1,
-                "mode": POINTS,
-                **({} if batch_ids else {"extensions": features}),
-            }
-        )
-    used = [] if batch_ids else ["EXT_mesh_features"]
+        primitives.append({"attributes": attributes, "material": 1, "mode": POINTS, **extension})
+    used = [] if batch_ids else ["EXT_mesh_features", "KHR_mesh_quantization"]
+    node: dict[str, Any] = {
+        "mesh": 0,
+        "translation": (_y_up(geometry.center[None])[0] + (offset if quantized else 0)).tolist(),
+    }
+    if quantized:
+        node["scale"] = [scale, scale, scale]
+    material = {
+        "pbrMetallicRoughness": {
+            "baseColorFactor": [1, 1, 1, 1],
+            "metallicFactor": 0.0,
+            "roughnessFactor": 1.0,
+        }
+    }
     gltf: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": "CIM"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "translation": _y_up(geometry.center[None])[0].tolist()}],
+        "nodes": [node],
         "meshes": [{"primitives": primitives}],
-        "materials": [
-            {
-                "pbrMetallicRoughness": {
-                    "baseColorFactor": [1, 1, 1, 1],
-                    "metallicFactor": 0.0,
-                    "roughnessFactor": 1.0,
-                },
-                "doubleSided": True,
-            },
-            {
-                "pbrMetallicRoughness": {
-                    "baseColorFactor": [1, 1, 1, 1],
-                    "metallicFactor": 0.0,
-                    "roughnessFactor": 1.0,
-                },
-                "extensions": {"KHR_materials_unlit": {}},
-            },
-        ],
+        "materials": [{**material, "doubleSided": True}],
     }
     if len(geometry.point_positions):
+        gltf["materials"].append({**material, "extensions": {"KHR_materials_unlit": {}}})
         used.append("KHR_materials_unlit")
-    else:
-        gltf["materials"].pop()
     if metadata:
         first = len(b.views)
         for data in metadata_views:
@@ -216,6 +243,8 @@ def write_glb(
         used.append("EXT_structural_metadata")
     if used:
         gltf["extensionsUsed"] = used
+    if quantized:
+        gltf["extensionsRequired"] = ["KHR_mesh_quantization"]
     binary = b.binary()
     gltf["buffers"] = [{"byteLength": len(binary)}]
     gltf["bufferViews"] = b.views

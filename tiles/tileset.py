@@ -102,17 +102,20 @@ def _summarise(node: _Node) -> tuple[list[float], float]:
     node.children.sort(key=lambda c: c.key)
     if node.stats is not None:
         s = node.stats
-        # padded by about a centimetre so float32 vertices never fall just outside
-        pad = 2e-9
+        # padded by the 16-bit quantization step of the content (1/65534 of its largest
+        # extent, doubled) plus a centimetre, so every stored vertex lies inside
+        radius = 6_378_137.0
+        west, south = math.radians(s.west), math.radians(s.south)
+        east, north = math.radians(s.east), math.radians(s.north)
+        extent = max(
+            (east - west) * radius * math.cos((south + north) / 2),
+            (north - south) * radius,
+            s.high - s.low,
+        )
+        pad_m = extent / 32767 + 0.01
+        pad = pad_m / radius
         regions.append(
-            [
-                math.radians(s.west) - pad,
-                math.radians(s.south) - pad,
-                math.radians(s.east) + pad,
-                math.radians(s.north) + pad,
-                s.low - 0.01,
-                s.high + 0.01,
-            ]
+            [west - pad, south - pad, east + pad, north + pad, s.low - pad_m, s.high + pad_m]
         )
     node.region = [
         min(r[0] for r in regions),

@@ -48,13 +48,23 @@ def validate_glbs(paths: list[Path]) -> dict[str, Any]:
 
 
 def _accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
+    """An accessor's values as floats (normalized integers mapped to [-1, 1] or [0, 1])."""
     acc = doc["accessors"][index]
     view = doc["bufferViews"][acc["bufferView"]]
-    dtype = {5126: "<f4", 5125: "<u4", 5121: "u1", 5123: "<u2"}[acc["componentType"]]
+    dtype = np.dtype(
+        {5126: "<f4", 5125: "<u4", 5121: "u1", 5123: "<u2", 5122: "<i2", 5120: "i1"}[
+            acc["componentType"]
+        ]
+    )
     width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc["type"]]
+    stride = view.get("byteStride", width * dtype.itemsize) // dtype.itemsize
     start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
-    data = np.frombuffer(binary, dtype=dtype, count=acc["count"] * width, offset=start)
-    return data.reshape(-1, width) if width > 1 else data
+    data = np.frombuffer(binary, dtype=dtype, count=acc["count"] * stride, offset=start)
+    data = data.reshape(-1, stride)[:, :width].astype(np.float64)
+    if acc.get("normalized"):
+        top = {np.int8: 127, np.int16: 32767, np.uint8: 255, np.uint16: 65535}[dtype.type]
+        data = np.maximum(data / top, -1.0)
+    return data if width > 1 else data[:, 0]
 
 
 def glb_positions_lonlath(data: bytes) -> np.ndarray:
@@ -62,9 +72,10 @@ def glb_positions_lonlath(data: bytes) -> np.ndarray:
     doc, binary = read_glb(data)
     node = doc["nodes"][0]
     tx, ty, tz = node.get("translation", [0, 0, 0])
+    scale = np.array(node.get("scale", [1, 1, 1]))
     points = []
     for primitive in doc["meshes"][0]["primitives"]:
-        p = _accessor(doc, binary, primitive["attributes"]["POSITION"]).astype(np.float64)
+        p = _accessor(doc, binary, primitive["attributes"]["POSITION"]) * scale
         # glTF is Y-up: (x, y, z) there is (x, -z, y) in Earth-centred axes
         points.append(np.column_stack((p[:, 0] + tx, -(p[:, 2] + tz), p[:, 1] + ty)))
     xyz = np.concatenate(points)
