@@ -267,7 +267,7 @@ def _footprints(batch: _Batch, llh: NDArray[np.float64]) -> dict[int, bytes]:
 
 def _display(batch: _Batch, surfaces: dict[int, tuple[Any, ...]]) -> list[int | None]:
     """Per object, the geometry 3D views draw: the highest LoD that has triangles, else the
-    first set of points, else none."""
+    first set of points or lines, else none."""
     best: list[tuple[str, int] | None] = [None] * len(batch.objects)
     points: list[int | None] = [None] * len(batch.objects)
     for k, g in enumerate(batch.geoms):
@@ -276,7 +276,7 @@ def _display(batch: _Batch, surfaces: dict[int, tuple[Any, ...]]) -> list[int | 
             rank = (g.lod or "", -batch.number[k])
             if best[n] is None or rank > best[n]:  # type: ignore[operator]
                 best[n] = rank  # type: ignore[assignment]
-        elif g.kind == "point" and points[n] is None:
+        elif g.kind in ("point", "line") and points[n] is None:
             points[n] = batch.number[k]
     return [-b[1] if b is not None else p for b, p in zip(best, points, strict=True)]
 

@@ -24,7 +24,9 @@ _SQL = text("""
            g.origin_x, g.origin_y, g.origin_z, g.mesh_vertices, g.mesh_triangles,
            g.mesh_colours,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTIPOINT'
-                THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS points
+                THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS points,
+           CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTILINESTRING'
+                THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS lines
     FROM city_object o
     JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
     LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
@@ -37,6 +39,24 @@ def _points(wkb: bytes) -> NDArray[np.float64]:
     """Coordinates of an ISO WKB MULTIPOINT Z."""
     record = np.dtype([("order", "u1"), ("kind", "<u4"), ("xyz", "<f8", (3,))])
     return np.frombuffer(wkb, dtype=record, offset=9)["xyz"].astype(np.float64)
+
+
+def _lines(wkb: bytes) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Vertices and segment index pairs of an ISO WKB MULTILINESTRING Z."""
+    (count,) = np.frombuffer(wkb, "<u4", 1, 5)
+    at, points, pairs, base = 9, [], [], 0
+    for _ in range(int(count)):
+        (n,) = np.frombuffer(wkb, "<u4", 1, at + 5)
+        xyz = np.frombuffer(wkb, "<f8", int(n) * 3, at + 9).reshape(-1, 3)
+        points.append(xyz)
+        k = np.arange(base, base + int(n) - 1)
+        pairs.append(np.column_stack((k, k + 1)))
+        base += int(n)
+        at += 9 + int(n) * 24
+    return (
+        np.concatenate(points) if points else np.zeros((0, 3)),
+        np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64),
+    )
 
 
 def _properties(row: Any) -> dict[str, Any]:
@@ -131,7 +151,17 @@ def tile_content(
         if with_points
         else np.zeros(0, np.float32)
     )
-    everything = np.concatenate((absolute, point_abs))
+    line_parts = [(n, *_lines(r.lines)) for n, r in enumerate(rows) if r.lines is not None]
+    line_abs = np.zeros((0, 3))
+    line_idx = np.zeros((0, 2), np.int64)
+    line_fids = np.zeros(0, np.float32)
+    if line_parts:
+        sizes = [len(p) for _, p, _ in line_parts]
+        line_abs = np.concatenate([p for _, p, _ in line_parts])
+        bases = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        line_idx = np.concatenate([q + b for (_, _, q), b in zip(line_parts, bases, strict=True)])
+        line_fids = np.repeat(np.array([n for n, _, _ in line_parts], np.float32), sizes)
+    everything = np.concatenate((absolute, point_abs, line_abs))
     center = (
         (everything.min(axis=0) + everything.max(axis=0)) / 2 if len(everything) else np.zeros(3)
     )
@@ -146,6 +176,9 @@ def tile_content(
         point_positions=(point_abs - center).astype(np.float32),
         point_colors=np.tile(np.array([*POINT_COLOUR, 255], dtype=np.uint8), (len(point_abs), 1)),
         point_feature_ids=point_fids,
+        line_positions=(line_abs - center).astype(np.float32),
+        line_indices=line_idx.astype(np.uint32).reshape(-1),
+        line_feature_ids=line_fids,
     )
     properties = [_properties(r) for r in rows]
     if fmt == "b3dm":

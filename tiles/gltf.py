@@ -26,6 +26,7 @@ UNSIGNED_SHORT = 5123
 UNSIGNED_INT = 5125
 TRIANGLES = 4
 POINTS = 0
+LINES = 1
 
 
 def _empty(width: int, dtype: type) -> NDArray[Any]:
@@ -46,6 +47,9 @@ class Geometry:
         default_factory=lambda: np.zeros((0, 3), np.float32)
     )
     point_colors: NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 4), np.uint8))
+    line_positions: NDArray[np.float32] = field(default_factory=lambda: _empty(3, np.float32))
+    line_indices: NDArray[np.uint32] = field(default_factory=lambda: np.zeros(0, np.uint32))
+    line_feature_ids: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     point_feature_ids: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
@@ -112,7 +116,9 @@ class _Builder:
 def _quantizer(geometry: Geometry) -> tuple[NDArray[np.float64], float]:
     """Offset and uniform scale that map every position of the tile into [-1, 1]^3 (a uniform
     scale leaves normals undistorted)."""
-    every = np.concatenate((_y_up(geometry.positions), _y_up(geometry.point_positions)))
+    every = np.concatenate(
+        (_y_up(geometry.positions), _y_up(geometry.point_positions), _y_up(geometry.line_positions))
+    )
     if not len(every):
         return np.zeros(3), 1.0
     lo, hi = every.min(axis=0).astype(np.float64), every.max(axis=0).astype(np.float64)
@@ -210,6 +216,30 @@ def write_glb(
             ),
         }
         primitives.append({"attributes": attributes, "material": 1, "mode": POINTS, **extension})
+    if len(geometry.line_indices):
+        n = len(geometry.line_positions)
+        attributes = {
+            "POSITION": _positions(b, geometry.line_positions, offset, qscale),
+            "COLOR_0": b.accessor(
+                np.tile(np.array([[80, 80, 80, 255]], dtype=np.uint8), (n, 1)),
+                UNSIGNED_BYTE,
+                "VEC4",
+                ARRAY_BUFFER,
+                normalized=True,
+            ),
+            id_attribute: b.accessor(
+                geometry.line_feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
+            ),
+        }
+        primitives.append(
+            {
+                "attributes": attributes,
+                "indices": _indices(b, geometry.line_indices, quantized),
+                "material": 1,
+                "mode": LINES,
+                **extension,
+            }
+        )
     used = [] if batch_ids else ["EXT_mesh_features", "KHR_mesh_quantization"]
     node: dict[str, Any] = {
         "mesh": 0,
@@ -229,10 +259,10 @@ def write_glb(
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [node],
-        "meshes": [{"primitives": primitives}],
+        "meshes": [{"primitives": primitives}],  # dropped below when nothing can be drawn
         "materials": [{**material, "doubleSided": True}],
     }
-    if len(geometry.point_positions):
+    if len(geometry.point_positions) or len(geometry.line_indices):
         gltf["materials"].append({**material, "extensions": {"KHR_materials_unlit": {}}})
         used.append("KHR_materials_unlit")
     if metadata:
@@ -241,14 +271,23 @@ def write_glb(
             b.view(data)
         gltf["extensions"] = {"EXT_structural_metadata": _renumber(metadata, first)}
         used.append("EXT_structural_metadata")
+    if not primitives:  # only features without drawable geometry: a valid glTF with no mesh
+        del gltf["meshes"]
+        node.pop("mesh")
+        node.pop("scale", None)
+        node["name"] = "no drawable geometry"
+        used = [u for u in used if u not in ("EXT_mesh_features", "KHR_mesh_quantization")]
+        quantized = False
     if used:
         gltf["extensionsUsed"] = used
     if quantized:
         gltf["extensionsRequired"] = ["KHR_mesh_quantization"]
     binary = b.binary()
     gltf["buffers"] = [{"byteLength": len(binary)}]
-    gltf["bufferViews"] = b.views
-    gltf["accessors"] = b.accessors
+    if b.views:
+        gltf["bufferViews"] = b.views
+    if b.accessors:
+        gltf["accessors"] = b.accessors
     text = json.dumps(gltf, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * ((-len(text)) % 4)
     total = 12 + 8 + len(text) + 8 + len(binary)

@@ -376,3 +376,67 @@ def test_static_exports_equal_what_is_served(
         for tile in tiles_of(doc):
             if "content" in tile:
                 assert (old / tile["content"]["uri"]).read_bytes()[:4] == b"b3dm"
+
+
+def test_lines_points_and_undrawable_objects_give_valid_tiles(
+    new_database: Callable[[], Engine], tmp_path: Path
+) -> None:
+    """A tile of lines, one of points, and one whose only object has nothing to draw (a
+    zero-area surface) are all valid glTF, and each object is still in its tile's table."""
+    import json
+
+    doc = {
+        "type": "CityJSON",
+        "version": "2.0",
+        "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/4548"},
+        "transform": {"scale": [0.01, 0.01, 0.01], "translate": [500000.0, 4057000.0, 0.0]},
+        "CityObjects": {
+            "fence": {
+                "type": "+Fence",
+                "geometry": [
+                    {"type": "MultiLineString", "lod": "1", "boundaries": [[0, 1, 2], [2, 3]]}
+                ],
+            },
+            "lamp": {
+                "type": "CityFurniture",
+                "geometry": [{"type": "MultiPoint", "lod": "1", "boundaries": [4]}],
+            },
+            "flat": {
+                "type": "GenericCityObject",
+                "geometry": [{"type": "MultiSurface", "lod": "1", "boundaries": [[[5, 5, 6]]]}],
+            },
+        },
+        "vertices": [
+            [0, 0, 0],
+            [1000, 0, 0],
+            [1000, 1000, 0],
+            [0, 1000, 0],
+            [500000, 500000, 800],
+            [900000, 0, 0],
+            [900100, 0, 0],
+            [900200, 0, 0],
+        ],
+    }
+    path = tmp_path / "odd.city.json"
+    path.write_text(json.dumps(doc))
+    engine = new_database()
+    ingest_files(engine, [path], "odd")
+    client = TestClient(create_app(engine=engine))
+    tileset = client.get("/collections/odd/3dtiles/tileset.json").json()
+    paths, ids = [], []
+    for tile in tiles_of(tileset):
+        if "content" in tile:
+            data = client.get(f"/collections/odd/3dtiles/{tile['content']['uri']}").content
+            ids += property_column(data, "id")
+            path = tmp_path / tile["content"]["uri"].replace("/", "_")
+            path.write_bytes(data)
+            paths.append(path)
+    assert sorted(ids) == ["fence", "flat", "lamp"]
+    reports = validate_glbs(paths)
+    assert not {p: r["messages"] for p, r in reports.items() if r["errors"]}
+    modes = set()
+    for p in paths:
+        doc_, _ = read_glb(p.read_bytes())
+        for mesh in doc_.get("meshes", []):
+            modes |= {prim["mode"] for prim in mesh["primitives"]}
+    assert {0, 1} <= modes  # points and lines are drawn

@@ -27,6 +27,14 @@ def upgrade() -> None:
     op.add_column(
         "object_geometry", sa.Column("mesh_colours", sa.LargeBinary(), comment="RGB per triangle")
     )
+    # objects ingested before this revision: draw their highest LoD that has a mesh (their tile
+    # keys are filled in by the tiler on first use, with the same code as at ingest)
+    op.execute("""
+        UPDATE city_object o SET display_idx = (
+            SELECT g.idx FROM object_geometry g
+            WHERE g.city_code = o.city_code AND g.object_id = o.id
+            ORDER BY (g.mesh_vertices IS NOT NULL) DESC, g.lod DESC NULLS LAST, g.idx LIMIT 1)
+    """)
     op.create_index(
         "city_object_tile_ix", "city_object", ["city_code", "tile_level", "tile_x", "tile_y"]
     )
