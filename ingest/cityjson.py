@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import mmap
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from numpy.typing import NDArray
 
 from cim.errors import IngestError
 from ingest.cityjson_geometry import GeometryProblem, Templates, decode_geometry
+from ingest.cityjson_vertices import drop_pages, first_byte, parse_vertices
 from ingest.jsonscan import LayoutError, scan_layout
 from ingest.model import SourceObject
 
@@ -55,8 +54,6 @@ OBJECT_TYPES = {
     "Waterway",
 }
 _OWN_MEMBERS = {"type", "attributes", "geometry", "parents", "children"}
-_VERTEX_CHUNK = 8 << 20
-_IN_MEMORY_VERTICES = 4_000_000
 
 
 def _version(doc: dict[str, Any], path: Path) -> str:
@@ -184,80 +181,6 @@ def decode_object(
     return SourceObject(oid, otype, attributes, relations[0], relations[1], geometries, extra)
 
 
-def _first_byte(mm: mmap.mmap, start: int, end: int) -> bytes:
-    """The first non-whitespace byte of a member's value, read without copying the value."""
-    pos = start
-    while pos < end:
-        window = mm[pos : min(pos + 4096, end)].lstrip()
-        if window:
-            return window[:1]
-        pos += 4096
-    return b""
-
-
-def _drop_pages(mm: mmap.mmap, start: int, end: int) -> None:
-    """Tell the kernel a mapped range is no longer needed, so it leaves resident memory
-    (the pages stay in the file cache and come back if read again)."""
-    first = (start // mmap.PAGESIZE) * mmap.PAGESIZE
-    length = ((end - first) // mmap.PAGESIZE) * mmap.PAGESIZE
-    if length > 0:
-        mm.madvise(mmap.MADV_DONTNEED, first, length)
-
-
-def _parse_vertices(
-    mm: mmap.mmap,
-    start: int,
-    end: int,
-    scale: NDArray[np.float64],
-    translate: NDArray[np.float64],
-    path: Path,
-) -> NDArray[np.float64]:
-    """The document's vertex array, parsed in chunks, as real coordinates (n, 3).
-
-    Large arrays go to a temporary memory-mapped file so that memory stays bounded.
-    """
-    table = bytes.maketrans(b"[],", b"   ")
-    count = mm[start:end].count(b"[") - 1 if end - start < _VERTEX_CHUNK else None
-    parts: list[NDArray[np.float64]] = []
-    spool: Any = None
-    total = 0
-    arrays = 0
-    pos = start
-    carry = b""
-    while pos < end:
-        stop = min(pos + _VERTEX_CHUNK, end)
-        block = carry + mm[pos:stop]
-        if stop < end:
-            cut = block.rfind(b"]") + 1
-            carry, block = block[cut:], block[:cut]
-        else:
-            carry = b""
-        pos = stop
-        arrays += block.count(b"[")
-        values = np.fromstring(block.translate(table), dtype=np.float64, sep=" ")  # noqa: NPY201
-        if values.size % 3:
-            raise IngestError(path, "'vertices' must be an array of [x, y, z] integer triples")
-        xyz = values.reshape(-1, 3) * scale + translate
-        if not np.all(np.isfinite(xyz)):
-            raise IngestError(path, "'vertices' holds a non-finite coordinate")
-        total += len(xyz)
-        if spool is None and total > _IN_MEMORY_VERTICES:
-            spool = tempfile.TemporaryFile(prefix="cim-vertices-")
-            for p in parts:
-                spool.write(p.tobytes())
-            parts = []
-        if spool is not None:
-            spool.write(xyz.tobytes())
-        else:
-            parts.append(xyz)
-    if arrays - 1 != total or (count is not None and count != total):
-        raise IngestError(path, "'vertices' must be an array of [x, y, z] integer triples")
-    if spool is None:
-        return np.concatenate(parts) if parts else np.zeros((0, 3))
-    spool.flush()
-    return np.memmap(spool, dtype=np.float64, mode="r", shape=(total, 3))
-
-
 class CityJsonReader:
     """A CityJSON document, streamed: one pass finds its layout, then objects are parsed singly."""
 
@@ -297,7 +220,7 @@ class CityJsonReader:
         self.extensions = small.get("extensions", {})
         self.warnings: list[str] = []
         a, b = layout.members["CityObjects"]
-        if _first_byte(self._mm, a, b) != b"{":
+        if first_byte(self._mm, a, b) != b"{":
             raise IngestError(path, "'CityObjects' must be a JSON object")
         count = layout.entry_count
         if (
@@ -308,10 +231,10 @@ class CityJsonReader:
         self._count = count
         self.total_objects: int | None = count
         va, vb = layout.members["vertices"]
-        if _first_byte(self._mm, va, vb) != b"[":
+        if first_byte(self._mm, va, vb) != b"[":
             raise IngestError(path, "'vertices' must be an array")
-        self._vertices = _parse_vertices(self._mm, va, vb, self._scale, self._translate, path)
-        _drop_pages(self._mm, va, vb)
+        self._vertices = parse_vertices(self._mm, va, vb, self._scale, self._translate, path)
+        drop_pages(self._mm, va, vb)
 
     def objects(self) -> Iterator[SourceObject]:
         """Yield the city objects in file order."""
@@ -329,10 +252,10 @@ class CityJsonReader:
             ((oid, obj),) = entry.items()
             yield decode_object(self._path, oid, obj, self._vertices, self._templates, self._uv)
             if b - dropped_to > (64 << 20):  # keep resident memory bounded on huge files
-                _drop_pages(mm, dropped_to, b)
+                drop_pages(mm, dropped_to, b)
                 spooled = getattr(self._vertices, "_mmap", None)
                 if spooled is not None:
-                    _drop_pages(spooled, 0, len(spooled))
+                    drop_pages(spooled, 0, len(spooled))
                 dropped_to = b
 
     def close(self) -> None:
@@ -438,8 +361,3 @@ def sniff(path: Path, head: bytes) -> str | None:
     if b'"CityJSON"' in text[:65536] or b'"CityObjects"' in text[:65536]:
         return "CityJSON"
     return None
-
-
-def file_size(path: Path) -> int:
-    """Size of a file in bytes."""
-    return os.stat(path).st_size
