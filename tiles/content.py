@@ -6,6 +6,7 @@ is collecting each row's bytes and its property-table row.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,10 +17,14 @@ from sqlalchemy import Connection, text
 
 from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
 from tiles.gltf import Geometry, write_b3dm, write_glb
+from tiles.meshopt import compress, reorder
 from tiles.metadata import property_table
 
+# EXT_meshopt_compression of 3D Tiles 1.1 content (CIM_TILES_MESHOPT=0 turns it off)
+MESHOPT = os.environ.get("CIM_TILES_MESHOPT", "1") != "0"
+
 _SQL = text("""
-    SELECT o.id, o.source_id, o.type, o.attributes::text AS attributes, d.name AS dataset,
+    SELECT o.id, o.source_id, o.type, o.attributes::text AS attributes,
            o.z_max - o.z_min AS height,
            g.origin_x, g.origin_y, g.origin_z, g.mesh_vertices, g.mesh_triangles,
            g.mesh_colours,
@@ -28,7 +33,6 @@ _SQL = text("""
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTILINESTRING'
                 THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS lines
     FROM city_object o
-    JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
     LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
          AND g.idx = o.display_idx
     WHERE o.city_code = :city AND o.tile_level = :level AND o.tile_x = :x AND o.tile_y = :y
@@ -64,7 +68,6 @@ def _properties(row: Any) -> dict[str, Any]:
         "id": row.source_id,
         "cim_id": row.id,
         "type": row.type,
-        "dataset": row.dataset,
         "height": row.height,
     }
     for key, value in orjson.loads(row.attributes).items():
@@ -185,4 +188,6 @@ def tile_content(
         glb = write_glb(geometry, len(rows), None, [], batch_ids=True)
         return write_b3dm(glb, len(rows), _batch_table(properties))
     metadata, views = property_table(properties)
+    if MESHOPT:
+        return compress(write_glb(reorder(geometry), len(rows), metadata, views))
     return write_glb(geometry, len(rows), metadata, views)

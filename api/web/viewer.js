@@ -93,7 +93,6 @@ function showFeature(feature) {
   const id = feature.getProperty("id");
   add(t("id"), id);
   add(t("type"), feature.getProperty("type"));
-  add(t("dataset"), feature.getProperty("dataset"));
   const height = feature.getProperty("height");
   if (typeof height === "number") add(t("height"), `${height.toFixed(1)} m`);
   feature.getPropertyIds().filter((k) => !OWN.has(k)).sort().forEach((k) => {
@@ -104,6 +103,11 @@ function showFeature(feature) {
   link.href = `/collections/${encodeURIComponent(cim.city)}/items/${encodeURIComponent(id)}`;
   document.getElementById("panel").hidden = false;
   cim.selected = id;
+  // the dataset, and anything else the tile leaves out, comes from the Features API
+  fetch(link.href, { headers: { Accept: "application/geo+json" } })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((item) => { if (item && cim.selected === id) add(t("dataset"), item.properties.dataset); })
+    .catch(() => {});
 }
 
 let highlighted = null;

@@ -139,7 +139,7 @@ def test_property_tables_match_the_schema(tilesets: dict) -> None:
                     assert prop["stringOffsetType"] == "UINT32"
             features = doc["meshes"][0]["primitives"][0]["extensions"]["EXT_mesh_features"]
             assert features["featureIds"][0]["featureCount"] == table["count"]
-            assert {"id", "type", "cim_id", "dataset"} <= set(cls["properties"])
+            assert {"id", "type", "cim_id", "height"} <= set(cls["properties"])
 
 
 def test_every_object_is_in_exactly_one_tile(
@@ -330,7 +330,7 @@ def test_3d_tiles_1_0_b3dm_with_batch_tables(
             feature, batch, glb = _read_b3dm(got.content)
             n = feature["BATCH_LENGTH"]
             assert n > 0 and all(len(column) == n for column in batch.values())
-            assert {"id", "type", "cim_id", "dataset"} <= set(batch)
+            assert {"id", "type", "cim_id", "height"} <= set(batch)
             doc, _ = read_glb(glb)
             assert "extensionsUsed" not in doc or "EXT_mesh_features" not in doc["extensionsUsed"]
             assert all("_BATCHID" in p["attributes"] for p in doc["meshes"][0]["primitives"])
