@@ -1,0 +1,1 @@
+"""Smart-city star grading: indicator catalogues and the pure scoring engine."""

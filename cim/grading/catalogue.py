@@ -1,0 +1,236 @@
+"""Indicator catalogues: what a grading committee scores by, as a file it can copy, edit and sign.
+
+Every weight and threshold carries its provenance: published (with the source) or provisional
+(assumed here because the source is not public). Loading checks that the numbers add up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cim.errors import InvalidInput, NotFound
+
+BUILT_IN = Path(__file__).resolve().parent / "catalogues"
+TOLERANCE = 1e-6
+
+
+class Provenance(BaseModel):
+    """Where a number comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["published", "provisional"]
+    source: str = Field(min_length=1, description="document and clause, or why it is assumed")
+
+
+class Thresholds(BaseModel):
+    """Star level 1..5 reached when the value reaches each threshold (in the indicator's
+    direction); below the first threshold the level is 0."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["thresholds"]
+    thresholds: list[float] = Field(min_length=5, max_length=5)
+
+
+class Linear(BaseModel):
+    """Level 0 at `worst`, 5 at `best`, linear in between (a fractional level)."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["linear"]
+    worst: float
+    best: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Linear:
+        if self.worst == self.best:
+            raise ValueError("linear scoring needs worst != best")
+        return self
+
+
+class YesNo(BaseModel):
+    """Level 5 for yes, 0 for no."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["yes_no"]
+
+
+class Qualitative(BaseModel):
+    """Named grades with their levels, e.g. {"excellent": 5, "good": 4, ...}."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["levels"]
+    levels: dict[str, float] = Field(min_length=1)
+
+
+Scoring = Annotated[Thresholds | Linear | YesNo | Qualitative, Field(discriminator="method")]
+
+
+class Indicator(BaseModel):
+    """One indicator: its weight (maximum points) and how a value becomes a star level."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    name_zh: str
+    name_en: str
+    area: str
+    weight: float = Field(ge=0)
+    unit: str = ""
+    direction: Literal["higher", "lower"] = "higher"
+    scoring: Scoring
+    veto: bool = Field(False, description="level 0 here fails the whole city")
+    bonus: bool = Field(False, description="points on top of the total, capped by the area")
+    provenance: Provenance
+    computed_from_cim: str | None = Field(
+        None, description="name of the CIM-computed indicator that can supply the value"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Indicator:
+        if isinstance(self.scoring, Thresholds):
+            t = self.scoring.thresholds
+            rising = all(a < b for a, b in zip(t, t[1:], strict=False))
+            falling = all(a > b for a, b in zip(t, t[1:], strict=False))
+            if (self.direction == "higher" and not rising) or (
+                self.direction == "lower" and not falling
+            ):
+                raise ValueError(
+                    f"indicator {self.id}: thresholds must be strictly "
+                    f"{'increasing' if self.direction == 'higher' else 'decreasing'} "
+                    f"for direction '{self.direction}'"
+                )
+        return self
+
+
+class Area(BaseModel):
+    """A first-level area (数字惠民, 数字政府, ...) and its weight."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name_zh: str
+    name_en: str
+    weight: float = Field(ge=0)
+    bonus: bool = False
+    cap: float | None = Field(None, ge=0, description="most bonus points the area can add")
+    unallocated: float = Field(0, ge=0, description="weight no indicator is known to carry")
+    provenance: Provenance
+
+
+class StarRule(BaseModel):
+    """From total points to the city's star level."""
+
+    model_config = ConfigDict(extra="forbid")
+    thresholds: dict[int, float] = Field(description="star level -> minimum total points")
+    min_area_share: dict[int, float] = Field(
+        default_factory=dict,
+        description="star level -> every (non-bonus) area must reach this share of its weight",
+    )
+    growth_points: float | None = Field(
+        None,
+        description="a four-star city whose total rose by this much since the previous "
+        "round is 成长型 (growth); otherwise 基础型 (basic)",
+    )
+    provenance: Provenance
+
+    @model_validator(mode="after")
+    def _levels(self) -> StarRule:
+        levels = sorted(self.thresholds)
+        if not levels or levels[0] < 1 or levels[-1] > 5:
+            raise ValueError("star thresholds are for levels 1 to 5")
+        values = [self.thresholds[k] for k in levels]
+        if any(a >= b for a, b in zip(values, values[1:], strict=False)):
+            raise ValueError("a higher star level needs a higher total")
+        return self
+
+
+class Catalogue(BaseModel):
+    """A versioned indicator catalogue."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    version: str
+    standard: str
+    title_zh: str
+    title_en: str
+    scale: float = Field(100, gt=0, description="points of a perfect city, bonus excluded")
+    areas: list[Area] = Field(min_length=1)
+    indicators: list[Indicator] = Field(min_length=1)
+    stars: StarRule
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Catalogue:
+        areas = {a.id: a for a in self.areas}
+        if len(areas) != len(self.areas):
+            raise ValueError("area ids must be unique")
+        ids = [i.id for i in self.indicators]
+        if len(set(ids)) != len(ids):
+            raise ValueError("indicator ids must be unique")
+        for ind in self.indicators:
+            if ind.area not in areas:
+                raise ValueError(f"indicator {ind.id}: unknown area {ind.area!r}")
+            if ind.bonus != areas[ind.area].bonus:
+                raise ValueError(f"indicator {ind.id}: bonus indicators belong to bonus areas")
+        regular = sum(a.weight for a in self.areas if not a.bonus)
+        if abs(regular - self.scale) > TOLERANCE:
+            raise ValueError(f"area weights add up to {regular:g}, not the scale {self.scale:g}")
+        for area in self.areas:
+            total = sum(i.weight for i in self.indicators if i.area == area.id)
+            if abs(total + area.unallocated - area.weight) > TOLERANCE:
+                raise ValueError(
+                    f"area {area.id}: indicator weights ({total:g}) plus unallocated "
+                    f"({area.unallocated:g}) must equal the area weight ({area.weight:g})"
+                )
+        return self
+
+
+def parse_catalogue(text: str, source: str = "catalogue") -> Catalogue:
+    """A catalogue from YAML or JSON text.
+
+    Raises:
+        InvalidInput: not YAML/JSON, or the catalogue breaks a rule; the message says which.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{source}: not valid YAML or JSON: {exc}") from None
+    try:
+        return Catalogue.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'catalogue'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(f"{source}: {problems}") from None
+
+
+def load_catalogue(path: Path) -> Catalogue:
+    """A catalogue file.
+
+    Raises:
+        InvalidInput: unreadable or invalid.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: {exc.strerror or exc}") from None
+    return parse_catalogue(text, str(path))
+
+
+def built_in(catalogue_id: str) -> Catalogue:
+    """One of the catalogues that ship with CIM.
+
+    Raises:
+        NotFound: no such catalogue.
+    """
+    path = BUILT_IN / f"{catalogue_id}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in BUILT_IN.glob("*.yaml")))
+        raise NotFound(f"no built-in catalogue {catalogue_id!r} (built in: {known})")
+    return load_catalogue(path)
+
+
+def json_schema() -> str:
+    """The published JSON Schema of catalogue files."""
+    return json.dumps(Catalogue.model_json_schema(), indent=2, ensure_ascii=False)
