@@ -1,0 +1,113 @@
+"""Ranking and award allocation: merit order, and money within the policy's budget and caps.
+
+Pure functions over plain data. The policy (eligibility, cap, budget, amounts, step-up reward)
+is a file the committee keeps, never numbers in code: the province publishes only that cities at
+three stars or more are eligible, on merit, for up to 12 million yuan each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cim.grading.catalogue import Provenance
+
+
+class AwardPolicy(BaseModel):
+    """How a round's award budget is shared."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    min_stars: int = Field(3, ge=1, le=5, description="eligible from this star level up")
+    cap_per_city: float = Field(12_000_000, ge=0, description="CNY")
+    budget: float = Field(ge=0, description="CNY for the whole round")
+    method: Literal["per_star", "per_point"]
+    amounts: dict[int, float] = Field(
+        default_factory=dict, description="per_star: CNY for each star level"
+    )
+    per_point: float = Field(0, ge=0, description="per_point: CNY per point of total + bonus")
+    step_up: float = Field(0, ge=0, description="CNY more for a city that rose a star level")
+    provenance: Provenance
+
+    @model_validator(mode="after")
+    def _complete(self) -> AwardPolicy:
+        if self.method == "per_star":
+            missing = [s for s in range(self.min_stars, 6) if s not in self.amounts]
+            if missing:
+                raise ValueError(f"per_star policy needs an amount for {missing} stars")
+        return self
+
+
+@dataclass(frozen=True)
+class CityResult:
+    """What ranking needs of a scored city."""
+
+    code: str
+    stars: int
+    total: float
+    bonus: float
+    previous_stars: int | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One city's place and amount, with the reason."""
+
+    code: str
+    rank: int
+    stars: int
+    score: float
+    amount: float
+    reason: str
+
+
+MERIT = (
+    "more stars first; then higher total with bonus; then higher total without bonus; "
+    "then city code (a documented, arbitrary last tie-break)"
+)
+
+
+def rank(cities: list[CityResult]) -> list[CityResult]:
+    """Cities in merit order (see MERIT); the same whatever order they come in."""
+    return sorted(cities, key=lambda c: (-c.stars, -(c.total + c.bonus), -c.total, c.code))
+
+
+def allocate(policy: AwardPolicy, cities: list[CityResult]) -> list[Allocation]:
+    """Award amounts in merit order, never above a city's cap or the budget left."""
+    left = policy.budget
+    out: list[Allocation] = []
+    for place, city in enumerate(rank(cities), 1):
+        score = round(city.total + city.bonus, 6)
+        if city.stars < policy.min_stars:
+            out.append(
+                Allocation(
+                    city.code,
+                    place,
+                    city.stars,
+                    score,
+                    0.0,
+                    f"{city.stars} stars: below the {policy.min_stars} needed",
+                )
+            )
+            continue
+        if policy.method == "per_star":
+            want = policy.amounts[city.stars]
+            why = f"{city.stars} stars: {want:,.0f}"
+        else:
+            want = policy.per_point * score
+            why = f"{score:g} points x {policy.per_point:,.0f}: {want:,.0f}"
+        if city.previous_stars is not None and city.stars > city.previous_stars and policy.step_up:
+            want += policy.step_up
+            why += f" + {policy.step_up:,.0f} for rising from {city.previous_stars} stars"
+        if want > policy.cap_per_city:
+            want = policy.cap_per_city
+            why += f"; capped at {policy.cap_per_city:,.0f} per city"
+        amount = min(want, left)
+        if amount < want:
+            why += f"; only {amount:,.0f} of the budget was left"
+        left -= amount
+        out.append(Allocation(city.code, place, city.stars, score, amount, why))
+    return out
