@@ -125,13 +125,13 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
 
     @router.get("/collections/{city}/types", summary="Object types in a city, with counts")
     def types(city: str) -> dict[str, Any]:
-        store.get_city(engine, city)
+        store.require_city(engine, city)
         counts = store.type_counts(engine, city)
         return {"types": sorted(counts), "counts": counts}
 
     @router.get("/collections/{city}/queryables", summary="Attributes usable as filters")
     def queryables(city: str, request: Request) -> JSONResponse:
-        store.get_city(engine, city)
+        store.require_city(engine, city)
         props: dict[str, Any] = {"type": {"type": "string", "description": "city object type"}}
         props.update({k: {"description": "attribute"} for k in store.queryables(engine, city)})
         body = {
@@ -162,7 +162,7 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         dataset: str | None = Query(None, description="dataset name"),
         datetime: str | None = Query(None, description="accepted; city objects have no time"),
     ) -> JSONResponse:
-        store.get_city(engine, city)
+        store.require_city(engine, city)
         limit = min(limit, settings.max_limit)
         q = store.ItemQuery(city=city, limit=limit, offset=offset, dataset=dataset)
         q.crs = _output_crs(engine, city, crs, "crs")
@@ -241,7 +241,7 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         request: Request,
         crs: str | None = Query(None, description="CRS of the response geometries"),
     ) -> JSONResponse:
-        store.get_city(engine, city)
+        store.require_city(engine, city)
         out = _output_crs(engine, city, crs, "crs")
         feature = store.get_item(engine, city, item_id, out)
         base = _base(request)

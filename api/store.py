@@ -28,18 +28,20 @@ def _geojson(column: str, crs: OutputCrs) -> str:
     return f"ST_AsGeoJSON({expr}, 9, 0)"
 
 
-def list_cities(engine: Engine) -> list[dict[str, Any]]:
-    """Every city with its extent (lon/lat) and object count."""
-    sql = text("""
-        SELECT c.code, c.name_zh, c.name_en, c.crs,
-               ST_XMin(e.ext), ST_YMin(e.ext), ST_XMax(e.ext), ST_YMax(e.ext), e.zmin, e.zmax, e.n
-        FROM city c LEFT JOIN LATERAL (
-          SELECT ST_Extent(o.bbox) AS ext, min(o.z_min) AS zmin, max(o.z_max) AS zmax,
-                 count(*) AS n
-          FROM city_object o WHERE o.city_code = c.code) e ON true
-        ORDER BY c.code""")
+_CITIES = """
+    SELECT c.code, c.name_zh, c.name_en, c.crs,
+           ST_XMin(e.ext), ST_YMin(e.ext), ST_XMax(e.ext), ST_YMax(e.ext), e.zmin, e.zmax, e.n
+    FROM city c LEFT JOIN LATERAL (
+      SELECT ST_Extent(o.bbox) AS ext, min(o.z_min) AS zmin, max(o.z_max) AS zmax,
+             count(*) AS n
+      FROM city_object o WHERE o.city_code = c.code) e ON true
+    WHERE CAST(:code AS text) IS NULL OR c.code = :code
+    ORDER BY c.code"""
+
+
+def _cities(engine: Engine, code: str | None) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        rows = conn.execute(sql).all()
+        rows = conn.execute(text(_CITIES), {"code": code}).all()
     return [
         {
             "code": r[0],
@@ -54,16 +56,32 @@ def list_cities(engine: Engine) -> list[dict[str, Any]]:
     ]
 
 
+def list_cities(engine: Engine) -> list[dict[str, Any]]:
+    """Every city with its extent (lon/lat) and object count."""
+    return _cities(engine, None)
+
+
 def get_city(engine: Engine, code: str) -> dict[str, Any]:
     """One city, as `list_cities` describes it.
 
     Raises:
         NotFound: no such city.
     """
-    for city in list_cities(engine):
-        if city["code"] == code:
-            return city
-    raise NotFound(f"no city {code!r}")
+    found = _cities(engine, code)
+    if not found:
+        raise NotFound(f"no city {code!r}")
+    return found[0]
+
+
+def require_city(engine: Engine, code: str) -> None:
+    """Check that a city exists, without computing its extent.
+
+    Raises:
+        NotFound: no such city.
+    """
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": code}).first() is None:
+            raise NotFound(f"no city {code!r}")
 
 
 def city_crs_srid(engine: Engine, code: str) -> int | None:

@@ -217,7 +217,6 @@ class CityJsonReader:
         self.appearance: dict[str, Any] = _member_dict(small, "appearance")
         self._templates = _templates(small, path)
         self._uv = _uv(self.appearance)
-        self.extensions = small.get("extensions", {})
         self.warnings: list[str] = []
         a, b = layout.members["CityObjects"]
         if first_byte(self._mm, a, b) != b"{":

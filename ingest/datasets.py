@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, text
 
 from cim.errors import NotFound
+from ingest.writer import drop_cached_tiles
 
 
 def list_datasets(engine: Engine, city: str | None = None) -> list[dict[str, Any]]:
@@ -27,21 +29,18 @@ def delete_dataset(engine: Engine, city: str, name: str) -> int:
     Raises:
         NotFound: no dataset of that name in that city.
     """
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "DELETE FROM tile_cache t USING (SELECT DISTINCT o.tile_level, o.tile_x, o.tile_y"
-                " FROM city_object o JOIN dataset d ON d.city_code = o.city_code"
-                " AND d.id = o.dataset_id WHERE d.city_code = :c AND d.name = :n) k"
-                " WHERE t.city_code = :c AND t.tile_level = k.tile_level"
-                " AND t.tile_x = k.tile_x AND t.tile_y = k.tile_y"
-            ),
-            {"c": city, "n": name},
-        )
-        row = conn.execute(
-            text("DELETE FROM dataset WHERE city_code = :c AND name = :n RETURNING object_count"),
-            {"c": city, "n": name},
-        ).first()
-    if row is None:
-        raise NotFound(f"no dataset {name!r} in city {city!r}")
-    return int(row[0])
+    raw = engine.raw_connection()
+    try:
+        pg: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+        with pg.transaction():
+            found = pg.execute(
+                "SELECT id, object_count FROM dataset WHERE city_code = %s AND name = %s",
+                (city, name),
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no dataset {name!r} in city {city!r}")
+            drop_cached_tiles(pg, city, int(found[0]))
+            pg.execute("DELETE FROM dataset WHERE city_code = %s AND id = %s", (city, found[0]))
+    finally:
+        raw.close()
+    return int(found[1])

@@ -33,7 +33,8 @@ def shared(relative: str) -> Path:
     return path
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on now (for servers the tests start)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -50,7 +51,7 @@ def server_url() -> Iterator[str]:
     root.chmod(0o755)
     cluster = LocalCluster(
         root,
-        _free_port(),
+        free_port(),
         {
             "fsync": "off",
             "synchronous_commit": "off",

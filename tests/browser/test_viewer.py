@@ -5,7 +5,6 @@ test-artifacts/ (CIM_TEST_ARTIFACTS)."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from sqlalchemy import Engine
 from api.app import create_app
 from cim.demo import generate_city
 from ingest.pipeline import ingest_files
+from tests.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(
@@ -37,18 +37,12 @@ FLAGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def service(new_database, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
     engine: Engine = new_database()
     city = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=300, seed=5)
     ingest_files(engine, [city.path], "370100", city_name_zh="济南市（示例）")
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(engine=engine), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cim.cli import main
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -28,7 +22,7 @@ def data_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root.chmod(0o755)
     monkeypatch.delenv("CIM_DATABASE_URL", raising=False)
     monkeypatch.setenv("CIM_DATA_DIR", str(root))
-    monkeypatch.setenv("CIM_DB_PORT", str(_free_port()))
+    monkeypatch.setenv("CIM_DB_PORT", str(free_port()))
     yield root
     CliRunner().invoke(main, ["db", "stop"])
     shutil.rmtree(root, ignore_errors=True)

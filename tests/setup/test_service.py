@@ -4,7 +4,6 @@ ingest path, serve it, and answer on HTTP (against the test database)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine
 
+from tests.conftest import free_port
+
 CIM = str(Path(sys.executable).with_name("cim"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_demo_city_is_loaded_once_and_served(engine: Engine, tmp_path: Path) -> None:
@@ -35,7 +30,7 @@ def test_demo_city_is_loaded_once_and_served(engine: Engine, tmp_path: Path) -> 
     again = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already loaded" in again.stdout  # re-running is quick
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [CIM, "serve", "--port", str(port)],
         env=env,
