@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the OS packages CIM needs when they are missing: PostgreSQL + PostGIS (the embedded
 # database and the tests), Python's venv module, Node.js and npm (the glTF validator the tests
-# run), Chromium and CJK fonts (the viewer's browser tests) and GNU time (bench/).
+# run), Chromium and CJK fonts (the viewer's browser tests), Pango (PDF grading reports),
+# poppler-utils (the report test renders a page) and GNU time (bench/).
 # Idempotent, and quick when everything is present. Debian/Ubuntu (apt); run as root or with sudo.
 set -euo pipefail
 
@@ -29,6 +30,8 @@ if ! command -v node >/dev/null; then need+=(nodejs); fi  # the glTF validator i
 if ! command -v npm >/dev/null; then need+=(npm); fi
 if [[ ! -x /usr/bin/chromium ]]; then need+=(chromium); fi  # the viewer's browser tests
 if [[ ! -d /usr/share/fonts/opentype/noto ]]; then need+=(fonts-noto-cjk); fi  # Chinese text
+if ! ldconfig -p | grep -q libpangoft2-1.0; then need+=(libpango-1.0-0 libpangoft2-1.0-0); fi  # PDF reports
+if ! command -v pdftoppm >/dev/null; then need+=(poppler-utils); fi  # report tests render a page
 if [[ ${#need[@]} -gt 0 ]]; then apt_install "${need[@]}"; fi
 
 # PostGIS for the server version that is installed (Debian names it postgresql-NN-postgis-3)

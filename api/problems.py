@@ -9,13 +9,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from cim.errors import CimError, DatabaseUnavailable, Forbidden, InvalidInput, NotFound
+from cim.errors import (
+    CimError,
+    Conflict,
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
 
 PROBLEM = "application/problem+json"
 STATUS: dict[type[CimError], int] = {
     NotFound: 404,
     InvalidInput: 400,
     Forbidden: 403,
+    Unauthorized: 401,
+    Conflict: 409,
     DatabaseUnavailable: 503,
     CimError: 500,
 }

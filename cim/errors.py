@@ -36,3 +36,11 @@ class DatabaseUnavailable(CimError):
 
 class Forbidden(CimError):
     """The caller is not allowed to do this."""
+
+
+class Unauthorized(CimError):
+    """No credentials, or credentials that are not valid."""
+
+
+class Conflict(CimError):
+    """The request clashes with the state of the thing it changes (e.g. a final round)."""

@@ -160,3 +160,114 @@ class TileCache(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(Text)
     made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# ---------------------------------------------------------------- grading
+class GradingRound(Base):
+    """An assessment round: a year, a frozen copy of the catalogue and of the award policy."""
+
+    __tablename__ = "grading_round"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    year: Mapped[int] = mapped_column(Integer)
+    catalogue: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, server_default="draft")
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    results: Mapped[dict[str, Any] | None] = mapped_column(JSONB, comment="frozen when final")
+    results_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class GradingCity(Base):
+    """A city taking part in a round, with its result of the previous round (for step-ups)."""
+
+    __tablename__ = "grading_city"
+    __table_args__ = (ForeignKeyConstraint(["round_id"], ["grading_round.id"], ondelete="CASCADE"),)
+
+    round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    previous_stars: Mapped[int | None] = mapped_column(SmallInteger)
+    previous_total: Mapped[float | None] = mapped_column(Float)
+
+
+class GradingEvidence(Base):
+    """An uploaded evidence file, stored once per round under its SHA-256."""
+
+    __tablename__ = "grading_evidence"
+    __table_args__ = (ForeignKeyConstraint(["round_id"], ["grading_round.id"], ondelete="CASCADE"),)
+
+    round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[str] = mapped_column(Text)
+    uploaded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GradingValue(Base):
+    """One indicator value of one city in a round, with where it comes from."""
+
+    __tablename__ = "grading_value"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["round_id", "city_code"],
+            ["grading_city.round_id", "grading_city.code"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["round_id", "evidence_sha256"],
+            ["grading_evidence.round_id", "grading_evidence.sha256"],
+        ),
+    )
+
+    round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    indicator_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB)
+    unit: Mapped[str] = mapped_column(Text, server_default="")
+    source: Mapped[str] = mapped_column(Text, server_default="")
+    link: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    computed: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB, comment="for CIM-computed values: the query and parameters that give the value"
+    )
+    entered_by: Mapped[str] = mapped_column(Text)
+    entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKey(Base):
+    """A grading API key: only its SHA-256 is stored; assessors are limited to their cities."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    cities: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """Append-only: who changed what, when, from what to what (a trigger refuses edits)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    round_id: Mapped[str | None] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Text)
+    old: Mapped[Any] = mapped_column(JSONB)
+    new: Mapped[Any] = mapped_column(JSONB)

@@ -8,11 +8,15 @@ three stars or more are eligible, on merit, for up to 12 million yuan each.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cim.grading.catalogue import Provenance
+from cim.errors import NotFound
+from cim.grading.catalogue import Provenance, parse_model, read_text
+
+BUILT_IN_POLICIES = Path(__file__).resolve().parent / "policies"
 
 
 class AwardPolicy(BaseModel):
@@ -111,3 +115,27 @@ def allocate(policy: AwardPolicy, cities: list[CityResult]) -> list[Allocation]:
         left -= amount
         out.append(Allocation(city.code, place, city.stars, score, amount, why))
     return out
+
+
+def parse_policy(text: str, source: str = "policy") -> AwardPolicy:
+    """An award policy from YAML or JSON text.
+
+    Raises:
+        InvalidInput: not YAML/JSON, or the policy breaks a rule.
+    """
+    return parse_model(AwardPolicy, text, source)
+
+
+def load_policy(path: Path) -> AwardPolicy:
+    """An award policy file, or a built-in policy by its id (see BUILT_IN_POLICIES).
+
+    Raises:
+        InvalidInput: unreadable or invalid. NotFound: neither a file nor a built-in id.
+    """
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+        built_in = BUILT_IN_POLICIES / f"{path.name}.yaml"
+        if not built_in.exists():
+            known = ", ".join(sorted(p.stem for p in BUILT_IN_POLICIES.glob("*.yaml")))
+            raise NotFound(f"no policy file or built-in policy {str(path)!r} (built in: {known})")
+        path = built_in
+    return parse_policy(read_text(path), str(path))

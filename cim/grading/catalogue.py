@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cim.errors import InvalidInput, NotFound
+from cim.grading.cim_indicators import NAMES as CIM_INDICATORS
 
 BUILT_IN = Path(__file__).resolve().parent / "catalogues"
 TOLERANCE = 1e-6
+M = TypeVar("M", bound=BaseModel)
 
 
 class Provenance(BaseModel):
@@ -90,6 +92,11 @@ class Indicator(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Indicator:
+        if self.computed_from_cim is not None and self.computed_from_cim not in CIM_INDICATORS:
+            raise ValueError(
+                f"indicator {self.id}: computed_from_cim {self.computed_from_cim!r} is not one of "
+                f"{', '.join(CIM_INDICATORS)}"
+            )
         if isinstance(self.scoring, Thresholds):
             t = self.scoring.thresholds
             rising = all(a < b for a, b in zip(t, t[1:], strict=False))
@@ -186,23 +193,40 @@ class Catalogue(BaseModel):
         return self
 
 
-def parse_catalogue(text: str, source: str = "catalogue") -> Catalogue:
-    """A catalogue from YAML or JSON text.
+def parse_model(cls: type[M], text: str, source: str) -> M:
+    """A pydantic model from YAML or JSON text.
 
     Raises:
-        InvalidInput: not YAML/JSON, or the catalogue breaks a rule; the message says which.
+        InvalidInput: not YAML/JSON, or the content breaks a rule; the message says where.
     """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{source}: not valid YAML or JSON: {exc}") from None
     try:
-        return Catalogue.model_validate(data)
+        return cls.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'catalogue'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
         )
         raise InvalidInput(f"{source}: {problems}") from None
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 file's text.
+
+    Raises:
+        InvalidInput: unreadable.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def parse_catalogue(text: str, source: str = "catalogue") -> Catalogue:
+    """A catalogue from YAML or JSON text (see `parse_model`)."""
+    return parse_model(Catalogue, text, source)
 
 
 def load_catalogue(path: Path) -> Catalogue:
@@ -211,11 +235,7 @@ def load_catalogue(path: Path) -> Catalogue:
     Raises:
         InvalidInput: unreadable or invalid.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"{path}: {exc.strerror or exc}") from None
-    return parse_catalogue(text, str(path))
+    return parse_catalogue(read_text(path), str(path))
 
 
 def built_in(catalogue_id: str) -> Catalogue:

@@ -1,0 +1,302 @@
+"""Indicators the city model itself can evidence, computed in PostGIS.
+
+Each result keeps the SQL that produced it, the parameters it ran with (including the metric CRS
+and the built-up area) and the datasets (with their SHA-256) it read, so that anyone can run the
+query again on the same data and get the same number.
+
+Definitions (all distances and areas in a metric CRS: the UTM zone of the city's centre unless
+the parameters name another):
+- built-up area: the polygon given in the parameters (GeoJSON, lon/lat), else the convex hull
+  of the buildings' footprints;
+- model_coverage: % of the built-up area's grid cells (`cell_size_m`) holding the footprint
+  centroid of at least one building with a 3D geometry (LoD 1 or more);
+- lod2_share: % of buildings whose best geometry (their own or their parts') is LoD 2 or more;
+- g5_density: 5G base stations in the built-up area per km²;
+- g5_building_coverage: % of buildings whose footprint centroid is within `g5_radius_m` of a
+  5G base station (horizontal distance);
+- camera_coverage: % of the road surface within the coverage radius of a public-area camera
+  (the camera's own radius attribute, else `camera_radius_m`);
+- smart_light_ratio: % of street lights flagged smart;
+- iot_density: IoT sensing nodes in the built-up area per km²;
+- cim_platform: yes when the city has 3D buildings in the model (so the CIM platform serves them).
+Which objects are stations, cameras, lights and sensors is an attribute test each, with defaults
+that match CIM's demo city (e.g. `function = 5g_base_station`).
+"""
+
+# ruff: noqa: S608  (the SQL is composed of constants only; every value is a bind parameter)
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, Engine, text
+
+from cim import __version__
+from cim.errors import InvalidInput, NotFound
+
+
+class Layer(BaseModel):
+    """Objects whose attribute `attribute` has the value `value`."""
+
+    model_config = ConfigDict(extra="forbid")
+    attribute: str = "function"
+    value: str
+
+
+class Parameters(BaseModel):
+    """What the computation needs to know about the city's data; every value is recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+    built_up: dict[str, Any] | None = Field(
+        None, description="GeoJSON geometry (lon/lat) of the built-up area"
+    )
+    metric_crs: int | None = Field(None, description="EPSG code; default: UTM zone of the centre")
+    cell_size_m: float = Field(100.0, gt=0)
+    g5_radius_m: float = Field(300.0, gt=0)
+    camera_radius_m: float = Field(50.0, gt=0)
+    camera_radius_attribute: str = "coverageRadius"
+    camera_public_attribute: str | None = "publicArea"
+    smart_attribute: str = "smart"
+    building_types: list[str] = Field(default_factory=lambda: ["Building"])
+    road_types: list[str] = Field(default_factory=lambda: ["Road"])
+    g5: Layer = Layer(value="5g_base_station")
+    camera: Layer = Layer(value="cctv_camera")
+    street_light: Layer = Layer(value="street_light")
+    iot: Layer = Layer(value="iot_sensor")
+
+
+@dataclass(frozen=True)
+class Computed:
+    """One computed indicator, with everything needed to recompute it."""
+
+    name: str
+    value: Any
+    unit: str
+    inputs: dict[str, Any]
+    evidence: dict[str, Any]
+
+
+NAMES = (
+    "model_coverage",
+    "lod2_share",
+    "g5_density",
+    "g5_building_coverage",
+    "camera_coverage",
+    "smart_light_ratio",
+    "iot_density",
+    "cim_platform",
+)
+
+# The SQL below takes only bind parameters; the metric CRS is bound too (:srid).
+_BUILT_UP_GIVEN = (
+    "SELECT ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:built_up), 4326), :srid) AS geom"
+)
+_BUILT_UP_HULL = """SELECT ST_ConvexHull(ST_Collect(
+         ST_Transform(COALESCE(o.footprint, o.bbox), :srid))) AS geom
+  FROM city_object o WHERE o.city_code = :city AND o.type = ANY(:building_types)"""
+
+_BUILDINGS = """SELECT o.id,
+       ST_Centroid(ST_Transform(COALESCE(o.footprint, o.bbox), :srid)) AS c,
+       (SELECT max(l) FROM unnest(o.lods || COALESCE(parts.lods, '{}')) l) AS best_lod
+  FROM city_object o
+  LEFT JOIN LATERAL (
+    SELECT array_agg(l) AS lods FROM city_object p, unnest(p.lods) l
+    WHERE p.city_code = o.city_code AND p.source_id = ANY(o.children)) parts ON true
+  WHERE o.city_code = :city AND o.type = ANY(:building_types)"""
+
+
+def _points(layer: str) -> str:
+    """SQL for the points of a layer (one per object: its first geometry's centroid)."""
+    return f"""SELECT o.attributes,
+       ST_Transform(ST_SetSRID(ST_Force2D(ST_Centroid(g.geom)), 4326), :srid) AS p
+  FROM city_object o
+  JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id AND g.idx = 0
+  WHERE o.city_code = :city AND o.attributes ->> :{layer}_attribute = :{layer}_value"""
+
+
+QUERIES: dict[str, str] = {
+    "model_coverage": f"""WITH area AS ({{built_up}}),
+cells AS (
+  SELECT g.i, g.j FROM area, ST_SquareGrid(:cell_size_m, area.geom) g
+  WHERE ST_Intersects(g.geom, area.geom)),
+buildings AS ({_BUILDINGS})
+SELECT (SELECT count(*) FROM cells) AS cells,
+       (SELECT count(*) FROM cells WHERE (i, j) IN (
+          SELECT floor(ST_X(c) / :cell_size_m)::int, floor(ST_Y(c) / :cell_size_m)::int
+          FROM buildings WHERE best_lod >= '1')) AS covered,
+       (SELECT ST_Area(geom) FROM area) AS area_m2""",
+    "lod2_share": f"""WITH buildings AS ({_BUILDINGS})
+SELECT count(*) AS buildings, count(*) FILTER (WHERE best_lod >= '2') AS lod2
+  FROM buildings""",
+    "g5_density": f"""WITH area AS ({{built_up}}), stations AS ({_points("g5")})
+SELECT (SELECT count(*) FROM stations, area WHERE ST_Intersects(stations.p, area.geom))
+         AS stations,
+       (SELECT ST_Area(geom) FROM area) AS area_m2""",
+    "g5_building_coverage": f"""WITH buildings AS ({_BUILDINGS}), stations AS ({_points("g5")})
+SELECT count(*) AS buildings,
+       count(*) FILTER (WHERE EXISTS (
+         SELECT 1 FROM stations s WHERE ST_DWithin(s.p, b.c, :g5_radius_m))) AS covered
+  FROM buildings b""",
+    "camera_coverage": f"""WITH roads AS (
+  SELECT ST_Union(ST_MakeValid(ST_Transform(ST_SetSRID(ST_Force2D(g.geom), 4326), :srid)))
+         AS geom
+  FROM city_object o
+  JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
+   AND g.idx = COALESCE(o.display_idx, 0)
+  WHERE o.city_code = :city AND o.type = ANY(:road_types)),
+cameras AS ({_points("camera")}),
+seen AS (
+  SELECT ST_Union(ST_Buffer(p, COALESCE(
+           CASE WHEN jsonb_typeof(attributes -> :camera_radius_attribute) = 'number'
+                THEN (attributes ->> :camera_radius_attribute)::float8 END,
+           :camera_radius_m), 8)) AS geom
+  FROM cameras
+  WHERE CAST(:camera_public_attribute AS text) IS NULL
+     OR attributes ->> :camera_public_attribute IN ('true', '1', 'yes'))
+SELECT (SELECT ST_Area(geom) FROM roads) AS road_m2,
+       (SELECT ST_Area(ST_Intersection(roads.geom, seen.geom)) FROM roads, seen) AS seen_m2,
+       (SELECT count(*) FROM cameras
+         WHERE CAST(:camera_public_attribute AS text) IS NULL
+            OR attributes ->> :camera_public_attribute IN ('true', '1', 'yes')) AS cameras""",
+    "smart_light_ratio": f"""WITH lights AS ({_points("street_light")})
+SELECT count(*) AS lights,
+       count(*) FILTER (WHERE attributes ->> :smart_attribute IN ('true', '1', 'yes')) AS smart
+  FROM lights""",
+    "iot_density": f"""WITH area AS ({{built_up}}), sensors AS ({_points("iot")})
+SELECT (SELECT count(*) FROM sensors, area WHERE ST_Intersects(sensors.p, area.geom))
+         AS sensors,
+       (SELECT ST_Area(geom) FROM area) AS area_m2""",
+    "cim_platform": f"""WITH buildings AS ({_BUILDINGS})
+SELECT count(*) FILTER (WHERE best_lod >= '1') AS buildings_3d FROM buildings""",
+}
+
+
+def _binds(city: str, p: Parameters, srid: int) -> dict[str, Any]:
+    return {
+        "city": city,
+        "srid": srid,
+        "built_up": None if p.built_up is None else orjson.dumps(p.built_up).decode(),
+        "cell_size_m": p.cell_size_m,
+        "g5_radius_m": p.g5_radius_m,
+        "camera_radius_m": p.camera_radius_m,
+        "camera_radius_attribute": p.camera_radius_attribute,
+        "camera_public_attribute": p.camera_public_attribute,
+        "smart_attribute": p.smart_attribute,
+        "building_types": p.building_types,
+        "road_types": p.road_types,
+        **{
+            f"{name}_{k}": getattr(getattr(p, name), k)
+            for name in ("g5", "camera", "street_light", "iot")
+            for k in ("attribute", "value")
+        },
+    }
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """The WGS 84 UTM zone's EPSG code for a point."""
+    zone = min(60, int(math.floor((lon + 180.0) / 6.0)) + 1)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def _percent(part: float, whole: float) -> float | None:
+    return None if not whole else round(100.0 * part / whole, 4)
+
+
+def _per_km2(count: float, area_m2: float | None) -> float | None:
+    return None if not area_m2 else round(count / (area_m2 / 1e6), 4)
+
+
+def _value(name: str, r: dict[str, Any]) -> tuple[Any, str]:
+    if name == "model_coverage":
+        return _percent(r["covered"], r["cells"]), "%"
+    if name == "lod2_share":
+        return _percent(r["lod2"], r["buildings"]), "%"
+    if name == "g5_density":
+        return _per_km2(r["stations"], r["area_m2"]), "/km²"
+    if name == "g5_building_coverage":
+        return _percent(r["covered"], r["buildings"]), "%"
+    if name == "camera_coverage":
+        return _percent(r["seen_m2"] or 0.0, r["road_m2"] or 0.0), "%"
+    if name == "smart_light_ratio":
+        return _percent(r["smart"], r["lights"]), "%"
+    if name == "iot_density":
+        return _per_km2(r["sensors"], r["area_m2"]), "/km²"
+    assert name == "cim_platform"
+    return r["buildings_3d"] > 0, ""
+
+
+def _datasets(conn: Connection, city: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            "SELECT name, checksum, object_count, imported_at FROM dataset "
+            "WHERE city_code = :c ORDER BY name"
+        ),
+        {"c": city},
+    ).all()
+    return [
+        {"name": r[0], "sha256": r[1], "objects": r[2], "imported_at": r[3].isoformat()}
+        for r in rows
+    ]
+
+
+def compute(
+    engine: Engine, city: str, params: Parameters | None = None, names: tuple[str, ...] = NAMES
+) -> list[Computed]:
+    """Compute indicators for a city in one read-only snapshot of the database.
+
+    Raises:
+        NotFound: no such city, or a city without buildings. InvalidInput: a bad built-up
+        polygon or an unknown indicator name.
+    """
+    p = params or Parameters()
+    unknown = [n for n in names if n not in QUERIES]
+    if unknown:
+        raise InvalidInput(f"unknown CIM indicator(s) {unknown}; known: {', '.join(NAMES)}")
+    with engine.connect() as conn:
+        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        centre = conn.execute(
+            text(
+                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(bbox)::geometry) c "
+                "FROM city_object WHERE city_code = :c AND type = ANY(:t)) s"
+            ),
+            {"c": city, "t": p.building_types},
+        ).first()
+        if centre is None or centre[0] is None:
+            exists = conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first()
+            raise NotFound(
+                f"city {city!r} has no buildings in the model ({', '.join(p.building_types)})"
+                if exists
+                else f"no city {city!r} in the model"
+            )
+        srid = p.metric_crs or utm_epsg(centre[0], centre[1])
+        datasets = _datasets(conn, city)
+        binds = _binds(city, p, srid)
+        built_up = _BUILT_UP_HULL if p.built_up is None else _BUILT_UP_GIVEN
+        out = []
+        for name in names:
+            sql = QUERIES[name].replace("{built_up}", built_up)
+            try:
+                row = conn.execute(text(sql), binds).mappings().one()
+            except Exception as exc:
+                if p.built_up is not None and "GeoJSON" in str(exc):
+                    raise InvalidInput(f"built-up area: not a GeoJSON geometry ({exc})") from None
+                raise
+            inputs = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
+            value, unit = _value(name, dict(row))
+            evidence = {
+                "indicator": name,
+                "value": value,
+                "unit": unit,
+                "query": sql,
+                "parameters": {k: v for k, v in binds.items()},
+                "inputs": inputs,
+                "model": {"city": city, "datasets": datasets},
+                "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "cim_version": __version__,
+            }
+            out.append(Computed(name, value, unit, inputs, evidence))
+    return out

@@ -1,0 +1,234 @@
+"""Value templates: the CSV and XLSX files the tool produces for a round, and reading them back.
+
+One row per city and indicator. The columns an assessor fills are `value`, `source`, `link`,
+`note` and `evidence_file` (a path relative to the template, uploaded with its SHA-256 on
+import). Other columns are there to read, and are checked on import so that a row pasted into
+the wrong place is refused rather than entered against the wrong indicator.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from cim.errors import InvalidInput
+from cim.grading.catalogue import Catalogue, Qualitative, YesNo
+from cim.grading.rounds import CityEntry, EvidenceFile, ValueEntry
+
+COLUMNS = (
+    "city_code",
+    "city_name",
+    "indicator_id",
+    "indicator_name",
+    "unit",
+    "accepted",
+    "value",
+    "source",
+    "link",
+    "note",
+    "evidence_file",
+)
+REQUIRED = ("city_code", "indicator_id", "value")
+MAX_ROWS = 100_000
+
+
+def accepted(catalogue: Catalogue, indicator_id: str) -> str:
+    """What the value column takes for an indicator, in words."""
+    ind = next(i for i in catalogue.indicators if i.id == indicator_id)
+    if isinstance(ind.scoring, YesNo):
+        return "yes/no 是/否"
+    if isinstance(ind.scoring, Qualitative):
+        return " / ".join(ind.scoring.levels)
+    better = "higher is better" if ind.direction == "higher" else "lower is better"
+    return f"number ({better})"
+
+
+def template_rows(
+    catalogue: Catalogue,
+    cities: list[CityEntry],
+    entered: dict[str, dict[str, dict[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of a round's template, with the values entered so far."""
+    entered = entered or {}
+    rows = []
+    for city in cities:
+        for ind in catalogue.indicators:
+            have = entered.get(city.code, {}).get(ind.id, {})
+            value = have.get("value")
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            rows.append(
+                {
+                    "city_code": city.code,
+                    "city_name": city.name_zh,
+                    "indicator_id": ind.id,
+                    "indicator_name": f"{ind.name_zh} / {ind.name_en}",
+                    "unit": ind.unit,
+                    "accepted": accepted(catalogue, ind.id),
+                    "value": "" if value is None else value,
+                    "source": have.get("source") or "",
+                    "link": have.get("link") or "",
+                    "note": have.get("note") or "",
+                    "evidence_file": "",
+                }
+            )
+    return rows
+
+
+def write_template(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write the rows as CSV (UTF-8 with a byte-order mark, so Excel reads Chinese) or XLSX,
+    chosen by the file's suffix.
+
+    Raises:
+        InvalidInput: a suffix other than .csv or .xlsx.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open("w", encoding="utf-8-sig", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    elif suffix == ".xlsx":
+        from openpyxl import Workbook
+        from openpyxl.styles import Font, PatternFill
+
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "values"
+        sheet.append(list(COLUMNS))
+        for row in rows:
+            sheet.append([row[c] for c in COLUMNS])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        fill = PatternFill("solid", fgColor="FFF2CC")
+        for col in ("value", "source", "link", "note", "evidence_file"):
+            letter = sheet.cell(row=1, column=COLUMNS.index(col) + 1).column_letter
+            sheet.column_dimensions[letter].width = 18
+            for cell in sheet[letter][1:]:
+                cell.fill = fill
+        sheet.column_dimensions["D"].width = 40
+        sheet.freeze_panes = "A2"
+        book.save(path)
+    else:
+        raise InvalidInput(f"{path}: templates are .csv or .xlsx")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            text = path.read_bytes().decode("utf-8-sig")
+            reader = csv.reader(io.StringIO(text, newline=""))
+            table = [row for row in reader]
+        elif suffix == ".xlsx":
+            from openpyxl import load_workbook
+
+            book = load_workbook(path, read_only=True, data_only=True)
+            sheet = book["values"] if "values" in book.sheetnames else book.active
+            table = [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+            book.close()
+        else:
+            raise InvalidInput(f"{path}: value files are .csv or .xlsx (from `cim grade template`)")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: {exc.strerror or exc}") from None
+    except InvalidInput:
+        raise
+    except Exception as exc:  # openpyxl raises many kinds on a broken workbook
+        raise InvalidInput(f"{path}: not a readable XLSX workbook ({exc})") from None
+    if not table:
+        raise InvalidInput(f"{path}: empty file; expected the header {', '.join(COLUMNS)}")
+    if len(table) > MAX_ROWS:
+        raise InvalidInput(f"{path}: {len(table):,} rows; the limit is {MAX_ROWS:,}")
+    header = [h.strip().lower() for h in table[0]]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InvalidInput(f"{path}: header lacks the column(s) {', '.join(missing)}")
+    rows = []
+    for n, raw in enumerate(table[1:], start=2):
+        if not any(_cell(v) for v in raw):
+            continue
+        if len(raw) > len(header):
+            raise InvalidInput(f"{path} row {n}: {len(raw)} cells but {len(header)} columns")
+        rows.append((n, {h: _cell(v) for h, v in zip(header, raw, strict=False)}))
+    return rows
+
+
+def read_values(
+    path: Path, catalogue: Catalogue
+) -> tuple[list[ValueEntry], list[EvidenceFile], int]:
+    """The values a filled template enters (rows with an empty value are left out), the
+    evidence files they name, and how many rows were left empty.
+
+    Raises:
+        InvalidInput: naming the file, row and column: unknown indicator, an indicator name
+        that does not match its id, a missing evidence file, a row repeated.
+    """
+    indicators = {i.id: i for i in catalogue.indicators}
+    entries: list[ValueEntry] = []
+    files: dict[str, EvidenceFile] = {}
+    seen: dict[tuple[str, str], int] = {}
+    empty = 0
+    for n, row in _read_rows(path):
+        where = f"{path} row {n}"
+        code, ind_id = row.get("city_code", ""), row.get("indicator_id", "")
+        if not code:
+            raise InvalidInput(f"{where}: column city_code is empty")
+        ind = indicators.get(ind_id)
+        if ind is None:
+            raise InvalidInput(
+                f"{where}: column indicator_id: catalogue {catalogue.id} has no indicator "
+                f"{ind_id!r}"
+            )
+        name = row.get("indicator_name", "")
+        if name and ind.name_zh not in name and ind.name_en not in name:
+            raise InvalidInput(
+                f"{where}: indicator_name {name!r} does not match {ind_id} "
+                f"({ind.name_zh} / {ind.name_en}); was the row moved?"
+            )
+        if (code, ind_id) in seen:
+            raise InvalidInput(
+                f"{where}: city {code} indicator {ind_id} is already on row {seen[code, ind_id]}"
+            )
+        seen[code, ind_id] = n
+        if row.get("value", "") == "":
+            empty += 1
+            continue
+        digest = None
+        evidence_name = row.get("evidence_file", "")
+        if evidence_name:
+            file = (path.parent / evidence_name).resolve()
+            if not file.is_file():
+                raise InvalidInput(f"{where}: column evidence_file: no file {file}")
+            content = file.read_bytes()
+            media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            evidence = EvidenceFile(file.name, content, media)
+            digest = hashlib.sha256(content).hexdigest()
+            files[digest] = evidence
+        entries.append(
+            ValueEntry(
+                city=code,
+                indicator=ind_id,
+                value=row["value"],
+                unit=row.get("unit", ""),
+                source=row.get("source", "") or f"import {path.name}",
+                link=row.get("link") or None,
+                note=row.get("note") or None,
+                evidence_sha256=digest,
+                where=where,
+            )
+        )
+    return entries, list(files.values()), empty
