@@ -13,25 +13,13 @@ from typing import Any
 import click
 import orjson
 
+from cim.cli_common import command_engine as _engine
+from cim.cli_common import fail as _fail
 from cim.errors import CimError
 from cim.settings import ApiSettings, DatabaseSettings, IngestSettings
 
 DEMO_CITY = "370100"
 DEMO_NAMES = ("济南市（示例）", "Jinan (demo)")
-
-
-def _fail(exc: CimError) -> None:
-    click.secho(f"error: {exc}", fg="red", err=True)
-    sys.exit(2)
-
-
-def _engine(settings: DatabaseSettings) -> Any:
-    """An engine for the command; its connections close when the command ends."""
-    from cim.db.engine import database_url, make_engine
-
-    engine = make_engine(database_url(settings))
-    click.get_current_context().call_on_close(engine.dispose)
-    return engine
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -385,64 +373,6 @@ def tiles_export(outdir: Path, city: str, version: str) -> None:
     click.echo(f"city {city}: {count} tiles written to {outdir / 'tileset.json'}")
 
 
-# ---------------------------------------------------------------- grade
-@main.group()
-def grade() -> None:
-    """Smart-city star grading (DB37/T 3890, GB/T 33356): catalogues and scores."""
-
-
-@grade.group("catalogue")
-def grade_catalogue() -> None:
-    """Indicator catalogues: the built-in ones, their JSON Schema, and checking your own."""
-
-
-@grade_catalogue.command("list")
-def catalogue_list() -> None:
-    """List the built-in catalogues."""
-    from cim.grading.catalogue import BUILT_IN, load_catalogue
-
-    for path in sorted(BUILT_IN.glob("*.yaml")):
-        cat = load_catalogue(path)
-        provisional = sum(i.provenance.status == "provisional" for i in cat.indicators)
-        click.echo(
-            f"{cat.id:<20} {cat.title_zh}  ({len(cat.areas)} areas, "
-            f"{len(cat.indicators)} indicators, {provisional} provisional)  {path}"
-        )
-
-
-@grade_catalogue.command("validate")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def catalogue_validate(file: Path) -> None:
-    """Check a catalogue file (YAML or JSON): structure, weights adding up, thresholds in order.
-
-    Copy a built-in one (see `cim grade catalogue list`), edit it, and validate it here.
-    """
-    from cim.grading.catalogue import load_catalogue
-
-    try:
-        cat = load_catalogue(file)
-    except CimError as exc:
-        _fail(exc)
-    provisional = [i.id for i in cat.indicators if i.provenance.status == "provisional"]
-    click.echo(
-        f"{file}: valid catalogue {cat.id} {cat.version}: {len(cat.areas)} areas, "
-        f"{len(cat.indicators)} indicators"
-    )
-    if provisional:
-        click.secho(
-            f"  {len(provisional)} indicators have provisional numbers: " + ", ".join(provisional),
-            fg="yellow",
-        )
-
-
-@grade_catalogue.command("schema")
-def catalogue_schema() -> None:
-    """Print the JSON Schema of catalogue files."""
-    from cim.grading.catalogue import json_schema
-
-    click.echo(json_schema())
-
-
 # ---------------------------------------------------------------- serve
 @main.command()
 @click.option("--host", default=None, help="Interface (default 127.0.0.1, CIM_API_HOST).")
@@ -462,6 +392,10 @@ def serve(host: str | None, port: int | None) -> None:
         app, host=host or api_settings.host, port=port or api_settings.port, log_level="info"
     )
 
+
+from cim.cli_grade import grade  # noqa: E402 (registered last, like a plug-in)
+
+main.add_command(grade)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,26 @@
+"""What every `cim` command shares: failing with a clear message, and a database engine."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from cim.errors import CimError
+from cim.settings import DatabaseSettings
+
+
+def fail(exc: CimError | str) -> NoReturn:
+    """Print the error in red and exit with status 2."""
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(2)
+
+
+def command_engine(settings: DatabaseSettings | None = None) -> Any:
+    """An engine for the command; its connections close when the command ends."""
+    from cim.db.engine import database_url, make_engine
+
+    engine = make_engine(database_url(settings or DatabaseSettings()))
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
