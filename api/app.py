@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from api import problems, web
 from api.features import CONFORMANCE, features_router
+from api.grading import grading_router
 from api.openapi import openapi_30
 from api.tiles import tiles_router
 from cim import __version__
@@ -32,7 +33,8 @@ def create_app(
     app = FastAPI(
         title="CIM — City Information Model",
         version=__version__,
-        description="3D city models as OGC API Features (one collection per city).",
+        description="3D city models as OGC API Features (one collection per city) and OGC 3D "
+        "Tiles; smart-city star grading under /grading.",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -49,6 +51,7 @@ def create_app(
     )
     app.include_router(features_router(engine, settings))
     app.include_router(tiles_router(engine))
+    app.include_router(grading_router(engine, settings))
 
     web.mount(app, settings.cesium_dir)
 
@@ -66,6 +69,13 @@ def create_app(
                 {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI},
                 {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
                 {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+                {"href": f"{base}/grading", "rel": "grading", "type": "application/json"},
+                {
+                    "href": f"{base}/grading/dashboard",
+                    "rel": "alternate",
+                    "type": "text/html",
+                    "title": "Grading dashboard",
+                },
                 {
                     "href": f"{base}/?f=html",
                     "rel": "alternate",

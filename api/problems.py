@@ -41,7 +41,8 @@ def problem(status: int, detail: str, instance: str | None = None) -> JSONRespon
     }
     if instance:
         body["instance"] = instance
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    headers = {"WWW-Authenticate": 'Bearer realm="cim"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def status_of(exc: CimError) -> int:

@@ -181,8 +181,7 @@ def _cities(ref: str) -> list[Any]:
 @click.option(
     "--cities",
     required=True,
-    help="`shandong` (its 16 cities) or a CSV: code,name_zh,name_en,previous_stars,"
-    "previous_total.",
+    help="`shandong` (its 16 cities) or a CSV: code,name_zh,name_en,previous_stars,previous_total.",
 )
 def round_create(
     round_id: str, year: int, title: str | None, catalogue: str, policy: str, cities: str
@@ -310,9 +309,7 @@ def template(round_id: str, out: Path) -> None:
     try:
         engine = command_engine()
         rnd = get_round(engine, round_id)
-        rows = template_rows(
-            rnd.catalogue, cities(engine, round_id), values(engine, round_id)
-        )
+        rows = template_rows(rnd.catalogue, cities(engine, round_id), values(engine, round_id))
         write_template(out, rows)
     except CimError as exc:
         fail(exc)
@@ -456,8 +453,12 @@ def rank(round_id: str, as_json: bool) -> None:
     """Cities in merit order (the tie-breaks are printed)."""
     res = _results(round_id)
     if as_json:
-        _json([{k: c[k] for k in ("rank", "code", "name_zh", "stars", "score")}
-               for c in res["cities"]])
+        _json(
+            [
+                {k: c[k] for k in ("rank", "code", "name_zh", "stars", "score")}
+                for c in res["cities"]
+            ]
+        )
         return
     click.echo(f"merit order: {res['merit_rule']}")
     for c in res["cities"]:
@@ -482,7 +483,9 @@ def allocate_cmd(round_id: str, policy: str | None, as_json: bool) -> None:
         if as_json:
             _json({"a": res["policy"]["id"], "b": other["policy"]["id"], "cities": rows})
             return
-        click.echo(f"{'city':<14}{res['policy']['id']:>22}{other['policy']['id']:>22}{'change':>14}")
+        click.echo(
+            f"{'city':<14}{res['policy']['id']:>22}{other['policy']['id']:>22}{'change':>14}"
+        )
         for r in rows:
             click.echo(
                 f"{r['code']} {r['name_zh']:<6} {r['a']['amount']:>21,.0f} "
@@ -494,9 +497,19 @@ def allocate_cmd(round_id: str, policy: str | None, as_json: bool) -> None:
         )
         return
     if as_json:
-        _json({"policy": res["policy"], "allocation": res["allocation"],
-               "cities": [{k: c[k] for k in ("rank", "code", "name_zh", "stars", "amount",
-                                             "award_reason")} for c in res["cities"]]})
+        _json(
+            {
+                "policy": res["policy"],
+                "allocation": res["allocation"],
+                "cities": [
+                    {
+                        k: c[k]
+                        for k in ("rank", "code", "name_zh", "stars", "amount", "award_reason")
+                    }
+                    for c in res["cities"]
+                ],
+            }
+        )
         return
     a = res["allocation"]
     click.echo(f"policy {res['policy']['id']}: budget {a['budget']:,.0f}")
@@ -547,8 +560,10 @@ def audit_cmd(round_id: str | None, as_json: bool) -> None:
         return
     for e in entries:
         change = orjson.dumps(e["old"]).decode() + " -> " + orjson.dumps(e["new"]).decode()
-        click.echo(f"{e['id']:>5} {e['at'][:19]} {e['actor']:<24} {e['action']:<14} "
-                   f"{e['target'] or '':<24} {change[:160]}")
+        click.echo(
+            f"{e['id']:>5} {e['at'][:19]} {e['actor']:<24} {e['action']:<14} "
+            f"{e['target'] or '':<24} {change[:160]}"
+        )
 
 
 # ---------------------------------------------------------------- keys
@@ -571,8 +586,7 @@ def keys_create(name: str, role: str, cities: tuple[str, ...]) -> None:
         key_id, secret = create_key(command_engine(), cli_actor(), name, role, list(cities))
     except CimError as exc:
         fail(exc)
-    click.echo(f"key {key_id} ({role}) for {name}; hand this over now, it is not stored:",
-               err=True)
+    click.echo(f"key {key_id} ({role}) for {name}; hand this over now, it is not stored:", err=True)
     click.echo(secret)
 
 

@@ -66,3 +66,6 @@ class ApiSettings(BaseSettings):
     cesium_dir: Path | None = Field(
         default=None, description="CesiumJS Build/Cesium folder (default: the npm package)"
     )
+    grading_private: bool = Field(
+        default=False, description="Grading reads need a key too (any role); writes always do."
+    )

@@ -133,9 +133,18 @@ def load_policy(path: Path) -> AwardPolicy:
         InvalidInput: unreadable or invalid. NotFound: neither a file nor a built-in id.
     """
     if not path.exists() and path.suffix == "" and len(path.parts) == 1:
-        built_in = BUILT_IN_POLICIES / f"{path.name}.yaml"
-        if not built_in.exists():
-            known = ", ".join(sorted(p.stem for p in BUILT_IN_POLICIES.glob("*.yaml")))
-            raise NotFound(f"no policy file or built-in policy {str(path)!r} (built in: {known})")
-        path = built_in
+        return built_in_policy(path.name)
+    return parse_policy(read_text(path), str(path))
+
+
+def built_in_policy(policy_id: str) -> AwardPolicy:
+    """A policy that ships with CIM (an example to copy).
+
+    Raises:
+        NotFound: no such policy.
+    """
+    path = BUILT_IN_POLICIES / f"{policy_id}.yaml"
+    if "/" in policy_id or "\\" in policy_id or not path.exists():
+        known = ", ".join(sorted(p.stem for p in BUILT_IN_POLICIES.glob("*.yaml")))
+        raise NotFound(f"no built-in policy {policy_id!r} (built in: {known})")
     return parse_policy(read_text(path), str(path))

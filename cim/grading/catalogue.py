@@ -67,6 +67,10 @@ class Qualitative(BaseModel):
     method: Literal["levels"]
     levels: dict[str, float] = Field(min_length=1)
 
+    def best_first(self) -> list[str]:
+        """The grades from the highest level down (a stored copy may not keep the file's order)."""
+        return sorted(self.levels, key=lambda g: (-self.levels[g], g))
+
 
 Scoring = Annotated[Thresholds | Linear | YesNo | Qualitative, Field(discriminator="method")]
 
@@ -245,7 +249,7 @@ def built_in(catalogue_id: str) -> Catalogue:
         NotFound: no such catalogue.
     """
     path = BUILT_IN / f"{catalogue_id}.yaml"
-    if not path.exists():
+    if "/" in catalogue_id or "\\" in catalogue_id or not path.exists():
         known = ", ".join(sorted(p.stem for p in BUILT_IN.glob("*.yaml")))
         raise NotFound(f"no built-in catalogue {catalogue_id!r} (built in: {known})")
     return load_catalogue(path)

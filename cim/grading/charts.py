@@ -12,11 +12,12 @@ STAR_COLOURS = {5: "#b45309", 4: "#d97706", 3: "#f59e0b", 2: "#9ca3af", 1: "#d1d
 def radar(labels: list[str], shares: list[float], size: int = 320, title: str = "") -> str:
     """A radar chart: one axis per label, each share 0..1 of that axis (clipped)."""
     n = len(labels)
-    cx = cy = size / 2
+    width = size + 100  # room for the labels left and right
+    cx, cy = width / 2, size / 2
     r = size * 0.32
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="radar" width="{size}" height="{size}" '
-        f'viewBox="0 0 {size} {size}" role="img" aria-label="{escape(title)}">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="radar" width="{width}" height="{size}" '
+        f'viewBox="0 0 {width} {size}" role="img" aria-label="{escape(title)}">'
     ]
 
     def at(k: int, share: float) -> tuple[float, float]:
@@ -36,8 +37,7 @@ def radar(labels: list[str], shares: list[float], size: int = 320, title: str = 
             f'dominant-baseline="middle" fill="#374151">{escape(label)}</text>'
         )
     pts = " ".join(
-        f"{x:.1f},{y:.1f}"
-        for x, y in (at(k, max(0.0, min(1.0, s))) for k, s in enumerate(shares))
+        f"{x:.1f},{y:.1f}" for x, y in (at(k, max(0.0, min(1.0, s))) for k, s in enumerate(shares))
     )
     parts.append(
         f'<polygon class="radar-area" points="{pts}" fill="{PALETTE[0]}" fill-opacity="0.25" '

@@ -25,13 +25,19 @@ from cim.grading.catalogue import Catalogue, Indicator, Linear, Qualitative, Thr
 from cim.grading.results import round_results
 
 STATUSES = ("draft", "submitted", "reviewed", "final")
-# (from, to) -> the role the move needs
-MOVES: dict[tuple[str, str], str] = {
-    ("draft", "submitted"): "assessor",
-    ("submitted", "reviewed"): "reviewer",
-    ("submitted", "draft"): "reviewer",
-    ("reviewed", "draft"): "reviewer",
-    ("reviewed", "final"): "admin",
+# the moves a round can make, and the role each target status needs
+MOVES = {
+    ("draft", "submitted"),
+    ("submitted", "reviewed"),
+    ("submitted", "draft"),
+    ("reviewed", "draft"),
+    ("reviewed", "final"),
+}
+ROLE_TO_MOVE = {
+    "submitted": "assessor",
+    "reviewed": "reviewer",
+    "draft": "reviewer",
+    "final": "admin",
 }
 MAX_EVIDENCE_BYTES = 50 * 1024 * 1024
 _YES = {"yes", "y", "true", "1", "是", "有"}
@@ -265,7 +271,8 @@ def set_policy(engine: Engine, actor: Actor, round_id: str, policy: AwardPolicy)
 
 
 def move(engine: Engine, actor: Actor, round_id: str, to: str) -> Round:
-    """Move a round along its lifecycle (see MOVES); finalising freezes its results.
+    """Move a round along its lifecycle (see MOVES and ROLE_TO_MOVE); finalising freezes its
+    results.
 
     Raises:
         InvalidInput: unknown status. Conflict: a move the lifecycle does not allow.
@@ -273,17 +280,16 @@ def move(engine: Engine, actor: Actor, round_id: str, to: str) -> Round:
     """
     if to not in STATUSES:
         raise InvalidInput(f"unknown status {to!r}; statuses are {', '.join(STATUSES)}")
+    require(actor, ROLE_TO_MOVE[to])
     with engine.begin() as conn:
         row = _round_row(conn, round_id, lock=True)
-        need = MOVES.get((row.status, to))
-        if need is None:
-            allowed = [b for (a, b) in MOVES if a == row.status]
+        if (row.status, to) not in MOVES:
+            allowed = sorted(b for (a, b) in MOVES if a == row.status)
             raise Conflict(
                 f"round {round_id} is {row.status}; it can move to "
                 f"{', '.join(allowed) if allowed else 'nothing (final rounds are immutable)'}, "
                 f"not {to}"
             )
-        require(actor, need)
         results = digest = None
         if to == "final":
             results = _compute(conn, _as_round(row))
@@ -335,7 +341,7 @@ def coerce_value(ind: Indicator, raw: Any, where: str) -> Any:
         grade = str(raw).strip()
         if grade not in s.levels:
             raise InvalidInput(
-                f"{where}: indicator {ind.id} takes one of {', '.join(s.levels)}, not {raw!r}"
+                f"{where}: indicator {ind.id} takes one of {', '.join(s.best_first())}, not {raw!r}"
             )
         return grade
     assert isinstance(s, Thresholds | Linear)

@@ -42,7 +42,7 @@ def accepted(catalogue: Catalogue, indicator_id: str) -> str:
     if isinstance(ind.scoring, YesNo):
         return "yes/no 是/否"
     if isinstance(ind.scoring, Qualitative):
-        return " / ".join(ind.scoring.levels)
+        return " / ".join(ind.scoring.best_first())
     better = "higher is better" if ind.direction == "higher" else "lower is better"
     return f"number ({better})"
 
@@ -168,10 +168,13 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
 
 
 def read_values(
-    path: Path, catalogue: Catalogue
+    path: Path, catalogue: Catalogue, files_allowed: bool = True
 ) -> tuple[list[ValueEntry], list[EvidenceFile], int]:
     """The values a filled template enters (rows with an empty value are left out), the
     evidence files they name, and how many rows were left empty.
+
+    `evidence_file` is a path relative to the template (when `files_allowed`, i.e. on the
+    command line) or `sha256:<hex>` of evidence uploaded before.
 
     Raises:
         InvalidInput: naming the file, row and column: unknown indicator, an indicator name
@@ -209,7 +212,14 @@ def read_values(
             continue
         digest = None
         evidence_name = row.get("evidence_file", "")
-        if evidence_name:
+        if evidence_name.startswith("sha256:"):
+            digest = evidence_name.removeprefix("sha256:").strip().lower()
+        elif evidence_name and not files_allowed:
+            raise InvalidInput(
+                f"{where}: column evidence_file: upload {evidence_name!r} first and give "
+                f"'sha256:<its hash>' here"
+            )
+        elif evidence_name:
             file = (path.parent / evidence_name).resolve()
             if not file.is_file():
                 raise InvalidInput(f"{where}: column evidence_file: no file {file}")

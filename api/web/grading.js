@@ -1,0 +1,203 @@
+// The grading dashboard: ranking with stars and awards, the policy, and per city a radar chart
+// (drawn by the server, the same SVG as in the report) and every indicator with its evidence.
+"use strict";
+
+const TEXT = {
+  zh: {
+    title: "新型智慧城市星级评价", round: "评价轮次", reportPdf: "报告 PDF", viewer: "三维城市",
+    ranking: "排名与奖补", rank: "排名", city: "城市", stars: "星级", subtype: "类型", score: "总分",
+    amount: "奖补（元）", allocation: "奖补政策与分配", area: "领域", points: "得分", weight: "权重",
+    indicator: "指标", value: "数值", level: "等级", reason: "依据", evidence: "来源与佐证",
+    policy: "政策", eligibility: "申报条件", fromStars: "星级及以上", cap: "单市上限", budget: "总预算",
+    method: "分配方式", perStar: "按星级定额", perPoint: "按分值（每分）", stepUp: "升星奖励",
+    merit: "择优排序", allocated: "已分配", left: "结余", computed: "模型计算", query: "查询与参数",
+    download: "下载", status: { draft: "草稿", submitted: "已提交", reviewed: "已复核", final: "已定稿" },
+    provisional: "注意：当前指标体系或奖补政策含暂定数值，须由评审委员会确认。",
+    noRounds: "尚无评价轮次：用 cim grade round create 创建。", yes: "是", no: "否", total: "合计",
+    missing: "缺少数值",
+  },
+  en: {
+    title: "Smart-city star rating", round: "Round", reportPdf: "Report PDF", viewer: "3D city",
+    ranking: "Ranking and awards", rank: "Rank", city: "City", stars: "Stars", subtype: "Type",
+    score: "Score", amount: "Award (CNY)", allocation: "Award policy and allocation", area: "Area",
+    points: "Points", weight: "Weight", indicator: "Indicator", value: "Value", level: "Level",
+    reason: "Reason", evidence: "Source and evidence", policy: "Policy", eligibility: "Eligibility",
+    fromStars: "stars or more", cap: "Cap per city", budget: "Budget", method: "Method",
+    perStar: "fixed amount per star level", perPoint: "per point", stepUp: "Step-up reward",
+    merit: "Merit order", allocated: "Allocated", left: "Left", computed: "from the model",
+    query: "query and parameters", download: "download",
+    status: { draft: "draft", submitted: "submitted", reviewed: "reviewed", final: "final" },
+    provisional: "Note: the catalogue or award policy has provisional numbers; the committee must confirm them.",
+    noRounds: "No rounds yet: create one with cim grade round create.", yes: "yes", no: "no",
+    total: "Total", missing: "values missing",
+  },
+};
+const SUBTYPE_EN = { "基础型": "basic", "成长型": "growth" };
+
+let lang = localStorage.getItem("cim.lang") || "zh";
+let results = null;
+let selected = null;
+
+function t(key) { return (TEXT[lang] || TEXT.zh)[key] ?? key; }
+function nameOf(x) { return lang === "zh" ? x.name_zh : x.name_en; }
+function money(v) { return Math.round(v).toLocaleString("en-US"); }
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
+  return node;
+}
+function valueText(v) {
+  if (v === null || v === undefined) return "—";
+  if (typeof v === "boolean") return v ? t("yes") : t("no");
+  if (typeof v === "number") return Number(v.toPrecision(4)).toLocaleString("en-US");
+  return String(v);
+}
+async function getJSON(url) {
+  const r = await fetch(url, { headers: { Accept: "application/json" } });
+  if (!r.ok) throw new Error(`${url}: ${r.status} ${(await r.json().catch(() => ({}))).detail || ""}`);
+  return r.json();
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.title = `CIM ${t("title")}`;
+  document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
+  document.getElementById("lang").textContent = lang === "zh" ? "EN" : "中文";
+}
+
+function renderRanking() {
+  const body = document.querySelector("#ranking tbody");
+  body.replaceChildren();
+  for (const c of results.cities) {
+    const row = el("tr", { "data-code": c.code },
+      el("td", { class: "n" }, c.rank),
+      el("td", {}, `${nameOf(c)} `, el("span", { class: "small" }, c.code)),
+      el("td", { class: c.stars ? "stars" : "zero" }, c.stars ? "★".repeat(c.stars) : "—"),
+      el("td", {}, c.subtype ? (lang === "zh" ? c.subtype : SUBTYPE_EN[c.subtype] || c.subtype) : ""),
+      el("td", { class: "n" }, c.score.toFixed(2)),
+      el("td", { class: "n" }, money(c.amount)));
+    if (c.code === selected) row.classList.add("selected");
+    row.addEventListener("click", () => showCity(c.code));
+    body.append(row);
+  }
+}
+
+function renderPolicy() {
+  const p = results.policy;
+  const a = results.allocation;
+  const amounts = p.method === "per_star"
+    ? `${t("perStar")}: ` + Object.entries(p.amounts).map(([s, v]) => `${s}★ ${money(v)}`).join(", ")
+    : `${t("perPoint")}: ${money(p.per_point)}`;
+  const rows = [
+    [t("policy"), `${p.title} (${p.id})`],
+    [t("eligibility"), `${p.min_stars} ${t("fromStars")}`],
+    [t("cap"), money(p.cap_per_city)],
+    [t("budget"), money(p.budget)],
+    [t("method"), amounts],
+    ...(p.step_up ? [[t("stepUp"), money(p.step_up)]] : []),
+    [t("merit"), results.merit_rule],
+    [`${t("allocated")} / ${t("left")}`, `${money(a.allocated)} / ${money(a.left)}`],
+  ];
+  const dl = document.getElementById("policy");
+  dl.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+}
+
+async function showCity(code) {
+  selected = code;
+  renderRanking();
+  const c = results.cities.find((x) => x.code === code);
+  const roundId = document.getElementById("round").value;
+  document.getElementById("detail").hidden = false;
+  document.getElementById("detail-title").textContent =
+    `${nameOf(c)} (${c.code}) — ${t("rank")} ${c.rank}, ${c.stars ? "★".repeat(c.stars) : "—"}`;
+  const svg = await fetch(`/grading/rounds/${encodeURIComponent(roundId)}/cities/${encodeURIComponent(code)}/radar.svg?lang=${lang}`);
+  document.getElementById("radar").innerHTML = svg.ok ? await svg.text() : "";
+  const areas = Object.fromEntries(results.catalogue.areas.map((a) => [a.id, a]));
+  document.querySelector("#areas tbody").replaceChildren(
+    ...c.areas.map((a) => el("tr", {}, el("td", {}, nameOf(areas[a.id])),
+      el("td", { class: "n" }, a.points.toFixed(2)), el("td", { class: "n" }, a.weight))),
+    el("tr", {}, el("th", {}, t("total")), el("th", { class: "n" }, c.score.toFixed(2)), el("th")));
+  const reasons = [...c.reasons, ...(c.missing.length ? [`${t("missing")}: ${c.missing.join(", ")}`] : [])];
+  document.getElementById("reasons").replaceChildren(...reasons.map((r) => el("li", {}, r)));
+  const inds = Object.fromEntries(results.catalogue.indicators.map((i) => [i.id, i]));
+  document.querySelector("#indicators tbody").replaceChildren(...c.indicators.map((s) => {
+    const ind = inds[s.id];
+    const source = el("td", { class: "small" }, s.source || "");
+    if (s.computed) {
+      source.append(" ", el("span", { class: "badge" }, t("computed")));
+      const details = el("details", {}, el("summary", {}, t("query")),
+        el("pre", {}, `${s.computed.query}\n\n${JSON.stringify(s.computed.parameters, null, 1)}\n\n${JSON.stringify(s.computed.inputs)}`));
+      source.append(details);
+    }
+    if (s.evidence_sha256) {
+      const link = el("a", { href: `/grading/rounds/${encodeURIComponent(roundId)}/evidence/${s.evidence_sha256}` },
+        `${s.evidence_filename || t("download")}`);
+      source.append(el("br"), link, " ", el("code", {}, s.evidence_sha256.slice(0, 12)));
+    }
+    if (s.link) source.append(el("br"), el("a", { href: s.link, rel: "noopener noreferrer", target: "_blank" }, s.link));
+    if (s.entered_by) source.append(el("br"), s.entered_by);
+    return el("tr", { "data-indicator": s.id },
+      el("td", {}, nameOf(ind), el("br"), el("span", { class: "small" }, s.id)),
+      el("td", { class: "n" }, `${valueText(s.value)} ${ind.unit}`),
+      el("td", { class: "n" }, Number(s.level.toPrecision(3))),
+      el("td", { class: "n" }, `${s.points.toFixed(2)} / ${ind.weight}`),
+      el("td", { class: "small" }, s.reason),
+      source);
+  }));
+}
+
+async function loadRound(roundId) {
+  const [info, res] = await Promise.all([
+    getJSON(`/grading/rounds/${encodeURIComponent(roundId)}`),
+    getJSON(`/grading/rounds/${encodeURIComponent(roundId)}/results`),
+  ]);
+  results = res;
+  const status = t("status")[info.status] || info.status;
+  document.getElementById("round-meta").textContent =
+    `${info.year} · ${res.catalogue.standard} · ${status}` + (info.results_sha256 ? ` · SHA-256 ${info.results_sha256.slice(0, 12)}` : "");
+  document.getElementById("report-pdf").href = `/grading/rounds/${encodeURIComponent(roundId)}/report.pdf?lang=${lang}`;
+  const provisional = res.catalogue.star_rule_provisional || res.catalogue.indicators.some((i) => i.provisional)
+    || res.policy.provenance.status === "provisional";
+  const notice = document.getElementById("notice");
+  notice.hidden = !provisional;
+  notice.textContent = t("provisional");
+  renderRanking();
+  renderPolicy();
+  const first = selected && res.cities.some((c) => c.code === selected) ? selected : res.cities[0]?.code;
+  if (first) await showCity(first);
+  document.body.dataset.ready = "true";
+}
+
+async function main() {
+  applyLanguage();
+  const rounds = await getJSON("/grading/rounds");
+  const select = document.getElementById("round");
+  select.replaceChildren(...rounds.map((r) => el("option", { value: r.id }, `${r.title} (${r.id})`)));
+  if (!rounds.length) {
+    const notice = document.getElementById("notice");
+    notice.hidden = false;
+    notice.textContent = t("noRounds");
+    document.body.dataset.ready = "true";
+    return;
+  }
+  const wanted = new URLSearchParams(location.search).get("round");
+  if (wanted && rounds.some((r) => r.id === wanted)) select.value = wanted;
+  select.addEventListener("change", () => loadRound(select.value));
+  document.getElementById("lang").addEventListener("click", async () => {
+    lang = lang === "zh" ? "en" : "zh";
+    localStorage.setItem("cim.lang", lang);
+    applyLanguage();
+    await loadRound(select.value);
+  });
+  await loadRound(select.value);
+}
+
+main().catch((err) => {
+  const notice = document.getElementById("notice");
+  notice.hidden = false;
+  notice.textContent = String(err);
+  document.body.dataset.ready = "error";
+});

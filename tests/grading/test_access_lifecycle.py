@@ -1,0 +1,281 @@
+"""Who may write what, through the /grading API: keys and roles (401 without a valid key, 403 with
+too weak a role, and nothing changes either way), the round lifecycle (values only in a draft, a
+final round refuses every edit and recomputes to its frozen results), evidence files, and the
+append-only audit log that records every change with old and new value."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from api.app import create_app
+from cim.grading import access, rounds
+from cim.grading.awards import built_in_policy
+from cim.grading.catalogue import built_in
+from cim.settings import ApiSettings
+
+ROUND = "t-2026"
+CITIES = [
+    rounds.CityEntry("370100", "济南市", "Jinan"),
+    rounds.CityEntry("370200", "青岛市", "Qingdao"),
+]
+
+
+def _state(engine: Engine) -> tuple[Any, ...]:
+    """Everything a refused write must leave as it was."""
+    with engine.connect() as conn:
+        return (
+            conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one(),
+            conn.execute(
+                text(
+                    "SELECT coalesce(json_agg(v ORDER BY city_code, indicator_id), '[]') "
+                    "FROM grading_value v"
+                )
+            ).scalar_one(),
+            conn.execute(text("SELECT status, policy FROM grading_round")).all(),
+            conn.execute(text("SELECT count(*) FROM grading_evidence")).scalar_one(),
+        )
+
+
+@pytest.fixture
+def setup(engine: Engine) -> Iterator[tuple[TestClient, dict[str, str], Engine]]:
+    admin = access.cli_actor()
+    rounds.create_round(
+        engine,
+        admin,
+        ROUND,
+        "test round",
+        2026,
+        built_in("db37-3890.1-2020"),
+        built_in_policy("shandong-example"),
+        CITIES,
+    )
+    keys = {
+        "viewer": access.create_key(engine, admin, "v", "viewer")[1],
+        "assessor": access.create_key(engine, admin, "a", "assessor", ["370100"])[1],
+        "reviewer": access.create_key(engine, admin, "r", "reviewer")[1],
+        "admin": access.create_key(engine, admin, "boss", "admin")[1],
+    }
+    yield TestClient(create_app(engine=engine)), keys, engine
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _put(client: TestClient, key: str | None, city: str, ind: str, value: Any) -> Any:
+    return client.put(
+        f"/grading/rounds/{ROUND}/cities/{city}/values/{ind}",
+        json={"value": value, "source": "test"},
+        headers=_auth(key) if key else {},
+    )
+
+
+def test_writes_without_a_valid_key_get_401_and_change_nothing(setup) -> None:  # type: ignore[no-untyped-def]
+    client, keys, engine = setup
+    before = _state(engine)
+    revoked_id = keys["viewer"].split("_")[1]
+    access.revoke_key(engine, access.cli_actor(), revoked_id)
+    before = _state(engine)
+    wrong_secret = keys["admin"][:-4] + "AAAA"
+    for headers in (
+        {},
+        {"Authorization": "Bearer nonsense"},
+        {"Authorization": f"Bearer {wrong_secret}"},
+        {"X-API-Key": wrong_secret},
+        _auth(keys["viewer"]),  # revoked
+    ):
+        for method, url, body in (
+            ("PUT", f"/grading/rounds/{ROUND}/cities/370100/values/tese.pilot", {"value": 3}),
+            ("POST", f"/grading/rounds/{ROUND}/status", {"status": "submitted"}),
+            (
+                "POST",
+                "/grading/rounds",
+                {
+                    "id": "x",
+                    "year": 2026,
+                    "catalogue": "gbt-33356-2016",
+                    "policy": "shandong-example",
+                    "cities": "shandong",
+                },
+            ),
+        ):
+            r = client.request(method, url, json=body, headers=headers)
+            assert r.status_code == 401, (headers, url, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.headers["www-authenticate"].startswith("Bearer")
+    assert _state(engine) == before
+
+
+def test_too_weak_a_role_gets_403_and_changes_nothing(setup) -> None:  # type: ignore[no-untyped-def]
+    client, keys, engine = setup
+    before = _state(engine)
+    refused = [
+        _put(client, keys["viewer"], "370100", "tese.pilot", 3),
+        _put(client, keys["assessor"], "370200", "tese.pilot", 3),  # not the assessor's city
+        client.post(
+            f"/grading/rounds/{ROUND}/status",
+            json={"status": "reviewed"},
+            headers=_auth(keys["assessor"]),
+        ),
+        client.put(
+            f"/grading/rounds/{ROUND}/policy",
+            headers=_auth(keys["reviewer"]),
+            json=built_in_policy("shandong-example").model_dump(mode="json"),
+        ),
+        client.post(
+            "/grading/rounds",
+            headers=_auth(keys["reviewer"]),
+            json={
+                "id": "x",
+                "year": 2026,
+                "catalogue": "gbt-33356-2016",
+                "policy": "shandong-example",
+                "cities": "shandong",
+            },
+        ),
+        client.post(
+            f"/grading/rounds/{ROUND}/evidence?filename=a.txt",
+            content=b"x",
+            headers=_auth(keys["viewer"]),
+        ),
+    ]
+    assert [r.status_code for r in refused] == [403] * 6, [r.text for r in refused]
+    assert "assessor" in refused[0].json()["detail"]
+    assert "not assigned to city 370200" in refused[1].json()["detail"]
+    assert _state(engine) == before
+
+
+def test_each_change_is_audited_with_old_and_new_value(setup) -> None:  # type: ignore[no-untyped-def]
+    client, keys, engine = setup
+    assert _put(client, keys["assessor"], "370100", "zhengfu.online", 91.5).status_code == 200
+    r = _put(client, keys["assessor"], "370100", "zhengfu.online", "93%")
+    assert r.status_code == 200 and r.json()["value"]["value"] == 93.0
+    same = _put(client, keys["assessor"], "370100", "zhengfu.online", 93)
+    assert same.json()["changed"] == 0  # nothing changed, nothing logged
+    log = client.get(f"/grading/rounds/{ROUND}/audit").json()
+    sets = [e for e in log if e["action"] == "value.set"]
+    assert [(e["old"] and e["old"]["value"], e["new"]["value"]) for e in sets] == [
+        (None, 91.5),
+        (91.5, 93.0),
+    ]
+    key_id = keys["assessor"].split("_")[1]
+    assert all(e["target"] == "370100/zhengfu.online" and key_id in e["actor"] for e in sets)
+    assert log[0]["action"] == "round.create" and log[0]["actor"].startswith("cli:")
+
+
+def test_bad_values_are_refused_with_the_reason(setup) -> None:  # type: ignore[no-untyped-def]
+    client, keys, engine = setup
+    before = _state(engine)
+    cases = {
+        ("zhengfu.online", "plenty"): "takes a number",
+        ("sheshi.cim", "maybe"): "takes yes or no",
+        ("baozhang.plan", "superb"): "takes one of 优, 良, 中, 差",
+        ("no.such", 1): "has no indicator 'no.such'",
+    }
+    for (ind, value), message in cases.items():
+        r = _put(client, keys["admin"], "370100", ind, value)
+        assert r.status_code == 400 and message in r.json()["detail"], r.text
+    r = _put(client, keys["admin"], "999999", "tese.pilot", 1)
+    assert r.status_code == 400 and "not in round" in r.json()["detail"]
+    assert _state(engine) == before
+
+
+def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[no-untyped-def]
+    client, keys, engine = setup
+    for ind, value in (("zhengfu.online", 95), ("sheshi.cim", "是"), ("baozhang.plan", "良")):
+        assert _put(client, keys["assessor"], "370100", ind, value).status_code == 200
+    evidence = b"2026 annual report of online services\n"
+    up = client.post(
+        f"/grading/rounds/{ROUND}/evidence?filename=../../report.txt",
+        content=evidence,
+        headers=_auth(keys["assessor"]),
+    )
+    assert up.status_code == 201 and up.json()["sha256"] == hashlib.sha256(evidence).hexdigest()
+    got = client.get(f"/grading/rounds/{ROUND}/evidence/{up.json()['sha256']}")
+    assert got.content == evidence
+    assert got.headers["content-disposition"] == 'attachment; filename="report.txt"'
+
+    def move(to: str, role: str) -> Any:
+        return client.post(
+            f"/grading/rounds/{ROUND}/status", json={"status": to}, headers=_auth(keys[role])
+        )
+
+    assert move("final", "admin").status_code == 409  # a draft is not final in one step
+    assert move("submitted", "assessor").json()["status"] == "submitted"
+    assert _put(client, keys["assessor"], "370100", "zhengfu.online", 99).status_code == 409
+    assert move("draft", "reviewer").json()["status"] == "draft"  # sent back for changes
+    assert _put(client, keys["assessor"], "370100", "zhengfu.online", 97).status_code == 200
+    assert move("submitted", "assessor").status_code == 200
+    assert move("reviewed", "reviewer").status_code == 200
+    assert move("final", "reviewer").status_code == 403
+    final = move("final", "admin").json()
+    assert final["status"] == "final" and len(final["results_sha256"]) == 64
+
+    frozen = client.get(f"/grading/rounds/{ROUND}/results").json()
+    assert hashlib.sha256(rounds.canonical_json(frozen)).hexdigest() == final["results_sha256"]
+    jinan = next(c for c in frozen["cities"] if c["code"] == "370100")
+    online = next(i for i in jinan["indicators"] if i["id"] == "zhengfu.online")
+    assert online["value"] == 97.0 and online["source"] == "test"
+
+    before = _state(engine)
+    policy = built_in_policy("shandong-example").model_copy(update={"budget": 1.0})
+    refused = [
+        _put(client, keys["admin"], "370100", "zhengfu.online", 50),
+        client.put(
+            f"/grading/rounds/{ROUND}/policy",
+            json=policy.model_dump(mode="json"),
+            headers=_auth(keys["admin"]),
+        ),
+        client.post(
+            f"/grading/rounds/{ROUND}/evidence?filename=b.txt",
+            content=b"late",
+            headers=_auth(keys["admin"]),
+        ),
+        move("draft", "admin"),
+        move("reviewed", "admin"),
+    ]
+    assert [r.status_code for r in refused] == [409] * 5, [r.text for r in refused]
+    assert "final" in refused[0].json()["detail"]
+    assert _state(engine) == before
+    # recomputing a final round gives the identical document
+    assert rounds.results(engine, ROUND) == frozen
+    assert client.get(f"/grading/rounds/{ROUND}/results").json() == frozen
+
+
+def test_audit_log_is_append_only(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, engine = setup
+    for sql in (
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(sql))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() >= 5
+
+
+def test_keys_are_stored_hashed(setup) -> None:  # type: ignore[no-untyped-def]
+    _, keys, engine = setup
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT row_to_json(k)::text FROM api_key k")).scalars().all()
+        audit = conn.execute(text("SELECT row_to_json(a)::text FROM audit_log a")).scalars().all()
+    for secret in keys.values():
+        assert not any(secret in row or secret.split("_", 2)[2] in row for row in stored + audit)
+        assert any(hashlib.sha256(secret.encode()).hexdigest() in row for row in stored)
+
+
+def test_private_reads_need_a_key(setup, new_database: Callable[[], Engine]) -> None:  # type: ignore[no-untyped-def]
+    _, keys, engine = setup
+    client = TestClient(create_app(engine=engine, settings=ApiSettings(grading_private=True)))
+    assert client.get("/grading/rounds").status_code == 401
+    assert client.get(f"/grading/rounds/{ROUND}/results").status_code == 401
+    ok = client.get("/grading/rounds", headers={"X-API-Key": keys["viewer"]})
+    assert ok.status_code == 200 and ok.json()[0]["id"] == ROUND
