@@ -1,0 +1,303 @@
+"""A 16-city Shandong round (济南 370100 … 菏泽 371700) end to end: created, filled from a value
+file (tests/grading/data), Jinan's model indicators computed from a generated city, scored,
+ranked, allocated (and compared with another policy), finalised, and reported as PDF — once
+through the command line and read back through the API, which must agree. The report's first
+page is rendered to PNG by `pdftoppm` and its text read by `pdftotext`."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import Engine
+
+from api.app import create_app
+from cim.cli import main
+from cim.demo import generate_city
+from cim.grading.regions import SHANDONG
+from ingest.pipeline import ingest_files
+
+DATA = Path(__file__).resolve().parent / "data"
+VALUES = DATA / "shandong-2026-values.csv"
+ROUND = "sd-2026"
+
+
+@pytest.fixture(scope="module")
+def db(new_database: Callable[[], Engine], tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    engine = new_database()
+    city = generate_city(
+        tmp_path_factory.mktemp("jinan") / "jinan.city.json", buildings=400, seed=7
+    )
+    ingest_files(engine, [city.path], "370100", city_name_zh="济南市")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def cim(db: Engine) -> Iterator[Callable[..., Any]]:
+    """Run `cim …` against the test database; fail the test on a non-zero exit."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIM_DATABASE_URL", db.url.render_as_string(hide_password=False))
+
+        def run(*args: str, ok: bool = True) -> Any:
+            result = CliRunner().invoke(main, ["grade", *args])
+            if ok:
+                assert result.exit_code == 0, (args, result.output)
+            return result
+
+        yield run
+
+
+@pytest.fixture(scope="module")
+def round_done(cim: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The round, run start to finish through the command line."""
+    out = tmp_path_factory.mktemp("round")
+    cim(
+        "round",
+        "create",
+        ROUND,
+        "--year",
+        "2026",
+        "--catalogue",
+        "db37-3890.1-2020",
+        "--policy",
+        "shandong-example",
+        "--cities",
+        "shandong",
+    )
+    cim("template", ROUND, str(out / "template.xlsx"))
+    imported = cim("values", "import", ROUND, str(VALUES))
+    assert "280 values read (280 changed, 8 rows left empty), 1 evidence files stored" in (
+        imported.output
+    )
+    computed = cim("compute-cim-indicators", ROUND, "--city", "370100")
+    assert computed.output.count("\n") == 8  # the catalogue's 8 model-computed indicators
+    return out
+
+
+def _fixture_rows() -> list[dict[str, str]]:
+    with VALUES.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_template_lists_every_city_and_indicator(round_done: Path) -> None:
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(round_done / "template.xlsx", read_only=True)["values"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("city_code", "city_name", "indicator_id")
+    assert len(rows) - 1 == 16 * 18
+    assert {r[0] for r in rows[1:]} == {c.code for c in SHANDONG}
+
+
+def test_scores_come_from_the_fixture_and_the_model(round_done: Path, cim) -> None:  # type: ignore[no-untyped-def]
+    scores = {c["code"]: c for c in json.loads(cim("score", ROUND, "--json").output)}
+    assert set(scores) == {c.code for c in SHANDONG}
+    # every value of the fixture is what was scored
+    for row in _fixture_rows():
+        if row["value"] == "":
+            continue
+        got = next(
+            i for i in scores[row["city_code"]]["indicators"] if i["id"] == row["indicator_id"]
+        )
+        expect: Any = row["value"]
+        if expect in ("是", "否"):
+            expect = expect == "是"
+        elif expect not in ("优", "良", "中", "差"):
+            expect = float(expect)
+        assert got["value"] == expect, row
+        assert got["source"] == row["source"]
+    # Jinan's model indicators carry their query as evidence
+    jinan = {i["id"]: i for i in scores["370100"]["indicators"]}
+    assert jinan["sheshi.lod2"]["value"] == 100.0  # the demo city is all LoD2
+    assert jinan["sheshi.cim"]["value"] is True
+    assert "ST_SquareGrid" in jinan["sheshi.3d_coverage"]["computed"]["query"]
+    assert jinan["sheshi.5g"]["computed"]["parameters"]["g5_radius_m"] == 300.0
+    # Zibo's online-services value carries its evidence file, stored under its hash
+    zibo = {i["id"]: i for i in scores["370300"]["indicators"]}
+    evidence = (DATA / "evidence/370300-zhengfu-online.txt").read_bytes()
+    assert zibo["zhengfu.online"]["evidence_sha256"] == hashlib.sha256(evidence).hexdigest()
+    # 菏泽 reported 6 major security incidents: the veto item leaves it without a star
+    heze = scores["371700"]
+    assert heze["stars"] == 0 and heze["vetoed"] == ["baozhang.security"]
+    assert heze["total"] > 60  # it would have had stars otherwise
+
+
+def test_ranking_and_allocation_follow_the_policy(round_done: Path, cim) -> None:  # type: ignore[no-untyped-def]
+    ranked = json.loads(cim("rank", ROUND, "--json").output)
+    assert [r["rank"] for r in ranked] == list(range(1, 17))
+    keys = [(-r["stars"], -r["score"]) for r in ranked]
+    assert keys == sorted(keys)  # more stars first, then the higher score
+    alloc = json.loads(cim("allocate", ROUND, "--json").output)
+    policy, cities = alloc["policy"], alloc["cities"]
+    assert sum(c["amount"] for c in cities) == alloc["allocation"]["allocated"]
+    assert alloc["allocation"]["allocated"] <= policy["budget"]
+    for c in cities:
+        assert c["amount"] <= policy["cap_per_city"]
+        if c["stars"] < 3:
+            assert c["amount"] == 0 and "below the 3 needed" in c["award_reason"]
+        else:
+            # no city rose a level (no previous stars in this round), and the budget suffices
+            assert c["amount"] == policy["amounts"][str(c["stars"])], c
+    assert any(c["stars"] >= 3 for c in cities) and any(c["stars"] < 3 for c in cities)
+
+
+def test_what_if_compares_two_policies(round_done: Path, cim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    other = tmp_path / "per-point.yaml"
+    other.write_text(
+        "id: per-point\ntitle: by score\nmin_stars: 4\ncap_per_city: 12000000\n"
+        "budget: 20000000\nmethod: per_point\nper_point: 100000\n"
+        "provenance: {status: provisional, source: what-if in a test}\n",
+        encoding="utf-8",
+    )
+    assert "valid policy per-point" in cim("policy", "validate", str(other)).output
+    cmp = json.loads(cim("allocate", ROUND, "--policy", str(other), "--json").output)
+    assert (cmp["a"], cmp["b"]) == ("shandong-example", "per-point")
+    rows = {r["code"]: r for r in cmp["cities"]}
+    assert len(rows) == 16
+    for r in rows.values():
+        assert r["amount_change"] == r["b"]["amount"] - r["a"]["amount"]
+        if r["b"]["stars"] < 4:
+            assert r["b"]["amount"] == 0
+        else:
+            assert r["b"]["amount"] <= min(100000 * r["b"]["score"], 12_000_000)
+    assert sum(r["b"]["amount"] for r in rows.values()) <= 20_000_000
+    # the what-if changed nothing
+    assert json.loads(cim("allocate", ROUND, "--json").output)["policy"]["id"] == (
+        "shandong-example"
+    )
+
+
+def test_the_api_agrees_and_the_final_report_renders(  # type: ignore[no-untyped-def]
+    round_done: Path, cim, db: Engine, tmp_path: Path
+) -> None:
+    client = TestClient(create_app(engine=db))
+    ranked_cli = json.loads(cim("rank", ROUND, "--json").output)
+    ranked_api = client.get(f"/grading/rounds/{ROUND}/ranking").json()["cities"]
+    assert [(r["code"], r["stars"], r["score"]) for r in ranked_api] == [
+        (r["code"], r["stars"], r["score"]) for r in ranked_cli
+    ]
+    one = client.get(f"/grading/rounds/{ROUND}/cities/370300").json()
+    assert one["code"] == "370300" and len(one["indicators"]) == 18
+    assert all(i["reason"] for i in one["indicators"])
+    assert client.get(f"/grading/rounds/{ROUND}/cities/370300/radar.svg").text.startswith("<svg")
+
+    for to in ("submitted", "reviewed", "final"):
+        assert f"is now {to}" in cim("round", "status", ROUND, to).output
+    refused = cim("values", "import", ROUND, str(VALUES), ok=False)
+    assert refused.exit_code == 2 and "final" in refused.output
+    audit = json.loads(cim("audit", ROUND, "--json").output)
+    assert [e["action"] for e in audit].count("value.set") == 280 + 8
+    assert [e["new"] for e in audit if e["action"] == "round.status"][-1]["status"] == "final"
+
+    pdf = tmp_path / "report.pdf"
+    cim("report", ROUND, str(pdf))
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "50",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(pdf),
+            str(tmp_path / "page1"),
+        ],
+        check=True,
+    )
+    page = Image.open(tmp_path / "page1.png").convert("L")
+    assert page.width > 300 and page.height > 400
+    dark = sum(page.histogram()[:128])
+    assert dark > 0.005 * page.width * page.height  # text and tables, not a blank page
+    text = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "新型智慧城市星级评价报告" in text
+    first = ranked_api[0]
+    assert first["name_zh"] in text and "草稿" not in text  # final: no draft banner
+    api_pdf = client.get(f"/grading/rounds/{ROUND}/report.pdf?lang=en")
+    assert api_pdf.status_code == 200 and api_pdf.content.startswith(b"%PDF-")
+    html = client.get(f"/grading/rounds/{ROUND}/report.html?lang=en").text
+    assert "Smart-city star rating report" in html and "Qingdao" in html
+
+
+def test_the_same_round_through_the_api_alone(round_done: Path, cim, db: Engine) -> None:  # type: ignore[no-untyped-def]
+    """Created, filled and computed with API keys; it scores exactly as the CLI round did."""
+    admin = cim("keys", "create", "committee", "--role", "admin").output.strip().splitlines()[-1]
+    assessor = cim("keys", "create", "jinan", "--role", "assessor", "--city", "370100")
+    assessor_key = assessor.output.strip().splitlines()[-1]
+    client = TestClient(create_app(engine=db))
+    auth = {"Authorization": f"Bearer {admin}"}
+    made = client.post(
+        "/grading/rounds",
+        headers=auth,
+        json={
+            "id": "sd-2026-api",
+            "year": 2026,
+            "catalogue": "db37-3890.1-2020",
+            "policy": "shandong-example",
+            "cities": "shandong",
+        },
+    )
+    assert made.status_code == 201, made.text
+    evidence = (DATA / "evidence/370300-zhengfu-online.txt").read_bytes()
+    up = client.post(
+        "/grading/rounds/sd-2026-api/evidence?filename=370300-zhengfu-online.txt",
+        content=evidence,
+        headers={**auth, "Content-Type": "text/plain"},
+    )
+    assert up.status_code == 201
+    # a value file naming a local path is refused (the server cannot read the caller's disk)
+    refused = client.post(
+        "/grading/rounds/sd-2026-api/imports?filename=values.csv",
+        content=VALUES.read_bytes(),
+        headers=auth,
+    )
+    assert refused.status_code == 400 and "upload" in refused.json()["detail"]
+    assert "values.csv row" in refused.json()["detail"]
+    body = VALUES.read_text(encoding="utf-8-sig").replace(
+        "evidence/370300-zhengfu-online.txt", f"sha256:{up.json()['sha256']}"
+    )
+    imported = client.post(
+        "/grading/rounds/sd-2026-api/imports?filename=values.csv",
+        content=body.encode("utf-8"),
+        headers=auth,
+    )
+    assert imported.json() == {"read": 280, "changed": 280, "empty": 8}, imported.text
+    computed = client.post(
+        "/grading/rounds/sd-2026-api/cities/370100/cim-indicators",
+        headers={"X-API-Key": assessor_key},
+    )
+    assert computed.status_code == 200 and len(computed.json()) == 8
+    via_api = client.get("/grading/rounds/sd-2026-api/results").json()
+    via_cli = client.get(f"/grading/rounds/{ROUND}/results").json()
+
+    def outcome(res: dict[str, Any]) -> list[Any]:
+        return [
+            (
+                c["code"],
+                c["rank"],
+                c["stars"],
+                c["score"],
+                c["amount"],
+                [(i["id"], i["value"], i["points"]) for i in c["indicators"]],
+            )
+            for c in res["cities"]
+        ]
+
+    assert outcome(via_api) == outcome(via_cli)
