@@ -4,37 +4,16 @@ test-artifacts/ (CIM_TEST_ARTIFACTS)."""
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from sqlalchemy import Engine
 
-from api.app import create_app
 from cim.demo import generate_city
 from ingest.pipeline import ingest_files
-from tests.conftest import free_port
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(
-    os.environ.get("CIM_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
-)
-FLAGS = [
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--ignore-gpu-blocklist",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.browser.conftest import ARTIFACTS, chromium, running_service
 
 
 @pytest.fixture(scope="module")
@@ -42,27 +21,13 @@ def service(new_database, tmp_path_factory) -> Iterator[str]:  # type: ignore[no
     engine: Engine = new_database()
     city = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=300, seed=5)
     ingest_files(engine, [city.path], "370100", city_name_zh="济南市（示例）")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(engine=engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.1)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_service(engine) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def page(service: str) -> Iterator[Page]:
-    assert Path(CHROMIUM).exists(), "Chromium is missing (make test installs it)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -70,7 +35,6 @@ def page(service: str) -> Iterator[Page]:
         page.wait_for_function("window.cim && window.cim.ready === true", timeout=180_000)
         assert not errors, errors
         yield page
-        browser.close()
 
 
 def test_clicking_a_building_shows_its_id(page: Page, service: str) -> None:

@@ -1,0 +1,117 @@
+"""The grading dashboard in real headless Chromium: the ranking table lists the cities in merit
+order with their stars and awards, a city's radar chart renders with one axis per area, the
+drill-down shows every indicator with its evidence, and the language switch works. A screenshot
+is kept in test-artifacts/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Page
+from sqlalchemy import Engine
+
+from cim.grading import access, rounds
+from cim.grading.awards import built_in_policy
+from cim.grading.catalogue import built_in
+from tests.browser.conftest import ARTIFACTS, chromium, running_service
+
+CATALOGUE = built_in("db37-3890.1-2020")
+# four cities with different strengths: each value is the share of the way from the first to
+# the last threshold (yes/no and grades follow the same strength)
+STRENGTH = {"370100": 0.95, "370200": 0.6, "370300": 0.8, "370400": 0.3}
+NAMES = {"370100": "济南市", "370200": "青岛市", "370300": "淄博市", "370400": "枣庄市"}
+
+
+def _value(ind, s: float):  # type: ignore[no-untyped-def]
+    m = ind.scoring.method
+    if m == "yes_no":
+        return s > 0.5
+    if m == "levels":
+        return ind.scoring.best_first()[0 if s > 0.9 else 1 if s > 0.7 else 2]
+    t = ind.scoring.thresholds
+    return t[0] + (t[4] - t[0]) * s
+
+
+@pytest.fixture(scope="module")
+def service(new_database: Callable[[], Engine]) -> Iterator[tuple[str, dict]]:
+    engine = new_database()
+    admin = access.cli_actor()
+    cities = [rounds.CityEntry(code, name, code) for code, name in NAMES.items()]
+    rounds.create_round(
+        engine,
+        admin,
+        "web-2026",
+        "dashboard test",
+        2026,
+        CATALOGUE,
+        built_in_policy("shandong-example"),
+        cities,
+    )
+    rounds.set_values(
+        engine,
+        admin,
+        "web-2026",
+        [
+            rounds.ValueEntry(code, ind.id, _value(ind, s), source="fixture")
+            for code, s in STRENGTH.items()
+            for ind in CATALOGUE.indicators
+        ],
+    )
+    expected = rounds.results(engine, "web-2026")
+    with running_service(engine) as base:
+        yield base, expected
+
+
+@pytest.fixture(scope="module")
+def page(service: tuple[str, dict]) -> Iterator[Page]:
+    base, _ = service
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/grading/dashboard")
+        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        assert not errors, errors
+        yield page
+
+
+def test_ranking_table_lists_cities_in_order(page: Page, service: tuple[str, dict]) -> None:
+    _, expected = service
+    codes = page.eval_on_selector_all("#ranking tbody tr", "rows => rows.map(r => r.dataset.code)")
+    assert codes == [c["code"] for c in expected["cities"]]
+    assert codes[0] == "370100" and codes[-1] == "370400"  # strongest first, weakest last
+    first = page.inner_text("#ranking tbody tr:first-child")
+    top = expected["cities"][0]
+    assert "★" * top["stars"] in first and f"{top['amount']:,.0f}" in first
+    assert "择优排序" in page.inner_text("#policy")
+
+
+def test_a_city_radar_chart_renders(page: Page, service: tuple[str, dict]) -> None:
+    _, expected = service
+    page.click("#ranking tbody tr[data-code='370300']")
+    page.wait_for_selector("#radar svg polygon.radar-area")
+    page.wait_for_function("document.querySelector('#detail-title').textContent.includes('370300')")
+    box = page.locator("#radar svg").bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 200
+    points = page.get_attribute("#radar svg polygon.radar-area", "points")
+    assert points is not None and len(points.split()) == 5  # the five regular areas
+    labels = page.eval_on_selector_all("#radar svg text", "ts => ts.map(t => t.textContent)")
+    assert "数字惠民" in labels and "淄博市" in labels
+    rows = page.eval_on_selector_all(
+        "#indicators tbody tr", "rows => rows.map(r => r.dataset.indicator)"
+    )
+    assert rows == [i.id for i in CATALOGUE.indicators]
+    zibo = next(c for c in expected["cities"] if c["code"] == "370300")
+    assert f"{zibo['score']:.2f}" in page.inner_text("#areas")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "grading-dashboard.png"))
+
+
+def test_chinese_by_default_and_english_on_request(page: Page) -> None:
+    assert page.inner_text("h1") == "新型智慧城市星级评价"
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('h1').textContent === 'Smart-city star rating'")
+    page.wait_for_selector("#radar svg text:text('Digital government')")
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('h1').textContent === '新型智慧城市星级评价'")
