@@ -1,0 +1,127 @@
+"""Value templates: the CSV and XLSX files the tool writes read back to the same values, and a
+filled template with a mistake is refused with the file, the row and the problem."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from cim.errors import InvalidInput
+from cim.grading.catalogue import built_in
+from cim.grading.rounds import CityEntry, coerce_value
+from cim.grading.templates import COLUMNS, read_values, template_rows, write_template
+
+CATALOGUE = built_in("db37-3890.1-2020")
+CITIES = [CityEntry("370100", "济南市", "Jinan"), CityEntry("370200", "青岛市", "Qingdao")]
+
+
+def _filled(tmp_path: Path, suffix: str, **changes: str) -> Path:
+    rows = template_rows(CATALOGUE, CITIES)
+    rows[0].update(value="88", source="统计公报", link="https://example.org/a", note="n1")
+    rows[11].update(value="是", evidence_file="proof.txt")  # sheshi.cim of 370100
+    rows[18 + 14].update(value="良")  # baozhang.plan of 370200
+    for key, value in changes.items():
+        row, column = key.rsplit("__", 1)
+        rows[int(row.removeprefix("r"))][column] = value
+    (tmp_path / "proof.txt").write_text("证明材料", encoding="utf-8")
+    path = tmp_path / f"values{suffix}"
+    write_template(path, rows)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_filled_template_reads_back(tmp_path: Path, suffix: str) -> None:
+    assert template_rows(CATALOGUE, CITIES)[11]["indicator_id"] == "sheshi.cim"
+    entries, files, empty = read_values(_filled(tmp_path, suffix), CATALOGUE)
+    assert empty == 2 * 18 - 3
+    got = {(e.city, e.indicator): e for e in entries}
+    first = got["370100", "huimin.education"]
+    assert (first.value, first.source, first.link, first.note) == (
+        "88",
+        "统计公报",
+        "https://example.org/a",
+        "n1",
+    )
+    proof = got["370100", "sheshi.cim"]
+    digest = hashlib.sha256("证明材料".encode()).hexdigest()
+    assert proof.evidence_sha256 == digest and [f.filename for f in files] == ["proof.txt"]
+    assert got["370200", "baozhang.plan"].value == "良"
+    assert got["370200", "baozhang.plan"].source == f"import values{suffix}"
+
+
+def test_the_csv_opens_in_excel_with_chinese(tmp_path: Path) -> None:
+    raw = _filled(tmp_path, ".csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
+    assert raw.decode("utf-8-sig").splitlines()[0] == ",".join(COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"r3__indicator_id": "huimin.nothing"}, "row 5: column indicator_id: catalogue"),
+        ({"r3__indicator_name": "完全不同 / Something else"}, "row 5: indicator_name"),
+        ({"r3__indicator_id": "huimin.education", "r3__indicator_name": ""}, "already on row 2"),
+        ({"r11__evidence_file": "missing.pdf"}, "row 13: column evidence_file: no file"),
+        ({"r4__city_code": ""}, "row 6: column city_code is empty"),
+    ],
+)
+def test_mistakes_are_refused_with_the_row(
+    tmp_path: Path, change: dict[str, str], message: str
+) -> None:
+    path = _filled(tmp_path, ".csv", **change)
+    with pytest.raises(InvalidInput, match=message) as err:
+        read_values(path, CATALOGUE)
+    assert str(path) in str(err.value)
+
+
+def test_unreadable_files_are_refused(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("city_code,indicator_id,value\n370100,huimin.education,é\n".encode("latin-1"))
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        read_values(latin, CATALOGUE)
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 this is not a workbook")
+    with pytest.raises(InvalidInput, match="not a readable XLSX"):
+        read_values(broken, CATALOGUE)
+    headless = tmp_path / "headless.csv"
+    headless.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="header lacks the column"):
+        read_values(headless, CATALOGUE)
+    with pytest.raises(InvalidInput, match=r"\.csv or \.xlsx"):
+        read_values(tmp_path / "values.ods", CATALOGUE)
+    with pytest.raises(InvalidInput, match="upload 'proof.txt' first"):
+        read_values(_filled(tmp_path, ".csv"), CATALOGUE, files_allowed=False)
+
+
+@pytest.mark.parametrize(
+    ("indicator", "raw", "value"),
+    [
+        ("zhengfu.online", "95.5", 95.5),
+        ("zhengfu.online", "95.5%", 95.5),
+        ("zhengfu.online", 7, 7.0),
+        ("sheshi.cim", "是", True),
+        ("sheshi.cim", "No", False),
+        ("baozhang.plan", " 优 ", "优"),
+        ("zhengfu.online", "", None),
+    ],
+)
+def test_values_take_the_indicator_kind(indicator: str, raw: object, value: object) -> None:
+    ind = next(i for i in CATALOGUE.indicators if i.id == indicator)
+    assert coerce_value(ind, raw, "here") == value
+
+
+@pytest.mark.parametrize(
+    ("indicator", "raw"),
+    [
+        ("zhengfu.online", "nan"),
+        ("zhengfu.online", True),
+        ("sheshi.cim", 2),
+        ("baozhang.plan", "A"),
+    ],
+)
+def test_values_of_the_wrong_kind_are_refused(indicator: str, raw: object) -> None:
+    ind = next(i for i in CATALOGUE.indicators if i.id == indicator)
+    with pytest.raises(InvalidInput, match=f"here: indicator {indicator}"):
+        coerce_value(ind, raw, "here")
