@@ -159,8 +159,11 @@ def demo_generate(out: Path, buildings: int, seed: int, fmt: str) -> None:
 @click.option("--buildings", default=3000, show_default=True)
 @click.option("--seed", default=42, show_default=True)
 def demo_load(buildings: int, seed: int) -> None:
-    """Generate the demo city (once) and ingest it as city 370100, unless already loaded."""
+    """Generate the demo city (once) and ingest it as city 370100, unless already loaded; then
+    create the demo grading round (Shandong's 16 cities, example values, Jinan's model
+    indicators computed from the demo city) unless it exists."""
     from cim.demo import generate_city
+    from cim.grading.demo_round import DEMO_ROUND, load_demo_round
     from ingest.pipeline import file_checksum, ingest_files
 
     settings = DatabaseSettings()
@@ -179,13 +182,15 @@ def demo_load(buildings: int, seed: int) -> None:
             ).first()
         if row and row[0] == file_checksum(path):
             click.echo(f"demo city {DEMO_CITY} already loaded ({path.name})")
-            return
-        reports = ingest_files(
-            engine, [path], DEMO_CITY, city_name_zh=DEMO_NAMES[0], city_name_en=DEMO_NAMES[1]
-        )
+        else:
+            reports = ingest_files(
+                engine, [path], DEMO_CITY, city_name_zh=DEMO_NAMES[0], city_name_en=DEMO_NAMES[1]
+            )
+            click.echo(f"demo city {DEMO_CITY}: {reports[0].object_count} objects loaded")
+        if load_demo_round(engine, DEMO_CITY):
+            click.echo(f"demo grading round {DEMO_ROUND} created (see /grading/dashboard)")
     except CimError as exc:
         _fail(exc)
-    click.echo(f"demo city {DEMO_CITY}: {reports[0].object_count} objects loaded")
 
 
 # ---------------------------------------------------------------- ingest

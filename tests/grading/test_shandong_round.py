@@ -20,13 +20,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import Engine
 
+import cim.grading
 from api.app import create_app
 from cim.cli import main
 from cim.demo import generate_city
 from cim.grading.regions import SHANDONG
 from ingest.pipeline import ingest_files
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(cim.grading.__file__).resolve().parent / "demo"  # the demo round's values
 VALUES = DATA / "shandong-2026-values.csv"
 ROUND = "sd-2026"
 
