@@ -6,6 +6,10 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim
 WORKDIR /app
+# Pango and CJK fonts: the PDF grading reports (WeasyPrint) are written in Chinese
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY cim cim
 COPY ingest ingest
