@@ -25,6 +25,10 @@ def _downgrade(node: Any) -> Any:
             else:
                 out[key] = rest
             out["nullable"] = True
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), int | float) and not isinstance(out[bound], bool):
+            out[plain] = out[bound]
+            out[bound] = True
     if "const" in out:
         out["enum"] = [out.pop("const")]
     if isinstance(out.get("examples"), list) and "paths" not in out:

@@ -6,12 +6,13 @@ const TEXT = {
   zh: { title: "城市信息模型", city: "城市", colour: "着色", bySurface: "按表面", byType: "按类型",
         byHeight: "按高度", types: "对象类型", loading: "加载中…", ready: "已加载", object: "对象",
         inApi: "在要素 API 中查看", none: "没有城市：请先导入数据", id: "编号", type: "类型",
-        dataset: "数据集", height: "高度", failed: "加载失败" },
+        dataset: "数据集", height: "高度", failed: "加载失败", grading: "星级评价" },
   en: { title: "City Information Model", city: "City", colour: "Colour", bySurface: "By surface",
         byType: "By type", byHeight: "By height", types: "Object types", loading: "Loading…",
         ready: "Loaded", object: "Object", inApi: "Open in the Features API",
         none: "No city yet: ingest some data first", id: "ID", type: "Type",
-        dataset: "Dataset", height: "Height", failed: "Failed to load" },
+        dataset: "Dataset", height: "Height", failed: "Failed to load",
+        grading: "Star rating" },
 };
 const TYPE_COLOURS = {
   Building: "#e2ddd3", BuildingPart: "#e2ddd3", Road: "#78787d", WaterBody: "#4a90c2",

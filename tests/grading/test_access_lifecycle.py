@@ -279,3 +279,21 @@ def test_private_reads_need_a_key(setup, new_database: Callable[[], Engine]) -> 
     assert client.get(f"/grading/rounds/{ROUND}/results").status_code == 401
     ok = client.get("/grading/rounds", headers={"X-API-Key": keys["viewer"]})
     assert ok.status_code == 200 and ok.json()[0]["id"] == ROUND
+
+
+def test_the_api_description_shows_the_grading_routes_and_keys(setup) -> None:  # type: ignore[no-untyped-def]
+    from openapi_spec_validator import validate
+
+    client, _, _ = setup
+    doc = client.get("/api").json()
+    validate(doc)
+    assert set(doc["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+    put = doc["paths"]["/grading/rounds/{round_id}/cities/{city}/values/{indicator}"]["put"]
+    assert {"HTTPBearer": []} in put["security"]
+    for path in (
+        "/grading/rounds",
+        "/grading/rounds/{round_id}/results",
+        "/grading/rounds/{round_id}/what-if",
+        "/grading/rounds/{round_id}/audit",
+    ):
+        assert path in doc["paths"], path
