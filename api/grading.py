@@ -61,6 +61,14 @@ class StatusIn(BaseModel):
     status: Literal["draft", "submitted", "reviewed", "final"]
 
 
+class WhatIfIn(BaseModel):
+    """Another policy and/or catalogue to compute the round with."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: AwardPolicy | None = None
+    catalogue: Catalogue | None = None
+
+
 class ValueIn(BaseModel):
     """One indicator value and where it comes from."""
 
@@ -404,14 +412,17 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
 
     @router.post(
         "/rounds/{round_id}/what-if",
-        summary="Allocate with another policy and compare side by side (changes nothing)",
+        summary="Score and allocate with another policy or catalogue, side by side (changes "
+        "nothing)",
     )
-    def compare(round_id: str, policy: AwardPolicy, _: Reader) -> dict[str, Any]:
+    def compare(round_id: str, change: WhatIfIn, _: Reader) -> dict[str, Any]:
+        if change.policy is None and change.catalogue is None:
+            raise InvalidInput("give a policy, a catalogue or both to compare with")
         current = rounds.results(engine, round_id)
-        other = rounds.results(engine, round_id, policy)
+        other = rounds.results(engine, round_id, change.policy, change.catalogue)
         return {
-            "a": current["policy"]["id"],
-            "b": policy.id,
+            "a": {"policy": current["policy"]["id"], "catalogue": current["catalogue"]["id"]},
+            "b": {"policy": other["policy"]["id"], "catalogue": other["catalogue"]["id"]},
             "allocated": {
                 "a": current["allocation"]["allocated"],
                 "b": other["allocation"]["allocated"],

@@ -407,12 +407,19 @@ def compute_cim(
 
 
 # ---------------------------------------------------------------- results
-def _results(round_id: str, policy: str | None = None) -> dict[str, Any]:
+def _results(
+    round_id: str, policy: str | None = None, catalogue: str | None = None
+) -> dict[str, Any]:
     from cim.grading.awards import load_policy
     from cim.grading.rounds import results
 
     try:
-        return results(command_engine(), round_id, load_policy(Path(policy)) if policy else None)
+        return results(
+            command_engine(),
+            round_id,
+            load_policy(Path(policy)) if policy else None,
+            _catalogue(catalogue) if catalogue else None,
+        )
     except CimError as exc:
         fail(exc)
 
@@ -471,21 +478,32 @@ def rank(round_id: str, as_json: bool) -> None:
 @grade.command("allocate")
 @click.argument("round_id")
 @click.option("--policy", help="What-if: allocate with another policy file and compare.")
+@click.option(
+    "--catalogue", help="What-if: score with another catalogue file (e.g. a changed weight)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def allocate_cmd(round_id: str, policy: str | None, as_json: bool) -> None:
-    """Award amounts with their reasons; `--policy` compares another policy side by side."""
+def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_json: bool) -> None:
+    """Award amounts with their reasons; `--policy` and/or `--catalogue` compute a what-if and
+    show the two allocations side by side (nothing stored changes)."""
     from cim.grading.results import what_if
 
     res = _results(round_id)
-    if policy:
-        other = _results(round_id, policy)
+    if policy or catalogue:
+        other = _results(round_id, policy, catalogue)
         rows = what_if(res, other)
+        a, b = "current", " + ".join(x for x in (policy, catalogue) if x)
         if as_json:
-            _json({"a": res["policy"]["id"], "b": other["policy"]["id"], "cities": rows})
+            _json(
+                {
+                    "a": a,
+                    "b": b,
+                    "policy": other["policy"]["id"],
+                    "catalogue": other["catalogue"]["id"],
+                    "cities": rows,
+                }
+            )
             return
-        click.echo(
-            f"{'city':<14}{res['policy']['id']:>22}{other['policy']['id']:>22}{'change':>14}"
-        )
+        click.echo(f"{'city':<14}{a:>22}{Path(b).name[:21]:>22}{'change':>14}")
         for r in rows:
             click.echo(
                 f"{r['code']} {r['name_zh']:<6} {r['a']['amount']:>21,.0f} "

@@ -589,8 +589,14 @@ def audit_log(engine: Engine, round_id: str | None = None) -> list[dict[str, Any
 
 
 # ---------------------------------------------------------------- results
-def results(engine: Engine, round_id: str, policy: AwardPolicy | None = None) -> dict[str, Any]:
-    """Scores, ranking and allocation of a round (with another policy for a what-if).
+def results(
+    engine: Engine,
+    round_id: str,
+    policy: AwardPolicy | None = None,
+    catalogue: Catalogue | None = None,
+) -> dict[str, Any]:
+    """Scores, ranking and allocation of a round; with another policy or catalogue (e.g. a
+    changed weight), a what-if that changes nothing stored.
 
     A final round's results are its frozen ones; they are recomputed and must match.
 
@@ -599,8 +605,8 @@ def results(engine: Engine, round_id: str, policy: AwardPolicy | None = None) ->
     """
     with engine.connect() as conn:
         rnd = _as_round(_round_row(conn, round_id))
-        computed = _compute(conn, rnd, policy)
-    if rnd.status == "final" and policy is None:
+        computed = _compute(conn, rnd, policy, catalogue)
+    if rnd.status == "final" and policy is None and catalogue is None:
         digest = hashlib.sha256(canonical_json(computed)).hexdigest()
         if digest != rnd.results_sha256:
             raise Conflict(
@@ -612,7 +618,12 @@ def results(engine: Engine, round_id: str, policy: AwardPolicy | None = None) ->
     return computed
 
 
-def _compute(conn: Connection, rnd: Round, policy: AwardPolicy | None = None) -> dict[str, Any]:
+def _compute(
+    conn: Connection,
+    rnd: Round,
+    policy: AwardPolicy | None = None,
+    catalogue: Catalogue | None = None,
+) -> dict[str, Any]:
     rows = conn.execute(
         text(
             "SELECT code, name_zh, name_en, previous_stars, previous_total FROM grading_city "
@@ -631,7 +642,9 @@ def _compute(conn: Connection, rnd: Round, policy: AwardPolicy | None = None) ->
         for r in rows
     ]
     meta = {"id": rnd.id, "title": rnd.title, "year": rnd.year}
-    return round_results(meta, rnd.catalogue, policy or rnd.policy, cities, _values(conn, rnd.id))
+    return round_results(
+        meta, catalogue or rnd.catalogue, policy or rnd.policy, cities, _values(conn, rnd.id)
+    )
 
 
 def enter_cim_indicators(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -161,7 +162,7 @@ def test_what_if_compares_two_policies(round_done: Path, cim, tmp_path: Path) ->
     )
     assert "valid policy per-point" in cim("policy", "validate", str(other)).output
     cmp = json.loads(cim("allocate", ROUND, "--policy", str(other), "--json").output)
-    assert (cmp["a"], cmp["b"]) == ("shandong-example", "per-point")
+    assert (cmp["a"], cmp["policy"]) == ("current", "per-point")
     rows = {r["code"]: r for r in cmp["cities"]}
     assert len(rows) == 16
     for r in rows.values():
@@ -302,3 +303,40 @@ def test_the_same_round_through_the_api_alone(round_done: Path, cim, db: Engine)
         ]
 
     assert outcome(via_api) == outcome(via_cli)
+
+
+def test_what_if_with_a_changed_weight(round_done: Path, cim, db: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Education 10 -> 12 and travel 10 -> 8 points (the area keeps its 30): each city's score
+    moves by 2 x (education level - travel level) / 5."""
+    from cim.grading.catalogue import BUILT_IN
+
+    text = (BUILT_IN / "db37-3890.1-2020.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "name_en: Smart education, area: huimin, weight: 10,",
+        "name_en: Smart education, area: huimin, weight: 12,",
+    )
+    text = text.replace(
+        "name_en: Smart travel, area: huimin, weight: 10,",
+        "name_en: Smart travel, area: huimin, weight: 8,",
+    )
+    changed = tmp_path / "weights.yaml"
+    changed.write_text(text, encoding="utf-8")
+    assert "valid catalogue" in cim("catalogue", "validate", str(changed)).output
+    before = {c["code"]: c for c in json.loads(cim("score", ROUND, "--json").output)}
+    cmp = json.loads(cim("allocate", ROUND, "--catalogue", str(changed), "--json").output)
+    assert cmp["catalogue"] == "db37-3890.1-2020" and cmp["policy"] == "shandong-example"
+    moved = 0
+    for row in cmp["cities"]:
+        levels = {i["id"]: i["level"] for i in before[row["code"]]["indicators"]}
+        delta = 2 * (levels["huimin.education"] - levels["huimin.travel"]) / 5
+        assert row["b"]["score"] == pytest.approx(row["a"]["score"] + delta, abs=1e-6)
+        moved += delta != 0
+    assert moved > 0  # the fixture has cities whose education and travel levels differ
+    client = TestClient(create_app(engine=db))
+    api = client.post(
+        f"/grading/rounds/{ROUND}/what-if", json={"catalogue": yaml.safe_load(text)}
+    ).json()
+    assert [(r["code"], r["b"]["score"]) for r in api["cities"]] == [
+        (r["code"], r["b"]["score"]) for r in cmp["cities"]
+    ]
+    assert client.post(f"/grading/rounds/{ROUND}/what-if", json={}).status_code == 400
