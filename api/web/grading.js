@@ -72,7 +72,7 @@ function renderRanking() {
   const body = document.querySelector("#ranking tbody");
   body.replaceChildren();
   for (const c of results.cities) {
-    const row = el("tr", { "data-code": c.code },
+    const row = el("tr", { "data-code": c.code, title: lang === "zh" ? c.award_reason_zh : c.award_reason },
       el("td", { class: "n" }, c.rank),
       el("td", {}, `${nameOf(c)} `, el("span", { class: "small" }, c.code)),
       el("td", { class: c.stars ? "stars" : "zero" }, c.stars ? "★".repeat(c.stars) : "—"),
@@ -98,7 +98,7 @@ function renderPolicy() {
     [t("budget"), money(p.budget)],
     [t("method"), amounts],
     ...(p.step_up ? [[t("stepUp"), money(p.step_up)]] : []),
-    [t("merit"), results.merit_rule],
+    [t("merit"), lang === "zh" ? results.merit_rule_zh : results.merit_rule],
     [`${t("allocated")} / ${t("left")}`, `${money(a.allocated)} / ${money(a.left)}`],
   ];
   const dl = document.getElementById("policy");
@@ -114,13 +114,17 @@ async function showCity(code) {
   document.getElementById("detail-title").textContent =
     `${nameOf(c)} (${c.code}) — ${t("rank")} ${c.rank}, ${c.stars ? "★".repeat(c.stars) : "—"}`;
   const svg = await fetch(`/grading/rounds/${encodeURIComponent(roundId)}/cities/${encodeURIComponent(code)}/radar.svg?lang=${lang}`);
-  document.getElementById("radar").innerHTML = svg.ok ? await svg.text() : "";
+  const drawing = svg.ok ? await svg.text() : "";
+  if (selected !== code) return;  // another city was chosen meanwhile
+  const radar = document.getElementById("radar");
+  radar.innerHTML = drawing;  // SVG made by this service from the round's own data
+  radar.dataset.code = code;
   const areas = Object.fromEntries(results.catalogue.areas.map((a) => [a.id, a]));
   document.querySelector("#areas tbody").replaceChildren(
     ...c.areas.map((a) => el("tr", {}, el("td", {}, nameOf(areas[a.id])),
       el("td", { class: "n" }, a.points.toFixed(2)), el("td", { class: "n" }, a.weight))),
     el("tr", {}, el("th", {}, t("total")), el("th", { class: "n" }, c.score.toFixed(2)), el("th")));
-  const reasons = [...c.reasons, ...(c.missing.length ? [`${t("missing")}: ${c.missing.join(", ")}`] : [])];
+  const reasons = [...(lang === "zh" ? c.reasons_zh : c.reasons), ...(c.missing.length ? [`${t("missing")}: ${c.missing.join(", ")}`] : [])];
   document.getElementById("reasons").replaceChildren(...reasons.map((r) => el("li", {}, r)));
   const inds = Object.fromEntries(results.catalogue.indicators.map((i) => [i.id, i]));
   document.querySelector("#indicators tbody").replaceChildren(...c.indicators.map((s) => {
@@ -144,7 +148,7 @@ async function showCity(code) {
       el("td", { class: "n" }, `${valueText(s.value)} ${ind.unit}`),
       el("td", { class: "n" }, Number(s.level.toPrecision(3))),
       el("td", { class: "n" }, `${s.points.toFixed(2)} / ${ind.weight}`),
-      el("td", { class: "small" }, s.reason),
+      el("td", { class: "small" }, lang === "zh" ? s.reason_zh : s.reason),
       source);
   }));
 }

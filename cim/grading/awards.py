@@ -66,17 +66,26 @@ class Allocation:
     score: float
     amount: float
     reason: str
+    reason_zh: str = ""
 
 
 MERIT = (
     "more stars first; then higher total with bonus; then higher total without bonus; "
     "then city code (a documented, arbitrary last tie-break)"
 )
+MERIT_ZH = (
+    "星级高者在前；星级相同时总分（含加分）高者在前；再相同时基础得分高者在前；"
+    "最后按城市代码排序（约定的末位规则）"
+)
 
 
 def rank(cities: list[CityResult]) -> list[CityResult]:
     """Cities in merit order (see MERIT); the same whatever order they come in."""
     return sorted(cities, key=lambda c: (-c.stars, -(c.total + c.bonus), -c.total, c.code))
+
+
+def _stars(n: int | None) -> str:
+    return f"{n} star" if n == 1 else f"{n} stars"
 
 
 def allocate(policy: AwardPolicy, cities: list[CityResult]) -> list[Allocation]:
@@ -93,27 +102,33 @@ def allocate(policy: AwardPolicy, cities: list[CityResult]) -> list[Allocation]:
                     city.stars,
                     score,
                     0.0,
-                    f"{city.stars} stars: below the {policy.min_stars} needed",
+                    f"{_stars(city.stars)}: below the {policy.min_stars} needed",
+                    f"{city.stars} 星：低于所需的 {policy.min_stars} 星",
                 )
             )
             continue
         if policy.method == "per_star":
             want = policy.amounts[city.stars]
-            why = f"{city.stars} stars: {want:,.0f}"
+            why = f"{_stars(city.stars)}: {want:,.0f}"
+            why_zh = f"{city.stars} 星：{want:,.0f}"
         else:
             want = policy.per_point * score
             why = f"{score:g} points x {policy.per_point:,.0f}: {want:,.0f}"
+            why_zh = f"{score:g} 分 × {policy.per_point:,.0f}：{want:,.0f}"
         if city.previous_stars is not None and city.stars > city.previous_stars and policy.step_up:
             want += policy.step_up
-            why += f" + {policy.step_up:,.0f} for rising from {city.previous_stars} stars"
+            why += f" + {policy.step_up:,.0f} for rising from {_stars(city.previous_stars)}"
+            why_zh += f" + 升星奖励 {policy.step_up:,.0f}（由 {city.previous_stars} 星升级）"
         if want > policy.cap_per_city:
             want = policy.cap_per_city
             why += f"; capped at {policy.cap_per_city:,.0f} per city"
+            why_zh += f"；按单市上限 {policy.cap_per_city:,.0f}"
         amount = min(want, left)
         if amount < want:
             why += f"; only {amount:,.0f} of the budget was left"
+            why_zh += f"；预算仅余 {amount:,.0f}"
         left -= amount
-        out.append(Allocation(city.code, place, city.stars, score, amount, why))
+        out.append(Allocation(city.code, place, city.stars, score, amount, why, why_zh))
     return out
 
 

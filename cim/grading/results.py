@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cim.grading.awards import MERIT, AwardPolicy, CityResult, allocate
+from cim.grading.awards import MERIT, MERIT_ZH, AwardPolicy, CityResult, allocate
 from cim.grading.catalogue import Catalogue
 from cim.grading.scoring import score_city
 
@@ -105,8 +105,10 @@ def round_results(
                 "score": award.score,
                 "vetoed": score.vetoed,
                 "reasons": score.reasons,
+                "reasons_zh": score.reasons_zh,
                 "amount": award.amount,
                 "award_reason": award.reason,
+                "award_reason_zh": award.reason_zh,
                 "missing": [
                     i.id for i in catalogue.indicators if entered.get(i.id, {}).get("value") is None
                 ],
@@ -127,6 +129,7 @@ def round_results(
                         "level": round(s.level, 6),
                         "points": round(s.points, 6),
                         "reason": s.reason,
+                        "reason_zh": s.reason_zh,
                         **{
                             k: entered.get(s.id, {}).get(k)
                             for k in (
@@ -151,6 +154,7 @@ def round_results(
         "catalogue": catalogue_summary(catalogue),
         "policy": policy.model_dump(mode="json"),
         "merit_rule": MERIT,
+        "merit_rule_zh": MERIT_ZH,
         "cities": out_cities,
         "allocation": {
             "budget": policy.budget,

@@ -15,14 +15,23 @@ MAX_LEVEL = 5.0
 
 
 @dataclass(frozen=True)
+class Said:
+    """A reason in English and in Chinese."""
+
+    en: str
+    zh: str
+
+
+@dataclass(frozen=True)
 class IndicatorScore:
-    """One indicator's result and why."""
+    """One indicator's result and why (in English and Chinese)."""
 
     id: str
     value: Any
     level: float
     points: float
     reason: str
+    reason_zh: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,48 +56,63 @@ class CityScore:
     areas: list[AreaScore]
     indicators: list[IndicatorScore]
     reasons: list[str] = field(default_factory=list)
+    reasons_zh: list[str] = field(default_factory=list)
 
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def indicator_level(ind: Indicator, value: Any) -> tuple[float, str]:
+def indicator_level(ind: Indicator, value: Any) -> tuple[float, Said]:
     """The star level (0-5) a value earns, and the reason in words."""
     if value is None:
-        return 0.0, "no value"
+        return 0.0, Said("no value", "无数值")
     s = ind.scoring
     if isinstance(s, YesNo):
         yes = value is True or (
             isinstance(value, str) and value.strip().lower() in ("yes", "true", "1", "是", "有")
         )
-        return (MAX_LEVEL, "yes") if yes else (0.0, "no")
+        return (MAX_LEVEL, Said("yes", "是")) if yes else (0.0, Said("no", "否"))
     if isinstance(s, Qualitative):
         if value not in s.levels:
-            return 0.0, f"grade {value!r} is not one of {sorted(s.levels)}"
-        return float(s.levels[value]), f"grade {value!r}"
+            known = sorted(s.levels)
+            return 0.0, Said(
+                f"grade {value!r} is not one of {known}", f"等级 {value!r} 不在 {known} 之中"
+            )
+        return float(s.levels[value]), Said(f"grade {value!r}", f"等级 {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return 0.0, f"value {value!r} is not a number"
+        return 0.0, Said(f"value {value!r} is not a number", f"数值 {value!r} 不是数字")
     better = (lambda a, b: a >= b) if ind.direction == "higher" else (lambda a, b: a <= b)
+    unit = f" {ind.unit}" if ind.unit else ""
     if isinstance(s, Thresholds):
         level = 0
         for k, t in enumerate(s.thresholds, 1):
             if better(v, t):
                 level = k
         if level == 0:
-            return 0.0, f"{_fmt(v)} {ind.unit} does not reach level 1 ({_fmt(s.thresholds[0])})"
-        nxt = f"; level {level + 1} needs {_fmt(s.thresholds[level])}" if level < 5 else ""
-        return float(level), (
-            f"{_fmt(v)} {ind.unit} reaches level {level} ({_fmt(s.thresholds[level - 1])}){nxt}"
+            first = _fmt(s.thresholds[0])
+            return 0.0, Said(
+                f"{_fmt(v)}{unit} does not reach level 1 ({first})",
+                f"{_fmt(v)}{unit} 未达到 1 级（{first}）",
+            )
+        reached = _fmt(s.thresholds[level - 1])
+        nxt = _fmt(s.thresholds[level]) if level < 5 else None
+        return float(level), Said(
+            f"{_fmt(v)}{unit} reaches level {level} ({reached})"
+            + (f"; level {level + 1} needs {nxt}" if nxt else ""),
+            f"{_fmt(v)}{unit} 达到 {level} 级（{reached}）"
+            + (f"；{level + 1} 级需 {nxt}" if nxt else ""),
         )
     assert isinstance(s, Linear)
     share = (v - s.worst) / (s.best - s.worst)
     fraction = max(0.0, min(MAX_LEVEL, MAX_LEVEL * share))
-    return fraction, (
-        f"{_fmt(v)} {ind.unit} on the line from {_fmt(s.worst)} (0) to "
-        f"{_fmt(s.best)} (5): level {fraction:.3g}"
+    return fraction, Said(
+        f"{_fmt(v)}{unit} on the line from {_fmt(s.worst)} (0) to {_fmt(s.best)} (5): "
+        f"level {fraction:.3g}",
+        f"{_fmt(v)}{unit} 位于 {_fmt(s.worst)}（0 级）至 {_fmt(s.best)}（5 级）之间："
+        f"{fraction:.3g} 级",
     )
 
 
@@ -98,13 +122,13 @@ def score_city(
     """Score one city's indicator values by the catalogue."""
     indicators: list[IndicatorScore] = []
     for ind in catalogue.indicators:
-        level, reason = indicator_level(ind, values.get(ind.id))
+        level, why = indicator_level(ind, values.get(ind.id))
         points = ind.weight * level / MAX_LEVEL
-        indicators.append(IndicatorScore(ind.id, values.get(ind.id), level, points, reason))
+        indicators.append(IndicatorScore(ind.id, values.get(ind.id), level, points, why.en, why.zh))
     by_id = {s.id: s for s in indicators}
     areas: list[AreaScore] = []
     total = bonus = 0.0
-    reasons: list[str] = []
+    reasons: list[Said] = []
     for area in catalogue.areas:
         raw = sum(by_id[i.id].points for i in catalogue.indicators if i.area == area.id)
         points = min(raw, area.cap) if area.bonus and area.cap is not None else raw
@@ -112,7 +136,10 @@ def score_city(
             bonus += points
             if points < raw:
                 reasons.append(
-                    f"bonus area {area.id} capped at {_fmt(points)} (earned {_fmt(raw)})"
+                    Said(
+                        f"bonus area {area.id} capped at {_fmt(points)} (earned {_fmt(raw)})",
+                        f"加分领域 {area.name_zh} 封顶 {_fmt(points)} 分（得 {_fmt(raw)} 分）",
+                    )
                 )
         else:
             total += points
@@ -122,13 +149,19 @@ def score_city(
     stars = 0
     rule = catalogue.stars
     if vetoed:
-        reasons.append(f"veto: {', '.join(vetoed)} at level 0, so no star level")
+        ids = ", ".join(vetoed)
+        reasons.append(
+            Said(f"veto: {ids} at level 0, so no star level", f"否决项 {ids} 为 0 级，不评星级")
+        )
     else:
         for level in sorted(rule.thresholds):
             if grand < rule.thresholds[level]:
+                need = _fmt(rule.thresholds[level])
                 reasons.append(
-                    f"{level} stars need {_fmt(rule.thresholds[level])} points, "
-                    f"the city has {grand:.2f}"
+                    Said(
+                        f"{level} stars need {need} points, the city has {grand:.2f}",
+                        f"{level} 星需 {need} 分，该市得 {grand:.2f} 分",
+                    )
                 )
                 break
             share = rule.min_area_share.get(level)
@@ -138,9 +171,13 @@ def score_city(
                 if share is not None and not a.bonus and a.points < share * a.weight - 1e-9
             ]
             if weak:
+                short = ", ".join(weak)
                 reasons.append(
-                    f"{level} stars need every area at {share:.0%} of its weight; "
-                    f"short: {', '.join(weak)}"
+                    Said(
+                        f"{level} stars need every area at {share:.0%} of its weight; "
+                        f"short: {short}",
+                        f"{level} 星要求每个领域达到其权重的 {share:.0%}；未达到：{short}",
+                    )
                 )
                 break
             stars = level
@@ -153,5 +190,13 @@ def score_city(
         )
         subtype = "成长型" if grew else "基础型"
     return CityScore(
-        round(total, 6), round(bonus, 6), stars, subtype, vetoed, areas, indicators, reasons
+        round(total, 6),
+        round(bonus, 6),
+        stars,
+        subtype,
+        vetoed,
+        areas,
+        indicators,
+        [r.en for r in reasons],
+        [r.zh for r in reasons],
     )

@@ -103,6 +103,9 @@ def test_a_city_radar_chart_renders(page: Page, service: tuple[str, dict]) -> No
     )
     assert rows == [i.id for i in CATALOGUE.indicators]
     zibo = next(c for c in expected["cities"] if c["code"] == "370300")
+    first = page.inner_text("#indicators tbody tr:first-child")
+    assert zibo["indicators"][0]["reason_zh"] in first  # the reason, in Chinese
+    assert "达到" in zibo["indicators"][0]["reason_zh"]
     assert f"{zibo['score']:.2f}" in page.inner_text("#areas")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "grading-dashboard.png"))
