@@ -90,8 +90,8 @@ def test_ranking_table_lists_cities_in_order(page: Page, service: tuple[str, dic
 def test_a_city_radar_chart_renders(page: Page, service: tuple[str, dict]) -> None:
     _, expected = service
     page.click("#ranking tbody tr[data-code='370300']")
-    page.wait_for_selector("#radar svg polygon.radar-area")
-    page.wait_for_function("document.querySelector('#detail-title').textContent.includes('370300')")
+    page.wait_for_selector("#radar[data-code='370300'] svg polygon.radar-area")
+    assert "370300" in page.inner_text("#detail-title")
     box = page.locator("#radar svg").bounding_box()
     assert box is not None and box["width"] > 200 and box["height"] > 200
     points = page.get_attribute("#radar svg polygon.radar-area", "points")
