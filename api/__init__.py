@@ -1,1 +1,1 @@
-"""The HTTP service: OGC API Features now, 3D Tiles and grading routes later."""
+"""The HTTP service: OGC API Features, 3D Tiles, the grading API, the viewer and dashboard."""

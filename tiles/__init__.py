@@ -1,1 +1,1 @@
-"""3D Tiles from the city model (built in a later issue)."""
+"""3D Tiles from the city model in PostGIS: tileset tree, GLB/B3DM content, cache, seeding."""
