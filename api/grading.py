@@ -8,15 +8,17 @@ Reads are open unless `CIM_API_GRADING_PRIVATE=true`; every write needs an API k
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from cim.errors import InvalidInput, NotFound
+from cim.errors import InvalidInput, NotFound, TooLarge
 from cim.grading import access, rounds
 from cim.grading.awards import BUILT_IN_POLICIES, AwardPolicy, built_in_policy, load_policy
 from cim.grading.catalogue import BUILT_IN, Catalogue, built_in, load_catalogue
@@ -81,6 +83,14 @@ class ValueIn(BaseModel):
     evidence_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
+def attachment(filename: str, disposition: str = "attachment") -> str:
+    """A Content-Disposition header: an ASCII name for every client, the real one (RFC 6266)."""
+    ascii_name = "".join(
+        c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename
+    )
+    return f"{disposition}; filename=\"{ascii_name or 'file'}\"; filename*=UTF-8''{quote(filename)}"
+
+
 def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     """The /grading routes bound to `engine`."""
     router = APIRouter(prefix="/grading", tags=["Grading"])
@@ -108,7 +118,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         async for chunk in request.stream():
             data += chunk
             if len(data) > limit:
-                raise InvalidInput(f"the upload is larger than the limit of {limit:,} bytes")
+                raise TooLarge(f"the upload is larger than the limit of {limit:,} bytes")
         return bytes(data)
 
     # ------------------------------------------------------------ catalogues and policies
@@ -230,25 +240,30 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         round_id: str,
         request: Request,
         actor: Writer,
-        filename: Annotated[str, Query(min_length=1, max_length=255)],
+        filename: Annotated[str, Query(pattern=r"^[^\x00-\x1f/\\]{1,200}$")],
     ) -> dict[str, Any]:
+        access.require(actor, "assessor")
         content = await body(request, rounds.MAX_EVIDENCE_BYTES)
         media = request.headers.get("content-type", "application/octet-stream")
-        digest = rounds.add_evidence(
-            engine, actor, round_id, rounds.EvidenceFile(filename, content, media)
+        digest = await run_in_threadpool(
+            rounds.add_evidence,
+            engine,
+            actor,
+            round_id,
+            rounds.EvidenceFile(filename, content, media),
         )
         return {"sha256": digest, "size": len(content), "filename": filename}
 
     @router.get("/rounds/{round_id}/evidence/{sha256}", summary="Download an evidence file")
     def get_evidence(round_id: str, sha256: str, _: Reader) -> Response:
         name, media, content = rounds.get_evidence(engine, round_id, sha256)
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "evidence"
         return Response(
             content,
             media_type=media,
             headers={
-                "Content-Disposition": f'attachment; filename="{safe}"',
+                "Content-Disposition": attachment(name),
                 "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "sandbox",
             },
         )
 
@@ -272,7 +287,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         return Response(
             data,
             media_type=media,
-            headers={"Content-Disposition": f'attachment; filename="{round_id}-values.{fmt}"'},
+            headers={"Content-Disposition": attachment(f"{round_id}-values.{fmt}")},
         )
 
     @router.post(
@@ -291,12 +306,17 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         round_id: str,
         request: Request,
         actor: Writer,
-        filename: Annotated[str, Query(pattern=r"(?i)^[^/\\]{1,200}\.(csv|xlsx)$")],
+        filename: Annotated[str, Query(pattern=r"(?i)^[^\x00-\x1f/\\]{1,200}\.(csv|xlsx)$")],
+    ) -> dict[str, Any]:
+        access.require(actor, "assessor")
+        content = await body(request, rounds.MAX_EVIDENCE_BYTES)
+        return await run_in_threadpool(import_file, round_id, actor, filename, content)
+
+    def import_file(
+        round_id: str, actor: access.Actor, filename: str, content: bytes
     ) -> dict[str, Any]:
         from cim.grading.templates import read_values
 
-        access.require(actor, "assessor")
-        content = await body(request, rounds.MAX_EVIDENCE_BYTES)
         rnd = rounds.get_round(engine, round_id)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / filename
@@ -446,7 +466,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         return Response(
             render_pdf(res, info, lang),
             media_type="application/pdf",
-            headers={"Content-Disposition": f'inline; filename="{round_id}-report.pdf"'},
+            headers={"Content-Disposition": attachment(f"{round_id}-report.pdf", "inline")},
         )
 
     @router.get(

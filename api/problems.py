@@ -16,6 +16,7 @@ from cim.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    TooLarge,
     Unauthorized,
 )
 
@@ -26,6 +27,7 @@ STATUS: dict[type[CimError], int] = {
     Forbidden: 403,
     Unauthorized: 401,
     Conflict: 409,
+    TooLarge: 413,
     DatabaseUnavailable: 503,
     CimError: 500,
 }

@@ -264,7 +264,8 @@ def round_show(round_id: str) -> None:
 def round_status(round_id: str, to: str) -> None:
     """Move a round: draft → submitted → reviewed → final (or back to draft for changes).
 
-    A final round is immutable; its results are frozen with their SHA-256.
+    Values, evidence and the policy change only in a draft. A final round is immutable; its
+    results are frozen with their SHA-256 (`cim grade round verify` recomputes them).
     """
     from cim.grading.access import cli_actor
     from cim.grading.rounds import move
@@ -277,11 +278,33 @@ def round_status(round_id: str, to: str) -> None:
     click.echo(f"round {rnd.id} is now {rnd.status}{extra}")
 
 
+@grade_round.command("verify")
+@click.argument("round_id")
+def round_verify(round_id: str) -> None:
+    """Recompute a final round from its stored values, catalogue and policy, and compare with
+    the frozen results (exit code 1 when they differ)."""
+    from cim.grading.rounds import verify
+
+    try:
+        same, frozen, again = verify(command_engine(), round_id)
+    except CimError as exc:
+        fail(exc)
+    if same:
+        click.echo(f"round {round_id}: recomputed results are identical (SHA-256 {frozen})")
+        return
+    click.secho(
+        f"round {round_id}: recomputed results differ: frozen {frozen}, recomputed {again}",
+        fg="red",
+        err=True,
+    )
+    raise SystemExit(1)
+
+
 @grade_round.command("set-policy")
 @click.argument("round_id")
 @click.argument("policy")
 def round_set_policy(round_id: str, policy: str) -> None:
-    """Replace a round's award policy (not once final)."""
+    """Replace a round's award policy (only while the round is a draft)."""
     from cim.grading.access import cli_actor
     from cim.grading.awards import load_policy
     from cim.grading.rounds import set_policy

@@ -44,3 +44,7 @@ class Unauthorized(CimError):
 
 class Conflict(CimError):
     """The request clashes with the state of the thing it changes (e.g. a final round)."""
+
+
+class TooLarge(InvalidInput):
+    """An upload beyond the size limit."""

@@ -14,12 +14,12 @@ const TEXT = {
     download: "下载", status: { draft: "草稿", submitted: "已提交", reviewed: "已复核", final: "已定稿" },
     provisional: "注意：当前指标体系或奖补政策含暂定数值，须由评审委员会确认。",
     noRounds: "尚无评价轮次：用 cim grade round create 创建。", yes: "是", no: "否", total: "合计",
-    missing: "缺少数值",
+    missing: "缺少数值", needKey: "此服务的评价数据需要 API 密钥", keyLabel: "API 密钥", keyGo: "确定",
   },
   en: {
     title: "Smart-city star rating", round: "Round", reportPdf: "Report PDF", viewer: "3D city",
     ranking: "Ranking and awards", rank: "Rank", city: "City", stars: "Stars", subtype: "Type",
-    score: "Score", amount: "Award (CNY)", allocation: "Award policy and allocation", area: "Area",
+    score: "Score (with bonus)", amount: "Award (CNY)", allocation: "Award policy and allocation", area: "Area",
     points: "Points", weight: "Weight", indicator: "Indicator", value: "Value", level: "Level",
     reason: "Reason", evidence: "Source and evidence", policy: "Policy", eligibility: "Eligibility",
     fromStars: "stars or more", cap: "Cap per city", budget: "Budget", method: "Method",
@@ -29,7 +29,8 @@ const TEXT = {
     status: { draft: "draft", submitted: "submitted", reviewed: "reviewed", final: "final" },
     provisional: "Note: the catalogue or award policy has provisional numbers; the committee must confirm them.",
     noRounds: "No rounds yet: create one with cim grade round create.", yes: "yes", no: "no",
-    total: "Total", missing: "values missing",
+    total: "Total", missing: "values missing", needKey: "This service's grading data needs an API key",
+    keyLabel: "API key", keyGo: "OK",
   },
 };
 const SUBTYPE_EN = { "基础型": "basic", "成长型": "growth" };
@@ -55,10 +56,28 @@ function valueText(v) {
   if (typeof v === "number") return Number(v.toPrecision(4)).toLocaleString("en-US");
   return String(v);
 }
-async function getJSON(url) {
-  const r = await fetch(url, { headers: { Accept: "application/json" } });
+// When the service keeps grading private (CIM_API_GRADING_PRIVATE), reads need a key too: the
+// page asks for one and keeps it for this browser tab only.
+function keyHeaders() {
+  const key = sessionStorage.getItem("cim.key");
+  return key ? { "X-API-Key": key } : {};
+}
+async function getResponse(url) {
+  const r = await fetch(url, { headers: { Accept: "application/json", ...keyHeaders() } });
+  if (r.status === 401) { askForKey(); throw new Error(t("needKey")); }
   if (!r.ok) throw new Error(`${url}: ${r.status} ${(await r.json().catch(() => ({}))).detail || ""}`);
-  return r.json();
+  return r;
+}
+async function getJSON(url) { return (await getResponse(url)).json(); }
+function askForKey() {
+  document.getElementById("key-form").hidden = false;
+}
+// links to files (evidence, PDF) carry the key only through fetch: open them as blobs
+async function openFile(event) {
+  if (!sessionStorage.getItem("cim.key")) return;  // public: the plain link works
+  event.preventDefault();
+  const blob = await (await getResponse(event.currentTarget.href)).blob();
+  window.open(URL.createObjectURL(blob), "_blank");
 }
 
 function applyLanguage() {
@@ -113,7 +132,8 @@ async function showCity(code) {
   document.getElementById("detail").hidden = false;
   document.getElementById("detail-title").textContent =
     `${nameOf(c)} (${c.code}) — ${t("rank")} ${c.rank}, ${c.stars ? "★".repeat(c.stars) : "—"}`;
-  const svg = await fetch(`/grading/rounds/${encodeURIComponent(roundId)}/cities/${encodeURIComponent(code)}/radar.svg?lang=${lang}`);
+  const svg = await fetch(`/grading/rounds/${encodeURIComponent(roundId)}/cities/${encodeURIComponent(code)}/radar.svg?lang=${lang}`,
+    { headers: keyHeaders() });
   const drawing = svg.ok ? await svg.text() : "";
   if (selected !== code) return;  // another city was chosen meanwhile
   const radar = document.getElementById("radar");
@@ -139,9 +159,12 @@ async function showCity(code) {
     if (s.evidence_sha256) {
       const link = el("a", { href: `/grading/rounds/${encodeURIComponent(roundId)}/evidence/${s.evidence_sha256}` },
         `${s.evidence_filename || t("download")}`);
+      link.addEventListener("click", openFile);
       source.append(el("br"), link, " ", el("code", {}, s.evidence_sha256.slice(0, 12)));
     }
-    if (s.link) source.append(el("br"), el("a", { href: s.link, rel: "noopener noreferrer", target: "_blank" }, s.link));
+    if (s.link && /^https?:\/\//i.test(s.link)) {
+      source.append(el("br"), el("a", { href: s.link, rel: "noopener noreferrer", target: "_blank" }, s.link));
+    }
     if (s.entered_by) source.append(el("br"), s.entered_by);
     return el("tr", { "data-indicator": s.id },
       el("td", {}, nameOf(ind), el("br"), el("span", { class: "small" }, s.id)),
@@ -177,6 +200,12 @@ async function loadRound(roundId) {
 
 async function main() {
   applyLanguage();
+  document.getElementById("report-pdf").addEventListener("click", openFile);
+  document.getElementById("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem("cim.key", document.getElementById("key").value.trim());
+    location.reload();
+  });
   const rounds = await getJSON("/grading/rounds");
   const select = document.getElementById("round");
   select.replaceChildren(...rounds.map((r) => el("option", { value: r.id }, `${r.title} (${r.id})`)));

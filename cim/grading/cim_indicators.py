@@ -32,8 +32,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from cim import __version__
 from cim.errors import InvalidInput, NotFound
@@ -54,10 +55,30 @@ class Parameters(BaseModel):
     built_up: dict[str, Any] | None = Field(
         None, description="GeoJSON geometry (lon/lat) of the built-up area"
     )
-    metric_crs: int | None = Field(None, description="EPSG code; default: UTM zone of the centre")
-    cell_size_m: float = Field(100.0, gt=0)
-    g5_radius_m: float = Field(300.0, gt=0)
-    camera_radius_m: float = Field(50.0, gt=0)
+    metric_crs: int | None = Field(
+        None, description="EPSG code of a projected CRS in metres; default: UTM zone of the centre"
+    )
+    cell_size_m: float = Field(100.0, ge=10, le=10_000)
+    g5_radius_m: float = Field(300.0, gt=0, le=50_000)
+    camera_radius_m: float = Field(50.0, gt=0, le=5_000)
+
+    @field_validator("metric_crs")
+    @classmethod
+    def _metric(cls, code: int | None) -> int | None:
+        if code is None:
+            return None
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            crs = CRS.from_epsg(code)
+        except CRSError:
+            raise ValueError(f"EPSG:{code} is not a known CRS") from None
+        units = {a.unit_name for a in crs.axis_info}
+        if not crs.is_projected or units != {"metre"}:
+            raise ValueError(f"EPSG:{code} is not a projected CRS in metres")
+        return code
+
     camera_radius_attribute: str = "coverageRadius"
     camera_public_attribute: str | None = "publicArea"
     smart_attribute: str = "smart"
@@ -80,6 +101,7 @@ class Computed:
     evidence: dict[str, Any]
 
 
+STATEMENT_TIMEOUT_S = 300  # a runaway query (a huge area, a tiny cell) stops with an error
 NAMES = (
     "model_coverage",
     "lod2_share",
@@ -258,6 +280,7 @@ def compute(
         raise InvalidInput(f"unknown CIM indicator(s) {unknown}; known: {', '.join(NAMES)}")
     with engine.connect() as conn:
         conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        conn.execute(text(f"SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT_S * 1000)}"))
         centre = conn.execute(
             text(
                 "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(bbox)::geometry) c "
@@ -281,9 +304,15 @@ def compute(
             sql = QUERIES[name].replace("{built_up}", built_up)
             try:
                 row = conn.execute(text(sql), binds).mappings().one()
-            except Exception as exc:
-                if p.built_up is not None and "GeoJSON" in str(exc):
-                    raise InvalidInput(f"built-up area: not a GeoJSON geometry ({exc})") from None
+            except DBAPIError as exc:
+                cause = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+                if p.built_up is not None and "GeoJSON" in cause:
+                    raise InvalidInput(f"built-up area: not a GeoJSON geometry ({cause})") from None
+                if "statement timeout" in cause:
+                    raise InvalidInput(
+                        f"{name}: stopped after {STATEMENT_TIMEOUT_S} s; use a larger cell size "
+                        f"or a smaller built-up area"
+                    ) from None
                 raise
             inputs = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
             value, unit = _value(name, dict(row))

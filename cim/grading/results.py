@@ -90,6 +90,7 @@ def round_results(
         ],
     )
     by_code = {c["code"]: c for c in cities}
+    reachable = {a.id: a.weight - a.unallocated for a in catalogue.areas}
     out_cities = []
     for award in allocation:
         city, score = by_code[award.code], scored[award.code]
@@ -118,7 +119,8 @@ def round_results(
                         "points": round(a.points, 6),
                         "weight": a.weight,
                         "bonus": a.bonus,
-                        "share": round(a.points / a.weight, 6) if a.weight else 0.0,
+                        # share of the points the area's indicators can give
+                        "share": round(a.points / reachable[a.id], 6) if reachable[a.id] else 0.0,
                     }
                     for a in score.areas
                 ],

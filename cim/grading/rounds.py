@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from cim.errors import Conflict, InvalidInput, NotFound
 from cim.grading import cim_indicators
@@ -34,12 +37,13 @@ MOVES = {
     ("reviewed", "final"),
 }
 ROLE_TO_MOVE = {
-    "submitted": "assessor",
+    "submitted": "reviewer",
     "reviewed": "reviewer",
     "draft": "reviewer",
     "final": "admin",
 }
 MAX_EVIDENCE_BYTES = 50 * 1024 * 1024
+MAX_ABS_VALUE = 1e15  # no indicator needs more; JSON and spreadsheets keep it exact
 _YES = {"yes", "y", "true", "1", "是", "有"}
 _NO = {"no", "n", "false", "0", "否", "无"}
 
@@ -126,13 +130,33 @@ def create_round(
         Forbidden: not an admin. Conflict: the id is taken. InvalidInput: bad id or no cities.
     """
     require(actor, "admin")
-    if not round_id or not all(c.isalnum() or c in "-_." for c in round_id):
-        raise InvalidInput(f"round id {round_id!r}: use letters, digits, '-', '_' or '.'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", round_id or ""):
+        raise InvalidInput(
+            f"round id {round_id!r}: up to 64 ASCII letters, digits, '-', '_' or '.'"
+        )
     if not cities:
         raise InvalidInput(f"round {round_id}: no cities")
     codes = [c.code for c in cities]
     if len(set(codes)) != len(codes):
         raise InvalidInput(f"round {round_id}: a city is listed twice")
+    try:
+        _insert_round(engine, actor, round_id, title, year, catalogue, policy, cities)
+    except IntegrityError:  # created by someone else at the same moment
+        raise Conflict(f"round {round_id!r} exists already") from None
+    return get_round(engine, round_id)
+
+
+def _insert_round(
+    engine: Engine,
+    actor: Actor,
+    round_id: str,
+    title: str,
+    year: int,
+    catalogue: Catalogue,
+    policy: AwardPolicy,
+    cities: list[CityEntry],
+) -> None:
+    codes = [c.code for c in cities]
     with engine.begin() as conn:
         taken = text("SELECT 1 FROM grading_round WHERE id = :id")
         if conn.execute(taken, {"id": round_id}).first():
@@ -181,7 +205,6 @@ def create_round(
                 "cities": codes,
             },
         )
-    return get_round(engine, round_id)
 
 
 _ROUND = (
@@ -244,17 +267,23 @@ def cities(engine: Engine, round_id: str) -> list[CityEntry]:
     return [CityEntry(*r) for r in rows]
 
 
-def _editable(row: Any, what: str) -> None:
+def _draft(row: Any, what: str) -> None:
+    """Refuse a change to a round that is no longer a draft."""
     if row.status == "final":
         raise Conflict(f"round {row.id} is final: {what} cannot change")
+    if row.status != "draft":
+        raise Conflict(
+            f"round {row.id} is {row.status}: {what} changes only in a draft round (a reviewer "
+            f"can send it back to draft)"
+        )
 
 
 def set_policy(engine: Engine, actor: Actor, round_id: str, policy: AwardPolicy) -> None:
-    """Replace a round's award policy (admin; not once final)."""
+    """Replace a round's award policy (admin; only in a draft, so that reviewers see it)."""
     require(actor, "admin")
     with engine.begin() as conn:
         row = _round_row(conn, round_id, lock=True)
-        _editable(row, "its policy")
+        _draft(row, "its policy")
         conn.execute(
             text("UPDATE grading_round SET policy = CAST(:p AS jsonb) WHERE id = :id"),
             {"p": _dump(policy), "id": round_id},
@@ -353,8 +382,10 @@ def coerce_value(ind: Indicator, raw: Any, where: str) -> Any:
         raise InvalidInput(
             f"{where}: indicator {ind.id} takes a number ({ind.unit or 'no unit'}), not {raw!r}"
         ) from None
-    if not math.isfinite(number):
-        raise InvalidInput(f"{where}: indicator {ind.id}: {raw!r} is not a finite number")
+    if not math.isfinite(number) or abs(number) > MAX_ABS_VALUE:
+        raise InvalidInput(
+            f"{where}: indicator {ind.id}: {raw!r} is not a finite number within ±{MAX_ABS_VALUE:g}"
+        )
     return number
 
 
@@ -376,11 +407,7 @@ def set_values(
     changed = 0
     with engine.begin() as conn:
         row = _round_row(conn, round_id, lock=True)
-        if row.status != "draft":
-            raise Conflict(
-                f"round {round_id} is {row.status}: values change only in a draft round"
-                + ("" if row.status == "final" else " (a reviewer can send it back to draft)")
-            )
+        _draft(row, "its values")
         for file in evidence:
             _store_evidence(conn, actor, round_id, file)
         catalogue = Catalogue.model_validate(row.catalogue)
@@ -405,6 +432,8 @@ def set_values(
                 raise InvalidInput(
                     f"{where}: indicator {ind.id} is measured in {ind.unit!r}, not {e.unit!r}"
                 )
+            if e.link and not re.match(r"https?://", e.link, re.IGNORECASE):
+                raise InvalidInput(f"{where}: link {e.link!r} is not an http(s) address")
             if (
                 e.evidence_sha256
                 and not conn.execute(
@@ -488,7 +517,7 @@ def _values(conn: Connection, round_id: str) -> dict[str, dict[str, dict[str, An
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
         entry = dict(r)
-        entry["entered_at"] = entry["entered_at"].isoformat()
+        entry["entered_at"] = entry["entered_at"].astimezone(UTC).isoformat()
         out.setdefault(entry.pop("city_code"), {})[entry.pop("indicator_id")] = entry
     return out
 
@@ -507,12 +536,12 @@ def add_evidence(engine: Engine, actor: Actor, round_id: str, file: EvidenceFile
     """Store an evidence file (once per content); returns its SHA-256.
 
     Raises:
-        InvalidInput: empty or too large. Conflict: the round is final.
+        InvalidInput: empty or too large. Conflict: the round is not a draft.
     """
     require(actor, "assessor")
     with engine.begin() as conn:
         row = _round_row(conn, round_id, lock=True)
-        _editable(row, "its evidence")
+        _draft(row, "its evidence")
         return _store_evidence(conn, actor, round_id, file)
 
 
@@ -585,7 +614,7 @@ def audit_log(engine: Engine, round_id: str | None = None) -> list[dict[str, Any
             ),
             {"r": round_id},
         ).mappings()
-        return [{**r, "at": r["at"].isoformat()} for r in rows]
+        return [{**r, "at": r["at"].astimezone(UTC).isoformat()} for r in rows]
 
 
 # ---------------------------------------------------------------- results
@@ -598,24 +627,39 @@ def results(
     """Scores, ranking and allocation of a round; with another policy or catalogue (e.g. a
     changed weight), a what-if that changes nothing stored.
 
-    A final round's results are its frozen ones; they are recomputed and must match.
+    A final round's results are the frozen document, checked against its SHA-256.
 
     Raises:
-        Conflict: a final round whose recomputation differs from what was frozen.
+        Conflict: a final round whose stored results do not match their hash.
     """
     with engine.connect() as conn:
         rnd = _as_round(_round_row(conn, round_id))
-        computed = _compute(conn, rnd, policy, catalogue)
-    if rnd.status == "final" and policy is None and catalogue is None:
-        digest = hashlib.sha256(canonical_json(computed)).hexdigest()
-        if digest != rnd.results_sha256:
-            raise Conflict(
-                f"round {round_id}: recomputed results ({digest[:12]}) differ from the frozen "
-                f"ones ({(rnd.results_sha256 or '')[:12]})"
-            )
-        assert rnd.results is not None
-        return rnd.results
-    return computed
+        if rnd.status == "final" and policy is None and catalogue is None:
+            assert rnd.results is not None
+            digest = hashlib.sha256(canonical_json(rnd.results)).hexdigest()
+            if digest != rnd.results_sha256:
+                raise Conflict(
+                    f"round {round_id}: the stored results ({digest[:12]}) do not match the "
+                    f"SHA-256 frozen with them ({(rnd.results_sha256 or '')[:12]})"
+                )
+            return rnd.results
+        return _compute(conn, rnd, policy, catalogue)
+
+
+def verify(engine: Engine, round_id: str) -> tuple[bool, str, str]:
+    """Recompute a final round from its stored values, catalogue and policy: (identical?, the
+    frozen SHA-256, the recomputed one).
+
+    Raises:
+        Conflict: the round is not final.
+    """
+    with engine.connect() as conn:
+        rnd = _as_round(_round_row(conn, round_id))
+        if rnd.status != "final":
+            raise Conflict(f"round {round_id} is {rnd.status}; only a final round has results")
+        again = hashlib.sha256(canonical_json(_compute(conn, rnd))).hexdigest()
+    frozen = rnd.results_sha256 or ""
+    return again == frozen, frozen, again
 
 
 def _compute(

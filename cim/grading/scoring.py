@@ -144,7 +144,12 @@ def score_city(
         else:
             total += points
         areas.append(AreaScore(area.id, points, area.weight, area.bonus))
-    vetoed = [i.id for i in catalogue.indicators if i.veto and by_id[i.id].level == 0]
+    vetoed = [
+        i.id
+        for i in catalogue.indicators
+        if i.veto and by_id[i.id].value is not None and by_id[i.id].level == 0
+    ]
+    unsettled = [i.id for i in catalogue.indicators if i.veto and by_id[i.id].value is None]
     grand = total + bonus
     stars = 0
     rule = catalogue.stars
@@ -152,6 +157,14 @@ def score_city(
         ids = ", ".join(vetoed)
         reasons.append(
             Said(f"veto: {ids} at level 0, so no star level", f"否决项 {ids} 为 0 级，不评星级")
+        )
+    elif unsettled:
+        ids = ", ".join(unsettled)
+        reasons.append(
+            Said(
+                f"veto item {ids} has no value yet: no star level until it is entered",
+                f"否决项 {ids} 尚无数值：填报前不评星级",
+            )
         )
     else:
         for level in sorted(rule.thresholds):

@@ -79,6 +79,16 @@ def template_rows(
     return rows
 
 
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def _safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (removed on import)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_template(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write the rows as CSV (UTF-8 with a byte-order mark, so Excel reads Chinese) or XLSX,
     chosen by the file's suffix.
@@ -91,7 +101,7 @@ def write_template(path: Path, rows: list[dict[str, Any]]) -> None:
         with path.open("w", encoding="utf-8-sig", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: _safe(v) for k, v in row.items()} for row in rows)
     elif suffix == ".xlsx":
         from openpyxl import Workbook
         from openpyxl.styles import Font, PatternFill
@@ -101,7 +111,7 @@ def write_template(path: Path, rows: list[dict[str, Any]]) -> None:
         sheet.title = "values"
         sheet.append(list(COLUMNS))
         for row in rows:
-            sheet.append([row[c] for c in COLUMNS])
+            sheet.append([_safe(row[c]) for c in COLUMNS])
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         fill = PatternFill("solid", fgColor="FFF2CC")
@@ -122,7 +132,19 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    text = str(value).strip()
+    if text.startswith("'") and text[1:].startswith(FORMULA_START):
+        return text[1:]  # escaped by write_template
+    return text
+
+
+def _bounded(rows: Any, path: Path) -> list[list[Any]]:
+    table = []
+    for row in rows:
+        table.append(row)
+        if len(table) > MAX_ROWS:
+            raise InvalidInput(f"{path}: more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}")
+    return table
 
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
@@ -131,13 +153,15 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         if suffix == ".csv":
             text = path.read_bytes().decode("utf-8-sig")
             reader = csv.reader(io.StringIO(text, newline=""))
-            table = [row for row in reader]
+            table = _bounded(reader, path)
         elif suffix == ".xlsx":
             from openpyxl import load_workbook
 
             book = load_workbook(path, read_only=True, data_only=True)
             sheet = book["values"] if "values" in book.sheetnames else book.active
-            table = [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+            table = _bounded(
+                ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)), path
+            )
             book.close()
         else:
             raise InvalidInput(f"{path}: value files are .csv or .xlsx (from `cim grade template`)")
@@ -151,8 +175,6 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         raise InvalidInput(f"{path}: not a readable XLSX workbook ({exc})") from None
     if not table:
         raise InvalidInput(f"{path}: empty file; expected the header {', '.join(COLUMNS)}")
-    if len(table) > MAX_ROWS:
-        raise InvalidInput(f"{path}: {len(table):,} rows; the limit is {MAX_ROWS:,}")
     header = [h.strip().lower() for h in table[0]]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
@@ -220,7 +242,13 @@ def read_values(
                 f"'sha256:<its hash>' here"
             )
         elif evidence_name:
-            file = (path.parent / evidence_name).resolve()
+            folder = path.parent.resolve()
+            file = (folder / evidence_name).resolve()
+            if Path(evidence_name).is_absolute() or not file.is_relative_to(folder):
+                raise InvalidInput(
+                    f"{where}: column evidence_file: {evidence_name!r} is outside the template's "
+                    f"folder; put evidence files beside the template or below it"
+                )
             if not file.is_file():
                 raise InvalidInput(f"{where}: column evidence_file: no file {file}")
             content = file.read_bytes()

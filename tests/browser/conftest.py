@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import Engine
 
 from api.app import create_app
+from cim.settings import ApiSettings
 from tests.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,12 +34,11 @@ FLAGS = [
 
 
 @contextmanager
-def running_service(engine: Engine) -> Iterator[str]:
+def running_service(engine: Engine, settings: ApiSettings | None = None) -> Iterator[str]:
     """The CIM service for `engine` on a free loopback port; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(engine=engine), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(engine=engine, settings=settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine
 
 from cim.grading import access, rounds
 from cim.grading.awards import built_in_policy
 from cim.grading.catalogue import built_in
+from cim.settings import ApiSettings
 from tests.browser.conftest import ARTIFACTS, chromium, running_service
 
 CATALOGUE = built_in("db37-3890.1-2020")
@@ -33,9 +34,8 @@ def _value(ind, s: float):  # type: ignore[no-untyped-def]
     return t[0] + (t[4] - t[0]) * s
 
 
-@pytest.fixture(scope="module")
-def service(new_database: Callable[[], Engine]) -> Iterator[tuple[str, dict]]:
-    engine = new_database()
+def _round(engine: Engine) -> dict:
+    """The test round, filled; returns its results."""
     admin = access.cli_actor()
     cities = [rounds.CityEntry(code, name, code) for code, name in NAMES.items()]
     rounds.create_round(
@@ -58,22 +58,34 @@ def service(new_database: Callable[[], Engine]) -> Iterator[tuple[str, dict]]:
             for ind in CATALOGUE.indicators
         ],
     )
-    expected = rounds.results(engine, "web-2026")
+    return rounds.results(engine, "web-2026")
+
+
+@pytest.fixture(scope="module")
+def service(new_database: Callable[[], Engine]) -> Iterator[tuple[str, dict]]:
+    engine = new_database()
+    expected = _round(engine)
     with running_service(engine) as base:
         yield base, expected
 
 
 @pytest.fixture(scope="module")
-def page(service: tuple[str, dict]) -> Iterator[Page]:
-    base, _ = service
+def browser() -> Iterator[Browser]:
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{base}/grading/dashboard")
-        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
-        assert not errors, errors
-        yield page
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def page(service: tuple[str, dict], browser: Browser) -> Iterator[Page]:
+    base, _ = service
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/grading/dashboard")
+    page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+    assert not errors, errors
+    yield page
+    page.close()
 
 
 def test_ranking_table_lists_cities_in_order(page: Page, service: tuple[str, dict]) -> None:
@@ -118,3 +130,25 @@ def test_chinese_by_default_and_english_on_request(page: Page) -> None:
     page.wait_for_selector("#radar svg text:text('Digital government')")
     page.click("#lang")
     page.wait_for_function("document.querySelector('h1').textContent === '新型智慧城市星级评价'")
+
+
+def test_private_grading_asks_for_a_key(
+    new_database: Callable[[], Engine], browser: Browser
+) -> None:
+    engine = new_database()
+    expected = _round(engine)
+    _, key = access.create_key(engine, access.cli_actor(), "committee member", "viewer")
+    with running_service(engine, ApiSettings(grading_private=True)) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/grading/dashboard")
+        page.wait_for_selector("#key-form:not([hidden])")
+        assert "API 密钥" in page.inner_text("#notice")
+        assert page.eval_on_selector_all("#ranking tbody tr", "rows => rows.length") == 0
+        page.fill("#key", key)
+        page.click("#key-form button")
+        page.wait_for_selector("body[data-ready=true]")
+        page.wait_for_selector("#radar[data-code] svg")
+        codes = page.eval_on_selector_all(
+            "#ranking tbody tr", "rows => rows.map(r => r.dataset.code)"
+        )
+        assert codes == [c["code"] for c in expected["cities"]]

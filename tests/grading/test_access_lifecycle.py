@@ -178,10 +178,23 @@ def test_bad_values_are_refused_with_the_reason(setup) -> None:  # type: ignore[
         ("sheshi.cim", "maybe"): "takes yes or no",
         ("baozhang.plan", "superb"): "takes one of 优, 良, 中, 差",
         ("no.such", 1): "has no indicator 'no.such'",
+        ("zhengfu.online", 1e20): "not a finite number within",
     }
     for (ind, value), message in cases.items():
         r = _put(client, keys["admin"], "370100", ind, value)
         assert r.status_code == 400 and message in r.json()["detail"], r.text
+    r = client.put(
+        f"/grading/rounds/{ROUND}/cities/370100/values/tese.pilot",
+        json={"value": 1, "link": "javascript:alert(1)"},
+        headers=_auth(keys["admin"]),
+    )
+    assert r.status_code == 400 and "not an http(s) address" in r.json()["detail"]
+    r = client.post(
+        f"/grading/rounds/{ROUND}/cities/370100/cim-indicators",
+        json={"metric_crs": 4326},
+        headers=_auth(keys["admin"]),
+    )
+    assert r.status_code == 400 and "not a projected CRS in metres" in r.json()["detail"]
     r = _put(client, keys["admin"], "999999", "tese.pilot", 1)
     assert r.status_code == 400 and "not in round" in r.json()["detail"]
     assert _state(engine) == before
@@ -193,14 +206,14 @@ def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[
         assert _put(client, keys["assessor"], "370100", ind, value).status_code == 200
     evidence = b"2026 annual report of online services\n"
     up = client.post(
-        f"/grading/rounds/{ROUND}/evidence?filename=../../report.txt",
+        f"/grading/rounds/{ROUND}/evidence?filename=report.txt",
         content=evidence,
         headers=_auth(keys["assessor"]),
     )
     assert up.status_code == 201 and up.json()["sha256"] == hashlib.sha256(evidence).hexdigest()
     got = client.get(f"/grading/rounds/{ROUND}/evidence/{up.json()['sha256']}")
     assert got.content == evidence
-    assert got.headers["content-disposition"] == 'attachment; filename="report.txt"'
+    assert got.headers["content-disposition"].startswith('attachment; filename="report.txt"')
 
     def move(to: str, role: str) -> Any:
         return client.post(
@@ -208,11 +221,18 @@ def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[
         )
 
     assert move("final", "admin").status_code == 409  # a draft is not final in one step
-    assert move("submitted", "assessor").json()["status"] == "submitted"
+    assert move("submitted", "assessor").status_code == 403  # one city's assessor cannot
+    assert move("submitted", "reviewer").json()["status"] == "submitted"
+    late_policy = client.put(
+        f"/grading/rounds/{ROUND}/policy",
+        headers=_auth(keys["admin"]),
+        json=built_in_policy("shandong-example").model_dump(mode="json"),
+    )
+    assert late_policy.status_code == 409 and "draft" in late_policy.json()["detail"]
     assert _put(client, keys["assessor"], "370100", "zhengfu.online", 99).status_code == 409
     assert move("draft", "reviewer").json()["status"] == "draft"  # sent back for changes
     assert _put(client, keys["assessor"], "370100", "zhengfu.online", 97).status_code == 200
-    assert move("submitted", "assessor").status_code == 200
+    assert move("submitted", "reviewer").status_code == 200
     assert move("reviewed", "reviewer").status_code == 200
     assert move("final", "reviewer").status_code == 403
     final = move("final", "admin").json()
@@ -244,7 +264,8 @@ def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[
     assert [r.status_code for r in refused] == [409] * 5, [r.text for r in refused]
     assert "final" in refused[0].json()["detail"]
     assert _state(engine) == before
-    # recomputing a final round gives the identical document
+    # recomputing a final round from its values, catalogue and policy gives the same bytes
+    assert rounds.verify(engine, ROUND) == (True, final["results_sha256"], final["results_sha256"])
     assert rounds.results(engine, ROUND) == frozen
     assert client.get(f"/grading/rounds/{ROUND}/results").json() == frozen
 
@@ -297,3 +318,34 @@ def test_the_api_description_shows_the_grading_routes_and_keys(setup) -> None:  
         "/grading/rounds/{round_id}/audit",
     ):
         assert path in doc["paths"], path
+
+
+def test_uploads_have_limits_and_keep_their_names(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    client, keys, engine = setup
+    monkeypatch.setattr(rounds, "MAX_EVIDENCE_BYTES", 1000)
+    before = _state(engine)
+    big = client.post(
+        f"/grading/rounds/{ROUND}/evidence?filename=big.bin",
+        content=b"x" * 1001,
+        headers=_auth(keys["assessor"]),
+    )
+    assert big.status_code == 413 and "limit of 1,000 bytes" in big.json()["detail"]
+    for bad in ("a%00b.txt", "../x.txt", ""):
+        r = client.post(
+            f"/grading/rounds/{ROUND}/evidence?filename={bad}",
+            content=b"x",
+            headers=_auth(keys["assessor"]),
+        )
+        assert r.status_code == 400, bad
+    assert _state(engine) == before
+    up = client.post(
+        f"/grading/rounds/{ROUND}/evidence?filename=佐证 材料.pdf",
+        content=b"%PDF",
+        headers={**_auth(keys["assessor"]), "Content-Type": "application/pdf"},
+    )
+    got = client.get(f"/grading/rounds/{ROUND}/evidence/{up.json()['sha256']}")
+    assert got.headers["content-disposition"] == (
+        'attachment; filename="_____.pdf"; '
+        "filename*=UTF-8''%E4%BD%90%E8%AF%81%20%E6%9D%90%E6%96%99.pdf"
+    )
+    assert got.headers["content-type"] == "application/pdf" and got.content == b"%PDF"

@@ -194,6 +194,7 @@ def test_the_api_agrees_and_the_final_report_renders(  # type: ignore[no-untyped
 
     for to in ("submitted", "reviewed", "final"):
         assert f"is now {to}" in cim("round", "status", ROUND, to).output
+    assert "recomputed results are identical" in cim("round", "verify", ROUND).output
     refused = cim("values", "import", ROUND, str(VALUES), ok=False)
     assert refused.exit_code == 2 and "final" in refused.output
     audit = json.loads(cim("audit", ROUND, "--json").output)

@@ -249,3 +249,16 @@ def test_catalogue_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert "area weights add up to 70" in refused.output
     schema = json.loads(runner.invoke(main, ["grade", "catalogue", "schema"]).output)
     assert "indicators" in schema["properties"]
+
+
+def test_a_missing_veto_value_is_not_a_veto() -> None:
+    cat = built_in("db37-3890.1-2020")
+    values: dict[str, object] = {i.id: None for i in cat.indicators}
+    missing = score_city(cat, values)
+    assert missing.vetoed == [] and missing.stars == 0
+    assert any("has no value yet" in r for r in missing.reasons)
+    assert any("尚无数值" in r for r in missing.reasons_zh)
+    values["baozhang.security"] = 9  # far beyond the worst threshold (4 incidents)
+    vetoed = score_city(cat, values)
+    assert vetoed.vetoed == ["baozhang.security"] and vetoed.stars == 0
+    assert any(r.startswith("veto: baozhang.security") for r in vetoed.reasons)

@@ -125,3 +125,31 @@ def test_values_of_the_wrong_kind_are_refused(indicator: str, raw: object) -> No
     ind = next(i for i in CATALOGUE.indicators if i.id == indicator)
     with pytest.raises(InvalidInput, match=f"here: indicator {indicator}"):
         coerce_value(ind, raw, "here")
+
+
+@pytest.mark.parametrize("outside", ["../secret.txt", "/etc/hostname"])
+def test_evidence_outside_the_templates_folder_is_refused(tmp_path: Path, outside: str) -> None:
+    (tmp_path / "secret.txt").write_text("not evidence")
+    folder = tmp_path / "round"
+    folder.mkdir()
+    path = _filled(folder, ".csv", r11__evidence_file=outside)
+    with pytest.raises(InvalidInput, match="outside the template's folder"):
+        read_values(path, CATALOGUE)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_text_a_spreadsheet_would_run_is_escaped_and_comes_back(
+    tmp_path: Path, suffix: str
+) -> None:
+    formula = '=HYPERLINK("https://example.org","click")'
+    path = _filled(tmp_path, suffix, r0__note=formula, r0__source="-5% vs 2025")
+    if suffix == ".xlsx":
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(path)["values"]
+        assert sheet["J2"].data_type == "s" and sheet["J2"].value == "'" + formula
+    else:
+        assert "'" + formula.replace('"', '""') in path.read_text(encoding="utf-8-sig")
+    entries, _, _ = read_values(path, CATALOGUE)
+    first = next(e for e in entries if e.indicator == "huimin.education")
+    assert (first.note, first.source) == (formula, "-5% vs 2025")
