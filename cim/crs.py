@@ -33,6 +33,20 @@ _OGC_URN = re.compile(r"^urn:ogc:def:crs:OGC:[^:]*:(CRS84h?)$", re.IGNORECASE)
 _COMPOUND_URN = re.compile(r"^urn:ogc:def:crs,(.+)$", re.IGNORECASE)
 _COMPOUND_URL = re.compile(r"^https?://www\.opengis\.net/def/crs-compound\?(.+)$", re.IGNORECASE)
 _EPSG_SHORT = re.compile(r"^(?:EPSG:)?(\d+)$", re.IGNORECASE)
+_ADV_URN = re.compile(r"^urn:adv:crs:([A-Za-z0-9_]+)(?:\*([A-Za-z0-9_]+))?$", re.IGNORECASE)
+# German surveying (AdV) CRS names used by CityGML files of German states, as EPSG codes
+ADV_CODES = {
+    "ETRS89_UTM32": 25832,
+    "ETRS89_UTM33": 25833,
+    "DE_DHDN_3GK2": 31466,
+    "DE_DHDN_3GK3": 31467,
+    "DE_DHDN_3GK4": 31468,
+    "DE_DHDN_3GK5": 31469,
+    "ETRS89_GK3": 5676,  # ETRS89 / Gauss-Krueger zone 3 (E-N), as used by some states
+    "DE_DHHN92_NH": 5783,
+    "DE_DHHN2016_NH": 7837,
+    "DE_DHHN12_NOH": 5784,
+}
 _OGC_SHORT = re.compile(r"^OGC:(CRS84h?)$", re.IGNORECASE)
 
 
@@ -56,6 +70,14 @@ def normalise_crs_name(name: str) -> str:
         return f"EPSG:{m.group(1)}"
     if m := (_OGC_URL.match(text) or _OGC_URN.match(text) or _OGC_SHORT.match(text)):
         return "OGC:CRS84h" if m.group(1).lower() == "crs84h" else "OGC:CRS84"
+    if m := _ADV_URN.match(text):
+        names = [n for n in m.groups() if n]
+        unknown = [n for n in names if n.upper() not in ADV_CODES]
+        if unknown:
+            raise InvalidCRS(
+                f"unknown AdV CRS name {unknown[0]!r} in {name!r}; pass the EPSG code with --crs"
+            )
+        return "+".join(f"EPSG:{ADV_CODES[n.upper()]}" for n in names)
     if m := _COMPOUND_URN.match(text):
         return "+".join(_component_code(p) for p in m.group(1).split(","))
     if m := _COMPOUND_URL.match(text):
@@ -100,12 +122,26 @@ def crs_label(crs: CRS) -> str:
     return f"{auth[0]}:{auth[1]}" if auth else crs.name
 
 
+def lat_first(crs: CRS) -> bool:
+    """Whether the CRS definition puts latitude (northing) first, like EPSG:4326 and EPSG:6697."""
+    first = crs.axis_info[0].direction.lower() if crs.axis_info else "east"
+    return first in ("north", "south")
+
+
+def gml_axes_swapped(name: str, crs: CRS) -> bool:
+    """Whether GML coordinates written in CRS `name` come latitude/northing first: GML follows the
+    CRS definition's axis order, except the AdV names, which are defined easting first."""
+    return lat_first(crs) and not name.strip().lower().startswith("urn:adv:")
+
+
 @dataclass
 class ToStorage:
-    """Transforms source coordinates (x/easting/longitude first) to EPSG:4979 and EPSG:4978."""
+    """Transforms source coordinates to EPSG:4979 and EPSG:4978: easting/longitude first, or in
+    the CRS definition's own axis order when `swap_xy` says the file follows it (GML does)."""
 
     source: CRS
     warnings: list[str] = field(default_factory=list)
+    swap_xy: bool = False
     _transformer: Transformer | None = None
 
     def __post_init__(self) -> None:
@@ -143,7 +179,8 @@ class ToStorage:
     def to_lonlath(self, xyz: NDArray[np.float64]) -> NDArray[np.float64]:
         """(n, 3) source coordinates to (n, 3) longitude, latitude, ellipsoidal height."""
         assert self._transformer is not None
-        x, y, z = self._transformer.transform(xyz[:, 0], xyz[:, 1], xyz[:, 2], errcheck=False)
+        a, b = (1, 0) if self.swap_xy else (0, 1)
+        x, y, z = self._transformer.transform(xyz[:, a], xyz[:, b], xyz[:, 2], errcheck=False)
         return np.column_stack((x, y, z))
 
 
@@ -209,8 +246,6 @@ class OutputCrs:
         if "+" in name:
             raise InvalidCRS(f"compound CRS {uri!r} is not offered by the API")
         code = int(name.split(":")[1])
-        crs = parse_crs(name)
-        first = crs.axis_info[0].direction.lower() if crs.axis_info else "east"
         return OutputCrs(
-            f"http://www.opengis.net/def/crs/EPSG/0/{code}", code, first in ("north", "south")
+            f"http://www.opengis.net/def/crs/EPSG/0/{code}", code, lat_first(parse_crs(name))
         )

@@ -185,6 +185,7 @@ class CityJsonReader:
     """A CityJSON document, streamed: one pass finds its layout, then objects are parsed singly."""
 
     format = "CityJSON"
+    axis_order = "xy"
 
     def __init__(self, path: Path) -> None:
         self.path = str(path)
@@ -268,6 +269,7 @@ class CityJsonSeqReader:
     """A CityJSONSeq file: a CityJSON header line, then one CityJSONFeature per line."""
 
     format = "CityJSONSeq"
+    axis_order = "xy"
 
     def __init__(self, path: Path, max_line_bytes: int) -> None:
         self.path = str(path)

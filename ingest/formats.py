@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cim.errors import IngestError
 from cim.settings import IngestSettings
+from ingest import citygml
 from ingest.cityjson import CityJsonReader, CityJsonSeqReader, sniff
 from ingest.model import Reader
 
@@ -31,6 +32,11 @@ FORMATS: dict[str, Format] = {
         "CityJSONSeq",
         lambda p, head: sniff(p, head) == "CityJSONSeq",
         lambda p, s: CityJsonSeqReader(p, s.max_line_bytes),
+    ),
+    "citygml": Format(
+        "CityGML",
+        lambda p, head: citygml.sniff(head),
+        lambda p, s: citygml.CityGmlReader(p),
     ),
 }
 
@@ -57,5 +63,7 @@ def open_reader(path: Path, settings: IngestSettings, forced: str | None = None)
         if fmt.sniff(path, head):
             return fmt.open(path, settings)
     raise IngestError(
-        path, "unrecognised format: expected a CityJSON (.city.json) or CityJSONSeq (.jsonl) file"
+        path,
+        "unrecognised format: expected CityJSON (.city.json), CityJSONSeq (.jsonl) or CityGML "
+        "1.0-3.0 (.gml)",
     )

@@ -59,6 +59,9 @@ class Reader(Protocol):
     appearance: dict[str, Any]
     warnings: list[str]
     total_objects: int | None
+    # "xy": easting/longitude first (CityJSON, GeoJSON); "crs": the CRS definition's axis order
+    # (GML), so latitude first for EPSG:4326 or EPSG:6697. Readers without it are "xy".
+    axis_order: str
 
     def objects(self) -> Iterator[SourceObject]:
         """Yield every city object of the file, one at a time."""

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from cim.crs import ToStorage, crs_label, parse_crs
+from cim.crs import ToStorage, crs_label, gml_axes_swapped, parse_crs
 from cim.errors import DatabaseUnavailable, IngestError, InvalidCRS
 from cim.settings import IngestSettings
 from ingest.formats import open_reader
@@ -116,12 +116,13 @@ def _source_crs(
     if not name:
         raise IngestError(
             path,
-            "the file declares no CRS (metadata.referenceSystem): "
+            "the file declares no CRS (CityJSON metadata.referenceSystem, GML srsName): "
             "pass one with --crs, e.g. --crs EPSG:7415",
         )
     try:
         source = parse_crs(name)
-        return ToStorage(source), crs_label(source)
+        swap = getattr(reader, "axis_order", "xy") == "crs" and gml_axes_swapped(name, source)
+        return ToStorage(source, swap_xy=swap), crs_label(source)
     except InvalidCRS as exc:
         raise IngestError(path, str(exc)) from None
 
@@ -189,6 +190,7 @@ def _ingest_one(
                 f"{degenerate} surfaces have no area and were stored but not "
                 "triangulated (they will not show in 3D views)"
             )
+        warnings += [w for w in reader.warnings if w not in warnings]  # found while reading
         writer.flush()
         warnings += _dangling_warnings(writer, city, dataset_id)
         writer.finish(

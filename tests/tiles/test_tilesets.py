@@ -16,12 +16,21 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from cim.demo import generate_city
 from ingest.pipeline import ingest_files
+from tests.ingest.test_citygml import GML_FILES
+from tests.ingest.test_citygml import NO_CRS as GML_NO_CRS
 from tests.ingest.test_cityjson_files import FILES, NO_CRS
 from tests.tiles.conftest import glb_positions_lonlath, property_column, tiles_of, validate_glbs
 from tiles.gltf import read_glb
 
-CITIES = {f"c{n}": path for n, path in enumerate(FILES)}
-DEMO = "demo"  # the generated demo city (EPSG:4548), besides every CityJSON file
+# every CityJSON and CityGML file of ../shared/data, with the CRS of those that declare none
+CITIES = {
+    **{
+        f"c{n}": (path, "EPSG:7415" if path.name in NO_CRS else None)
+        for n, path in enumerate(FILES)
+    },
+    **{f"g{n}": (path, GML_NO_CRS.get(path.name)) for n, path in enumerate(GML_FILES)},
+}
+DEMO = "demo"  # the generated demo city (EPSG:4548), besides every file
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +38,8 @@ def tiled(
     new_database: Callable[[], Engine], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Engine, TestClient]:
     engine = new_database()
-    for city, path in CITIES.items():
-        ingest_files(engine, [path], city, crs="EPSG:7415" if path.name in NO_CRS else None)
+    for city, (path, crs) in CITIES.items():
+        ingest_files(engine, [path], city, crs=crs)
     demo = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=400, seed=11)
     ingest_files(engine, [demo.path], DEMO)
     return engine, TestClient(create_app(engine=engine))
@@ -168,7 +177,7 @@ def test_every_object_is_in_exactly_one_tile(
 
 def test_attributes_keep_their_types(tilesets: dict) -> None:
     """multi_lod's 3DBAG attributes: integers, floats and strings stay what they are."""
-    city = next(c for c, p in CITIES.items() if p.name == "multi_lod.city.json")
+    city = next(c for c, (p, _) in CITIES.items() if p.name == "multi_lod.city.json")
     _, contents = tilesets[city]
     kinds: dict[str, str] = {}
     for data in contents.values():
@@ -269,7 +278,7 @@ def test_seed_and_export_from_the_command_line(
 
     engine, _ = tiled
     monkeypatch.setenv("CIM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    city = next(c for c, p in CITIES.items() if p.name == "delft.city.json")
+    city = next(c for c, (p, _) in CITIES.items() if p.name == "delft.city.json")
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM tile_cache WHERE city_code = :c"), {"c": city})
     runner = CliRunner()
