@@ -140,12 +140,12 @@ def demo() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["cityjson", "cityjsonseq"]),
+    type=click.Choice(["cityjson", "cityjsonseq", "citygml"]),
     default="cityjson",
     show_default=True,
 )
 def demo_generate(out: Path, buildings: int, seed: int, fmt: str) -> None:
-    """Write a synthetic city as CityJSON 2.0 (or CityJSONSeq) to OUT."""
+    """Write a synthetic city as CityJSON 2.0 (or CityJSONSeq, or CityGML 2.0) to OUT."""
     from tqdm import tqdm
 
     from cim.demo import generate_city
@@ -211,7 +211,7 @@ def _advance(bar: Any, n: int, total: int | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["cityjson", "cityjsonseq"]),
+    type=click.Choice(["cityjson", "cityjsonseq", "citygml"]),
     help="Force a format instead of detecting it from the content.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")

@@ -137,11 +137,16 @@ def gml_axes_swapped(name: str, crs: CRS) -> bool:
 @dataclass
 class ToStorage:
     """Transforms source coordinates to EPSG:4979 and EPSG:4978: easting/longitude first, or in
-    the CRS definition's own axis order when `swap_xy` says the file follows it (GML does)."""
+    the CRS definition's own axis order when `swap_xy` says the file follows it (GML does).
+
+    `swap_xy=None` decides from the data, on the first coordinates seen: the CRS declares
+    northing (latitude) first, but many files write easting first anyway; the order whose
+    positions fall in the CRS's area of use wins, the declared one on a tie, and a warning says
+    when the file's order differs from the declared one."""
 
     source: CRS
     warnings: list[str] = field(default_factory=list)
-    swap_xy: bool = False
+    swap_xy: bool | None = False
     _transformer: Transformer | None = None
 
     def __post_init__(self) -> None:
@@ -173,15 +178,44 @@ class ToStorage:
             )
         self._transformer = chosen
 
+    def _declared_order_fits(self, sample: NDArray[np.float64]) -> bool:
+        """Whether coordinates in the CRS's declared (northing-first) order land in its area of
+        use at least as well as easting-first ones; warns when the file is easting first."""
+        assert self._transformer is not None
+        area = self.source.area_of_use
+        if area is None or not len(sample):
+            return True
+        t = self._transformer
+        declared = _inside(t.transform(sample[:, 1], sample[:, 0], errcheck=False), area)
+        plain = _inside(t.transform(sample[:, 0], sample[:, 1], errcheck=False), area)
+        if plain > declared:
+            self.warnings.append(
+                f"{crs_label(self.source)} declares northing (latitude) first, but the file's "
+                "coordinates are easting (longitude) first: they were read that way, the only "
+                "one that puts them inside the CRS's area of use"
+            )
+            return False
+        return True
+
     def _has_vertical(self) -> bool:
         return len(self.source.axis_info) >= 3
 
     def to_lonlath(self, xyz: NDArray[np.float64]) -> NDArray[np.float64]:
         """(n, 3) source coordinates to (n, 3) longitude, latitude, ellipsoidal height."""
         assert self._transformer is not None
+        if self.swap_xy is None:
+            self.swap_xy = self._declared_order_fits(xyz[:1000])
         a, b = (1, 0) if self.swap_xy else (0, 1)
         x, y, z = self._transformer.transform(xyz[:, a], xyz[:, b], xyz[:, 2], errcheck=False)
         return np.column_stack((x, y, z))
+
+
+def _inside(lonlat: tuple[NDArray[np.float64], NDArray[np.float64]], area: object) -> int:
+    lon, lat = lonlat
+    w, s, e, n = (getattr(area, k) for k in ("west", "south", "east", "north"))
+    margin = 1.0  # degrees: areas of use are drawn tight
+    lon_ok = (lon >= w - margin) & (lon <= e + margin) if w <= e else (lon >= w) | (lon <= e)
+    return int(np.count_nonzero(lon_ok & (lat >= s - margin) & (lat <= n + margin)))
 
 
 def _most_accurate(candidates: list[Transformer]) -> Transformer:

@@ -19,6 +19,7 @@ from typing import Any
 from pyproj import Transformer
 
 from cim import demo_shapes as shapes
+from cim.demo_gml import GmlSink
 from cim.demo_shapes import Box, CityPlan, Json, Street, plan_city
 from cim.demo_writers import DocumentSink, SequenceSink, Sink
 from cim.errors import InvalidInput
@@ -26,7 +27,7 @@ from cim.errors import InvalidInput
 DEMO_EPSG = 4548  # CGCS2000 / 3-degree Gauss-Kruger CM 117E, around Jinan
 DEMO_CENTRE_LONLAT = (117.02, 36.66)
 DEMO_TITLE = "CIM demo city (synthetic, Jinan area)"
-FORMATS = ("cityjson", "cityjsonseq")
+FORMATS = ("cityjson", "cityjsonseq", "citygml")
 LANDMARK_HEIGHT = 300.0  # the tallest thing in the city, so the extent is known before writing
 
 Progress = Callable[[int], None] | None
@@ -473,7 +474,7 @@ def generate_city(
     `only_buildings` leaves out every other layer (the buildings are the same as with them).
 
     Raises:
-        InvalidInput: `fmt` is not "cityjson" or "cityjsonseq", or `buildings` is below 1.
+        InvalidInput: `fmt` is not one of FORMATS, or `buildings` is below 1.
     """
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown demo city format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -491,6 +492,10 @@ def generate_city(
                     sink: Sink = DocumentSink(fh, spool, header)
                     _CityBuilder(plan, rng, sink, progress, only_buildings).run()
                     sink.close()
+            elif fmt == "citygml":
+                sink = GmlSink(fh, header)
+                _CityBuilder(plan, rng, sink, progress, only_buildings).run()
+                sink.close()
             else:
                 sink = SequenceSink(fh, header)
                 _CityBuilder(plan, rng, sink, progress, only_buildings).run()

@@ -200,7 +200,7 @@ class CityGmlReader:
         self._other_srs: Counter[str] = Counter()
         self._appearances = 0
         self._skipped_rings = 0
-        self._templates: dict[str, Any] = {}
+        self._templates: dict[str, _Template] = {}
 
     # ------------------------------------------------------------ streaming
     def objects(self) -> Iterator[SourceObject]:
@@ -508,47 +508,75 @@ class CityGmlReader:
     def _implicit(
         self, g: Any, lod: str, pname: str, index: dict[str, Any]
     ) -> list[SourceGeometry]:
-        """An ImplicitGeometry placed: matrix x template + reference point."""
+        """An ImplicitGeometry placed: matrix x template + reference point. A template is read
+        once and kept (by gml:id) for the instances of later members that refer to it."""
         matrix = np.eye(4)
         offset = np.zeros(3)
-        template = None
+        template: _Template | None = None
         for prop in _children(g):
-            pname_ = local(prop.tag)
-            if pname_ == "transformationMatrix":
-                numbers = [float(x) for x in (prop.text or "").split()]
+            name = local(prop.tag)
+            if name == "transformationMatrix":
+                try:
+                    numbers = [float(x) for x in (prop.text or "").split()]
+                except ValueError:
+                    numbers = []
                 if len(numbers) != 16:
                     raise _Problem("an ImplicitGeometry's transformationMatrix needs 16 numbers")
                 matrix = np.array(numbers).reshape(4, 4)
-            elif pname_ == "referencePoint":
+            elif name == "referencePoint":
                 pts = list(_points(prop))
                 if pts:
                     offset = pts[0][0]
-            elif pname_ == "relativeGMLGeometry" or pname_ == "relativeGeometry":
-                href = prop.get(XLINK_HREF)
-                if href:
-                    template = self._templates.get(href.lstrip("#")) or index.get(href.lstrip("#"))
-                    if template is None:
-                        self._unresolved += 1
-                else:
-                    kids = _children(prop)
-                    template = kids[0] if kids else None
-                    if template is not None and (tid := _gml_id(template)):
-                        self._templates[tid] = template
+            elif name in ("relativeGMLGeometry", "relativeGeometry"):
+                template = self._template(prop, index)
         if template is None:
             return []
 
         def place(v: NDArray[np.float64]) -> NDArray[np.float64]:
             return v @ matrix[:3, :3].T + matrix[:3, 3] + offset
 
-        kind = local(template.tag)
-        polys = [(pid, [place(r) for r in rs]) for pid, rs in self._surfaces(template, {}, False)]
+        kind, polys, lines, points = template
         if polys:
-            return [_surface_geometry(kind, lod, pname, polys, [None] * len(polys), [])]
-        lines = [place(x) for x in self._lines(template, {})]
+            placed = [(pid, [place(r) for r in rs]) for pid, rs in polys]
+            return [_surface_geometry(kind, lod, pname, placed, [None] * len(placed), [])]
         if lines:
-            return [_line_geometry(kind, lod, pname, lines)]
-        points = [place(p) for p in _points(template)]
-        return [_point_geometry(kind, lod, pname, points)] if points else []
+            return [_line_geometry(kind, lod, pname, [place(x) for x in lines])]
+        if points:
+            return [_point_geometry(kind, lod, pname, [place(p) for p in points])]
+        return []
+
+    def _template(self, prop: Any, index: dict[str, Any]) -> _Template | None:
+        href = prop.get(XLINK_HREF)
+        if href:
+            key = href.lstrip("#")
+            if key in self._templates:
+                return self._templates[key]
+            element = index.get(key)
+            if element is None:
+                self._unresolved += 1
+                return None
+        else:
+            kids = _children(prop)
+            if not kids:
+                return None
+            element = kids[0]
+        parsed: _Template = (
+            local(element.tag),
+            list(self._surfaces(element, index, False)),
+            list(self._lines(element, index)),
+            list(_points(element)),
+        )
+        if tid := _gml_id(element):
+            self._templates[tid] = parsed
+        return parsed
+
+
+_Template = tuple[
+    str,
+    list[tuple[str | None, list[NDArray[np.float64]]]],
+    list[NDArray[np.float64]],
+    list[NDArray[np.float64]],
+]
 
 
 # ---------------------------------------------------------------- helpers

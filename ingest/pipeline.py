@@ -122,7 +122,8 @@ def _source_crs(
     try:
         source = parse_crs(name)
         swap = getattr(reader, "axis_order", "xy") == "crs" and gml_axes_swapped(name, source)
-        return ToStorage(source, swap_xy=swap), crs_label(source)
+        # a GML file in a northing-first CRS: which order it really uses is decided on its data
+        return ToStorage(source, swap_xy=None if swap else False), crs_label(source)
     except InvalidCRS as exc:
         raise IngestError(path, str(exc)) from None
 
@@ -190,7 +191,8 @@ def _ingest_one(
                 f"{degenerate} surfaces have no area and were stored but not "
                 "triangulated (they will not show in 3D views)"
             )
-        warnings += [w for w in reader.warnings if w not in warnings]  # found while reading
+        late = reader.warnings + to_storage.warnings  # found while reading
+        warnings += [w for w in late if w not in warnings]
         writer.flush()
         warnings += _dangling_warnings(writer, city, dataset_id)
         writer.finish(
