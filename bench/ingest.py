@@ -7,6 +7,7 @@ runs (each run re-ingests, replacing the dataset) of buildings/s and objects/s, 
 process's peak memory. Not a test: it passes or fails on nothing.
 
     python bench/ingest.py --buildings 100000 --runs 3
+    python bench/ingest.py --format citygml --buildings 50000 --runs 3
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ OUT = Path(__file__).resolve().parent / "out"
 TIME = "/usr/bin/time"
 
 
-def _file(buildings: int, seed: int, only_buildings: bool) -> Path:
+SUFFIX = {"cityjson": ".city.json", "citygml": ".gml"}
+
+
+def _file(buildings: int, seed: int, only_buildings: bool, fmt: str) -> Path:
     kind = "buildings" if only_buildings else "city"
-    path = OUT / f"bench-{kind}-{buildings}-{seed}.city.json"
+    path = OUT / f"bench-{kind}-{buildings}-{seed}{SUFFIX[fmt]}"
     if not path.exists():
         t = time.perf_counter()
-        s = generate_city(path, buildings=buildings, seed=seed, only_buildings=only_buildings)
+        s = generate_city(
+            path, buildings=buildings, seed=seed, only_buildings=only_buildings, fmt=fmt
+        )
         print(f"generated {s.total:,} objects in {time.perf_counter() - t:.1f} s -> {path.name}")
     return path
 
@@ -60,14 +66,15 @@ def main() -> None:
     parser.add_argument("--buildings", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--format", choices=sorted(SUFFIX), default="cityjson")
     args = parser.parse_args()
     if not Path(TIME).exists():
         sys.exit("needs /usr/bin/time (Debian package 'time') to measure peak memory")
     OUT.mkdir(exist_ok=True)
     cim = str(Path(sys.executable).with_name("cim"))
     files = {
-        "buildings only": _file(args.buildings, args.seed, True),
-        "full demo city": _file(args.buildings, args.seed, False),
+        "buildings only": _file(args.buildings, args.seed, True, args.format),
+        "full demo city": _file(args.buildings, args.seed, False, args.format),
     }
     rows = []
     with bench_database() as url:
@@ -84,8 +91,8 @@ def main() -> None:
             rows.append((label, path, report["object_count"], median, max(peaks)))
     print()
     print(
-        f"cim ingest, {args.buildings:,} LoD2 buildings, median of {args.runs} runs, "
-        f"{os.cpu_count()} CPUs"
+        f"cim ingest, {args.format}, {args.buildings:,} LoD2 buildings, "
+        f"median of {args.runs} runs, {os.cpu_count()} CPUs"
     )
     print(
         f"{'file':<16} {'MB':>6} {'objects':>9} {'seconds':>8} {'buildings/s':>12} "

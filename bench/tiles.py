@@ -86,8 +86,12 @@ def _serve(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[b
 def _cim(url: str, path: Path, buildings: int) -> dict[str, float]:
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "CIM_DATABASE_URL": url}
-    subprocess.run([str(bin_dir / "cim"), "ingest", str(path), "--city", "bench"], env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(bin_dir / "cim"), "ingest", str(path), "--city", "bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     engine = make_engine(url)
     runs = []
     for _ in range(3):  # median of three seedings, each from an empty cache
@@ -113,9 +117,16 @@ def _cim(url: str, path: Path, buildings: int) -> dict[str, float]:
         server.terminate()
         server.wait()
     engine.dispose()
-    return {"seconds": seconds, "rate": buildings / seconds, "bytes": size / buildings,
-            "peak": peak, "tiles": len(uris), "cold": _percentiles(cold),
-            "warm": _percentiles(warm), "wire": sum(wire) / buildings}
+    return {
+        "seconds": seconds,
+        "rate": buildings / seconds,
+        "bytes": size / buildings,
+        "peak": peak,
+        "tiles": len(uris),
+        "cold": _percentiles(cold),
+        "warm": _percentiles(warm),
+        "wire": sum(wire) / buildings,
+    }
 
 
 def _py3dtiles(url: str, buildings: int) -> dict[str, float]:
@@ -125,29 +136,48 @@ def _py3dtiles(url: str, buildings: int) -> dict[str, float]:
     engine = make_engine(url)
     with engine.begin() as conn:  # the table py3dtiles' exporter reads
         conn.execute(text("DROP TABLE IF EXISTS py3dtiles_buildings"))
-        conn.execute(text("""
+        conn.execute(
+            text("""
             CREATE TABLE py3dtiles_buildings AS
             SELECT o.id, ST_GeomFromText(replace(ST_AsText(ST_Transform(g.geom, 4978)),
                                          'MULTIPOLYGON', 'POLYHEDRALSURFACE'), 4978) AS geom
             FROM city_object o JOIN object_geometry g
               ON g.city_code = o.city_code AND g.object_id = o.id AND g.idx = o.display_idx
-            WHERE o.city_code = 'bench' AND o.type = 'Building'"""))
+            WHERE o.city_code = 'bench' AND o.type = 'Building'""")
+        )
     engine.dispose()
     u = make_url(url)
-    conninfo = (f"dbname={u.database} host={u.host} port={u.port} user={u.username} "
-                f"password={u.password}")
+    conninfo = (
+        f"dbname={u.database} host={u.host} port={u.port} user={u.username} password={u.password}"
+    )
     out = OUT / "py3dtiles-tiles"
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    seconds, peak, _ = _timed([str(PEER / "bin/py3dtiles"), "export", "-D", conninfo, "-t",
-                               "py3dtiles_buildings", "-c", "geom", "-i", "id", "-s", str(out)],
-                              dict(os.environ))
+    seconds, peak, _ = _timed(
+        [
+            str(PEER / "bin/py3dtiles"),
+            "export",
+            "-D",
+            conninfo,
+            "-t",
+            "py3dtiles_buildings",
+            "-c",
+            "geom",
+            "-i",
+            "id",
+            "-s",
+            str(out),
+        ],
+        dict(os.environ),
+    )
     files = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".b3dm", ".glb")]
     size = sum(p.stat().st_size for p in files)
     # serve its static output the same way CIM's is served, for warm latency
     port = _free_port()
-    script = ("import sys,uvicorn;from fastapi import FastAPI;from fastapi.staticfiles import "
-              "StaticFiles;a=FastAPI();a.mount('/',StaticFiles(directory=sys.argv[1]));"
-              "uvicorn.run(a,port=int(sys.argv[2]),log_level='warning')")
+    script = (
+        "import sys,uvicorn;from fastapi import FastAPI;from fastapi.staticfiles import "
+        "StaticFiles;a=FastAPI();a.mount('/',StaticFiles(directory=sys.argv[1]));"
+        "uvicorn.run(a,port=int(sys.argv[2]),log_level='warning')"
+    )
     server = _serve([sys.executable, "-c", script, str(out), str(port)], dict(os.environ), port)
     try:
         uris = [str(p.relative_to(out)) for p in files]
@@ -157,9 +187,15 @@ def _py3dtiles(url: str, buildings: int) -> dict[str, float]:
     finally:
         server.terminate()
         server.wait()
-    return {"seconds": seconds, "rate": buildings / seconds, "bytes": size / buildings,
-            "peak": peak, "tiles": len(files), "warm": _percentiles(warm),
-            "wire": sum(wire) / buildings}
+    return {
+        "seconds": seconds,
+        "rate": buildings / seconds,
+        "bytes": size / buildings,
+        "peak": peak,
+        "tiles": len(files),
+        "warm": _percentiles(warm),
+        "wire": sum(wire) / buildings,
+    }
 
 
 def main() -> None:
@@ -197,8 +233,10 @@ def main() -> None:
         b = "{:.1f} / {:.1f}".format(*peer[name]) if peer and name in peer else "-"
         print(f"{name + ' p50/p95, ms':<22} {a:>16} {b:>18}")
     if peer:
-        print(f"\nseeding speed-up {ours['rate'] / peer['rate']:.1f}x, "
-              f"size {ours['bytes'] / peer['bytes']:.2f}x of py3dtiles'")
+        print(
+            f"\nseeding speed-up {ours['rate'] / peer['rate']:.1f}x, "
+            f"size {ours['bytes'] / peer['bytes']:.2f}x of py3dtiles'"
+        )
 
 
 if __name__ == "__main__":

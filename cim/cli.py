@@ -211,9 +211,22 @@ def _advance(bar: Any, n: int, total: int | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["cityjson", "cityjsonseq", "citygml"]),
+    type=click.Choice(["cityjson", "cityjsonseq", "citygml", "footprints"]),
     help="Force a format instead of detecting it from the content.",
 )
+@click.option("--height-attr", help="Footprints: the field with the building height (m).")
+@click.option("--floors-attr", help="Footprints: the field with the number of floors.")
+@click.option(
+    "--storey-height",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Footprints: metres per floor, with --floors-attr.",
+)
+@click.option(
+    "--base-attr", help="Footprints: the field with the base elevation (default: z, or 0)."
+)
+@click.option("--layer", help="Footprints: the layer to read (default: the first).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def ingest(
     paths: tuple[Path, ...],
@@ -223,9 +236,15 @@ def ingest(
     city_name_zh: str | None,
     city_name_en: str | None,
     fmt: str | None,
+    height_attr: str | None,
+    floors_attr: str | None,
+    storey_height: float,
+    base_attr: str | None,
+    layer: str | None,
     as_json: bool,
 ) -> None:
-    """Load city-model files into a city: CityJSON 1.0/1.1/2.0 and CityJSONSeq.
+    """Load city-model files into a city: CityJSON 1.0/1.1/2.0, CityJSONSeq, CityGML 1.0/2.0/3.0,
+    and building footprints (GeoJSON, GeoPackage, Shapefile) extruded to LoD1 by their height.
 
     All files land together or none does. Re-ingesting a file (same dataset name) replaces it.
 
@@ -233,11 +252,16 @@ def ingest(
     Examples:
       cim ingest delft.city.json --city delft
       cim ingest tiles/*.city.jsonl --city 370100 --crs EPSG:4548 --json
+      cim ingest LYON_1ER_BATI_2015.gml --city lyon --crs EPSG:3946
+      cim ingest buildings.gpkg --city 310000 --height-attr height
+      cim ingest bati.geojson --city lyon --floors-attr NB_ETAGES --storey-height 3
     """
     from tqdm import tqdm
 
+    from ingest.footprints import ExtrudeOptions
     from ingest.pipeline import ingest_files
 
+    extrude = ExtrudeOptions(height_attr, floors_attr, storey_height, base_attr, layer)
     try:
         engine = _engine(DatabaseSettings())
         with tqdm(unit="obj", disable=not sys.stderr.isatty() or as_json) as bar:
@@ -252,6 +276,7 @@ def ingest(
                 forced_format=fmt,
                 settings=IngestSettings(),
                 progress=lambda n, total: _advance(bar, n, total),
+                extrude=extrude,
             )
     except CimError as exc:
         _fail(exc)

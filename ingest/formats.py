@@ -8,8 +8,9 @@ from pathlib import Path
 
 from cim.errors import IngestError
 from cim.settings import IngestSettings
-from ingest import citygml
+from ingest import citygml, footprints
 from ingest.cityjson import CityJsonReader, CityJsonSeqReader, sniff
+from ingest.footprints import ExtrudeOptions
 from ingest.model import Reader
 
 
@@ -19,29 +20,39 @@ class Format:
 
     name: str
     sniff: Callable[[Path, bytes], bool]
-    open: Callable[[Path, IngestSettings], Reader]
+    open: Callable[[Path, IngestSettings, ExtrudeOptions], Reader]
 
 
 FORMATS: dict[str, Format] = {
     "cityjson": Format(
         "CityJSON",
         lambda p, head: sniff(p, head) == "CityJSON",
-        lambda p, s: CityJsonReader(p),
+        lambda p, s, e: CityJsonReader(p),
     ),
     "cityjsonseq": Format(
         "CityJSONSeq",
         lambda p, head: sniff(p, head) == "CityJSONSeq",
-        lambda p, s: CityJsonSeqReader(p, s.max_line_bytes),
+        lambda p, s, e: CityJsonSeqReader(p, s.max_line_bytes),
     ),
     "citygml": Format(
         "CityGML",
         lambda p, head: citygml.sniff(head),
-        lambda p, s: citygml.CityGmlReader(p),
+        lambda p, s, e: citygml.CityGmlReader(p),
+    ),
+    "footprints": Format(
+        "footprints (GeoJSON, GeoPackage, Shapefile, FlatGeobuf)",
+        footprints.sniff,
+        lambda p, s, e: footprints.FootprintReader(p, e),
     ),
 }
 
 
-def open_reader(path: Path, settings: IngestSettings, forced: str | None = None) -> Reader:
+def open_reader(
+    path: Path,
+    settings: IngestSettings,
+    forced: str | None = None,
+    extrude: ExtrudeOptions | None = None,
+) -> Reader:
     """Open `path` with the reader its content calls for (or `forced`, a key of FORMATS).
 
     Raises:
@@ -54,16 +65,16 @@ def open_reader(path: Path, settings: IngestSettings, forced: str | None = None)
     if forced is not None:
         if forced not in FORMATS:
             raise IngestError(path, f"unknown format {forced!r} (known: {', '.join(FORMATS)})")
-        return FORMATS[forced].open(path, settings)
+        return FORMATS[forced].open(path, settings, extrude or ExtrudeOptions())
     with open(path, "rb") as f:
         head = f.read(1 << 16)
     if not head.strip():
         raise IngestError(path, "the file is empty")
     for fmt in FORMATS.values():
         if fmt.sniff(path, head):
-            return fmt.open(path, settings)
+            return fmt.open(path, settings, extrude or ExtrudeOptions())
     raise IngestError(
         path,
-        "unrecognised format: expected CityJSON (.city.json), CityJSONSeq (.jsonl) or CityGML "
-        "1.0-3.0 (.gml)",
+        "unrecognised format: expected CityJSON (.city.json), CityJSONSeq (.jsonl), CityGML "
+        "1.0-3.0 (.gml) or footprints (GeoJSON, GeoPackage, Shapefile, FlatGeobuf)",
     )

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from cim.crs import ToStorage, crs_label, gml_axes_swapped, parse_crs
 from cim.errors import DatabaseUnavailable, IngestError, InvalidCRS
 from cim.settings import IngestSettings
+from ingest.footprints import ExtrudeOptions
 from ingest.formats import open_reader
 from ingest.model import Reader, SourceObject
 from ingest.prepare import prepare_batch
@@ -139,9 +140,10 @@ def _ingest_one(
     city_names: tuple[str | None, str | None],
     forced_format: str | None,
     progress: Progress | None,
+    extrude: ExtrudeOptions | None = None,
 ) -> IngestReport:
     started = time.perf_counter()
-    reader = open_reader(path, settings, forced_format)
+    reader = open_reader(path, settings, forced_format, extrude)
     try:
         checksum = file_checksum(path)
         warnings = list(reader.warnings)
@@ -235,6 +237,7 @@ def ingest_files(
     forced_format: str | None = None,
     settings: IngestSettings | None = None,
     progress: Progress | None = None,
+    extrude: ExtrudeOptions | None = None,
 ) -> list[IngestReport]:
     """Ingest files into a city as one transaction: all land, or nothing does.
 
@@ -273,6 +276,7 @@ def ingest_files(
                         (city_name_zh, city_name_en),
                         forced_format,
                         progress,
+                        extrude,
                     )
                 )
             pg.commit()

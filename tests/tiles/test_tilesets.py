@@ -19,16 +19,19 @@ from ingest.pipeline import ingest_files
 from tests.ingest.test_citygml import GML_FILES
 from tests.ingest.test_citygml import NO_CRS as GML_NO_CRS
 from tests.ingest.test_cityjson_files import FILES, NO_CRS
+from tests.ingest.test_footprints import FILES as FOOTPRINT_FILES
 from tests.tiles.conftest import glb_positions_lonlath, property_column, tiles_of, validate_glbs
 from tiles.gltf import read_glb
 
-# every CityJSON and CityGML file of ../shared/data, with the CRS of those that declare none
+# every CityJSON, CityGML and footprint file of ../shared/data, with the CRS of those that
+# declare none
 CITIES = {
     **{
         f"c{n}": (path, "EPSG:7415" if path.name in NO_CRS else None)
         for n, path in enumerate(FILES)
     },
     **{f"g{n}": (path, GML_NO_CRS.get(path.name)) for n, path in enumerate(GML_FILES)},
+    **{f"f{n}": (path, None) for n, path in enumerate(FOOTPRINT_FILES)},
 }
 DEMO = "demo"  # the generated demo city (EPSG:4548), besides every file
 
