@@ -15,8 +15,10 @@ no entities, loads no DTD and opens no network connection.
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +112,25 @@ SURFACE_CONTAINERS = {
     "polygonMember",
 }
 POLYGONS = {"Polygon", "Triangle", "Rectangle", "PolygonPatch"}
+_POLYGON_TAGS = {f"{{{ns}}}{n}" for ns in GML_NAMESPACES for n in POLYGONS}
+_FLAT_SURFACES = {
+    f"{{{ns}}}{n}" for ns in GML_NAMESPACES for n in ("MultiSurface", "CompositeSurface", "Shell")
+}
+_ORIENTABLE = [f"{{{ns}}}OrientableSurface" for ns in GML_NAMESPACES]
+# where an xlink to a surface can stand
+_LINKABLE = ("surfaceMember", "baseSurface", "solidMember", "polygonMember")
+_WALK = [*_POLYGON_TAGS, *(f"{{{ns}}}{n}" for ns in GML_NAMESPACES for n in _LINKABLE)]
+_RING_HOLDER_TAGS = {
+    f"{{{ns}}}{n}"
+    for ns in GML_NAMESPACES
+    for n in ("exterior", "interior", "outerBoundaryIs", "innerBoundaryIs")
+}
+_POSLIST_TAGS = {f"{{{ns}}}posList" for ns in GML_NAMESPACES}
 CURVES = {"LineString", "Curve", "LineStringSegment", "Arc", "LinearRing"}
+# numpy reads "1 2 x 4" as [1, 2] with a DeprecationWarning: make that the error it should be
+warnings.filterwarnings(
+    "error", message="string or file could not be read to its end", category=DeprecationWarning
+)
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -124,12 +144,46 @@ def namespace(tag: Any) -> str:
     return tag[1:].split("}", 1)[0] if isinstance(tag, str) and tag.startswith("{") else ""
 
 
+GML_ID_31 = "{http://www.opengis.net/gml}id"
+GML_ID_32 = "{http://www.opengis.net/gml/3.2}id"
+
+
 def _gml_id(el: Any) -> str | None:
-    for ns in GML_NAMESPACES:
-        value = el.get(f"{{{ns}}}id")
-        if value:
-            return str(value)
-    return None
+    return el.get(GML_ID_31) or el.get(GML_ID_32)
+
+
+@lru_cache(maxsize=4096)
+def _classify(tag: Any) -> tuple[str, str, str]:
+    """(what a feature's property is, its local name, its LoD) — decided once per tag name."""
+    if not isinstance(tag, str):
+        return "skip", "", ""
+    pname, pns = local(tag), namespace(tag)
+    if pns in GML_NAMESPACES:
+        if pname in ("boundedBy", "location"):
+            return "srs", pname, ""
+        if pname in ("name", "description", "identifier"):
+            return "text", pname, ""
+    elif pname in ("boundedBy", "boundary"):
+        return "semantic", pname, ""
+    if (m := LOD_PROPERTY.match(pname)) is not None:
+        return "geometry", pname, m.group(1)
+    if pname in RELIEF_GEOMETRY:
+        return "geometry", pname, ""
+    if pname == "lod" and pns.startswith("http://www.opengis.net/citygml/relief"):
+        return "relief-lod", pname, ""
+    if pname in CHILD_PROPERTIES:
+        return "child", pname, ""
+    if pname == "address":
+        return "address", pname, ""
+    if pns.startswith(GEN_PREFIX) and pname.endswith(("Attribute", "AttributeSet")):
+        return "generic", pname, ""
+    if pname == "genericAttribute":
+        return "generic-holder", pname, ""
+    if pname == "appearance":
+        return "appearance", pname, ""
+    if pname == "externalReference":
+        return "reference", pname, ""
+    return "attribute", pname, ""
 
 
 def _children(el: Any) -> list[Any]:
@@ -188,6 +242,10 @@ class CityGmlReader:
         if not versions:
             raise IngestError(path, "not CityGML: no CityGML 1.0, 2.0 or 3.0 namespace")
         self.format_version: str | None = max(versions)
+        first = re.search(
+            r"<(?![?!])([\w.-]+:)?([\w.-]+)", re.sub(r"<!--.*?-->", "", text, flags=re.S)
+        )
+        self._root_name = first.group(2) if first else "?"
         names = re.findall(r'srsName\s*=\s*"([^"]+)"', text)
         self.crs_name: str | None = names[0] if names else None
         self.metadata: dict[str, Any] = {}
@@ -205,12 +263,13 @@ class CityGmlReader:
     # ------------------------------------------------------------ streaming
     def objects(self) -> Iterator[SourceObject]:
         """Yield every city object of the document, members in file order."""
-        depth = 0
         root = None
         try:
+            # lxml reports only these elements: Python sees one event per member, not per node
             context = etree.iterparse(
                 self.path,
                 events=("start", "end"),
+                tag=[f"{{*}}{t}" for t in (*MEMBERS, "appearanceMember", "CityModel")],
                 resolve_entities=False,
                 no_network=True,
                 load_dtd=False,
@@ -219,36 +278,30 @@ class CityGmlReader:
                 remove_pis=True,
             )
             for event, el in context:
-                if event == "start":
-                    depth += 1
-                    if depth == 1:
-                        root = el
-                        if local(el.tag) != "CityModel":
-                            raise IngestError(
-                                self._path,
-                                f"not CityGML: the root element is {local(el.tag)!r}, "
-                                "not CityModel",
-                            )
+                if root is None:
+                    root = el if el.getparent() is None else el.getroottree().getroot()
+                    if local(root.tag) != "CityModel":
+                        raise IngestError(
+                            self._path,
+                            f"not CityGML: the root element is {local(root.tag)!r}, not CityModel",
+                        )
+                if event == "start" or el.getparent() is not root:
                     continue
-                depth -= 1
-                if depth != 1:
-                    continue
-                name = local(el.tag)
-                if name in MEMBERS:
-                    for feature in _children(el):
-                        yield from self._feature(feature, None, _index(el))
-                elif name == "appearanceMember":
+                if local(el.tag) == "appearanceMember":
                     self._appearances += 1
-                elif name == "boundedBy" and namespace(el.tag) in GML_NAMESPACES:
-                    self.metadata["boundedBy"] = _value(el)
-                elif name in ("name", "description"):
-                    self.metadata[name] = (el.text or "").strip()
+                else:
+                    index = _LazyIndex(el)
+                    for feature in _children(el):
+                        yield from self._feature(feature, None, index)
                 el.clear()
-                assert root is not None
                 while el.getprevious() is not None:
                     del root[0]
         except etree.XMLSyntaxError as exc:
             raise IngestError(self._path, f"not well-formed XML: {exc}") from None
+        if root is None:
+            raise IngestError(
+                self._path, f"not CityGML: the root element is {self._root_name!r}, not CityModel"
+            )
         self._finish_warnings()
 
     def _finish_warnings(self) -> None:
@@ -294,43 +347,38 @@ class CityGmlReader:
         semantic: list[Any] = []
         children: list[tuple[str, Any]] = []
         relief_lod: str | None = None
-        for prop in _children(el):
-            pname, pns = local(prop.tag), namespace(prop.tag)
-            if pname in ("boundedBy", "boundary") and pns not in GML_NAMESPACES:
+        for prop in el:
+            kind, pname, lod = _classify(prop.tag)
+            if kind == "semantic":
                 for s in _children(prop):
                     if local(s.tag) in SEMANTIC:
                         semantic.append(s)
                     else:
                         children.append((_gml_id(s) or self._new_id(local(s.tag)), s))
-            elif pns in GML_NAMESPACES and pname in ("boundedBy", "location"):
-                self._check_srs(prop)
-            elif pns in GML_NAMESPACES and pname in ("name", "description", "identifier"):
+            elif kind == "generic":
+                _generic(prop, attributes)
+            elif kind == "geometry":
+                for g in self._resolved(prop, index):
+                    direct.append((lod, pname, g))
+            elif kind == "text":
                 _add(attributes, pname, (prop.text or "").strip())
-            elif (m := LOD_PROPERTY.match(pname)) is not None:
-                for g in self._resolved(prop, index):
-                    direct.append((m.group(1), pname, g))
-            elif pname in RELIEF_GEOMETRY:
-                for g in self._resolved(prop, index):
-                    direct.append(("", pname, g))
-            elif pname == "lod" and pns.startswith("http://www.opengis.net/citygml/relief"):
+            elif kind == "srs":
+                self._check_srs(prop)
+            elif kind == "relief-lod":
                 relief_lod = (prop.text or "").strip()
-            elif pname in CHILD_PROPERTIES:
+            elif kind == "child":
                 for c in _children(prop):
                     children.append((_gml_id(c) or self._new_id(local(c.tag)), c))
-            elif pname == "address":
+            elif kind == "address":
                 attributes.setdefault("address", []).append(_address(prop))
-            elif pns.startswith(GEN_PREFIX) and (
-                pname.endswith("Attribute") or pname.endswith("AttributeSet")
-            ):
-                _generic(prop, attributes)
-            elif pname == "genericAttribute":
+            elif kind == "generic-holder":
                 for g in _children(prop):
                     _generic(g, attributes)
-            elif pname == "appearance":
+            elif kind == "appearance":
                 self._appearances += 1
-            elif pname == "externalReference":
+            elif kind == "reference":
                 extra.setdefault("externalReferences", []).append(_value(prop))
-            else:
+            elif kind == "attribute":
                 _add(attributes, pname, _value(prop))
         try:
             geometries = self._geometries(fid, direct, semantic, index, relief_lod)
@@ -388,7 +436,7 @@ class CityGmlReader:
                 out.extend(self._implicit(g, lod, pname, index))
                 continue
             self._check_srs(g)
-            polys = list(self._surfaces(g, index, False))
+            polys = self._surfaces(g, index, False)
             if polys:
                 values = [by_id.get(pid) if pid else None for pid, _ in polys]
                 used.update(pid for pid, _ in polys if pid in by_id)
@@ -430,7 +478,9 @@ class CityGmlReader:
             entry["id"] = sid
         attributes: dict[str, Any] = {}
         openings = []
-        for prop in _children(s):
+        for prop in s:
+            if not isinstance(prop.tag, str):
+                continue
             pname = local(prop.tag)
             if (m := LOD_PROPERTY.match(pname)) is not None:
                 for g in self._resolved(prop, index):
@@ -454,36 +504,88 @@ class CityGmlReader:
 
     def _surfaces(
         self, el: Any, index: dict[str, Any], flip: bool, pid: str | None = None
-    ) -> Iterator[tuple[str | None, list[NDArray[np.float64]]]]:
+    ) -> list[tuple[str | None, list[NDArray[np.float64]]]]:
         """(polygon id, rings) of every polygon under `el`, xlinks followed."""
-        name = local(el.tag)
+        out: list[tuple[str | None, list[NDArray[np.float64]]]] = []
+        self._collect(el, index, flip, pid, out)
+        return out
+
+    def _collect(
+        self,
+        el: Any,
+        index: dict[str, Any],
+        flip: bool,
+        pid: str | None,
+        out: list[tuple[str | None, list[NDArray[np.float64]]]],
+    ) -> None:
         href = el.get(XLINK_HREF)
         if href:
-            target = index.get(href.lstrip("#"))
+            key = href.lstrip("#")
+            seen = getattr(index, "polygons", {}).get(key)
+            if seen is not None:  # read already (a solid referring to its semantic surfaces)
+                out.append((key, [r[::-1] for r in seen] if flip else seen))
+                return
+            target = index.get(key)
             if target is None:
                 self._unresolved += 1
                 return
-            yield from self._surfaces(target, index, flip, href.lstrip("#"))
+            self._collect(target, index, flip, key, out)
             return
-        if name in POLYGONS:
-            rings = []
-            for part in _children(el):
-                pname = local(part.tag)
-                if pname in ("exterior", "interior", "outerBoundaryIs", "innerBoundaryIs"):
-                    for ring in _children(part):
-                        coords = _ring(ring)
-                        if len(coords) < 3:
-                            self._skipped_rings += 1
-                            continue
-                        rings.append(coords[::-1] if flip else coords)
-            if rings:
-                yield (_gml_id(el) or pid, rings)
+        tag = el.tag
+        if tag in _POLYGON_TAGS:
+            self._polygon(el, index, flip, pid, out)
+            return
+        if tag in _FLAT_SURFACES:  # MultiSurface, CompositeSurface, Shell: members one deep
+            for member in el:
+                if member.get(XLINK_HREF):
+                    self._collect(member, index, flip, None, out)
+                elif len(member) == 1 and member[0].tag in _POLYGON_TAGS:
+                    self._polygon(member[0], index, flip, None, out)
+                elif isinstance(member.tag, str):
+                    for c in member:
+                        self._collect(c, index, flip, None, out)
+            return
+        name = local(tag)
+        if name not in SURFACE_CONTAINERS and not name.startswith("lod"):
+            return
+        if not flip and not _orientable(index, el):
+            # the usual case, walked by lxml in C: polygons, and members that are xlinks
+            for e in el.iter(*_WALK):
+                if e.tag in _POLYGON_TAGS:
+                    self._polygon(e, index, False, None, out)
+                elif e.get(XLINK_HREF):
+                    self._collect(e, index, False, None, out)
             return
         if name == "OrientableSurface" and el.get("orientation") == "-":
             flip = not flip
-        if name in SURFACE_CONTAINERS or name.startswith("lod"):
-            for c in _children(el):
-                yield from self._surfaces(c, index, flip)
+        for c in _children(el):
+            self._collect(c, index, flip, None, out)
+
+    def _polygon(
+        self,
+        el: Any,
+        index: dict[str, Any],
+        flip: bool,
+        pid: str | None,
+        out: list[tuple[str | None, list[NDArray[np.float64]]]],
+    ) -> None:
+        dim = _dimension(el)
+        rings = []
+        for part in el:
+            if part.tag in _RING_HOLDER_TAGS:
+                for ring in part:
+                    if not isinstance(ring.tag, str):
+                        continue
+                    coords = _ring(ring, dim)
+                    if len(coords) < 3:
+                        self._skipped_rings += 1
+                        continue
+                    rings.append(coords[::-1] if flip else coords)
+        if rings:
+            key = _gml_id(el) or pid
+            if key and not flip and isinstance(index, _LazyIndex):
+                index.polygons[key] = rings
+            out.append((key, rings))
 
     def _lines(self, el: Any, index: dict[str, Any]) -> Iterator[NDArray[np.float64]]:
         href = el.get(XLINK_HREF)
@@ -562,7 +664,7 @@ class CityGmlReader:
             element = kids[0]
         parsed: _Template = (
             local(element.tag),
-            list(self._surfaces(element, index, False)),
+            self._surfaces(element, index, False),
             list(self._lines(element, index)),
             list(_points(element)),
         )
@@ -580,13 +682,35 @@ _Template = tuple[
 
 
 # ---------------------------------------------------------------- helpers
-def _index(member: Any) -> dict[str, Any]:
-    """gml:id -> element, for the xlinks inside one member."""
-    out = {}
-    for e in member.iter():
-        if isinstance(e.tag, str) and (gid := _gml_id(e)):
-            out[gid] = e
-    return out
+def _orientable(index: dict[str, Any], el: Any) -> bool:
+    """Whether `el` may hold an OrientableSurface (asked once per member when possible)."""
+    if isinstance(index, _LazyIndex):
+        if index.orientable is None:
+            index.orientable = next(index.member.iter(*_ORIENTABLE), None) is not None
+        return index.orientable
+    return next(el.iter(*_ORIENTABLE), None) is not None
+
+
+class _LazyIndex(dict):  # type: ignore[type-arg]
+    """gml:id -> element within one member, built on the first lookup (many members have no
+    xlinks), plus the polygons already read (an xlink to one is not read twice)."""
+
+    def __init__(self, member: Any) -> None:
+        super().__init__()
+        self.member = member
+        self.built = False
+        self.polygons: dict[str, list[NDArray[np.float64]]] = {}
+        self.orientable: bool | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        if not self.built:
+            self.built = True
+            for e in self.member.iter():
+                if isinstance(e.tag, str):
+                    gid = e.get(GML_ID_31) or e.get(GML_ID_32)
+                    if gid:
+                        self[gid] = e
+        return super().get(key, default)
 
 
 def _add(attributes: dict[str, Any], key: str, value: Any) -> None:
@@ -632,6 +756,9 @@ def _address(prop: Any) -> dict[str, Any]:
 def _generic(el: Any, attributes: dict[str, Any]) -> None:
     """gen:stringAttribute name=..., gen:*AttributeSet, CityGML 3.0 gen:StringAttribute."""
     name = el.get("name")
+    if name is not None and len(el) == 1 and not len(el[0]) and el[0].tag.endswith("}value"):
+        _add(attributes, name, _number(el[0].text or ""))  # the usual CityGML 2.0 form
+        return
     kids = _children(el)
     if name is None:
         names = [k for k in kids if local(k.tag) == "name"]
@@ -651,8 +778,9 @@ def _generic(el: Any, attributes: dict[str, Any]) -> None:
 
 
 def _dimension(el: Any) -> int:
+    """srsDimension of a coordinate list, inherited from its geometry (3 when none says)."""
     e = el
-    while e is not None:
+    while e is not None and e.tag.startswith("{http://www.opengis.net/gml"):
         d = e.get("srsDimension")
         if d:
             return int(d)
@@ -669,7 +797,10 @@ def _coordinates(el: Any) -> NDArray[np.float64]:
         try:
             if name == "posList":
                 dim = _dimension(c)
-                numbers.extend(float(x) for x in (c.text or "").split())
+                values = np.fromstring(c.text or "", sep=" ")
+                if len(_children(el)) == 1:  # the usual case: one posList, no copying
+                    return _shaped(values, dim)
+                numbers.extend(values.tolist())
             elif name == "pos":
                 dim = _dimension(c)
                 numbers.extend(float(x) for x in (c.text or "").split())
@@ -680,24 +811,37 @@ def _coordinates(el: Any) -> NDArray[np.float64]:
                 numbers.extend(float(x) for t in tuples for x in t.split(cs))
             elif name in ("pointProperty", "pointRep") and _children(c):
                 numbers.extend(float(x) for x in _coordinates(_children(c)[0]).ravel())
-        except ValueError:
+        except (DeprecationWarning, ValueError):
             raise _Problem(f"{name} holds something that is not a number") from None
-    if dim not in (2, 3) or len(numbers) % dim:
-        raise _Problem(f"{len(numbers)} numbers do not make {dim}-D coordinates")
-    arr = np.array(numbers, dtype=np.float64).reshape(-1, dim)
+    return _shaped(np.array(numbers, dtype=np.float64), dim)
+
+
+def _shaped(values: NDArray[np.float64], dim: int) -> NDArray[np.float64]:
+    if dim not in (2, 3) or values.size % dim:
+        raise _Problem(f"{values.size} numbers do not make {dim}-D coordinates")
+    arr = values.reshape(-1, dim)
     if dim == 2:
         arr = np.column_stack((arr, np.zeros(len(arr))))
     return arr
 
 
-def _ring(ring: Any) -> NDArray[np.float64]:
-    """A ring's vertices without the closing repeat."""
-    if local(ring.tag) == "Ring":  # a ring of curve members
+def _ring(ring: Any, dim: int = 0) -> NDArray[np.float64]:
+    """A ring's vertices without the closing repeat (`dim`: its polygon's srsDimension)."""
+    if len(ring) == 1 and ring[0].tag in _POSLIST_TAGS:  # the usual LinearRing/posList
+        pos = ring[0]
+        text = pos.text or ""
+        try:
+            values = np.fromstring(text, sep=" ")
+        except (DeprecationWarning, ValueError):  # a token that is not a number
+            raise _Problem("posList holds something that is not a number") from None
+        d = int(pos.get("srsDimension") or dim or _dimension(pos))
+        coords = _shaped(values, d)
+    elif local(ring.tag) == "Ring":  # a ring of curve members
         parts = [_coordinates(seg) for seg in ring.iter() if local(seg.tag) in CURVES]
         coords = np.vstack(parts) if parts else np.zeros((0, 3))
     else:
         coords = _coordinates(ring)
-    if len(coords) > 1 and np.array_equal(coords[0], coords[-1]):
+    if len(coords) > 1 and (coords[0] == coords[-1]).all():
         coords = coords[:-1]
     return coords
 
@@ -733,7 +877,7 @@ def _surface_geometry(
         lod=lod or None,
         kind="surface",
         vertices=vertices,
-        indices=list(range(len(vertices))),
+        indices=range(len(vertices)),
         ring_sizes=[len(r) for r in rings],
         polygon_rings=[len(rs) for _, rs in polys],
         structure=structure,
@@ -750,7 +894,7 @@ def _line_geometry(
         lod=lod or None,
         kind="line",
         vertices=vertices,
-        indices=list(range(len(vertices))),
+        indices=range(len(vertices)),
         ring_sizes=[len(x) for x in lines],
         polygon_rings=[],
         structure={"type": gtype, "lod": lod, "property": prop},
@@ -766,7 +910,7 @@ def _point_geometry(
         lod=lod or None,
         kind="point",
         vertices=vertices,
-        indices=list(range(len(vertices))),
+        indices=range(len(vertices)),
         ring_sizes=[],
         polygon_rings=[],
         structure={"type": gtype, "lod": lod, "property": prop},

@@ -310,7 +310,7 @@ def _geometry(
         lod=lod,
         kind="surface",
         vertices=vertices,
-        indices=list(range(len(vertices))),
+        indices=range(len(vertices)),
         ring_sizes=[len(r) for r in rings],
         polygon_rings=[len(f) for f in faces],
         structure=structure,

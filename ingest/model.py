@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -18,6 +18,7 @@ class SourceGeometry:
 
     `indices` index `vertices` (the array the file's boundaries refer to: a file-wide array, a
     feature's own, or a placed template's); they are checked later, for a whole batch at once.
+    A reader whose geometries own their vertices, in order, gives `range(len(vertices))`.
     Surfaces are flattened in boundary order: `ring_sizes` gives each ring's vertex count,
     `polygon_rings` each surface's ring count (exterior first). Lines use `ring_sizes` per line;
     points use `indices` alone. `structure` keeps what is needed to rebuild the source geometry:
@@ -28,7 +29,7 @@ class SourceGeometry:
     lod: str | None
     kind: GeometryKind
     vertices: NDArray[np.float64]
-    indices: list[Any]
+    indices: Sequence[Any]
     ring_sizes: list[int]
     polygon_rings: list[int]
     structure: dict[str, Any]

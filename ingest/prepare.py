@@ -105,6 +105,13 @@ class _Batch:
         i = 0
         while i < len(self.geoms):
             array = self.geoms[i].vertices
+            own = self.geoms[i].indices
+            if isinstance(own, range) and own == range(len(array)):
+                parts.append(
+                    np.asarray(array, dtype=np.float64).reshape(-1, 3)
+                )  # its own, in order
+                i += 1
+                continue
             j = i
             flat: list[Any] = []
             while j < len(self.geoms) and self.geoms[j].vertices is array:
