@@ -259,6 +259,7 @@ class CityGmlReader:
         self._appearances = 0
         self._skipped_rings = 0
         self._templates: dict[str, _Template] = {}
+        self._dim = 3  # srsDimension of the geometry being read
 
     # ------------------------------------------------------------ streaming
     def objects(self) -> Iterator[SourceObject]:
@@ -479,13 +480,14 @@ class CityGmlReader:
         attributes: dict[str, Any] = {}
         openings = []
         for prop in s:
-            if not isinstance(prop.tag, str):
+            kind, pname, lod = _classify(prop.tag)
+            if kind == "skip":
                 continue
-            pname = local(prop.tag)
-            if (m := LOD_PROPERTY.match(pname)) is not None:
+            if kind == "geometry":
+                found = polys.setdefault(lod, [])
                 for g in self._resolved(prop, index):
                     for pid, rings in self._surfaces(g, index, False):
-                        polys.setdefault(m.group(1), []).append((pid, rings, k))
+                        found.append((pid, rings, k))
                         if pid:
                             by_id[pid] = k
             elif pname == "opening":
@@ -507,6 +509,7 @@ class CityGmlReader:
     ) -> list[tuple[str | None, list[NDArray[np.float64]]]]:
         """(polygon id, rings) of every polygon under `el`, xlinks followed."""
         out: list[tuple[str | None, list[NDArray[np.float64]]]] = []
+        self._dim = _dimension(el)
         self._collect(el, index, flip, pid, out)
         return out
 
@@ -569,7 +572,7 @@ class CityGmlReader:
         pid: str | None,
         out: list[tuple[str | None, list[NDArray[np.float64]]]],
     ) -> None:
-        dim = _dimension(el)
+        dim = self._dim
         rings = []
         for part in el:
             if part.tag in _RING_HOLDER_TAGS:
@@ -841,7 +844,7 @@ def _ring(ring: Any, dim: int = 0) -> NDArray[np.float64]:
         coords = np.vstack(parts) if parts else np.zeros((0, 3))
     else:
         coords = _coordinates(ring)
-    if len(coords) > 1 and (coords[0] == coords[-1]).all():
+    if len(coords) > 1 and coords[0].tolist() == coords[-1].tolist():
         coords = coords[:-1]
     return coords
 
