@@ -212,11 +212,15 @@ def _prolog_check(path: Path, head: bytes) -> None:
 
 
 def _number(text: str) -> Any:
+    """Text as an int, float or bool when it is one (JSON-safe), else the text."""
     t = text.strip()
-    if _NUMBER.match(t):
-        f = float(t)
-        return int(t) if re.fullmatch(r"[+-]?\d+", t) and abs(f) < 2**53 else f
-    if t in ("true", "false"):
+    if (t[:1].isdigit() or t[:1] in ("-", "+", ".")) and t.isascii():
+        if t.lstrip("+-").isdigit():
+            n = int(t)
+            return n if abs(n) < 2**53 else t  # beyond exact doubles: keep every digit
+        if _NUMBER.match(t):
+            return float(t)
+    elif t in ("true", "false"):
         return t == "true"
     return t
 
@@ -412,7 +416,7 @@ class CityGmlReader:
                 self._unresolved += 1
                 return []
             return [target]
-        return _children(prop)
+        return [c for c in prop if isinstance(c.tag, str)]
 
     # ------------------------------------------------------------ geometry
     def _geometries(
