@@ -67,15 +67,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--format", choices=sorted(SUFFIX), default="cityjson")
+    parser.add_argument(
+        "--files", choices=["both", "buildings", "city"], default="both", help="which file(s)"
+    )
     args = parser.parse_args()
     if not Path(TIME).exists():
         sys.exit("needs /usr/bin/time (Debian package 'time') to measure peak memory")
     OUT.mkdir(exist_ok=True)
     cim = str(Path(sys.executable).with_name("cim"))
-    files = {
-        "buildings only": _file(args.buildings, args.seed, True, args.format),
-        "full demo city": _file(args.buildings, args.seed, False, args.format),
-    }
+    files = {}
+    if args.files in ("both", "buildings"):
+        files["buildings only"] = _file(args.buildings, args.seed, True, args.format)
+    if args.files in ("both", "city"):
+        files["full demo city"] = _file(args.buildings, args.seed, False, args.format)
     rows = []
     with bench_database() as url:
         env = {**os.environ, "CIM_DATABASE_URL": url}

@@ -557,11 +557,16 @@ class CityGmlReader:
             return
         if not flip and not _orientable(index, el):
             # the usual case, walked by lxml in C: polygons, and members that are xlinks
+            known = getattr(index, "polygons", {})
             for e in el.iter(*_WALK):
                 if e.tag in _POLYGON_TAGS:
                     self._polygon(e, index, False, None, out)
-                elif e.get(XLINK_HREF):
-                    self._collect(e, index, False, None, out)
+                elif href := e.get(XLINK_HREF):
+                    key = href[1:] if href.startswith("#") else href
+                    if (seen := known.get(key)) is not None:
+                        out.append((key, seen))  # the usual solid: links to read polygons
+                    else:
+                        self._collect(e, index, False, None, out)
             return
         if name == "OrientableSurface" and el.get("orientation") == "-":
             flip = not flip
