@@ -192,6 +192,12 @@ class FootprintReader:
                 + (f" in {what!r}" if what else "")
                 + " (missing, not a number, not above 0 or above 1000 m): kept as LoD0 footprints"
             )
+        if self._no_geometry and self._no_geometry == skip:
+            raise IngestError(
+                self._path,
+                f"no feature has a polygon geometry ({skip} features): this is not a footprint "
+                "layer",
+            )
         if self._no_geometry:
             self.warnings.append(
                 f"{self._no_geometry} features have no polygon geometry: kept with attributes only"

@@ -208,11 +208,20 @@ CASES: dict[str, tuple[str, Callable[[], bytes | str | dict], list[str], list[st
         [],
         ["line 2", "CityJSONFeature"],
     ),
-    "GeoJSON is not CityJSON": (
+    "GeoJSON of points is not a footprint layer": (
         "x.geojson",
-        lambda: {"type": "FeatureCollection", "features": []},
+        lambda: {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"h": 3},
+                    "geometry": {"type": "Point", "coordinates": [1, 2]},
+                }
+            ],
+        },
         [],
-        ["unrecognised format"],
+        ["no feature has a polygon", "not a footprint layer"],
     ),
     "binary garbage": ("b.city.json", lambda: bytes(range(256)) * 10, [], ["unrecognised format"]),
     "CityObjects is an array": (
