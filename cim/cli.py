@@ -15,7 +15,7 @@ import orjson
 
 from cim.cli_common import command_engine as _engine
 from cim.cli_common import fail as _fail
-from cim.errors import CimError
+from cim.errors import CimError, InvalidInput
 from cim.settings import ApiSettings, DatabaseSettings, IngestSettings
 
 DEMO_CITY = "370100"
@@ -194,6 +194,17 @@ def demo_load(buildings: int, seed: int) -> None:
 
 
 # ---------------------------------------------------------------- ingest
+def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
+    """Three comma-separated numbers, e.g. `4.859,45.76,170`."""
+    if text is None:
+        return None
+    try:
+        a, b, c = (float(x) for x in text.split(","))
+    except ValueError:
+        raise InvalidInput(f"{option} takes three numbers separated by commas, not {text!r}") from None
+    return (a, b, c)
+
+
 def _advance(bar: Any, n: int, total: int | None) -> None:
     if total is not None and bar.total != total:
         bar.total = total
@@ -211,7 +222,7 @@ def _advance(bar: Any, n: int, total: int | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["cityjson", "cityjsonseq", "citygml", "footprints"]),
+    type=click.Choice(["cityjson", "cityjsonseq", "citygml", "footprints", "mesh"]),
     help="Force a format instead of detecting it from the content.",
 )
 @click.option("--height-attr", help="Footprints: the field with the building height (m).")
@@ -227,6 +238,18 @@ def _advance(bar: Any, n: int, total: int | None) -> None:
     "--base-attr", help="Footprints: the field with the base elevation (default: z, or 0)."
 )
 @click.option("--layer", help="Footprints: the layer to read (default: the first).")
+@click.option(
+    "--origin",
+    help="Mesh: lon,lat,height of its (0,0,0); its axes are then east, north, up in metres.",
+)
+@click.option("--offset", help="Mesh: x,y,z added to its coordinates, in the CRS of --crs.")
+@click.option("--up", type=click.Choice(["y", "z"]), help="Mesh: the up axis (glTF: y, else z).")
+@click.option(
+    "--object-type",
+    default="GenericCityObject",
+    show_default=True,
+    help="Mesh: the city-object type of its nodes, e.g. Building.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def ingest(
     paths: tuple[Path, ...],
@@ -241,10 +264,15 @@ def ingest(
     storey_height: float,
     base_attr: str | None,
     layer: str | None,
+    origin: str | None,
+    offset: str | None,
+    up: str | None,
+    object_type: str,
     as_json: bool,
 ) -> None:
     """Load city-model files into a city: CityJSON 1.0/1.1/2.0, CityJSONSeq, CityGML 1.0/2.0/3.0,
-    and building footprints (GeoJSON, GeoPackage, Shapefile) extruded to LoD1 by their height.
+    building footprints (GeoJSON, GeoPackage, Shapefile) extruded to LoD1 by their height, and
+    meshes (OBJ, glTF/GLB, PLY, STL) placed by --origin or --crs with --offset.
 
     All files land together or none does. Re-ingesting a file (same dataset name) replaces it.
 
@@ -255,14 +283,26 @@ def ingest(
       cim ingest LYON_1ER_BATI_2015.gml --city lyon --crs EPSG:3946
       cim ingest buildings.gpkg --city 310000 --height-attr height
       cim ingest bati.geojson --city lyon --floors-attr NB_ETAGES --storey-height 3
+      cim ingest tower.obj --city lyon --origin 4.8590,45.7605,170 --object-type Building
+      cim ingest site.glb --city 370100 --crs EPSG:4548 --offset 500000,4058000,30
     """
     from tqdm import tqdm
 
-    from ingest.footprints import ExtrudeOptions
+    from ingest.model import ReadOptions
     from ingest.pipeline import ingest_files
 
-    extrude = ExtrudeOptions(height_attr, floors_attr, storey_height, base_attr, layer)
     try:
+        options = ReadOptions(
+            height_attr,
+            floors_attr,
+            storey_height,
+            base_attr,
+            layer,
+            _triple(origin, "--origin"),
+            _triple(offset, "--offset"),
+            up,
+            object_type,
+        )
         engine = _engine(DatabaseSettings())
         with tqdm(unit="obj", disable=not sys.stderr.isatty() or as_json) as bar:
             reports = ingest_files(
@@ -276,7 +316,7 @@ def ingest(
                 forced_format=fmt,
                 settings=IngestSettings(),
                 progress=lambda n, total: _advance(bar, n, total),
-                extrude=extrude,
+                options=options,
             )
     except CimError as exc:
         _fail(exc)

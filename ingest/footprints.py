@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,24 +25,13 @@ import shapely
 from numpy.typing import NDArray
 
 from cim.errors import IngestError
-from ingest.model import SourceGeometry, SourceObject
+from ingest.model import ReadOptions, SourceGeometry, SourceObject
 
 HEIGHT_NAMES = ("height", "HAUTEUR", "Height", "HEIGHT", "measuredHeight", "building:height")
 FLOOR_NAMES = ("floors", "NB_ETAGES", "building:levels", "levels", "storeys", "FLOORS")
 BATCH = 5000
 MAX_HEIGHT_M = 1000.0  # the tallest building is 828 m; more is a unit or data error
 SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb"}
-
-
-@dataclass(frozen=True)
-class ExtrudeOptions:
-    """How footprints become solids."""
-
-    height_attr: str | None = None
-    floors_attr: str | None = None
-    storey_height: float = 3.0
-    base_attr: str | None = None
-    layer: str | None = None
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -92,10 +80,10 @@ class FootprintReader:
     format = "Footprints"
     axis_order = "xy"  # GDAL gives x = easting / longitude
 
-    def __init__(self, path: Path, options: ExtrudeOptions | None = None) -> None:
+    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
         self.path = str(path)
         self._path = path
-        self.options = options or ExtrudeOptions()
+        self.options = options or ReadOptions()
         try:
             layers = [str(name) for name, _ in pyogrio.list_layers(path)]
         except Exception as exc:  # GDAL raises its own kinds

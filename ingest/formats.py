@@ -8,10 +8,9 @@ from pathlib import Path
 
 from cim.errors import IngestError
 from cim.settings import IngestSettings
-from ingest import citygml, footprints
+from ingest import citygml, footprints, mesh
 from ingest.cityjson import CityJsonReader, CityJsonSeqReader, sniff
-from ingest.footprints import ExtrudeOptions
-from ingest.model import Reader
+from ingest.model import Reader, ReadOptions
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,7 @@ class Format:
 
     name: str
     sniff: Callable[[Path, bytes], bool]
-    open: Callable[[Path, IngestSettings, ExtrudeOptions], Reader]
+    open: Callable[[Path, IngestSettings, ReadOptions], Reader]
 
 
 FORMATS: dict[str, Format] = {
@@ -44,6 +43,11 @@ FORMATS: dict[str, Format] = {
         footprints.sniff,
         lambda p, s, e: footprints.FootprintReader(p, e),
     ),
+    "mesh": Format(
+        "meshes (OBJ, glTF/GLB, PLY, STL)",
+        mesh.sniff,
+        lambda p, s, e: mesh.MeshReader(p, e),
+    ),
 }
 
 
@@ -51,7 +55,7 @@ def open_reader(
     path: Path,
     settings: IngestSettings,
     forced: str | None = None,
-    extrude: ExtrudeOptions | None = None,
+    options: ReadOptions | None = None,
 ) -> Reader:
     """Open `path` with the reader its content calls for (or `forced`, a key of FORMATS).
 
@@ -65,16 +69,17 @@ def open_reader(
     if forced is not None:
         if forced not in FORMATS:
             raise IngestError(path, f"unknown format {forced!r} (known: {', '.join(FORMATS)})")
-        return FORMATS[forced].open(path, settings, extrude or ExtrudeOptions())
+        return FORMATS[forced].open(path, settings, options or ReadOptions())
     with open(path, "rb") as f:
         head = f.read(1 << 16)
     if not head.strip():
         raise IngestError(path, "the file is empty")
     for fmt in FORMATS.values():
         if fmt.sniff(path, head):
-            return fmt.open(path, settings, extrude or ExtrudeOptions())
+            return fmt.open(path, settings, options or ReadOptions())
     raise IngestError(
         path,
         "unrecognised format: expected CityJSON (.city.json), CityJSONSeq (.jsonl), CityGML "
-        "1.0-3.0 (.gml) or footprints (GeoJSON, GeoPackage, Shapefile, FlatGeobuf)",
+        "1.0-3.0 (.gml), footprints (GeoJSON, GeoPackage, Shapefile, FlatGeobuf) or a mesh "
+        "(.obj, .glb, .gltf, .ply, .stl)",
     )

@@ -49,6 +49,21 @@ class SourceObject:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """What some formats need to be told: how footprints are extruded, where a mesh is."""
+
+    height_attr: str | None = None
+    floors_attr: str | None = None
+    storey_height: float = 3.0
+    base_attr: str | None = None
+    layer: str | None = None
+    origin: tuple[float, float, float] | None = None  # mesh: lon, lat, height of its (0, 0, 0)
+    offset: tuple[float, float, float] | None = None  # mesh: added to coordinates, in --crs
+    up: str | None = None  # mesh: "y" or "z" (default: y for glTF, z otherwise)
+    object_type: str = "GenericCityObject"  # mesh: the type of the objects it becomes
+
+
 class Reader(Protocol):
     """A city-model file opened for reading; `objects()` streams its city objects."""
 

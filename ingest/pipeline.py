@@ -16,9 +16,8 @@ from sqlalchemy import Engine
 from cim.crs import ToStorage, crs_label, gml_axes_swapped, parse_crs
 from cim.errors import DatabaseUnavailable, IngestError, InvalidCRS
 from cim.settings import IngestSettings
-from ingest.footprints import ExtrudeOptions
 from ingest.formats import open_reader
-from ingest.model import Reader, SourceObject
+from ingest.model import Reader, ReadOptions, SourceObject
 from ingest.prepare import prepare_batch
 from ingest.writer import DatasetWriter, IdSource
 
@@ -118,7 +117,8 @@ def _source_crs(
         raise IngestError(
             path,
             "the file declares no CRS (CityJSON metadata.referenceSystem, GML srsName): "
-            "pass one with --crs, e.g. --crs EPSG:7415",
+            "pass one with --crs, e.g. --crs EPSG:7415 (a mesh: --origin lon,lat,height, or "
+            "--crs with --offset)",
         )
     try:
         source = parse_crs(name)
@@ -140,10 +140,10 @@ def _ingest_one(
     city_names: tuple[str | None, str | None],
     forced_format: str | None,
     progress: Progress | None,
-    extrude: ExtrudeOptions | None = None,
+    options: ReadOptions | None = None,
 ) -> IngestReport:
     started = time.perf_counter()
-    reader = open_reader(path, settings, forced_format, extrude)
+    reader = open_reader(path, settings, forced_format, options)
     try:
         checksum = file_checksum(path)
         warnings = list(reader.warnings)
@@ -237,7 +237,7 @@ def ingest_files(
     forced_format: str | None = None,
     settings: IngestSettings | None = None,
     progress: Progress | None = None,
-    extrude: ExtrudeOptions | None = None,
+    options: ReadOptions | None = None,
 ) -> list[IngestReport]:
     """Ingest files into a city as one transaction: all land, or nothing does.
 
@@ -276,7 +276,7 @@ def ingest_files(
                         (city_name_zh, city_name_en),
                         forced_format,
                         progress,
-                        extrude,
+                        options,
                     )
                 )
             pg.commit()

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 
 from cim.cli import main
 from cim.errors import IngestError
-from ingest.footprints import ExtrudeOptions
+from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from tests.conftest import SHARED
 
@@ -63,8 +63,8 @@ def _heights(path: Path) -> list[float | None]:
 def db(new_database: Callable[[], Engine]) -> Engine:
     engine = new_database()
     for n, path in enumerate(FILES):
-        options = ExtrudeOptions(base_attr="Z_MIN_SOL") if path == LYON else None
-        ingest_files(engine, [path], f"f{n}", extrude=options)
+        options = ReadOptions(base_attr="Z_MIN_SOL") if path == LYON else None
+        ingest_files(engine, [path], f"f{n}", options=options)
     return engine
 
 
@@ -127,7 +127,7 @@ def test_floors_and_base_from_attributes(db: Engine) -> None:
         assert z_min == pytest.approx(attributes["Z_MIN_SOL"], abs=1e-3)
         assert z_max - z_min == pytest.approx(attributes["HAUTEUR"], abs=1e-3)
     report = ingest_files(
-        db, [LYON], "floors", extrude=ExtrudeOptions(floors_attr="NB_ETAGES", storey_height=3.0)
+        db, [LYON], "floors", options=ReadOptions(floors_attr="NB_ETAGES", storey_height=3.0)
     )[0]
     floors = {r[0]["ID"]: (r[1], r[2], r[0]["NB_ETAGES"]) for r in _rows(db, "floors")}
     checked = 0
@@ -219,7 +219,7 @@ def test_shanghai_cgcs2000_placement_matches_pyproj(db: Engine) -> None:
 def test_mistakes_are_refused_with_the_reason(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="--height-attr 'hauteur' is not a field.*height"):
         ingest_files(
-            engine, [KOREA / "footprint.gpkg"], "x", extrude=ExtrudeOptions(height_attr="hauteur")
+            engine, [KOREA / "footprint.gpkg"], "x", options=ReadOptions(height_attr="hauteur")
         )
     broken = tmp_path / "broken.gpkg"
     broken.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)

@@ -15,23 +15,27 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from cim.demo import generate_city
+from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from tests.ingest.test_citygml import GML_FILES
 from tests.ingest.test_citygml import NO_CRS as GML_NO_CRS
 from tests.ingest.test_cityjson_files import FILES, NO_CRS
 from tests.ingest.test_footprints import FILES as FOOTPRINT_FILES
+from tests.ingest.test_mesh import GLB, OBJS, ORIGIN
 from tests.tiles.conftest import glb_positions_lonlath, property_column, tiles_of, validate_glbs
 from tiles.gltf import read_glb
 
-# every CityJSON, CityGML and footprint file of ../shared/data, with the CRS of those that
-# declare none
+MESHES = [*OBJS, GLB]
+# every CityJSON, CityGML, footprint and mesh file of ../shared/data, with the CRS of those
+# that declare none (meshes are placed by an origin)
 CITIES = {
     **{
-        f"c{n}": (path, "EPSG:7415" if path.name in NO_CRS else None)
+        f"c{n}": (path, "EPSG:7415" if path.name in NO_CRS else None, None)
         for n, path in enumerate(FILES)
     },
-    **{f"g{n}": (path, GML_NO_CRS.get(path.name)) for n, path in enumerate(GML_FILES)},
-    **{f"f{n}": (path, None) for n, path in enumerate(FOOTPRINT_FILES)},
+    **{f"g{n}": (path, GML_NO_CRS.get(path.name), None) for n, path in enumerate(GML_FILES)},
+    **{f"f{n}": (path, None, None) for n, path in enumerate(FOOTPRINT_FILES)},
+    **{f"m{n}": (path, None, ReadOptions(origin=ORIGIN)) for n, path in enumerate(MESHES)},
 }
 DEMO = "demo"  # the generated demo city (EPSG:4548), besides every file
 
@@ -41,8 +45,8 @@ def tiled(
     new_database: Callable[[], Engine], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Engine, TestClient]:
     engine = new_database()
-    for city, (path, crs) in CITIES.items():
-        ingest_files(engine, [path], city, crs=crs)
+    for city, (path, crs, options) in CITIES.items():
+        ingest_files(engine, [path], city, crs=crs, options=options)
     demo = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=400, seed=11)
     ingest_files(engine, [demo.path], DEMO)
     return engine, TestClient(create_app(engine=engine))
@@ -180,7 +184,7 @@ def test_every_object_is_in_exactly_one_tile(
 
 def test_attributes_keep_their_types(tilesets: dict) -> None:
     """multi_lod's 3DBAG attributes: integers, floats and strings stay what they are."""
-    city = next(c for c, (p, _) in CITIES.items() if p.name == "multi_lod.city.json")
+    city = next(c for c, (p, *_) in CITIES.items() if p.name == "multi_lod.city.json")
     _, contents = tilesets[city]
     kinds: dict[str, str] = {}
     for data in contents.values():
@@ -281,7 +285,7 @@ def test_seed_and_export_from_the_command_line(
 
     engine, _ = tiled
     monkeypatch.setenv("CIM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    city = next(c for c, (p, _) in CITIES.items() if p.name == "delft.city.json")
+    city = next(c for c, (p, *_) in CITIES.items() if p.name == "delft.city.json")
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM tile_cache WHERE city_code = :c"), {"c": city})
     runner = CliRunner()

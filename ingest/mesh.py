@@ -1,0 +1,193 @@
+"""Meshes (OBJ, glTF/GLB, PLY, STL, read with trimesh) placed on the Earth.
+
+A mesh has no CRS of its own, so the caller says where it is: `--crs` with an optional
+`--offset x,y,z` (the mesh's coordinates plus the offset are coordinates in that CRS), or
+`--origin lon,lat,height` (the mesh's axes are east, north, up in metres from that point; the
+conversion is exact, through Earth-centred coordinates). glTF is Y-up by its specification and is
+turned Z-up; other formats are taken Z-up unless `--up y` says otherwise.
+
+Each node of the scene that holds geometry becomes one city object (a whole OBJ file is one),
+named after the node, its primitives together one geometry of triangles. Material base colours
+become the objects' colours; texture images and coordinates are listed in the report, not drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pyproj import Transformer
+
+from cim.crs import lonlath_to_ecef
+from cim.errors import IngestError
+from ingest.model import ReadOptions, SourceGeometry, SourceObject
+
+SUFFIXES = {".obj", ".glb", ".gltf", ".ply", ".stl"}
+Y_UP = {".glb", ".gltf"}
+_TO_LLH = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """A mesh by its suffix (OBJ, PLY and STL have no reliable signature) or glTF's magic."""
+    return head.startswith(b"glTF") or path.suffix.lower() in SUFFIXES
+
+
+def _enu_to_lonlath(enu: NDArray[np.float64], origin: tuple[float, float, float]) -> Any:
+    """East, north, up metres from `origin` (lon, lat, h) to longitude, latitude, height."""
+    lon, lat = np.radians(origin[0]), np.radians(origin[1])
+    east = np.array([-np.sin(lon), np.cos(lon), 0.0])
+    north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
+    up = np.array([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    base = lonlath_to_ecef(np.array([origin], dtype=np.float64))[0]
+    ecef = base + enu[:, :1] * east + enu[:, 1:2] * north + enu[:, 2:3] * up
+    x, y, z = _TO_LLH.transform(ecef[:, 0], ecef[:, 1], ecef[:, 2])
+    return np.column_stack((x, y, z))
+
+
+class MeshReader:
+    """A mesh file or scene; its nodes become city objects."""
+
+    format = "Mesh"
+    axis_order = "xy"
+
+    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
+        import trimesh
+
+        self.path = str(path)
+        self._path = path
+        self.options = options or ReadOptions()
+        suffix = path.suffix.lower()
+        try:
+            self.scene = trimesh.load(str(path), force="scene", process=False)
+        except Exception as exc:  # trimesh raises many kinds on a broken file
+            raise IngestError(path, f"not a readable mesh ({type(exc).__name__}: {exc})") from None
+        if not self.scene.geometry:
+            raise IngestError(path, "the mesh has no geometry")
+        self.format_version: str | None = suffix.lstrip(".").upper()
+        self.up = (self.options.up or ("y" if suffix in Y_UP else "z")).lower()
+        if self.up not in ("y", "z"):
+            raise IngestError(path, f"--up must be y or z, not {self.options.up!r}")
+        o = self.options
+        if o.origin is not None and o.offset is not None:
+            raise IngestError(path, "give --origin or --offset, not both")
+        # with --origin the reader writes longitude, latitude, height itself
+        self.crs_name: str | None = "EPSG:4979" if o.origin is not None else None
+        self.warnings: list[str] = []
+        self.metadata: dict[str, Any] = {
+            "up": self.up,
+            "origin": list(o.origin) if o.origin else None,
+            "offset": list(o.offset) if o.offset else None,
+        }
+        self._groups = self._group_nodes()
+        self.total_objects: int | None = len(self._groups)
+        self.appearance: dict[str, Any] = self._appearance()
+
+    def _group_nodes(self) -> dict[str, list[str]]:
+        """Geometry nodes by the scene node that owns them (trimesh splits a glTF mesh's
+        primitives into child nodes of the glTF node)."""
+        graph = self.scene.graph
+        parents = graph.transforms.parents  # child node -> parent node
+        groups: dict[str, list[str]] = {}
+        for node in graph.nodes_geometry:
+            parent = parents.get(node)
+            owner = parent if parent is not None and parent != graph.base_frame else node
+            groups.setdefault(str(owner), []).append(node)
+        return groups
+
+    def _appearance(self) -> dict[str, Any]:
+        materials: list[dict[str, Any]] = []
+        textures: list[dict[str, Any]] = []
+        self._material_of: dict[str, int] = {}
+        for name, geom in self.scene.geometry.items():
+            material = getattr(geom.visual, "material", None)
+            if material is None:
+                continue
+            colour = getattr(material, "baseColorFactor", None)
+            if colour is None:
+                colour = getattr(material, "main_color", None)
+            entry: dict[str, Any] = {"name": str(getattr(material, "name", None) or name)}
+            if colour is not None:
+                rgba = np.asarray(colour, dtype=np.float64).ravel()
+                scale = 255.0 if rgba.max() > 1.0 else 1.0
+                entry["diffuseColor"] = [round(float(v) / scale, 4) for v in rgba[:3]]
+            image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
+            if image is not None:
+                textures.append({"material": entry["name"], "size": list(image.size)})
+            self._material_of[name] = len(materials)
+            materials.append(entry)
+        if textures:
+            self.warnings.append(
+                f"{len(textures)} materials have texture images, kept in the source file but not "
+                "drawn in the 3D Tiles yet: their surfaces show the materials' base colours"
+            )
+        out: dict[str, Any] = {}
+        if materials:
+            out["materials"] = materials
+        if textures:
+            out["textures"] = textures
+        return out
+
+    def objects(self) -> Iterator[SourceObject]:
+        """One city object per scene node that holds geometry, its primitives as one geometry
+        (3D views draw one geometry per object) with a material per triangle."""
+        graph = self.scene.graph
+        for owner, nodes in self._groups.items():
+            corners: list[NDArray[np.float64]] = []
+            materials: list[int | None] = []
+            primitives = []
+            for node in nodes:
+                matrix, name = graph.get(node)
+                geom = self.scene.geometry[name]
+                faces = np.asarray(getattr(geom, "faces", np.zeros((0, 3))), dtype=np.int64)
+                if faces.size == 0:
+                    continue
+                vertices = np.asarray(geom.vertices, dtype=np.float64)
+                vertices = vertices @ matrix[:3, :3].T + matrix[:3, 3]
+                corners.append(self._placed(vertices)[faces.ravel()])
+                materials += [self._material_of.get(name)] * len(faces)
+                primitives.append({"name": name, "triangles": len(faces)})
+            yield SourceObject(
+                id=owner if owner != "world" else Path(self.path).stem,
+                type=self.options.object_type,
+                attributes={"name": owner, "source_file": Path(self.path).name},
+                parents=[],
+                children=[],
+                geometries=[_triangles(corners, materials, primitives)] if corners else [],
+            )
+
+    def _placed(self, vertices: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.up == "y":
+            vertices = np.column_stack((vertices[:, 0], -vertices[:, 2], vertices[:, 1]))
+        if self.options.offset is not None:
+            vertices = vertices + np.asarray(self.options.offset, dtype=np.float64)
+        if self.options.origin is not None:
+            vertices = _enu_to_lonlath(vertices, self.options.origin)
+        return vertices
+
+    def close(self) -> None:
+        """Nothing to release: trimesh read the file whole."""
+
+
+def _triangles(
+    corners: list[NDArray[np.float64]],
+    materials: list[int | None],
+    primitives: list[dict[str, Any]],
+) -> SourceGeometry:
+    vertices = np.vstack(corners)
+    n = len(vertices) // 3
+    structure: dict[str, Any] = {"type": "MultiSurface", "source": "mesh", "primitives": primitives}
+    if any(m is not None for m in materials):
+        structure["material"] = {"mesh": {"values": materials}}
+    return SourceGeometry(
+        type="MultiSurface",
+        lod=None,
+        kind="surface",
+        vertices=vertices,
+        indices=range(len(vertices)),
+        ring_sizes=[3] * n,
+        polygon_rings=[1] * n,
+        structure=structure,
+    )
