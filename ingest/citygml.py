@@ -113,6 +113,19 @@ SURFACE_CONTAINERS = {
 }
 POLYGONS = {"Polygon", "Triangle", "Rectangle", "PolygonPatch"}
 _POLYGON_TAGS = {f"{{{ns}}}{n}" for ns in GML_NAMESPACES for n in POLYGONS}
+_APPEARANCE = [
+    f"{{{ns}}}Appearance"
+    for ns in (
+        "http://www.opengis.net/citygml/appearance/1.0",
+        "http://www.opengis.net/citygml/appearance/2.0",
+        "http://www.opengis.net/citygml/appearance/3.0",
+    )
+]
+_SURFACE_DATA = [
+    f"{{{ns.rsplit('}', 1)[0][1:]}}}{n}"
+    for ns in _APPEARANCE
+    for n in ("X3DMaterial", "ParameterizedTexture", "GeoreferencedTexture")
+]
 _FLAT_SURFACES = {
     f"{{{ns}}}{n}" for ns in GML_NAMESPACES for n in ("MultiSurface", "CompositeSurface", "Shell")
 }
@@ -253,7 +266,8 @@ class CityGmlReader:
         names = re.findall(r'srsName\s*=\s*"([^"]+)"', text)
         self.crs_name: str | None = names[0] if names else None
         self.metadata: dict[str, Any] = {}
-        self.appearance: dict[str, Any] = {}
+        # shared with the pipeline, which colours surfaces by these materials as they arrive
+        self.appearance: dict[str, Any] = {"materials": [], "textures": []}
         self.warnings: list[str] = []
         self.total_objects: int | None = None
         self._seen: set[str] = set()
@@ -261,6 +275,9 @@ class CityGmlReader:
         self._unresolved = 0
         self._other_srs: Counter[str] = Counter()
         self._appearances = 0
+        self._global_targets = 0
+        self._material_of: dict[str, int] = {}  # polygon gml:id -> material, within a member
+        self._textures_of: dict[str, list[dict[str, Any]]] = {}  # polygon gml:id -> textures
         self._skipped_rings = 0
         self._templates: dict[str, _Template] = {}
         self._dim = 3  # srsDimension of the geometry being read
@@ -294,7 +311,12 @@ class CityGmlReader:
                     continue
                 if local(el.tag) == "appearanceMember":
                     self._appearances += 1
+                    self._global_targets += self._read_appearances(el)
+                    self._material_of, self._textures_of = {}, {}
                 else:
+                    self._material_of, self._textures_of = {}, {}
+                    if next(el.iter(*_APPEARANCE), None) is not None:
+                        self._read_appearances(el)
                     index = _LazyIndex(el)
                     for feature in _children(el):
                         yield from self._feature(feature, None, index)
@@ -320,10 +342,16 @@ class CityGmlReader:
                 f"{n} geometries declare srsName {name!r}, not the file's {self.crs_name!r}; "
                 "they were read as the file's"
             )
-        if self._appearances:
+        if self._global_targets:
             self.warnings.append(
-                f"{self._appearances} appearance members (textures, materials) are kept in the "
-                "source file only: CIM does not carry CityGML appearances into the model yet"
+                f"{self._appearances} global appearance members target {self._global_targets} "
+                "surfaces of other members: their materials and textures are listed in the "
+                "dataset but not linked to the surfaces"
+            )
+        if self.appearance["textures"]:
+            self.warnings.append(
+                f"{len(self.appearance['textures'])} textures are kept (image, texture "
+                "coordinates per ring) but not drawn in the 3D Tiles yet"
             )
         if self._skipped_rings:
             self.warnings.append(
@@ -380,7 +408,7 @@ class CityGmlReader:
                 for g in _children(prop):
                     _generic(g, attributes)
             elif kind == "appearance":
-                self._appearances += 1
+                pass  # read with the whole member before its features (see _read_appearances)
             elif kind == "reference":
                 extra.setdefault("externalReferences", []).append(_value(prop))
             elif kind == "attribute":
@@ -446,6 +474,7 @@ class CityGmlReader:
                 values = [by_id.get(pid) if pid else None for pid, _ in polys]
                 used.update(pid for pid, _ in polys if pid in by_id)
                 out.append(_surface_geometry(gtype, lod, pname, polys, values, sem_surfaces))
+                self._appearance_of(out[-1], polys)
                 continue
             lines = list(self._lines(g, index))
             if lines:
@@ -457,17 +486,103 @@ class CityGmlReader:
         for lod, polys in sorted(sem_polys.items()):
             left = [(pid, rings, k) for pid, rings, k in polys if not pid or pid not in used]
             if left:
+                polys_left = [(pid, rings) for pid, rings, _ in left]
                 out.append(
                     _surface_geometry(
                         "MultiSurface",
                         lod,
                         "boundedBy",
-                        [(pid, rings) for pid, rings, _ in left],
+                        polys_left,
                         [k for _, _, k in left],
                         sem_surfaces,
                     )
                 )
+                self._appearance_of(out[-1], polys_left)
         return out
+
+    def _appearance_of(
+        self, geometry: SourceGeometry, polys: list[tuple[str | None, list[Any]]]
+    ) -> None:
+        """Materials (drawn: their diffuse colour) and textures (kept: image, ring coordinates)
+        that the member's appearances give this geometry's polygons."""
+        if not self._material_of and not self._textures_of:
+            return
+        ids = [pid for pid, _ in polys]
+        materials = [self._material_of.get(pid) if pid else None for pid in ids]
+        if any(m is not None for m in materials):
+            geometry.structure["material"] = {"citygml": {"values": materials}}
+        textures = {pid: self._textures_of[pid] for pid in ids if pid in self._textures_of}
+        if textures:
+            geometry.structure["textures"] = textures
+
+    def _read_appearances(self, scope: Any) -> int:
+        """Read every Appearance under `scope` (a member, or a global appearanceMember):
+        materials join the dataset's list, textures its image list, and their targets are
+        remembered for the member's polygons. Returns how many targets were read."""
+        targets = 0
+        ids = {gid: e for e in scope.iter() if isinstance(e.tag, str) and (gid := _gml_id(e))}
+
+        def polygons(key: str) -> list[str]:
+            """A target's polygons: itself, or those of the surface aggregate it names (an
+            unnamed polygon gets a generated gml:id so that the match survives)."""
+            el = ids.get(key)
+            if el is None or el.tag in _POLYGON_TAGS:
+                return [key]
+            out = []
+            for n, poly in enumerate(el.iter(*_POLYGON_TAGS)):
+                pid = _gml_id(poly)
+                if pid is None:
+                    pid = f"{key}_cim{n}"
+                    poly.set(GML_ID_32 if "3.2" in poly.tag else GML_ID_31, pid)
+                out.append(pid)
+            return out
+
+        for app in scope.iter(*_APPEARANCE):
+            theme = next((c.text for c in app if local(c.tag) == "theme"), None) or ""
+            for data in app.iter(*_SURFACE_DATA):
+                kind = local(data.tag)
+                entry: dict[str, Any] = {"theme": theme}
+                if gid := _gml_id(data):
+                    entry["id"] = gid
+                for prop in data:
+                    name = local(prop.tag)
+                    if name in ("target", "appearanceTarget"):
+                        continue
+                    if name in ("diffuseColor", "emissiveColor", "specularColor"):
+                        entry[name] = [float(x) for x in (prop.text or "").split()[:3]]
+                    elif name in ("transparency", "shininess", "ambientIntensity"):
+                        entry[name] = _number(prop.text or "")
+                    elif isinstance(prop.tag, str):
+                        entry[name] = _value(prop)
+                if kind == "X3DMaterial":
+                    m = len(self.appearance["materials"])
+                    self.appearance["materials"].append(entry)
+                    for t in data.iter("{*}target"):
+                        key = (t.text or "").strip().lstrip("#")
+                        if key:
+                            for pid in polygons(key):
+                                self._material_of[pid] = m
+                            targets += 1
+                elif kind in ("ParameterizedTexture", "GeoreferencedTexture"):
+                    image = entry.get("imageURI")
+                    t_index = len(self.appearance["textures"])
+                    self.appearance["textures"].append(
+                        {"image": image, "type": entry.get("mimeType"), "theme": theme}
+                    )
+                    for t in data.iter("{*}target"):
+                        key = (t.get("uri") or t.text or "").strip().lstrip("#")
+                        rings = {
+                            (c.get("ring") or "").lstrip("#"): [
+                                float(x) for x in (c.text or "").split()
+                            ]
+                            for c in t.iter("{*}textureCoordinates")
+                        }
+                        if key:
+                            self._textures_of.setdefault(key, []).append(
+                                {"texture": t_index, "rings": rings}
+                            )
+                            targets += 1
+        return targets
 
     def _semantic(
         self,

@@ -161,7 +161,7 @@ def _ingest_one(
             "metadata": reader.metadata,
         }
         dataset_id, replaced = writer.replace_dataset(city, name, fields)
-        materials = reader.appearance.get("materials") or []
+        materials = reader.appearance.get("materials")  # the reader's own list: it may grow
         if not isinstance(materials, list):
             materials = []
         by_type: Counter[str] = Counter()
@@ -193,7 +193,8 @@ def _ingest_one(
                 f"{degenerate} surfaces have no area and were stored but not "
                 "triangulated (they will not show in 3D views)"
             )
-        late = reader.warnings + to_storage.warnings  # found while reading
+        # found while reading: warnings, and texture images a streamed file named on the way
+        late = reader.warnings + to_storage.warnings + _texture_warnings(reader, path)
         warnings += [w for w in late if w not in warnings]
         writer.flush()
         warnings += _dangling_warnings(writer, city, dataset_id)
@@ -205,6 +206,7 @@ def _ingest_one(
                 "counts": {"by_type": by_type, "by_lod": by_lod},
                 "warnings": warnings,
                 "attribute_keys": keys,
+                "appearance": reader.appearance,
             },
         )
     finally:

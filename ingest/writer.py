@@ -197,18 +197,20 @@ class DatasetWriter:
             ) from None
 
     def finish(self, city: str, dataset_id: int, fields: dict[str, Any]) -> None:
-        """Record the dataset's final counts and warnings, mark it ready, and drop the cached
-        tiles its objects fall in."""
+        """Record the dataset's final counts, warnings and appearance (a streamed reader finds
+        materials and textures as it goes), mark it ready, and drop the cached tiles its objects
+        fall in."""
         self.flush()
         drop_cached_tiles(self.conn, city, dataset_id)
         self.conn.execute(
             "UPDATE dataset SET object_count = %s, counts = %s, warnings = %s, attribute_keys = %s,"
-            " status = 'ready' WHERE city_code = %s AND id = %s",
+            " appearance = %s, status = 'ready' WHERE city_code = %s AND id = %s",
             (
                 fields["object_count"],
                 orjson.dumps(fields["counts"]).decode(),
                 orjson.dumps(fields["warnings"]).decode(),
                 sorted(fields["attribute_keys"]),
+                orjson.dumps(fields["appearance"]).decode(),
                 city,
                 dataset_id,
             ),

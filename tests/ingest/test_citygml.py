@@ -357,3 +357,47 @@ def test_the_demo_city_in_citygml_equals_its_cityjson_twin(engine: Engine, tmp_p
     assert a.keys() == b.keys()
     worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
     assert worst < 1e-8  # degrees and metres: the same millimetre coordinates
+
+
+def test_appearances_materials_drawn_textures_kept(engine: Engine) -> None:
+    berlin = next(p for p in GML_FILES if p.name == "Berlin_Moabit_1Bldg_v2.gml")
+    [report] = ingest_files(engine, [berlin], "berlin")
+    xml = etree.parse(str(berlin))
+    material = next(xml.iter("{*}X3DMaterial"))
+    rgb = [float(x) for x in next(material.iter("{*}diffuseColor")).text.split()]
+    target = next(material.iter("{*}target")).text.lstrip("#")
+    targeted = [el for el in xml.iter() if el.get("{http://www.opengis.net/gml}id") == target][0]
+    n_target_polygons = len(list(targeted.iter("{*}Polygon")))
+    images = [el.text for el in xml.iter("{*}imageURI")]
+    with engine.connect() as conn:
+        appearance, colours = conn.execute(
+            text(
+                "SELECT d.appearance, (SELECT string_agg(encode(g.mesh_colours, 'hex'), '') "
+                "FROM object_geometry g WHERE g.city_code = d.city_code) FROM dataset d "
+                "WHERE d.city_code = 'berlin'"
+            )
+        ).one()
+    assert [t["image"] for t in appearance["textures"]] == images
+    assert appearance["materials"][0]["diffuseColor"] == rgb
+    hexcolour = "".join(f"{int(v * 255):02x}" for v in rgb)
+    triangles = [colours[i : i + 6] for i in range(0, len(colours), 6)]
+    assert triangles.count(hexcolour) >= n_target_polygons  # the roof in its material colour
+    assert any(
+        f"{len(images)} of {len(images)} texture images are missing" in w for w in report.warnings
+    )
+    # a texture whose image is there: its coordinates are kept ring by ring, as in the file
+    lyon = next(p for p in GML_FILES if p.name in NO_CRS)
+    [report] = ingest_files(engine, [lyon], "lyon", crs=NO_CRS[lyon.name])
+    assert not any("missing" in w for w in report.warnings)
+    coords = next(etree.parse(str(lyon)).iter("{*}textureCoordinates"))
+    ring = coords.get("ring").lstrip("#")
+    with engine.connect() as conn:
+        kept = conn.execute(
+            text(
+                "SELECT t -> 'rings' -> :ring FROM object_geometry g, "
+                "jsonb_each(g.structure -> 'textures') p, jsonb_array_elements(p.value) t "
+                "WHERE g.city_code = 'lyon' AND t -> 'rings' ? :ring"
+            ),
+            {"ring": ring},
+        ).scalar_one()
+    assert kept == [float(x) for x in coords.text.split()]
