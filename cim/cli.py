@@ -201,7 +201,9 @@ def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
     try:
         a, b, c = (float(x) for x in text.split(","))
     except ValueError:
-        raise InvalidInput(f"{option} takes three numbers separated by commas, not {text!r}") from None
+        raise InvalidInput(
+            f"{option} takes three numbers separated by commas, not {text!r}"
+        ) from None
     return (a, b, c)
 
 
@@ -250,6 +252,12 @@ def _advance(bar: Any, n: int, total: int | None) -> None:
     show_default=True,
     help="Mesh: the city-object type of its nodes, e.g. Building.",
 )
+@click.option(
+    "--axis-order",
+    type=click.Choice(["east-first", "north-first"]),
+    help="GML: the order of the coordinates, when the file does not follow its CRS (by default "
+    "CIM follows the CRS, or for northing-first CRSs decides from the data).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def ingest(
     paths: tuple[Path, ...],
@@ -268,6 +276,7 @@ def ingest(
     offset: str | None,
     up: str | None,
     object_type: str,
+    axis_order: str | None,
     as_json: bool,
 ) -> None:
     """Load city-model files into a city: CityJSON 1.0/1.1/2.0, CityJSONSeq, CityGML 1.0/2.0/3.0,
@@ -302,6 +311,7 @@ def ingest(
             _triple(offset, "--offset"),
             up,
             object_type,
+            axis_order,
         )
         engine = _engine(DatabaseSettings())
         with tqdm(unit="obj", disable=not sys.stderr.isatty() or as_json) as bar:

@@ -42,10 +42,8 @@ ADV_CODES = {
     "DE_DHDN_3GK3": 31467,
     "DE_DHDN_3GK4": 31468,
     "DE_DHDN_3GK5": 31469,
-    "ETRS89_GK3": 5676,  # ETRS89 / Gauss-Krueger zone 3 (E-N), as used by some states
     "DE_DHHN92_NH": 5783,
     "DE_DHHN2016_NH": 7837,
-    "DE_DHHN12_NOH": 5784,
 }
 _OGC_SHORT = re.compile(r"^OGC:(CRS84h?)$", re.IGNORECASE)
 
@@ -86,6 +84,10 @@ def normalise_crs_name(name: str) -> str:
         if len(codes) != 2:
             raise InvalidCRS(f"a compound CRS needs two components, got {name!r}")
         return "+".join(codes)
+    if re.match(r"^(PROJCS|GEOGCS|COMPD_CS|PROJCRS|GEOGCRS|COMPOUNDCRS|BOUNDCRS)\[", text) or (
+        text.startswith("{")
+    ):
+        return text  # WKT or PROJJSON, as GDAL gives a CRS without an EPSG code
     raise InvalidCRS(
         f"unrecognised CRS {name!r}; use a form like EPSG:4548, "
         "https://www.opengis.net/def/crs/EPSG/0/4548 or urn:ogc:def:crs:EPSG::4548"
@@ -195,6 +197,13 @@ class ToStorage:
                 "one that puts them inside the CRS's area of use"
             )
             return False
+        if plain == declared:
+            self.warnings.append(
+                f"both axis orders put the coordinates inside the area of use of "
+                f"{crs_label(self.source)}: they were read northing (latitude) first, as the CRS "
+                "declares; if the objects land in the wrong place, ingest again with "
+                "--axis-order east-first"
+            )
         return True
 
     def _has_vertical(self) -> bool:

@@ -80,6 +80,16 @@ CHILD_PROPERTIES = {
     "bridgeConstructiveElement",
     "outerBridgeInstallation",
     "bridgeInstallation",
+    "trafficArea",
+    "auxiliaryTrafficArea",
+    "outerTunnelInstallation",
+    "interiorTunnelInstallation",
+    "interiorHollowSpace",
+    "hollowSpaceInstallation",
+    "interiorBridgeInstallation",
+    "interiorBridgeRoom",
+    "bridgeRoomInstallation",
+    "buildingSubdivision",
     "section",
     "intersection",
     "trafficSpace",
@@ -110,6 +120,9 @@ SURFACE_CONTAINERS = {
     "OrientableSurface",
     "MultiPolygon",
     "polygonMember",
+    "MultiGeometry",
+    "geometryMember",
+    "geometryMembers",
 }
 POLYGONS = {"Polygon", "Triangle", "Rectangle", "PolygonPatch"}
 _POLYGON_TAGS = {f"{{{ns}}}{n}" for ns in GML_NAMESPACES for n in POLYGONS}
@@ -254,7 +267,10 @@ class CityGmlReader:
         with open(path, "rb") as f:
             head = f.read(1 << 20)
         _prolog_check(path, head)
-        text = head.decode("utf-8", errors="ignore")
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = head.decode("utf-16", errors="ignore")
+        else:
+            text = head.decode("utf-8", errors="ignore")
         versions = {v for ns, v in VERSIONS.items() if ns in text}
         if not versions:
             raise IngestError(path, "not CityGML: no CityGML 1.0, 2.0 or 3.0 namespace")
@@ -263,7 +279,7 @@ class CityGmlReader:
             r"<(?![?!])([\w.-]+:)?([\w.-]+)", re.sub(r"<!--.*?-->", "", text, flags=re.S)
         )
         self._root_name = first.group(2) if first else "?"
-        names = re.findall(r'srsName\s*=\s*"([^"]+)"', text)
+        names = re.findall(r"""srsName\s*=\s*["']([^"']+)["']""", text)
         self.crs_name: str | None = names[0] if names else None
         self.metadata: dict[str, Any] = {}
         # shared with the pipeline, which colours surfaces by these materials as they arrive
@@ -276,6 +292,7 @@ class CityGmlReader:
         self._other_srs: Counter[str] = Counter()
         self._appearances = 0
         self._global_targets = 0
+        self._listed: dict[tuple[str, str], int] = {}
         self._material_of: dict[str, int] = {}  # polygon gml:id -> material, within a member
         self._textures_of: dict[str, list[dict[str, Any]]] = {}  # polygon gml:id -> textures
         self._skipped_rings = 0
@@ -302,6 +319,13 @@ class CityGmlReader:
             for event, el in context:
                 if root is None:
                     root = el if el.getparent() is None else el.getroottree().getroot()
+                    info = root.getroottree().docinfo
+                    if info.doctype or info.internalDTD is not None:
+                        raise IngestError(
+                            self._path,
+                            "the XML has a document type declaration (<!DOCTYPE>); CityGML "
+                            "needs none, and CIM refuses it",
+                        )
                     if local(root.tag) != "CityModel":
                         raise IngestError(
                             self._path,
@@ -311,12 +335,18 @@ class CityGmlReader:
                     continue
                 if local(el.tag) == "appearanceMember":
                     self._appearances += 1
-                    self._global_targets += self._read_appearances(el)
+                    try:
+                        self._global_targets += self._read_appearances(el)
+                    except _Problem as exc:
+                        raise IngestError(self._path, f"appearance: {exc}") from None
                     self._material_of, self._textures_of = {}, {}
                 else:
                     self._material_of, self._textures_of = {}, {}
                     if next(el.iter(*_APPEARANCE), None) is not None:
-                        self._read_appearances(el)
+                        try:
+                            self._read_appearances(el)
+                        except _Problem as exc:
+                            raise IngestError(self._path, f"appearance: {exc}") from None
                     index = _LazyIndex(el)
                     for feature in _children(el):
                         yield from self._feature(feature, None, index)
@@ -364,7 +394,7 @@ class CityGmlReader:
     # ------------------------------------------------------------ features
     def _new_id(self, type_: str) -> str:
         self._generated += 1
-        return f"{type_}_{self._generated}"
+        return f"{type_}_cim{self._generated}"
 
     def _feature(
         self, el: Any, parent: str | None, index: dict[str, Any], fid: str | None = None
@@ -515,6 +545,15 @@ class CityGmlReader:
         if textures:
             geometry.structure["textures"] = textures
 
+    def _shared(self, kind: str, entry: dict[str, Any]) -> int:
+        """The index of an equal material or texture already listed, else of this one: the
+        dataset lists each once however many members use it (memory stays bounded)."""
+        key = (kind, repr(sorted(entry.items())))
+        if key not in self._listed:
+            self._listed[key] = len(self.appearance[kind])
+            self.appearance[kind].append(entry)
+        return self._listed[key]
+
     def _read_appearances(self, scope: Any) -> int:
         """Read every Appearance under `scope` (a member, or a global appearanceMember):
         materials join the dataset's list, textures its image list, and their targets are
@@ -542,21 +581,18 @@ class CityGmlReader:
             for data in app.iter(*_SURFACE_DATA):
                 kind = local(data.tag)
                 entry: dict[str, Any] = {"theme": theme}
-                if gid := _gml_id(data):
-                    entry["id"] = gid
                 for prop in data:
                     name = local(prop.tag)
                     if name in ("target", "appearanceTarget"):
                         continue
                     if name in ("diffuseColor", "emissiveColor", "specularColor"):
-                        entry[name] = [float(x) for x in (prop.text or "").split()[:3]]
+                        entry[name] = _floats(prop.text, name)[:3]
                     elif name in ("transparency", "shininess", "ambientIntensity"):
                         entry[name] = _number(prop.text or "")
                     elif isinstance(prop.tag, str):
                         entry[name] = _value(prop)
                 if kind == "X3DMaterial":
-                    m = len(self.appearance["materials"])
-                    self.appearance["materials"].append(entry)
+                    m = self._shared("materials", entry)
                     for t in data.iter("{*}target"):
                         key = (t.text or "").strip().lstrip("#")
                         if key:
@@ -564,17 +600,20 @@ class CityGmlReader:
                                 self._material_of[pid] = m
                             targets += 1
                 elif kind in ("ParameterizedTexture", "GeoreferencedTexture"):
-                    image = entry.get("imageURI")
-                    t_index = len(self.appearance["textures"])
-                    self.appearance["textures"].append(
-                        {"image": image, "type": entry.get("mimeType"), "theme": theme}
+                    t_index = self._shared(
+                        "textures",
+                        {
+                            "image": entry.get("imageURI"),
+                            "type": entry.get("mimeType"),
+                            "theme": theme,
+                        },
                     )
                     for t in data.iter("{*}target"):
                         key = (t.get("uri") or t.text or "").strip().lstrip("#")
                         rings = {
-                            (c.get("ring") or "").lstrip("#"): [
-                                float(x) for x in (c.text or "").split()
-                            ]
+                            (c.get("ring") or "").lstrip("#"): _floats(
+                                c.text, "texture coordinates"
+                            )
                             for c in t.iter("{*}textureCoordinates")
                         }
                         if key:
@@ -696,7 +735,7 @@ class CityGmlReader:
         pid: str | None,
         out: list[tuple[str | None, list[NDArray[np.float64]]]],
     ) -> None:
-        dim = self._dim
+        dim = _dim_value(el.get("srsDimension")) or self._dim
         rings = []
         for part in el:
             if part.tag in _RING_HOLDER_TAGS:
@@ -710,7 +749,13 @@ class CityGmlReader:
                     rings.append(coords[::-1] if flip else coords)
         if rings:
             key = _gml_id(el) or pid
-            if key and not flip and isinstance(index, _LazyIndex):
+            if key is None:
+                # named here, on the element: a solid that links to the surface holding this
+                # polygon then matches it to its semantic surface, as with a real gml:id
+                self._generated += 1
+                key = f"_cim{self._generated}"
+                el.set(GML_ID_32 if "gml/3.2" in el.tag else GML_ID_31, key)
+            if not flip and isinstance(index, _LazyIndex):
                 index.polygons[key] = rings
             out.append((key, rings))
 
@@ -904,13 +949,38 @@ def _generic(el: Any, attributes: dict[str, Any]) -> None:
     _add(attributes, name, _value(values[0]))
 
 
+def _floats(text: str | None, what: str) -> list[float]:
+    """Whitespace-separated numbers.
+
+    Raises:
+        _Problem: one is not a number.
+    """
+    try:
+        return [float(x) for x in (text or "").split()]
+    except ValueError:
+        raise _Problem(f"{what} {text!r} holds something that is not a number") from None
+
+
+def _dim_value(text: str | None) -> int:
+    """An srsDimension attribute as 2 or 3 (0 when absent).
+
+    Raises:
+        _Problem: anything else.
+    """
+    if not text:
+        return 0
+    if text.strip() in ("2", "3", "2.0", "3.0"):
+        return int(float(text))
+    raise _Problem(f"srsDimension {text!r} is not 2 or 3")
+
+
 def _dimension(el: Any) -> int:
     """srsDimension of a coordinate list, inherited from its geometry (3 when none says)."""
     e = el
     while e is not None and e.tag.startswith("{http://www.opengis.net/gml"):
-        d = e.get("srsDimension")
+        d = _dim_value(e.get("srsDimension"))
         if d:
-            return int(d)
+            return d
         e = e.getparent()
     return 3
 
@@ -961,7 +1031,8 @@ def _ring(ring: Any, dim: int = 0) -> NDArray[np.float64]:
             values = np.fromstring(text, sep=" ")
         except (DeprecationWarning, ValueError):  # a token that is not a number
             raise _Problem("posList holds something that is not a number") from None
-        d = int(pos.get("srsDimension") or dim or _dimension(pos))
+        d = _dim_value(pos.get("srsDimension")) or _dim_value(ring.get("srsDimension")) or dim
+        d = d or _dimension(pos)
         coords = _shaped(values, d)
     elif local(ring.tag) == "Ring":  # a ring of curve members
         parts = [_coordinates(seg) for seg in ring.iter() if local(seg.tag) in CURVES]

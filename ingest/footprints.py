@@ -53,6 +53,8 @@ def _python(value: Any) -> Any:
     """A field value as plain JSON."""
     if value is None:
         return None
+    if isinstance(value, np.ndarray):  # a list property (GeoJSON arrays)
+        return [_python(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -146,6 +148,9 @@ class FootprintReader:
     def objects(self) -> Iterator[SourceObject]:
         """Yield one Building per feature, in batches of features."""
         skip = 0
+        # GDAL reads GeoJSON whole anyway, and skipping features restarts from the top: read it
+        # in one call; GeoPackage and Shapefile are read in pages
+        page = None if self.format_version == "GeoJSON" else BATCH
         while True:
             try:
                 with warnings.catch_warnings(record=True) as said:
@@ -154,7 +159,7 @@ class FootprintReader:
                         self._path,
                         layer=self.layer,
                         skip_features=skip,
-                        max_features=BATCH,
+                        max_features=page,
                         return_fids=True,
                     )
             except Exception as exc:
@@ -171,7 +176,7 @@ class FootprintReader:
                 attributes = {n: _python(col[k]) for n, col in zip(names, fields, strict=True)}
                 yield self._building(f"{self.layer}.{int(fids[k])}", geoms[k], attributes)
             skip += len(wkb)
-            if len(wkb) < BATCH:
+            if page is None or len(wkb) < page:
                 break
         if self._no_height:
             what = self.height_attr or self.floors_attr

@@ -66,6 +66,10 @@ class MeshReader:
             raise IngestError(path, f"not a readable mesh ({type(exc).__name__}: {exc})") from None
         if not self.scene.geometry:
             raise IngestError(path, "the mesh has no geometry")
+        if not any(len(getattr(g, "faces", ())) for g in self.scene.geometry.values()):
+            raise IngestError(
+                path, "the mesh has no triangles (points or lines only): nothing to place"
+            )
         self.format_version: str | None = suffix.lstrip(".").upper()
         self.up = (self.options.up or ("y" if suffix in Y_UP else "z")).lower()
         if self.up not in ("y", "z"):
@@ -145,6 +149,12 @@ class MeshReader:
                 if faces.size == 0:
                     continue
                 vertices = np.asarray(geom.vertices, dtype=np.float64)
+                if faces.min() < 0 or faces.max() >= len(vertices):
+                    raise IngestError(
+                        self._path,
+                        f"a face refers to vertex {int(faces.max())} of {len(vertices)}",
+                        owner,
+                    )
                 vertices = vertices @ matrix[:3, :3].T + matrix[:3, 3]
                 corners.append(self._placed(vertices)[faces.ravel()])
                 materials += [self._material_of.get(name)] * len(faces)

@@ -62,6 +62,7 @@ class ReadOptions:
     offset: tuple[float, float, float] | None = None  # mesh: added to coordinates, in --crs
     up: str | None = None  # mesh: "y" or "z" (default: y for glTF, z otherwise)
     object_type: str = "GenericCityObject"  # mesh: the type of the objects it becomes
+    axis_order: str | None = None  # GML: "east-first" or "north-first" instead of deciding
 
 
 class Reader(Protocol):

@@ -97,7 +97,7 @@ def _dangling_warnings(writer: DatasetWriter, city: str, dataset_id: int) -> lis
 
 
 def _source_crs(
-    reader: Reader, crs: str | None, path: Path, warnings: list[str]
+    reader: Reader, crs: str | None, path: Path, warnings: list[str], axis_order: str | None = None
 ) -> tuple[ToStorage, str]:
     """The transformation to storage for the file's CRS, or `--crs` (which wins, with a warning
     when the file says otherwise).
@@ -122,9 +122,13 @@ def _source_crs(
         )
     try:
         source = parse_crs(name)
-        swap = getattr(reader, "axis_order", "xy") == "crs" and gml_axes_swapped(name, source)
-        # a GML file in a northing-first CRS: which order it really uses is decided on its data
-        return ToStorage(source, swap_xy=None if swap else False), crs_label(source)
+        swap: bool | None = False
+        if getattr(reader, "axis_order", "xy") == "crs":
+            if axis_order is not None:
+                swap = axis_order == "north-first"
+            elif gml_axes_swapped(name, source):
+                swap = None  # a northing-first CRS: the order the file uses is decided on its data
+        return ToStorage(source, swap_xy=swap), crs_label(source)
     except InvalidCRS as exc:
         raise IngestError(path, str(exc)) from None
 
@@ -147,7 +151,9 @@ def _ingest_one(
     try:
         checksum = file_checksum(path)
         warnings = list(reader.warnings)
-        to_storage, label = _source_crs(reader, crs, path, warnings)
+        to_storage, label = _source_crs(
+            reader, crs, path, warnings, options.axis_order if options else None
+        )
         warnings += to_storage.warnings
         warnings += _texture_warnings(reader, path)
         writer.ensure_city(city, label, *city_names)
