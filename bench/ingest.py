@@ -33,7 +33,7 @@ TIME = "/usr/bin/time"
 SUFFIX = {"cityjson": ".city.json", "citygml": ".gml"}
 
 
-def _file(buildings: int, seed: int, only_buildings: bool, fmt: str) -> Path:
+def _file(buildings: int, seed: int, only_buildings: bool, fmt: str = "cityjson") -> Path:
     kind = "buildings" if only_buildings else "city"
     path = OUT / f"bench-{kind}-{buildings}-{seed}{SUFFIX[fmt]}"
     if not path.exists():

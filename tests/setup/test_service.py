@@ -27,8 +27,10 @@ def test_demo_city_is_loaded_once_and_served(engine: Engine, tmp_path: Path) -> 
     first = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "objects loaded" in first.stdout
+    assert "demo grading round demo-2026 created" in first.stdout
     again = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already loaded" in again.stdout  # re-running is quick
+    assert "grading round" not in again.stdout  # and does not make a second round
 
     port = free_port()
     server = subprocess.Popen(
@@ -54,6 +56,14 @@ def test_demo_city_is_loaded_once_and_served(engine: Engine, tmp_path: Path) -> 
         assert len(body["features"]) == 5
         title = httpx.get(f"{base}/collections/370100").json()["title"]
         assert "济南" in title
+        # the demo grading round: 16 cities ranked, Jinan's model indicators from the demo city
+        ranking = httpx.get(f"{base}/grading/rounds/demo-2026/ranking").json()["cities"]
+        assert len(ranking) == 16 and ranking[0]["rank"] == 1
+        jinan = httpx.get(f"{base}/grading/rounds/demo-2026/cities/370100").json()
+        lod2 = next(i for i in jinan["indicators"] if i["id"] == "sheshi.lod2")
+        assert lod2["value"] == 100.0 and "ST_SquareGrid" not in lod2["computed"]["query"]
+        dashboard = httpx.get(f"{base}/grading/dashboard")
+        assert dashboard.status_code == 200 and "grading.js" in dashboard.text
     finally:
         server.terminate()
         server.wait(timeout=30)
