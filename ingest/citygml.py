@@ -14,6 +14,7 @@ no entities, loads no DTD and opens no network connection.
 
 from __future__ import annotations
 
+import mmap
 import re
 import warnings
 from collections import Counter
@@ -293,6 +294,9 @@ class CityGmlReader:
         self._appearances = 0
         self._global_targets = 0
         self._listed: dict[tuple[str, str], int] = {}
+        self._global_material_of: dict[str, int] = {}
+        self._global_textures_of: dict[str, list[dict[str, Any]]] = {}
+        self._linked = 0  # polygons dressed by a global appearance
         self._material_of: dict[str, int] = {}  # polygon gml:id -> material, within a member
         self._textures_of: dict[str, list[dict[str, Any]]] = {}  # polygon gml:id -> textures
         self._skipped_rings = 0
@@ -300,10 +304,39 @@ class CityGmlReader:
         self._dim = 3  # srsDimension of the geometry being read
 
     # ------------------------------------------------------------ streaming
+    def _read_global_appearances(self) -> None:
+        """A first, quick pass over the appearance members at the document's top level (they
+        often come after the features they dress), so that the main pass can link them."""
+        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            if m.find(b"appearanceMember") < 0:
+                return
+        context = etree.iterparse(
+            self.path,
+            events=("end",),
+            tag="{*}appearanceMember",
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+        )
+        for _, el in context:
+            parent = el.getparent()
+            if parent is None or parent.getparent() is not None:
+                continue  # not at the top level
+            self._appearances += 1
+            try:
+                self._global_targets += self._read_appearances(el)
+            except _Problem as exc:
+                raise IngestError(self._path, f"appearance: {exc}") from None
+            el.clear()
+        self._global_material_of, self._material_of = self._material_of, {}
+        self._global_textures_of, self._textures_of = self._textures_of, {}
+
     def objects(self) -> Iterator[SourceObject]:
         """Yield every city object of the document, members in file order."""
         root = None
         try:
+            self._read_global_appearances()
             # lxml reports only these elements: Python sees one event per member, not per node
             context = etree.iterparse(
                 self.path,
@@ -334,12 +367,7 @@ class CityGmlReader:
                 if event == "start" or el.getparent() is not root:
                     continue
                 if local(el.tag) == "appearanceMember":
-                    self._appearances += 1
-                    try:
-                        self._global_targets += self._read_appearances(el)
-                    except _Problem as exc:
-                        raise IngestError(self._path, f"appearance: {exc}") from None
-                    self._material_of, self._textures_of = {}, {}
+                    pass  # read before this pass (_read_global_appearances)
                 else:
                     self._material_of, self._textures_of = {}, {}
                     if next(el.iter(*_APPEARANCE), None) is not None:
@@ -373,10 +401,16 @@ class CityGmlReader:
                 "they were read as the file's"
             )
         if self._global_targets:
+            self.metadata["global_appearances"] = {
+                "members": self._appearances,
+                "targets": self._global_targets,
+                "linked_polygons": self._linked,
+            }
+        if self._global_targets and not self._linked:
             self.warnings.append(
                 f"{self._appearances} global appearance members target {self._global_targets} "
-                "surfaces of other members: their materials and textures are listed in the "
-                "dataset but not linked to the surfaces"
+                "surfaces, none of which is a polygon of this file: they are listed in the "
+                "dataset only"
             )
         if self.appearance["textures"]:
             self.warnings.append(
@@ -535,13 +569,20 @@ class CityGmlReader:
     ) -> None:
         """Materials (drawn: their diffuse colour) and textures (kept: image, ring coordinates)
         that the member's appearances give this geometry's polygons."""
-        if not self._material_of and not self._textures_of:
+        local_m, local_t = self._material_of, self._textures_of
+        global_m, global_t = self._global_material_of, self._global_textures_of
+        if not (local_m or local_t or global_m or global_t):
             return
         ids = [pid for pid, _ in polys]
-        materials = [self._material_of.get(pid) if pid else None for pid in ids]
+        materials = [local_m.get(pid, global_m.get(pid)) if pid else None for pid in ids]
         if any(m is not None for m in materials):
             geometry.structure["material"] = {"citygml": {"values": materials}}
-        textures = {pid: self._textures_of[pid] for pid in ids if pid in self._textures_of}
+        textures = {}
+        for pid in ids:
+            found = local_t.get(pid) or global_t.get(pid) if pid else None
+            if found:
+                textures[pid] = found
+        self._linked += sum(1 for pid in ids if pid and (pid in global_m or pid in global_t))
         if textures:
             geometry.structure["textures"] = textures
 

@@ -215,6 +215,7 @@ def _ingest_one(
                 "warnings": warnings,
                 "attribute_keys": keys,
                 "appearance": reader.appearance,
+                "metadata": reader.metadata,
             },
         )
     finally:

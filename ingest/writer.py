@@ -204,13 +204,15 @@ class DatasetWriter:
         drop_cached_tiles(self.conn, city, dataset_id)
         self.conn.execute(
             "UPDATE dataset SET object_count = %s, counts = %s, warnings = %s, attribute_keys = %s,"
-            " appearance = %s, status = 'ready' WHERE city_code = %s AND id = %s",
+            " appearance = %s, file_metadata = %s, status = 'ready'"
+            " WHERE city_code = %s AND id = %s",
             (
                 fields["object_count"],
                 orjson.dumps(fields["counts"]).decode(),
                 orjson.dumps(fields["warnings"]).decode(),
                 sorted(fields["attribute_keys"]),
                 orjson.dumps(fields["appearance"]).decode(),
+                orjson.dumps(fields["metadata"]).decode(),
                 city,
                 dataset_id,
             ),

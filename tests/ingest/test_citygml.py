@@ -401,3 +401,20 @@ def test_appearances_materials_drawn_textures_kept(engine: Engine) -> None:
             {"ring": ring},
         ).scalar_one()
     assert kept == [float(x) for x in coords.text.split()]
+
+
+def test_global_appearances_are_linked_to_the_polygons_they_name(db: Engine) -> None:
+    """PLATEAU puts its one Appearance after the building, at the document's top level."""
+    n = next(i for i, p in enumerate(GML_FILES) if "tokyo" in str(p))
+    xml = etree.parse(str(GML_FILES[n]))
+    targets = {t.get("uri").lstrip("#") for t in xml.iter("{*}target") if t.get("uri")}
+    with db.connect() as conn:
+        linked, metadata = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM object_geometry g, "
+                "jsonb_object_keys(g.structure -> 'textures') k WHERE g.city_code = d.city_code), "
+                "d.file_metadata -> 'global_appearances' FROM dataset d WHERE d.city_code = :c"
+            ),
+            {"c": f"gml{n}"},
+        ).one()
+    assert linked == len(targets) == metadata["linked_polygons"]
