@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import mmap
 import re
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
@@ -28,6 +27,27 @@ from lxml import etree
 from numpy.typing import NDArray
 
 from cim.errors import IngestError
+from ingest.gml import (
+    GML_ID_31,
+    GML_ID_32,
+    GML_NAMESPACES,
+    RING_HOLDER_TAGS,
+    XLINK_HREF,
+    GmlProblem,
+    child_elements,
+    dim_value,
+    dimension,
+    floats,
+    gml_id,
+    line_geometry,
+    local,
+    namespace,
+    point_geometry,
+    read_coordinates,
+    read_points,
+    read_ring,
+    surface_geometry,
+)
 from ingest.model import SourceGeometry, SourceObject
 
 VERSIONS = {
@@ -35,9 +55,7 @@ VERSIONS = {
     "http://www.opengis.net/citygml/2.0": "2.0",
     "http://www.opengis.net/citygml/3.0": "3.0",
 }
-GML_NAMESPACES = {"http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2"}
 GEN_PREFIX = "http://www.opengis.net/citygml/generics/"
-XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 MEMBERS = {"cityObjectMember", "featureMember", "member"}
 SEMANTIC = {
     "WallSurface",
@@ -147,36 +165,7 @@ _ORIENTABLE = [f"{{{ns}}}OrientableSurface" for ns in GML_NAMESPACES]
 # where an xlink to a surface can stand
 _LINKABLE = ("surfaceMember", "baseSurface", "solidMember", "polygonMember")
 _WALK = [*_POLYGON_TAGS, *(f"{{{ns}}}{n}" for ns in GML_NAMESPACES for n in _LINKABLE)]
-_RING_HOLDER_TAGS = {
-    f"{{{ns}}}{n}"
-    for ns in GML_NAMESPACES
-    for n in ("exterior", "interior", "outerBoundaryIs", "innerBoundaryIs")
-}
-_POSLIST_TAGS = {f"{{{ns}}}posList" for ns in GML_NAMESPACES}
-CURVES = {"LineString", "Curve", "LineStringSegment", "Arc", "LinearRing"}
-# numpy reads "1 2 x 4" as [1, 2] with a DeprecationWarning: make that the error it should be
-warnings.filterwarnings(
-    "error", message="string or file could not be read to its end", category=DeprecationWarning
-)
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-def local(tag: Any) -> str:
-    """An element's name without its namespace."""
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
-
-
-def namespace(tag: Any) -> str:
-    """An element's namespace URI."""
-    return tag[1:].split("}", 1)[0] if isinstance(tag, str) and tag.startswith("{") else ""
-
-
-GML_ID_31 = "{http://www.opengis.net/gml}id"
-GML_ID_32 = "{http://www.opengis.net/gml/3.2}id"
-
-
-def _gml_id(el: Any) -> str | None:
-    return el.get(GML_ID_31) or el.get(GML_ID_32)
 
 
 @lru_cache(maxsize=4096)
@@ -213,10 +202,6 @@ def _classify(tag: Any) -> tuple[str, str, str]:
     return "attribute", pname, ""
 
 
-def _children(el: Any) -> list[Any]:
-    return [c for c in el if isinstance(c.tag, str)]
-
-
 def sniff(head: bytes) -> bool:
     """Whether the start of a file looks like CityGML."""
     return b"<" in head[:512] and any(ns.encode() in head for ns in VERSIONS)
@@ -250,10 +235,6 @@ def _number(text: str) -> Any:
     elif t in ("true", "false"):
         return t == "true"
     return t
-
-
-class _Problem(ValueError):
-    """A geometry or property that cannot be read; the message says which."""
 
 
 class CityGmlReader:
@@ -326,7 +307,7 @@ class CityGmlReader:
             self._appearances += 1
             try:
                 self._global_targets += self._read_appearances(el)
-            except _Problem as exc:
+            except GmlProblem as exc:
                 raise IngestError(self._path, f"appearance: {exc}") from None
             el.clear()
         self._global_material_of, self._material_of = self._material_of, {}
@@ -373,10 +354,10 @@ class CityGmlReader:
                     if next(el.iter(*_APPEARANCE), None) is not None:
                         try:
                             self._read_appearances(el)
-                        except _Problem as exc:
+                        except GmlProblem as exc:
                             raise IngestError(self._path, f"appearance: {exc}") from None
                     index = _LazyIndex(el)
-                    for feature in _children(el):
+                    for feature in child_elements(el):
                         yield from self._feature(feature, None, index)
                 el.clear()
                 while el.getprevious() is not None:
@@ -434,7 +415,7 @@ class CityGmlReader:
         self, el: Any, parent: str | None, index: dict[str, Any], fid: str | None = None
     ) -> Iterator[SourceObject]:
         type_ = local(el.tag)
-        fid = fid or _gml_id(el) or self._new_id(type_)
+        fid = fid or gml_id(el) or self._new_id(type_)
         if fid in self._seen:
             raise IngestError(self._path, f"gml:id {fid!r} is used by two features", fid)
         self._seen.add(fid)
@@ -447,11 +428,11 @@ class CityGmlReader:
         for prop in el:
             kind, pname, lod = _classify(prop.tag)
             if kind == "semantic":
-                for s in _children(prop):
+                for s in child_elements(prop):
                     if local(s.tag) in SEMANTIC:
                         semantic.append(s)
                     else:
-                        children.append((_gml_id(s) or self._new_id(local(s.tag)), s))
+                        children.append((gml_id(s) or self._new_id(local(s.tag)), s))
             elif kind == "generic":
                 _generic(prop, attributes)
             elif kind == "geometry":
@@ -464,12 +445,12 @@ class CityGmlReader:
             elif kind == "relief-lod":
                 relief_lod = (prop.text or "").strip()
             elif kind == "child":
-                for c in _children(prop):
-                    children.append((_gml_id(c) or self._new_id(local(c.tag)), c))
+                for c in child_elements(prop):
+                    children.append((gml_id(c) or self._new_id(local(c.tag)), c))
             elif kind == "address":
                 attributes.setdefault("address", []).append(_address(prop))
             elif kind == "generic-holder":
-                for g in _children(prop):
+                for g in child_elements(prop):
                     _generic(g, attributes)
             elif kind == "appearance":
                 pass  # read with the whole member before its features (see _read_appearances)
@@ -479,7 +460,7 @@ class CityGmlReader:
                 _add(attributes, pname, _value(prop))
         try:
             geometries = self._geometries(fid, direct, semantic, index, relief_lod)
-        except _Problem as exc:
+        except GmlProblem as exc:
             raise IngestError(self._path, str(exc), fid) from None
         yield SourceObject(
             id=fid,
@@ -537,22 +518,22 @@ class CityGmlReader:
             if polys:
                 values = [by_id.get(pid) if pid else None for pid, _ in polys]
                 used.update(pid for pid, _ in polys if pid in by_id)
-                out.append(_surface_geometry(gtype, lod, pname, polys, values, sem_surfaces))
+                out.append(surface_geometry(gtype, lod, pname, polys, values, sem_surfaces))
                 self._appearance_of(out[-1], polys)
                 continue
             lines = list(self._lines(g, index))
             if lines:
-                out.append(_line_geometry(gtype, lod, pname, lines))
+                out.append(line_geometry(gtype, lod, pname, lines))
                 continue
-            points = list(_points(g))
+            points = list(read_points(g))
             if points:
-                out.append(_point_geometry(gtype, lod, pname, points))
+                out.append(point_geometry(gtype, lod, pname, points))
         for lod, polys in sorted(sem_polys.items()):
             left = [(pid, rings, k) for pid, rings, k in polys if not pid or pid not in used]
             if left:
                 polys_left = [(pid, rings) for pid, rings, _ in left]
                 out.append(
-                    _surface_geometry(
+                    surface_geometry(
                         "MultiSurface",
                         lod,
                         "boundedBy",
@@ -600,7 +581,7 @@ class CityGmlReader:
         materials join the dataset's list, textures its image list, and their targets are
         remembered for the member's polygons. Returns how many targets were read."""
         targets = 0
-        ids = {gid: e for e in scope.iter() if isinstance(e.tag, str) and (gid := _gml_id(e))}
+        ids = {gid: e for e in scope.iter() if isinstance(e.tag, str) and (gid := gml_id(e))}
 
         def polygons(key: str) -> list[str]:
             """A target's polygons: itself, or those of the surface aggregate it names (an
@@ -610,7 +591,7 @@ class CityGmlReader:
                 return [key]
             out = []
             for n, poly in enumerate(el.iter(*_POLYGON_TAGS)):
-                pid = _gml_id(poly)
+                pid = gml_id(poly)
                 if pid is None:
                     pid = f"{key}_cim{n}"
                     poly.set(GML_ID_32 if "3.2" in poly.tag else GML_ID_31, pid)
@@ -627,7 +608,7 @@ class CityGmlReader:
                     if name in ("target", "appearanceTarget"):
                         continue
                     if name in ("diffuseColor", "emissiveColor", "specularColor"):
-                        entry[name] = _floats(prop.text, name)[:3]
+                        entry[name] = floats(prop.text, name)[:3]
                     elif name in ("transparency", "shininess", "ambientIntensity"):
                         entry[name] = _number(prop.text or "")
                     elif isinstance(prop.tag, str):
@@ -652,9 +633,7 @@ class CityGmlReader:
                     for t in data.iter("{*}target"):
                         key = (t.get("uri") or t.text or "").strip().lstrip("#")
                         rings = {
-                            (c.get("ring") or "").lstrip("#"): _floats(
-                                c.text, "texture coordinates"
-                            )
+                            (c.get("ring") or "").lstrip("#"): floats(c.text, "texture coordinates")
                             for c in t.iter("{*}textureCoordinates")
                         }
                         if key:
@@ -674,7 +653,7 @@ class CityGmlReader:
     ) -> None:
         k = len(surfaces)
         entry: dict[str, Any] = {"type": local(s.tag)}
-        if sid := _gml_id(s):
+        if sid := gml_id(s):
             entry["id"] = sid
         attributes: dict[str, Any] = {}
         openings = []
@@ -690,8 +669,8 @@ class CityGmlReader:
                         if pid:
                             by_id[pid] = k
             elif pname == "opening":
-                openings.extend(c for c in _children(prop) if local(c.tag) in SEMANTIC)
-            elif pname in ("name", "description") or not _children(prop):
+                openings.extend(c for c in child_elements(prop) if local(c.tag) in SEMANTIC)
+            elif pname in ("name", "description") or not child_elements(prop):
                 _add(attributes, pname, (prop.text or "").strip())
             else:
                 _add(attributes, pname, _value(prop))
@@ -708,7 +687,7 @@ class CityGmlReader:
     ) -> list[tuple[str | None, list[NDArray[np.float64]]]]:
         """(polygon id, rings) of every polygon under `el`, xlinks followed."""
         out: list[tuple[str | None, list[NDArray[np.float64]]]] = []
-        self._dim = _dimension(el)
+        self._dim = dimension(el)
         self._collect(el, index, flip, pid, out)
         return out
 
@@ -765,7 +744,7 @@ class CityGmlReader:
             return
         if name == "OrientableSurface" and el.get("orientation") == "-":
             flip = not flip
-        for c in _children(el):
+        for c in child_elements(el):
             self._collect(c, index, flip, None, out)
 
     def _polygon(
@@ -776,20 +755,20 @@ class CityGmlReader:
         pid: str | None,
         out: list[tuple[str | None, list[NDArray[np.float64]]]],
     ) -> None:
-        dim = _dim_value(el.get("srsDimension")) or self._dim
+        dim = dim_value(el.get("srsDimension")) or self._dim
         rings = []
         for part in el:
-            if part.tag in _RING_HOLDER_TAGS:
+            if part.tag in RING_HOLDER_TAGS:
                 for ring in part:
                     if not isinstance(ring.tag, str):
                         continue
-                    coords = _ring(ring, dim)
+                    coords = read_ring(ring, dim)
                     if len(coords) < 3:
                         self._skipped_rings += 1
                         continue
                     rings.append(coords[::-1] if flip else coords)
         if rings:
-            key = _gml_id(el) or pid
+            key = gml_id(el) or pid
             if key is None:
                 # named here, on the element: a solid that links to the surface holding this
                 # polygon then matches it to its semantic surface, as with a real gml:id
@@ -811,11 +790,11 @@ class CityGmlReader:
             return
         name = local(el.tag)
         if name in ("LineString", "LineStringSegment", "Arc", "LinearRing"):
-            coords = _coordinates(el)
+            coords = read_coordinates(el)
             if len(coords) >= 2:
                 yield coords
             return
-        for c in _children(el):
+        for c in child_elements(el):
             if local(c.tag) in ("Point", "MultiPoint", "pointMember", "pointMembers"):
                 continue
             yield from self._lines(c, index)
@@ -828,7 +807,7 @@ class CityGmlReader:
         matrix = np.eye(4)
         offset = np.zeros(3)
         template: _Template | None = None
-        for prop in _children(g):
+        for prop in child_elements(g):
             name = local(prop.tag)
             if name == "transformationMatrix":
                 try:
@@ -836,10 +815,10 @@ class CityGmlReader:
                 except ValueError:
                     numbers = []
                 if len(numbers) != 16:
-                    raise _Problem("an ImplicitGeometry's transformationMatrix needs 16 numbers")
+                    raise GmlProblem("an ImplicitGeometry's transformationMatrix needs 16 numbers")
                 matrix = np.array(numbers).reshape(4, 4)
             elif name == "referencePoint":
-                pts = list(_points(prop))
+                pts = list(read_points(prop))
                 if pts:
                     offset = pts[0][0]
             elif name in ("relativeGMLGeometry", "relativeGeometry"):
@@ -853,11 +832,11 @@ class CityGmlReader:
         kind, polys, lines, points = template
         if polys:
             placed = [(pid, [place(r) for r in rs]) for pid, rs in polys]
-            return [_surface_geometry(kind, lod, pname, placed, [None] * len(placed), [])]
+            return [surface_geometry(kind, lod, pname, placed, [None] * len(placed), [])]
         if lines:
-            return [_line_geometry(kind, lod, pname, [place(x) for x in lines])]
+            return [line_geometry(kind, lod, pname, [place(x) for x in lines])]
         if points:
-            return [_point_geometry(kind, lod, pname, [place(p) for p in points])]
+            return [point_geometry(kind, lod, pname, [place(p) for p in points])]
         return []
 
     def _template(self, prop: Any, index: dict[str, Any]) -> _Template | None:
@@ -871,7 +850,7 @@ class CityGmlReader:
                 self._unresolved += 1
                 return None
         else:
-            kids = _children(prop)
+            kids = child_elements(prop)
             if not kids:
                 return None
             element = kids[0]
@@ -879,9 +858,9 @@ class CityGmlReader:
             local(element.tag),
             self._surfaces(element, index, False),
             list(self._lines(element, index)),
-            list(_points(element)),
+            list(read_points(element)),
         )
-        if tid := _gml_id(element):
+        if tid := gml_id(element):
             self._templates[tid] = parsed
         return parsed
 
@@ -937,7 +916,7 @@ def _add(attributes: dict[str, Any], key: str, value: Any) -> None:
 
 def _value(el: Any) -> Any:
     """A property as plain JSON: typed text, or nested objects for structured content."""
-    kids = _children(el)
+    kids = child_elements(el)
     if not kids:
         href = el.get(XLINK_HREF)
         if href and not (el.text or "").strip():
@@ -946,7 +925,7 @@ def _value(el: Any) -> Any:
     out: dict[str, Any] = {}
     for k in kids:
         _add(out, local(k.tag), _value(k))
-    if len(out) == 1 and len(kids) == 1 and _gml_id(kids[0]) is None:
+    if len(out) == 1 and len(kids) == 1 and gml_id(kids[0]) is None:
         # <con:height><con:Height>...</con:Height></con:height>: drop the type wrapper
         only = next(iter(out.values()))
         if isinstance(only, dict) and local(kids[0].tag)[:1].isupper():
@@ -958,7 +937,7 @@ def _address(prop: Any) -> dict[str, Any]:
     """An address as the xAL leaves it names (LocalityName, ThoroughfareName, ...)."""
     out: dict[str, Any] = {}
     for e in prop.iter():
-        if isinstance(e.tag, str) and not _children(e) and (e.text or "").strip():
+        if isinstance(e.tag, str) and not child_elements(e) and (e.text or "").strip():
             key = local(e.tag)
             if e.get("Type"):
                 key = f"{key}.{e.get('Type')}"
@@ -972,7 +951,7 @@ def _generic(el: Any, attributes: dict[str, Any]) -> None:
     if name is not None and len(el) == 1 and not len(el[0]) and el[0].tag.endswith("}value"):
         _add(attributes, name, _number(el[0].text or ""))  # the usual CityGML 2.0 form
         return
-    kids = _children(el)
+    kids = child_elements(el)
     if name is None:
         names = [k for k in kids if local(k.tag) == "name"]
         name = (names[0].text or "").strip() if names else None
@@ -988,169 +967,3 @@ def _generic(el: Any, attributes: dict[str, Any]) -> None:
         _add(attributes, local(el.tag), _value(el))
         return
     _add(attributes, name, _value(values[0]))
-
-
-def _floats(text: str | None, what: str) -> list[float]:
-    """Whitespace-separated numbers.
-
-    Raises:
-        _Problem: one is not a number.
-    """
-    try:
-        return [float(x) for x in (text or "").split()]
-    except ValueError:
-        raise _Problem(f"{what} {text!r} holds something that is not a number") from None
-
-
-def _dim_value(text: str | None) -> int:
-    """An srsDimension attribute as 2 or 3 (0 when absent).
-
-    Raises:
-        _Problem: anything else.
-    """
-    if not text:
-        return 0
-    if text.strip() in ("2", "3", "2.0", "3.0"):
-        return int(float(text))
-    raise _Problem(f"srsDimension {text!r} is not 2 or 3")
-
-
-def _dimension(el: Any) -> int:
-    """srsDimension of a coordinate list, inherited from its geometry (3 when none says)."""
-    e = el
-    while e is not None and e.tag.startswith("{http://www.opengis.net/gml"):
-        d = _dim_value(e.get("srsDimension"))
-        if d:
-            return d
-        e = e.getparent()
-    return 3
-
-
-def _coordinates(el: Any) -> NDArray[np.float64]:
-    """(n, 3) coordinates of a posList, pos sequence or GML 2 coordinates under `el`."""
-    numbers: list[float] = []
-    dim = 3
-    for c in _children(el):
-        name = local(c.tag)
-        try:
-            if name == "posList":
-                dim = _dimension(c)
-                values = np.fromstring(c.text or "", sep=" ")
-                if len(_children(el)) == 1:  # the usual case: one posList, no copying
-                    return _shaped(values, dim)
-                numbers.extend(values.tolist())
-            elif name == "pos":
-                dim = _dimension(c)
-                numbers.extend(float(x) for x in (c.text or "").split())
-            elif name == "coordinates":
-                ts, cs = c.get("ts", " "), c.get("cs", ",")
-                tuples = [t for t in (c.text or "").strip().split(ts) if t.strip()]
-                dim = len(tuples[0].split(cs)) if tuples else 3
-                numbers.extend(float(x) for t in tuples for x in t.split(cs))
-            elif name in ("pointProperty", "pointRep") and _children(c):
-                numbers.extend(float(x) for x in _coordinates(_children(c)[0]).ravel())
-        except (DeprecationWarning, ValueError):
-            raise _Problem(f"{name} holds something that is not a number") from None
-    return _shaped(np.array(numbers, dtype=np.float64), dim)
-
-
-def _shaped(values: NDArray[np.float64], dim: int) -> NDArray[np.float64]:
-    if dim not in (2, 3) or values.size % dim:
-        raise _Problem(f"{values.size} numbers do not make {dim}-D coordinates")
-    arr = values.reshape(-1, dim)
-    if dim == 2:
-        arr = np.column_stack((arr, np.zeros(len(arr))))
-    return arr
-
-
-def _ring(ring: Any, dim: int = 0) -> NDArray[np.float64]:
-    """A ring's vertices without the closing repeat (`dim`: its polygon's srsDimension)."""
-    if len(ring) == 1 and ring[0].tag in _POSLIST_TAGS:  # the usual LinearRing/posList
-        pos = ring[0]
-        text = pos.text or ""
-        try:
-            values = np.fromstring(text, sep=" ")
-        except (DeprecationWarning, ValueError):  # a token that is not a number
-            raise _Problem("posList holds something that is not a number") from None
-        d = _dim_value(pos.get("srsDimension")) or _dim_value(ring.get("srsDimension")) or dim
-        d = d or _dimension(pos)
-        coords = _shaped(values, d)
-    elif local(ring.tag) == "Ring":  # a ring of curve members
-        parts = [_coordinates(seg) for seg in ring.iter() if local(seg.tag) in CURVES]
-        coords = np.vstack(parts) if parts else np.zeros((0, 3))
-    else:
-        coords = _coordinates(ring)
-    if len(coords) > 1 and coords[0].tolist() == coords[-1].tolist():
-        coords = coords[:-1]
-    return coords
-
-
-def _points(el: Any) -> Iterator[NDArray[np.float64]]:
-    for e in el.iter():
-        if local(e.tag) == "Point":
-            coords = _coordinates(e)
-            if len(coords):
-                yield coords[:1]
-
-
-def _surface_geometry(
-    gtype: str,
-    lod: str,
-    prop: str,
-    polys: list[tuple[str | None, list[NDArray[np.float64]]]],
-    values: list[int | None],
-    semantic_surfaces: list[dict[str, Any]],
-) -> SourceGeometry:
-    rings = [r for _, rs in polys for r in rs]
-    vertices = np.vstack(rings)
-    structure: dict[str, Any] = {"type": gtype, "lod": lod, "property": prop}
-    ids = [pid for pid, _ in polys]
-    if any(ids):
-        structure["surface_ids"] = ids
-    semantics = None
-    if any(v is not None for v in values):
-        structure["semantics"] = {"surfaces": semantic_surfaces, "values": values}
-        semantics = [semantic_surfaces[v]["type"] if v is not None else None for v in values]
-    return SourceGeometry(
-        type=gtype,
-        lod=lod or None,
-        kind="surface",
-        vertices=vertices,
-        indices=range(len(vertices)),
-        ring_sizes=[len(r) for r in rings],
-        polygon_rings=[len(rs) for _, rs in polys],
-        structure=structure,
-        surface_semantics=semantics,
-    )
-
-
-def _line_geometry(
-    gtype: str, lod: str, prop: str, lines: list[NDArray[np.float64]]
-) -> SourceGeometry:
-    vertices = np.vstack(lines)
-    return SourceGeometry(
-        type=gtype,
-        lod=lod or None,
-        kind="line",
-        vertices=vertices,
-        indices=range(len(vertices)),
-        ring_sizes=[len(x) for x in lines],
-        polygon_rings=[],
-        structure={"type": gtype, "lod": lod, "property": prop},
-    )
-
-
-def _point_geometry(
-    gtype: str, lod: str, prop: str, points: list[NDArray[np.float64]]
-) -> SourceGeometry:
-    vertices = np.vstack(points)
-    return SourceGeometry(
-        type=gtype,
-        lod=lod or None,
-        kind="point",
-        vertices=vertices,
-        indices=range(len(vertices)),
-        ring_sizes=[],
-        polygon_rings=[],
-        structure={"type": gtype, "lod": lod, "property": prop},
-    )
