@@ -224,7 +224,7 @@ def _advance(bar: Any, n: int, total: int | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["cityjson", "cityjsonseq", "citygml", "footprints", "mesh"]),
+    type=click.Choice(["cityjson", "cityjsonseq", "citygml", "footprints", "mesh", "pointcloud"]),
     help="Force a format instead of detecting it from the content.",
 )
 @click.option("--height-attr", help="Footprints: the field with the building height (m).")
@@ -258,6 +258,13 @@ def _advance(bar: Any, n: int, total: int | None) -> None:
     help="GML: the order of the coordinates, when the file does not follow its CRS (by default "
     "CIM follows the CRS, or for northing-first CRSs decides from the data).",
 )
+@click.option(
+    "--cell-size",
+    type=float,
+    default=50.0,
+    show_default=True,
+    help="Point clouds: points are grouped in square cells of this side (CRS units).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def ingest(
     paths: tuple[Path, ...],
@@ -277,11 +284,13 @@ def ingest(
     up: str | None,
     object_type: str,
     axis_order: str | None,
+    cell_size: float,
     as_json: bool,
 ) -> None:
     """Load city-model files into a city: CityJSON 1.0/1.1/2.0, CityJSONSeq, CityGML 1.0/2.0/3.0,
-    building footprints (GeoJSON, GeoPackage, Shapefile) extruded to LoD1 by their height, and
-    meshes (OBJ, glTF/GLB, PLY, STL) placed by --origin or --crs with --offset.
+    building footprints (GeoJSON, GeoPackage, Shapefile) extruded to LoD1 by their height,
+    meshes (OBJ, glTF/GLB, PLY, STL) placed by --origin or --crs with --offset, and point clouds
+    (LAS, LAZ) grouped in cells.
 
     All files land together or none does. Re-ingesting a file (same dataset name) replaces it.
 
@@ -312,6 +321,7 @@ def ingest(
             up,
             object_type,
             axis_order,
+            cell_size,
         )
         engine = _engine(DatabaseSettings())
         with tqdm(unit="obj", disable=not sys.stderr.isatty() or as_json) as bar:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cim.errors import IngestError
 from cim.settings import IngestSettings
-from ingest import citygml, footprints, mesh
+from ingest import citygml, footprints, mesh, pointcloud
 from ingest.cityjson import CityJsonReader, CityJsonSeqReader, sniff
 from ingest.model import Reader, ReadOptions
 
@@ -42,6 +42,11 @@ FORMATS: dict[str, Format] = {
         "footprints (GeoJSON, GeoPackage, Shapefile, FlatGeobuf)",
         footprints.sniff,
         lambda p, s, e: footprints.FootprintReader(p, e),
+    ),
+    "pointcloud": Format(
+        "point clouds (LAS, LAZ)",
+        pointcloud.sniff,
+        lambda p, s, e: pointcloud.PointCloudReader(p, e),
     ),
     "mesh": Format(
         "meshes (OBJ, glTF/GLB, PLY, STL)",
@@ -80,6 +85,6 @@ def open_reader(
     raise IngestError(
         path,
         "unrecognised format: expected CityJSON (.city.json), CityJSONSeq (.jsonl), CityGML "
-        "1.0-3.0 (.gml), footprints (GeoJSON, GeoPackage, Shapefile, FlatGeobuf) or a mesh "
-        "(.obj, .glb, .gltf, .ply, .stl)",
+        "1.0-3.0 (.gml), footprints (GeoJSON, GeoPackage, Shapefile, FlatGeobuf), a mesh "
+        "(.obj, .glb, .gltf, .ply, .stl) or a point cloud (.las, .laz)",
     )

@@ -34,6 +34,7 @@ class SourceGeometry:
     polygon_rings: list[int]
     structure: dict[str, Any]
     surface_semantics: list[str | None] | None = None
+    point_data: bytes | None = None  # points: each point's source record, packed (a LAS record)
 
 
 @dataclass(slots=True)
@@ -63,6 +64,7 @@ class ReadOptions:
     up: str | None = None  # mesh: "y" or "z" (default: y for glTF, z otherwise)
     object_type: str = "GenericCityObject"  # mesh: the type of the objects it becomes
     axis_order: str | None = None  # GML: "east-first" or "north-first" instead of deciding
+    cell_size: float = 50.0  # point clouds: the side of the cells points are grouped in (CRS units)
 
 
 class Reader(Protocol):

@@ -388,6 +388,7 @@ def prepare_batch(
                 columns[0],
                 _jsonb(structure),
                 *columns[1:],
+                g.point_data,
             )
         )
         stats.by_lod[g.lod or "none"] += 1

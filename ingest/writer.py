@@ -53,6 +53,7 @@ GEOMETRY_COLUMNS = {
     "mesh_triangles": "bytea",
     "mesh_surfaces": "bytea",
     "mesh_colours": "bytea",
+    "point_data": "bytea",
 }
 _DUPLICATE = re.compile(r"Key \(city_code, source_id\)=\((.*?), (.*)\) already exists")
 

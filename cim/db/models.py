@@ -144,6 +144,9 @@ class ObjectGeometry(Base):
     mesh_triangles: Mapped[bytes | None] = mapped_column(LargeBinary)
     mesh_surfaces: Mapped[bytes | None] = mapped_column(LargeBinary)
     mesh_colours: Mapped[bytes | None] = mapped_column(LargeBinary, comment="RGB per triangle")
+    point_data: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="per point, the source record packed (layout: structure.point_data)"
+    )
 
 
 class TileCache(Base):

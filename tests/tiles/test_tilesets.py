@@ -22,12 +22,13 @@ from tests.ingest.test_citygml import NO_CRS as GML_NO_CRS
 from tests.ingest.test_cityjson_files import FILES, NO_CRS
 from tests.ingest.test_footprints import FILES as FOOTPRINT_FILES
 from tests.ingest.test_mesh import GLB, OBJS, ORIGIN
+from tests.ingest.test_pointcloud import LYON as LAS
 from tests.tiles.conftest import glb_positions_lonlath, property_column, tiles_of, validate_glbs
 from tiles.gltf import read_glb
 
 MESHES = [*OBJS, GLB]
-# every CityJSON, CityGML, footprint and mesh file of ../shared/data, with the CRS of those
-# that declare none (meshes are placed by an origin)
+# every CityJSON, CityGML, footprint, mesh and point-cloud file of ../shared/data, with the CRS
+# of those that declare none (meshes are placed by an origin)
 CITIES = {
     **{
         f"c{n}": (path, "EPSG:7415" if path.name in NO_CRS else None, None)
@@ -36,6 +37,7 @@ CITIES = {
     **{f"g{n}": (path, GML_NO_CRS.get(path.name), None) for n, path in enumerate(GML_FILES)},
     **{f"f{n}": (path, None, None) for n, path in enumerate(FOOTPRINT_FILES)},
     **{f"m{n}": (path, None, ReadOptions(origin=ORIGIN)) for n, path in enumerate(MESHES)},
+    "p0": (LAS, None, ReadOptions(cell_size=20.0)),
 }
 DEMO = "demo"  # the generated demo city (EPSG:4548), besides every file
 
