@@ -11,6 +11,8 @@ Coordinates arrive as one (n, 3) array of ring vertices back to back (rings are 
 
 from __future__ import annotations
 
+import struct
+
 import mapbox_earcut
 import numpy as np
 from numpy.typing import NDArray
@@ -228,25 +230,24 @@ def ewkb_multipolygons(
     return [raw[a:b] for a, b in zip(geom_at.tolist(), ends.tolist(), strict=True)]
 
 
+_POINT_RECORD = np.dtype([("order", "u1"), ("kind", "<u4"), ("xyz", "<f8", (3,))])  # 29 bytes
+
+
 def ewkb_multipoints(coords: Float, geometry_points: Int, srid: int) -> list[bytes]:
-    """EWKB MULTIPOINT Z of many geometries at once."""
-    n_geom = len(geometry_points)
-    geom_bytes = 13 + geometry_points * 29
-    geom_at = starts_of(geom_bytes)
-    buf = np.zeros(int(geom_bytes.sum()), dtype=np.uint8)
-    _put_header(buf, geom_at, _MULTIPOINT, geometry_points, srid, 3)
-    if len(coords):
-        geom_of_pt = np.repeat(np.arange(n_geom), geometry_points)
-        k = np.arange(len(coords)) - np.repeat(starts_of(geometry_points), geometry_points)
-        pt_at = geom_at[geom_of_pt] + 13 + k * 29
-        buf[pt_at] = 1
-        _put_u32(buf, pt_at + 1, np.full(len(pt_at), _POINT | _Z))
-        buf[(pt_at + 5)[:, None] + np.arange(24)] = (
-            np.ascontiguousarray(coords, dtype="<f8").view(np.uint8).reshape(-1, 24)
-        )
-    raw = buf.tobytes()
-    ends = geom_at + geom_bytes
-    return [raw[a:b] for a, b in zip(geom_at.tolist(), ends.tolist(), strict=True)]
+    """EWKB MULTIPOINT Z of many geometries at once: the points as packed 29-byte records,
+    each geometry its 13-byte header and its run of records."""
+    points = np.empty(len(coords), dtype=_POINT_RECORD)
+    points["order"] = 1
+    points["kind"] = _POINT | _Z
+    points["xyz"] = coords
+    raw = points.tobytes()
+    flags = _MULTIPOINT | _Z | _SRID
+    out = []
+    at = 0
+    for n in np.asarray(geometry_points).tolist():
+        out.append(struct.pack("<BIII", 1, flags, srid, n) + raw[at * 29 : (at + n) * 29])
+        at += n
+    return out
 
 
 def ewkb_boxes(lo: Float, hi: Float, srid: int) -> list[bytes]:

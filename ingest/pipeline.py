@@ -59,13 +59,19 @@ def file_checksum(path: Path) -> str:
     return h.hexdigest()
 
 
+MAX_BATCH_VERTICES = 1_000_000  # a batch of big objects (point-cloud cells) stays this small
+
+
 def _batches(objects: Iterable[SourceObject], size: int) -> Iterable[list[SourceObject]]:
     batch: list[SourceObject] = []
+    vertices = 0
     for obj in objects:
         batch.append(obj)
-        if len(batch) >= size:
+        vertices += sum(len(g.vertices) for g in obj.geometries)
+        if len(batch) >= size or vertices >= MAX_BATCH_VERTICES:
             yield batch
             batch = []
+            vertices = 0
     if batch:
         yield batch
 

@@ -102,11 +102,14 @@ class PointCloudReader:
         i, j = i[order], j[order]
         starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])])
         ends = np.r_[starts[1:], len(order)]
-        classes = np.asarray(chunk.classification)
-        intensity = np.asarray(chunk.intensity)
+        # gathered once, in cell order: each cell is then a slice, not another gather
+        xyz = xyz[order]
+        records = records[order]
+        classes = np.asarray(chunk.classification)[order]
+        intensity = np.asarray(chunk.intensity)[order]
         layout = {"format": "LAS", "dtype": _descr(records.dtype)}
-        for a, b in zip(starts, ends, strict=True):
-            pick = order[a:b]
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            pick = slice(a, b)
             values, counts = np.unique(classes[pick], return_counts=True)
             by_class = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
             geometry = SourceGeometry(
@@ -114,7 +117,7 @@ class PointCloudReader:
                 lod=None,
                 kind="point",
                 vertices=xyz[pick],
-                indices=range(len(pick)),
+                indices=range(b - a),
                 ring_sizes=[],
                 polygon_rings=[],
                 structure={"type": "MultiPoint", "source": "LAS", "point_data": layout},
@@ -124,10 +127,8 @@ class PointCloudReader:
                 id=f"{stem}.{n}.{int(i[a])}_{int(j[a])}",
                 type="PointCloud",
                 attributes={
-                    "points": len(pick),
-                    "classification": {
-                        str(int(v)): int(c) for v, c in zip(values, counts, strict=True)
-                    },
+                    "points": b - a,
+                    "classification": by_class,
                     "intensity_min": int(intensity[pick].min()),
                     "intensity_max": int(intensity[pick].max()),
                 },
