@@ -31,6 +31,13 @@ WEB = Path(__file__).resolve().parent / "web"
 _bearer = HTTPBearer(auto_error=False, description="A CIM grading API key")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A CIM grading API key")
 Lang = Literal["zh", "en"]
+# uploads are the raw request body, described as such in the OpenAPI document
+BINARY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 class CityIn(BaseModel):
@@ -227,14 +234,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         "/rounds/{round_id}/evidence",
         status_code=201,
         summary="Upload an evidence file (the request body); returns its SHA-256",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-                },
-            }
-        },
+        openapi_extra=BINARY_BODY,
     )
     async def upload_evidence(
         round_id: str,
@@ -293,14 +293,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     @router.post(
         "/rounds/{round_id}/imports",
         summary="Import a filled template (the request body, .csv or .xlsx): all rows or none",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-                },
-            }
-        },
+        openapi_extra=BINARY_BODY,
     )
     async def import_values(
         round_id: str,

@@ -191,30 +191,31 @@ def surface_geometry(
 def line_geometry(
     gtype: str, lod: str, prop: str, lines: list[NDArray[np.float64]]
 ) -> SourceGeometry:
-    vertices = np.vstack(lines)
-    return SourceGeometry(
-        type=gtype,
-        lod=lod or None,
-        kind="line",
-        vertices=vertices,
-        indices=range(len(vertices)),
-        ring_sizes=[len(x) for x in lines],
-        polygon_rings=[],
-        structure={"type": gtype, "lod": lod, "property": prop},
-    )
+    return _unsurfaced("line", gtype, lod, prop, lines, [len(x) for x in lines])
 
 
 def point_geometry(
     gtype: str, lod: str, prop: str, points: list[NDArray[np.float64]]
 ) -> SourceGeometry:
-    vertices = np.vstack(points)
+    return _unsurfaced("point", gtype, lod, prop, points, [])
+
+
+def _unsurfaced(
+    kind: str,
+    gtype: str,
+    lod: str,
+    prop: str,
+    parts: list[NDArray[np.float64]],
+    ring_sizes: list[int],
+) -> SourceGeometry:
+    vertices = np.vstack(parts)
     return SourceGeometry(
         type=gtype,
         lod=lod or None,
-        kind="point",
+        kind=kind,  # type: ignore[arg-type]
         vertices=vertices,
         indices=range(len(vertices)),
-        ring_sizes=[],
+        ring_sizes=ring_sizes,
         polygon_rings=[],
         structure={"type": gtype, "lod": lod, "property": prop},
     )

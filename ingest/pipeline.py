@@ -163,7 +163,6 @@ def _ingest_one(
             reader, crs, path, warnings, options.axis_order if options else None
         )
         warnings += to_storage.warnings
-        warnings += _texture_warnings(reader, path)
         writer.ensure_city(city, label, *city_names)
         fields = {
             "source_path": str(path.resolve()),
@@ -207,7 +206,7 @@ def _ingest_one(
                 f"{degenerate} surfaces have no area and were stored but not "
                 "triangulated (they will not show in 3D views)"
             )
-        # found while reading: warnings, and texture images a streamed file named on the way
+        # found while reading: warnings, and the texture images the file names (checked once)
         late = reader.warnings + to_storage.warnings + _texture_warnings(reader, path)
         warnings += [w for w in late if w not in warnings]
         writer.flush()

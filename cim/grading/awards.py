@@ -13,8 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cim.errors import NotFound
-from cim.grading.catalogue import Provenance, parse_model, read_text
+from cim.grading.catalogue import Provenance, built_in_file, parse_model, read_text
 
 BUILT_IN_POLICIES = Path(__file__).resolve().parent / "policies"
 
@@ -158,8 +157,5 @@ def built_in_policy(policy_id: str) -> AwardPolicy:
     Raises:
         NotFound: no such policy.
     """
-    path = BUILT_IN_POLICIES / f"{policy_id}.yaml"
-    if "/" in policy_id or "\\" in policy_id or not path.exists():
-        known = ", ".join(sorted(p.stem for p in BUILT_IN_POLICIES.glob("*.yaml")))
-        raise NotFound(f"no built-in policy {policy_id!r} (built in: {known})")
+    path = built_in_file(BUILT_IN_POLICIES, "policy", policy_id)
     return parse_policy(read_text(path), str(path))

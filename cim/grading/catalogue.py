@@ -242,17 +242,26 @@ def load_catalogue(path: Path) -> Catalogue:
     return parse_catalogue(read_text(path), str(path))
 
 
+def built_in_file(folder: Path, kind: str, name: str) -> Path:
+    """The YAML file of a built-in `kind` (catalogue, policy) by its id.
+
+    Raises:
+        NotFound: no such file, naming the ones there are.
+    """
+    path = folder / f"{name}.yaml"
+    if "/" in name or "\\" in name or not path.exists():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise NotFound(f"no built-in {kind} {name!r} (built in: {known})")
+    return path
+
+
 def built_in(catalogue_id: str) -> Catalogue:
     """One of the catalogues that ship with CIM.
 
     Raises:
         NotFound: no such catalogue.
     """
-    path = BUILT_IN / f"{catalogue_id}.yaml"
-    if "/" in catalogue_id or "\\" in catalogue_id or not path.exists():
-        known = ", ".join(sorted(p.stem for p in BUILT_IN.glob("*.yaml")))
-        raise NotFound(f"no built-in catalogue {catalogue_id!r} (built in: {known})")
-    return load_catalogue(path)
+    return load_catalogue(built_in_file(BUILT_IN, "catalogue", catalogue_id))
 
 
 def json_schema() -> str:

@@ -140,71 +140,57 @@ def create_round(
     if len(set(codes)) != len(codes):
         raise InvalidInput(f"round {round_id}: a city is listed twice")
     try:
-        _insert_round(engine, actor, round_id, title, year, catalogue, policy, cities)
+        with engine.begin() as conn:
+            taken = text("SELECT 1 FROM grading_round WHERE id = :id")
+            if conn.execute(taken, {"id": round_id}).first():
+                raise Conflict(f"round {round_id!r} exists already")
+            conn.execute(
+                text(
+                    "INSERT INTO grading_round (id, title, year, catalogue, policy, created_by) "
+                    "VALUES (:id, :title, :year, CAST(:cat AS jsonb), CAST(:pol AS jsonb), :by)"
+                ),
+                {
+                    "id": round_id,
+                    "title": title,
+                    "year": year,
+                    "cat": _dump(catalogue),
+                    "pol": _dump(policy),
+                    "by": actor.name,
+                },
+            )
+            for city in cities:
+                conn.execute(
+                    text(
+                        "INSERT INTO grading_city (round_id, code, name_zh, name_en, "
+                        "previous_stars, previous_total) VALUES (:r, :code, :zh, :en, :ps, :pt)"
+                    ),
+                    {
+                        "r": round_id,
+                        "code": city.code,
+                        "zh": city.name_zh,
+                        "en": city.name_en,
+                        "ps": city.previous_stars,
+                        "pt": city.previous_total,
+                    },
+                )
+            audit(
+                conn,
+                actor,
+                "round.create",
+                round_id,
+                round_id,
+                None,
+                {
+                    "title": title,
+                    "year": year,
+                    "catalogue": f"{catalogue.id} {catalogue.version}",
+                    "policy": policy.id,
+                    "cities": codes,
+                },
+            )
     except IntegrityError:  # created by someone else at the same moment
         raise Conflict(f"round {round_id!r} exists already") from None
     return get_round(engine, round_id)
-
-
-def _insert_round(
-    engine: Engine,
-    actor: Actor,
-    round_id: str,
-    title: str,
-    year: int,
-    catalogue: Catalogue,
-    policy: AwardPolicy,
-    cities: list[CityEntry],
-) -> None:
-    codes = [c.code for c in cities]
-    with engine.begin() as conn:
-        taken = text("SELECT 1 FROM grading_round WHERE id = :id")
-        if conn.execute(taken, {"id": round_id}).first():
-            raise Conflict(f"round {round_id!r} exists already")
-        conn.execute(
-            text(
-                "INSERT INTO grading_round (id, title, year, catalogue, policy, created_by) "
-                "VALUES (:id, :title, :year, CAST(:cat AS jsonb), CAST(:pol AS jsonb), :by)"
-            ),
-            {
-                "id": round_id,
-                "title": title,
-                "year": year,
-                "cat": _dump(catalogue),
-                "pol": _dump(policy),
-                "by": actor.name,
-            },
-        )
-        for city in cities:
-            conn.execute(
-                text(
-                    "INSERT INTO grading_city (round_id, code, name_zh, name_en, previous_stars, "
-                    "previous_total) VALUES (:r, :code, :zh, :en, :ps, :pt)"
-                ),
-                {
-                    "r": round_id,
-                    "code": city.code,
-                    "zh": city.name_zh,
-                    "en": city.name_en,
-                    "ps": city.previous_stars,
-                    "pt": city.previous_total,
-                },
-            )
-        audit(
-            conn,
-            actor,
-            "round.create",
-            round_id,
-            round_id,
-            None,
-            {
-                "title": title,
-                "year": year,
-                "catalogue": f"{catalogue.id} {catalogue.version}",
-                "policy": policy.id,
-                "cities": codes,
-            },
-        )
 
 
 _ROUND = (
