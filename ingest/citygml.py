@@ -280,7 +280,10 @@ class CityGmlReader:
         self._linked = 0  # polygons dressed by a global appearance
         self._material_of: dict[str, int] = {}  # polygon gml:id -> material, within a member
         self._textures_of: dict[str, list[dict[str, Any]]] = {}  # polygon gml:id -> textures
+        # polygon gml:id -> its rings' gml:ids, and whether they were reversed (member's own)
+        self._ring_ids: dict[str, tuple[list[str | None], bool]] = {}
         self._skipped_rings = 0
+        self._unfit_textures = 0
         self._templates: dict[str, _Template] = {}
         self._dim = 3  # srsDimension of the geometry being read
 
@@ -350,7 +353,7 @@ class CityGmlReader:
                 if local(el.tag) == "appearanceMember":
                     pass  # read before this pass (_read_global_appearances)
                 else:
-                    self._material_of, self._textures_of = {}, {}
+                    self._material_of, self._textures_of, self._ring_ids = {}, {}, {}
                     if next(el.iter(*_APPEARANCE), None) is not None:
                         try:
                             self._read_appearances(el)
@@ -393,10 +396,10 @@ class CityGmlReader:
                 "surfaces, none of which is a polygon of this file: they are listed in the "
                 "dataset only"
             )
-        if self.appearance["textures"]:
+        if self._unfit_textures:
             self.warnings.append(
-                f"{len(self.appearance['textures'])} textures are kept (image, texture "
-                "coordinates per ring) but not drawn in the 3D Tiles yet"
+                f"{self._unfit_textures} textured polygons have texture coordinates that do not "
+                "match their rings: kept in the geometry's structure, drawn without the texture"
             )
         if self._skipped_rings:
             self.warnings.append(
@@ -558,14 +561,54 @@ class CityGmlReader:
         materials = [local_m.get(pid, global_m.get(pid)) if pid else None for pid in ids]
         if any(m is not None for m in materials):
             geometry.structure["material"] = {"citygml": {"values": materials}}
-        textures = {}
+        textures: dict[str, list[dict[str, Any]]] = {}
         for pid in ids:
             found = local_t.get(pid) or global_t.get(pid) if pid else None
-            if found:
+            if pid and found:
                 textures[pid] = found
         self._linked += sum(1 for pid in ids if pid and (pid in global_m or pid in global_t))
         if textures:
             geometry.structure["textures"] = textures
+            self._drawable_textures(geometry, polys, textures)
+
+    def _drawable_textures(
+        self,
+        geometry: SourceGeometry,
+        polys: list[tuple[str | None, list[Any]]],
+        textures: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        """Each polygon's first texture, resolved to (u, v) per vertex: a ring's coordinates
+        found by its gml:id (or, for a one-ring polygon, the only list), the closing repeat
+        dropped and reversed with the ring. Polygons whose coordinates do not fit stay plain."""
+        uvs = np.full((len(geometry.vertices), 2), np.nan)
+        chosen = [-1] * len(polys)
+        at = 0
+        for n, (pid, rings) in enumerate(polys):
+            size = sum(len(r) for r in rings)
+            found = textures.get(pid) if pid else None
+            if pid and found:
+                ids, flip = self._ring_ids.get(pid, ([None] * len(rings), False))
+                lists = found[0]["rings"]
+                per_ring = []
+                for rid, ring in zip(ids, rings, strict=False):
+                    uv = lists.get(rid) if rid else None
+                    if uv is None and len(rings) == 1 and len(lists) == 1:
+                        uv = next(iter(lists.values()))
+                    pairs = np.asarray(uv if uv is not None else [], dtype=np.float64)
+                    pairs = pairs[: len(pairs) // 2 * 2].reshape(-1, 2)
+                    if len(pairs) == len(ring) + 1:
+                        pairs = pairs[:-1]
+                    per_ring.append(pairs[::-1] if flip else pairs)
+                if len(per_ring) == len(rings) and all(
+                    len(p) == len(r) for p, r in zip(per_ring, rings, strict=True)
+                ):
+                    uvs[at : at + size] = np.concatenate(per_ring)
+                    chosen[n] = int(found[0]["texture"])
+                else:
+                    self._unfit_textures += 1
+            at += size
+        if any(c >= 0 for c in chosen):
+            geometry.uvs, geometry.polygon_textures = uvs, chosen
 
     def _shared(self, kind: str, entry: dict[str, Any]) -> int:
         """The index of an equal material or texture already listed, else of this one: the
@@ -757,6 +800,7 @@ class CityGmlReader:
     ) -> None:
         dim = dim_value(el.get("srsDimension")) or self._dim
         rings = []
+        ring_ids = []
         for part in el:
             if part.tag in RING_HOLDER_TAGS:
                 for ring in part:
@@ -767,6 +811,7 @@ class CityGmlReader:
                         self._skipped_rings += 1
                         continue
                     rings.append(coords[::-1] if flip else coords)
+                    ring_ids.append(gml_id(ring))
         if rings:
             key = gml_id(el) or pid
             if key is None:
@@ -777,6 +822,7 @@ class CityGmlReader:
                 el.set(GML_ID_32 if "gml/3.2" in el.tag else GML_ID_31, key)
             if not flip and isinstance(index, _LazyIndex):
                 index.polygons[key] = rings
+            self._ring_ids[key] = (ring_ids, flip)
             out.append((key, rings))
 
     def _lines(self, el: Any, index: dict[str, Any]) -> Iterator[NDArray[np.float64]]:

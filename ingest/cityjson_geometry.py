@@ -202,9 +202,49 @@ def decode_geometry(
         raise GeometryProblem("boundaries nested far deeper than any CityJSON type") from None
     structure["shape"] = shape
     semantics = _semantic_types(geom, depth, len(surfaces))
-    return SourceGeometry(
+    out = SourceGeometry(
         gtype, lod, "surface", vertices, flat, sizes, polygon_rings, structure, semantics
     )
+    if "texture" in structure:
+        _drawable_textures(out, structure["texture"], depth)
+    return out
+
+
+def _drawable_textures(geometry: SourceGeometry, texture: Any, depth: int) -> None:
+    """The first theme's texture of each surface, as (u, v) per vertex: a surface is textured
+    when every ring of it names the same texture and has one (u, v) per vertex."""
+    body = next(iter(texture.values()), None) if isinstance(texture, dict) else None
+    values = body.get("values") if isinstance(body, dict) else None
+    try:
+        per_surface = _flat_values(values, depth)
+    except GeometryProblem:
+        return
+    if len(per_surface) != len(geometry.polygon_rings):
+        return
+    uvs = np.full((len(geometry.indices), 2), np.nan)
+    chosen = [-1] * len(per_surface)
+    ring = at = 0
+    for n, (rings, count) in enumerate(zip(per_surface, geometry.polygon_rings, strict=True)):
+        sizes = geometry.ring_sizes[ring : ring + count]
+        if isinstance(rings, list) and len(rings) == count:
+            textures = {r[0] if isinstance(r, list) and r else None for r in rings}
+            t = textures.pop() if len(textures) == 1 else None
+            pairs = [p for r in rings for p in (r[1:] if isinstance(r, list) else [])]
+            if (
+                isinstance(t, int)
+                and t >= 0
+                and all(
+                    isinstance(r, list) and len(r) == k + 1
+                    for r, k in zip(rings, sizes, strict=True)
+                )
+                and all(isinstance(p, list) and len(p) == 2 for p in pairs)
+            ):
+                uvs[at : at + sum(sizes)] = pairs
+                chosen[n] = t
+        ring += count
+        at += sum(sizes)
+    if any(c >= 0 for c in chosen):
+        geometry.uvs, geometry.polygon_textures = uvs, chosen
 
 
 def _instance(
@@ -251,4 +291,6 @@ def _instance(
         template.polygon_rings,
         structure,
         template.surface_semantics,
+        uvs=template.uvs,
+        polygon_textures=template.polygon_textures,
     )

@@ -22,7 +22,8 @@ class SourceGeometry:
     Surfaces are flattened in boundary order: `ring_sizes` gives each ring's vertex count,
     `polygon_rings` each surface's ring count (exterior first). Lines use `ring_sizes` per line;
     points use `indices` alone. `structure` keeps what is needed to rebuild the source geometry:
-    its type, LoD, nesting shape, semantics, materials, textures.
+    its type, LoD, nesting shape, semantics, materials, textures. `uvs` and `polygon_textures`
+    are the drawable part of the textures: one theme, resolved to vertices and polygons.
     """
 
     type: str
@@ -35,6 +36,10 @@ class SourceGeometry:
     structure: dict[str, Any]
     surface_semantics: list[str | None] | None = None
     point_data: bytes | None = None  # points: each point's source record, packed (a LAS record)
+    # textured surfaces: (u, v) per referenced vertex (NaN where none), and per polygon the index
+    # of its texture in the reader's appearance["textures"] (-1 for none)
+    uvs: NDArray[np.float64] | None = None
+    polygon_textures: list[int] | None = None
 
 
 @dataclass(slots=True)

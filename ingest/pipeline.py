@@ -20,6 +20,7 @@ from cim.settings import IngestSettings
 from ingest.formats import open_reader
 from ingest.model import Reader, ReadOptions, SourceObject
 from ingest.prepare import prepare_batch
+from ingest.textures import TextureImages
 from ingest.writer import DatasetWriter, IdSource
 
 GC_THRESHOLD = 100_000
@@ -74,23 +75,6 @@ def _batches(objects: Iterable[SourceObject], size: int) -> Iterable[list[Source
             vertices = 0
     if batch:
         yield batch
-
-
-def _texture_warnings(reader: Reader, path: Path) -> list[str]:
-    textures = reader.appearance.get("textures") if reader.appearance else None
-    if not isinstance(textures, list):
-        return []
-    missing = [
-        str(t["image"])
-        for t in textures
-        if isinstance(t, dict)
-        and isinstance(t.get("image"), str)
-        and not (path.parent / t["image"]).exists()
-    ]
-    if not missing:
-        return []
-    shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-    return [f"{len(missing)} of {len(textures)} texture images are missing ({shown})"]
 
 
 def _dangling_warnings(writer: DatasetWriter, city: str, dataset_id: int) -> list[str]:
@@ -206,10 +190,13 @@ def _ingest_one(
                 f"{degenerate} surfaces have no area and were stored but not "
                 "triangulated (they will not show in 3D views)"
             )
-        # found while reading: warnings, and the texture images the file names (checked once)
-        late = reader.warnings + to_storage.warnings + _texture_warnings(reader, path)
-        warnings += [w for w in late if w not in warnings]
         writer.flush()
+        # the texture images the file names, stored beside its objects (or reported)
+        textures = reader.appearance.get("textures") if reader.appearance else None
+        images = TextureImages(textures if isinstance(textures, list) else [], path.parent)
+        writer.store_textures(city, dataset_id, images)
+        late = reader.warnings + to_storage.warnings + images.report()  # found while reading
+        warnings += [w for w in late if w not in warnings]
         warnings += _dangling_warnings(writer, city, dataset_id)
         writer.finish(
             city,

@@ -207,7 +207,7 @@ def _surfaces(
     for n, k in enumerate(sel):
         a, b = int(cut[n]), int(cut[n + 1])
         if a == b:
-            mesh: tuple[Any, ...] = (None,) * 7
+            mesh: tuple[Any, ...] = (None,) * 9
         else:
             v0, v1 = int(vstart[n]), int(vstart[n] + counts[n])
             mesh = (
@@ -218,9 +218,25 @@ def _surfaces(
                 local[a:b].tobytes(),
                 surface[a:b].tobytes(),
                 colour[a:b].tobytes(),
+                *_texturing(batch.geoms[k], local[a:b], surface[a:b]),
             )
         out[k] = (wkb[n], *mesh)
     return out
+
+
+def _texturing(
+    g: SourceGeometry, triangles: NDArray[np.uint32], surface: NDArray[np.uint32]
+) -> tuple[bytes | None, bytes | None]:
+    """The mesh's (u, v) per vertex and texture per triangle (-1: none), when it has any."""
+    if g.uvs is None or g.polygon_textures is None:
+        return None, None
+    uvs = np.asarray(g.uvs, dtype=np.float64)
+    texture = np.asarray(g.polygon_textures, dtype="<i4")[surface]
+    plain = np.flatnonzero(~np.isfinite(uvs).all(axis=1))  # vertices without (u, v)
+    texture[np.isin(triangles, plain).any(axis=1)] = -1
+    if not (texture >= 0).any():
+        return None, None
+    return np.nan_to_num(uvs).astype("<f4").tobytes(), texture.tobytes()
 
 
 def _footprints(batch: _Batch, llh: NDArray[np.float64]) -> dict[int, bytes]:
@@ -364,7 +380,7 @@ def prepare_batch(
         if g.kind == "surface":
             columns = surfaces[k]
         elif g.kind == "point":
-            columns = (point_wkb[k], *(None,) * 7)
+            columns = (point_wkb[k], *(None,) * 9)
         else:
             a = int(batch.vstart[k])
             columns = (
@@ -373,7 +389,7 @@ def prepare_batch(
                     np.array(g.ring_sizes, dtype=np.int64),
                     STORAGE_EPSG,
                 ),
-                *(None,) * 7,
+                *(None,) * 9,
             )
         structure = g.structure
         if g.surface_semantics is not None:
@@ -387,8 +403,8 @@ def prepare_batch(
                 g.type,
                 columns[0],
                 _jsonb(structure),
-                *columns[1:],
                 g.point_data,
+                *columns[1:],
             )
         )
         stats.by_lod[g.lod or "none"] += 1

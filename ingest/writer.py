@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from psycopg import sql
 
 from cim.errors import IngestError
 from ingest.prepare import PreparedBatch
+from ingest.textures import TextureImage
 
 # Binary COPY: geometry columns take EWKB bytes and jsonb columns version-1 JSON bytes as they are
 # (sent as bytea, read by the column type's own binary input).
@@ -46,6 +48,7 @@ GEOMETRY_COLUMNS = {
     "type": "text",
     "geom": "bytea",
     "structure": "bytea",
+    "point_data": "bytea",
     "origin_x": "float8",
     "origin_y": "float8",
     "origin_z": "float8",
@@ -53,7 +56,8 @@ GEOMETRY_COLUMNS = {
     "mesh_triangles": "bytea",
     "mesh_surfaces": "bytea",
     "mesh_colours": "bytea",
-    "point_data": "bytea",
+    "mesh_uvs": "bytea",
+    "mesh_textures": "bytea",
 }
 _DUPLICATE = re.compile(r"Key \(city_code, source_id\)=\((.*?), (.*)\) already exists")
 
@@ -196,6 +200,29 @@ class DatasetWriter:
             raise IngestError(
                 self.path, f"the database refused a geometry: {exc.diag.message_primary}"
             ) from None
+
+    def store_textures(self, city: str, dataset_id: int, images: Iterable[TextureImage]) -> int:
+        """Store a dataset's texture images (read and written one at a time); returns how many."""
+        self.flush()
+        stored = 0
+        for image in images:
+            self.conn.execute(
+                "INSERT INTO texture_image (city_code, dataset_id, idx, source, mime, width,"
+                " height, sha256, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    city,
+                    dataset_id,
+                    image.idx,
+                    image.source,
+                    image.mime,
+                    image.width,
+                    image.height,
+                    image.sha256,
+                    image.data,
+                ),
+            )
+            stored += 1
+        return stored
 
     def finish(self, city: str, dataset_id: int, fields: dict[str, Any]) -> None:
         """Record the dataset's final counts, warnings and appearance (a streamed reader finds

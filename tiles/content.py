@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,9 @@ import orjson
 from numpy.typing import NDArray
 from sqlalchemy import Connection, text
 
+from cim.geometry import starts_of
 from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
-from tiles.gltf import Geometry, write_b3dm, write_glb
+from tiles.gltf import Geometry, TexturedPart, write_b3dm, write_glb
 from tiles.meshopt import compress, reorder
 from tiles.metadata import property_table
 
@@ -27,7 +29,7 @@ _SQL = text("""
     SELECT o.id, o.source_id, o.type, o.attributes::text AS attributes,
            o.z_max - o.z_min AS height,
            g.origin_x, g.origin_y, g.origin_z, g.mesh_vertices, g.mesh_triangles,
-           g.mesh_colours,
+           g.mesh_colours, g.mesh_uvs, g.mesh_textures, o.dataset_id,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTIPOINT'
                 THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS points,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTILINESTRING'
@@ -75,17 +77,35 @@ def _properties(row: Any) -> dict[str, Any]:
     return props
 
 
-def _meshes(
-    rows: Sequence[Any],
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.uint8], NDArray[np.float32]]:
-    """Absolute vertices, triangles, per-vertex colours and feature ids of the meshed rows."""
+_IMAGES = text("""
+    SELECT dataset_id, idx, mime, data FROM texture_image
+    WHERE city_code = :city AND dataset_id = ANY(:datasets) AND idx = ANY(:indices)""")
+
+
+@dataclass
+class _Meshes:
+    """The meshed rows of a tile joined: absolute vertices, triangles, per-vertex colours and
+    feature ids, and for textured triangles their (u, v) and texture (dataset, index)."""
+
+    vertices: NDArray[np.float64]
+    triangles: NDArray[np.int64]
+    colours: NDArray[np.uint8]
+    feature_ids: NDArray[np.float32]
+    uvs: NDArray[np.float32]
+    texture: NDArray[np.int64]  # per triangle: dataset_id << 32 | index, or -1
+
+
+def _meshes(rows: Sequence[Any]) -> _Meshes:
+    """The meshed rows of a tile, joined."""
     meshed = [(n, r) for n, r in enumerate(rows) if r.mesh_vertices is not None]
     if not meshed:
-        return (
+        return _Meshes(
             np.zeros((0, 3)),
             np.zeros((0, 3), np.int64),
             np.zeros((0, 4), np.uint8),
             np.zeros(0, np.float32),
+            np.zeros((0, 2), np.float32),
+            np.zeros(0, np.int64),
         )
     verts = np.frombuffer(b"".join(r.mesh_vertices for _, r in meshed), dtype="<f4").reshape(-1, 3)
     tris = np.frombuffer(b"".join(r.mesh_triangles for _, r in meshed), dtype="<u4").reshape(-1, 3)
@@ -107,7 +127,63 @@ def _meshes(
     for k in range(3):
         colours[triangles[:, k], :3] = tri_colours
     fids = np.repeat(np.array([n for n, _ in meshed], dtype=np.float32), n_verts)
-    return absolute, triangles, colours, fids
+    uvs = np.zeros((len(verts), 2), dtype=np.float32)
+    texture = np.full(len(triangles), -1, dtype=np.int64)
+    for (_, r), v0, t0, nv, nt in zip(
+        meshed, base, starts_of(n_tris), n_verts, n_tris, strict=True
+    ):
+        if r.mesh_uvs is not None and r.mesh_textures is not None:
+            uvs[v0 : v0 + nv] = np.frombuffer(r.mesh_uvs, dtype="<f4").reshape(-1, 2)
+            index = np.frombuffer(r.mesh_textures, dtype="<i4").astype(np.int64)
+            texture[t0 : t0 + nt] = np.where(index >= 0, (int(r.dataset_id) << 32) | index, -1)
+    return _Meshes(absolute, triangles, colours, fids, uvs, texture)
+
+
+def _images(conn: Connection, city: str, keys: NDArray[np.int64]) -> dict[int, tuple[str, bytes]]:
+    """The stored images of these texture keys (dataset_id << 32 | index)."""
+    if not len(keys):
+        return {}
+    datasets = sorted({int(k) >> 32 for k in keys})
+    indices = sorted({int(k) & 0xFFFFFFFF for k in keys})
+    rows = conn.execute(_IMAGES, {"city": city, "datasets": datasets, "indices": indices})
+    wanted = {int(k) for k in keys}
+    found = {(int(r.dataset_id) << 32) | int(r.idx): (r.mime, r.data) for r in rows}
+    return {k: v for k, v in found.items() if k in wanted}
+
+
+def _subset(
+    triangles: NDArray[np.int64], n_vertices: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The vertices some triangles use, and those triangles renumbered over them."""
+    used = np.unique(triangles)
+    remap = np.full(n_vertices, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return used, remap[triangles]
+
+
+def _textured_parts(
+    m: _Meshes, normals: NDArray[np.float32], center: NDArray[np.float64], images: dict[int, Any]
+) -> tuple[list[TexturedPart], NDArray[np.bool_]]:
+    """One part per texture image that is stored, and which triangles they took."""
+    parts: list[TexturedPart] = []
+    taken = np.zeros(len(m.triangles), dtype=bool)
+    for key, (mime, data) in images.items():
+        mine = m.texture == key
+        used, tris = _subset(m.triangles[mine], len(m.vertices))
+        uv = m.uvs[used]
+        parts.append(
+            TexturedPart(
+                image=data,
+                mime=mime,
+                positions=(m.vertices[used] - center).astype(np.float32),
+                normals=normals[used],
+                uvs=np.column_stack((uv[:, 0], 1.0 - uv[:, 1])).astype(np.float32),
+                feature_ids=m.feature_ids[used],
+                indices=tris.astype(np.uint32).reshape(-1),
+            )
+        )
+        taken |= mine
+    return parts, taken
 
 
 def _vertex_normals(positions: NDArray[np.float32], tris: NDArray[np.int64]) -> NDArray[np.float32]:
@@ -146,7 +222,7 @@ def tile_content(
     rows = conn.execute(_SQL, {"city": city, "level": level, "x": x, "y": y}).all()
     if not rows:
         return None
-    absolute, triangles, colours, fids = _meshes(rows)
+    m = _meshes(rows)
     with_points = [(n, _points(r.points)) for n, r in enumerate(rows) if r.points is not None]
     point_abs = np.concatenate([p for _, p in with_points]) if with_points else np.zeros((0, 3))
     point_fids = (
@@ -164,18 +240,23 @@ def tile_content(
         bases = np.concatenate(([0], np.cumsum(sizes)[:-1]))
         line_idx = np.concatenate([q + b for (_, _, q), b in zip(line_parts, bases, strict=True)])
         line_fids = np.repeat(np.array([n for n, _, _ in line_parts], np.float32), sizes)
-    everything = np.concatenate((absolute, point_abs, line_abs))
+    everything = np.concatenate((m.vertices, point_abs, line_abs))
     center = (
         (everything.min(axis=0) + everything.max(axis=0)) / 2 if len(everything) else np.zeros(3)
     )
-    positions = (absolute - center).astype(np.float32)
+    normals = _vertex_normals((m.vertices - center).astype(np.float32), m.triangles)
+    textured, taken = _textured_parts(
+        m, normals, center, _images(conn, city, np.unique(m.texture[m.texture >= 0]))
+    )
+    used, plain = _subset(m.triangles[~taken], len(m.vertices))
     geometry = Geometry(
         center=center,
-        positions=positions,
-        normals=_vertex_normals(positions, triangles),
-        colors=colours,
-        feature_ids=fids,
-        indices=triangles.astype(np.uint32).reshape(-1),
+        positions=(m.vertices[used] - center).astype(np.float32),
+        normals=normals[used],
+        colors=m.colours[used],
+        feature_ids=m.feature_ids[used],
+        indices=plain.astype(np.uint32).reshape(-1),
+        textured=textured,
         point_positions=(point_abs - center).astype(np.float32),
         point_colors=np.tile(np.array([*POINT_COLOUR, 255], dtype=np.uint8), (len(point_abs), 1)),
         point_feature_ids=point_fids,

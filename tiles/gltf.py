@@ -25,12 +25,29 @@ SHORT = 5122
 UNSIGNED_SHORT = 5123
 UNSIGNED_INT = 5125
 TRIANGLES = 4
+LINEAR = 9729
+LINEAR_MIPMAP_LINEAR = 9987
+REPEAT = 10497
 POINTS = 0
 LINES = 1
 
 
 def _empty(width: int, dtype: type) -> NDArray[Any]:
     return np.zeros((0, width), dtype=dtype)
+
+
+@dataclass
+class TexturedPart:
+    """Triangles that show one texture image: its own vertices, with (u, v) in glTF's
+    convention (origin at the image's top left)."""
+
+    image: bytes
+    mime: str  # image/jpeg or image/png
+    positions: NDArray[np.float32]  # (n, 3) offsets from the tile centre, Earth-centred axes
+    normals: NDArray[np.float32]
+    uvs: NDArray[np.float32]  # (n, 2)
+    feature_ids: NDArray[np.float32]
+    indices: NDArray[np.uint32]
 
 
 @dataclass
@@ -51,6 +68,7 @@ class Geometry:
     line_indices: NDArray[np.uint32] = field(default_factory=lambda: np.zeros(0, np.uint32))
     line_feature_ids: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     point_feature_ids: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    textured: list[TexturedPart] = field(default_factory=list)
 
 
 def _y_up(v: NDArray[Any]) -> NDArray[Any]:
@@ -89,7 +107,7 @@ class _Builder:
         bounds: bool = False,
     ) -> int:
         """An accessor over `array`; rows wider than `kind` (padding to 4 bytes) set a stride."""
-        width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[kind]
+        width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}[kind]
         view = self.view(np.ascontiguousarray(array).tobytes(), target)
         if array.ndim == 2 and array.shape[1] > width:
             self.views[view]["byteStride"] = array.shape[1] * array.itemsize
@@ -117,7 +135,12 @@ def _quantizer(geometry: Geometry) -> tuple[NDArray[np.float64], float]:
     """Offset and uniform scale that map every position of the tile into [-1, 1]^3 (a uniform
     scale leaves normals undistorted)."""
     every = np.concatenate(
-        (_y_up(geometry.positions), _y_up(geometry.point_positions), _y_up(geometry.line_positions))
+        [
+            _y_up(geometry.positions),
+            _y_up(geometry.point_positions),
+            _y_up(geometry.line_positions),
+            *(_y_up(part.positions) for part in geometry.textured),
+        ]
     )
     if not len(every):
         return np.zeros(3), 1.0
@@ -205,6 +228,22 @@ def write_glb(
                 **extension,
             }
         )
+    for k, part in enumerate(geometry.textured):
+        attributes = {
+            "POSITION": _positions(b, part.positions, offset, qscale),
+            "NORMAL": _normals(b, part.normals, quantized),
+            "TEXCOORD_0": b.accessor(part.uvs.astype("<f4"), FLOAT, "VEC2", ARRAY_BUFFER),
+            id_attribute: b.accessor(part.feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER),
+        }
+        primitives.append(
+            {
+                "attributes": attributes,
+                "indices": _indices(b, part.indices, quantized),
+                "material": 2 + k,
+                "mode": TRIANGLES,
+                **extension,
+            }
+        )
     if len(geometry.point_positions):
         attributes = {
             "POSITION": _positions(b, geometry.point_positions, offset, qscale),
@@ -262,9 +301,11 @@ def write_glb(
         "meshes": [{"primitives": primitives}],  # dropped below when nothing can be drawn
         "materials": [{**material, "doubleSided": True}],
     }
-    if len(geometry.point_positions) or len(geometry.line_indices):
+    if len(geometry.point_positions) or len(geometry.line_indices) or geometry.textured:
         gltf["materials"].append({**material, "extensions": {"KHR_materials_unlit": {}}})
         used.append("KHR_materials_unlit")
+    if geometry.textured:
+        _textures(b, gltf, geometry.textured)
     if metadata:
         first = len(b.views)
         for data in metadata_views:
@@ -300,6 +341,32 @@ def write_glb(
             binary,
         ]
     )
+
+
+def _textures(b: _Builder, gltf: dict[str, Any], parts: list[TexturedPart]) -> None:
+    """Images (in the binary chunk), textures and one material per textured part (materials
+    2, 3, ...; images shared by parts are stored once)."""
+    images: dict[bytes, int] = {}
+    for part in parts:
+        if part.image not in images:
+            images[part.image] = len(images)
+            gltf.setdefault("images", []).append(
+                {"bufferView": b.view(part.image), "mimeType": part.mime}
+            )
+        gltf["materials"].append(
+            {
+                "pbrMetallicRoughness": {
+                    "baseColorTexture": {"index": images[part.image]},
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 1.0,
+                },
+                "doubleSided": True,
+            }
+        )
+    gltf["samplers"] = [
+        {"magFilter": LINEAR, "minFilter": LINEAR_MIPMAP_LINEAR, "wrapS": REPEAT, "wrapT": REPEAT}
+    ]
+    gltf["textures"] = [{"sampler": 0, "source": i} for i in range(len(images))]
 
 
 def _renumber(metadata: dict[str, Any], first: int) -> dict[str, Any]:

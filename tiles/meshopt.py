@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import replace
 from typing import Any
 
 import meshopt
@@ -150,24 +151,26 @@ def decompress(data: bytes) -> bytes:
     return _glb(doc, plain)
 
 
-def reorder(geometry: Any) -> Any:
-    """The same geometry with triangles in vertex-cache order and vertices in first-use order
-    (what the codec compresses best); vertices no triangle uses are dropped."""
-    from dataclasses import replace
-
-    if not len(geometry.indices):
-        return geometry
+def _reordered(mesh: Any, per_vertex: tuple[str, ...]) -> Any:
+    """A triangle mesh (a dataclass with `indices` and the `per_vertex` arrays) with triangles
+    in vertex-cache order and vertices in first-use order; unused vertices are dropped."""
+    if not len(mesh.indices):
+        return mesh
     indices, remap, unique = meshopt.reorder_mesh(
-        np.ascontiguousarray(geometry.indices, dtype=np.uint32), True, False
+        np.ascontiguousarray(mesh.indices, dtype=np.uint32), True, False
     )
     used = remap != 0xFFFFFFFF
     order = np.empty(unique, dtype=np.int64)
     order[remap[used]] = np.flatnonzero(used)
-    return replace(
-        geometry,
-        positions=geometry.positions[order],
-        normals=geometry.normals[order],
-        colors=geometry.colors[order],
-        feature_ids=geometry.feature_ids[order],
-        indices=indices.astype(np.uint32),
-    )
+    changed = {name: getattr(mesh, name)[order] for name in per_vertex}
+    return replace(mesh, indices=indices.astype(np.uint32), **changed)
+
+
+def reorder(geometry: Any) -> Any:
+    """The same geometry with every triangle mesh in the order the codec compresses best."""
+    plain = _reordered(geometry, ("positions", "normals", "colors", "feature_ids"))
+    textured = [
+        _reordered(part, ("positions", "normals", "uvs", "feature_ids"))
+        for part in geometry.textured
+    ]
+    return replace(plain, textured=textured)

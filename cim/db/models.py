@@ -147,6 +147,35 @@ class ObjectGeometry(Base):
     point_data: Mapped[bytes | None] = mapped_column(
         LargeBinary, comment="per point, the source record packed (layout: structure.point_data)"
     )
+    mesh_uvs: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="float32 (u, v) per mesh vertex"
+    )
+    mesh_textures: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="int32 per triangle: the dataset's texture index, -1 for none"
+    )
+
+
+class TextureImage(Base):
+    """A texture image of a dataset, as JPEG or PNG, stored so that tiles need no source file."""
+
+    __tablename__ = "texture_image"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["city_code", "dataset_id"], ["dataset.city_code", "dataset.id"], ondelete="CASCADE"
+        ),
+    )
+
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    idx: Mapped[int] = mapped_column(
+        Integer, primary_key=True, comment="index in dataset.appearance"
+    )
+    source: Mapped[str] = mapped_column(Text, comment="the image as the file names it")
+    mime: Mapped[str] = mapped_column(Text, comment="image/jpeg or image/png")
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), comment="of the stored bytes")
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class TileCache(Base):

@@ -5,15 +5,29 @@ test-artifacts/ (CIM_TEST_ARTIFACTS)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from io import BytesIO
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Page
 from sqlalchemy import Engine
 
 from cim.demo import generate_city
 from ingest.pipeline import ingest_files
 from tests.browser.conftest import ARTIFACTS, chromium, running_service
+from tests.tiles.test_textures import LYON
+
+# the bytes of texture memory of every tile the viewer has loaded (Cesium's own count)
+TEXTURE_BYTES = """(() => {
+  let total = 0;
+  const walk = (tile) => {
+    if (tile.contentReady && tile.content) total += tile.content.texturesByteLength;
+    tile.children.forEach(walk);
+  };
+  walk(window.cim.tileset.root);
+  return total;
+})()"""
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +35,7 @@ def service(new_database, tmp_path_factory) -> Iterator[str]:  # type: ignore[no
     engine: Engine = new_database()
     city = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=300, seed=5)
     ingest_files(engine, [city.path], "370100", city_name_zh="济南市（示例）")
+    ingest_files(engine, [LYON], "lyon", crs="EPSG:3946", city_name_en="Lyon (textured house)")
     with running_service(engine) as base:
         yield base
 
@@ -79,3 +94,31 @@ def test_colour_and_type_controls_restyle_the_tileset(page: Page) -> None:
     assert "Road" not in show and "Building" in show
     page.check("#types input[value=Road]")
     assert page.evaluate("window.cim.tileset.style.style.show") == "true"
+
+
+def test_a_textured_building_is_drawn_with_its_texture(page: Page, service: str) -> None:
+    house = httpx.get(f"{service}/collections/lyon/items").json()
+    [feature] = [f for f in house["features"] if f["geometry"]]  # the part that has geometry
+    ring = feature["geometry"]["coordinates"][0][0]
+    lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
+    lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
+    top = feature["properties"]["height"]["max"]
+    page.goto(f"{service}/?city=lyon")
+    page.wait_for_function("window.cim && window.cim.ready === true", timeout=180_000)
+    page.evaluate(f"window.cim.lookDown({lon}, {lat}, {top}, 40)")
+    page.wait_for_function("window.cim.tileset.tilesLoaded", timeout=120_000)
+    page.wait_for_timeout(500)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "viewer-textured-house.png"
+    page.screenshot(path=str(shot))
+    # Cesium uploaded the house's texture to the GPU ...
+    assert page.evaluate(TEXTURE_BYTES) > 0
+    # ... and draws it: the roof under the camera shows the image's many colours, where an
+    # untextured roof is one flat shade
+    x, y = page.evaluate(f"window.cim.screenPosition({lon}, {lat}, {top})")
+    box = page.screenshot(clip={"x": x - 20, "y": y - 20, "width": 40, "height": 40})
+    colours = Image.open(BytesIO(box)).convert("RGB").getcolors(maxcolors=10_000)
+    assert colours is not None and len(colours) > 100, colours and len(colours)
+    page.mouse.click(x, y)
+    page.wait_for_selector("#panel:not([hidden])", timeout=30_000)
+    assert page.evaluate("window.cim.selected") is not None

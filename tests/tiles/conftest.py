@@ -51,14 +51,22 @@ def validate_glbs(paths: list[Path]) -> dict[str, Any]:
     assert node, "node is not installed (make test installs it)"
     assert (ROOT / "node_modules/gltf-validator").exists(), "run `npm install` (make test does)"
     result = subprocess.run(
-        [node, str(VALIDATOR), *map(str, paths)],
+        [node, str(VALIDATOR), *map(str, paths), *decoded],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    reports: dict[str, Any] = json.loads(result.stdout)
+    assert set(reports) == {*map(str, paths), *decoded}, "a file was not validated"
+    for twin, original in decoded.items():
+        report, own = reports.pop(twin), reports[original]
+        own["errors"] += report["errors"]
+        own["warnings"] += report["warnings"]
+        own["messages"] += [f"(decoded) {m}" for m in report["messages"]]
+        own["decoded"] = True
+    return reports
 
 
 def _accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
@@ -70,7 +78,7 @@ def _accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
             acc["componentType"]
         ]
     )
-    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc["type"]]
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}[acc["type"]]
     stride = view.get("byteStride", width * dtype.itemsize) // dtype.itemsize
     start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
     data = np.frombuffer(binary, dtype=dtype, count=acc["count"] * stride, offset=start)
@@ -81,18 +89,38 @@ def _accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
     return data if width > 1 else data[:, 0]
 
 
-def glb_positions_lonlath(data: bytes) -> np.ndarray:
-    """Every vertex of a GLB tile as longitude, latitude, ellipsoidal height."""
-    doc, binary = read_glb(decompress(data))
+def _ecef(doc: dict[str, Any], binary: bytes, primitive: dict[str, Any]) -> np.ndarray:
+    """A primitive's vertices in Earth-centred coordinates (node transform applied)."""
     node = doc["nodes"][0]
     tx, ty, tz = node.get("translation", [0, 0, 0])
     scale = np.array(node.get("scale", [1, 1, 1]))
-    points = []
-    for primitive in doc["meshes"][0]["primitives"]:
-        p = _accessor(doc, binary, primitive["attributes"]["POSITION"]) * scale
-        # glTF is Y-up: (x, y, z) there is (x, -z, y) in Earth-centred axes
-        points.append(np.column_stack((p[:, 0] + tx, -(p[:, 2] + tz), p[:, 1] + ty)))
-    xyz = np.concatenate(points)
+    p = _accessor(doc, binary, primitive["attributes"]["POSITION"]) * scale
+    # glTF is Y-up: (x, y, z) there is (x, -z, y) in Earth-centred axes
+    return np.column_stack((p[:, 0] + tx, -(p[:, 2] + tz), p[:, 1] + ty))
+
+
+def textured_primitives(data: bytes) -> list[tuple[bytes, str, np.ndarray, np.ndarray]]:
+    """Per textured primitive of a GLB: its image bytes, MIME type, Earth-centred vertices and
+    TEXCOORD_0 (u, v)."""
+    doc, binary = read_glb(decompress(data))
+    out = []
+    for primitive in doc.get("meshes", [{}])[0].get("primitives", []):
+        if "TEXCOORD_0" not in primitive["attributes"]:
+            continue
+        material = doc["materials"][primitive["material"]]
+        texture = doc["textures"][material["pbrMetallicRoughness"]["baseColorTexture"]["index"]]
+        image = doc["images"][texture["source"]]
+        view = doc["bufferViews"][image["bufferView"]]
+        data_ = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+        uv = _accessor(doc, binary, primitive["attributes"]["TEXCOORD_0"])
+        out.append((data_, image["mimeType"], _ecef(doc, binary, primitive), uv))
+    return out
+
+
+def glb_positions_lonlath(data: bytes) -> np.ndarray:
+    """Every vertex of a GLB tile as longitude, latitude, ellipsoidal height."""
+    doc, binary = read_glb(decompress(data))
+    xyz = np.concatenate([_ecef(doc, binary, p) for p in doc["meshes"][0]["primitives"]])
     lon, lat, h = _TO_LLH.transform(xyz[:, 0], xyz[:, 1], xyz[:, 2])
     return np.column_stack((lon, lat, h))
 

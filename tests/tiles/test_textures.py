@@ -1,0 +1,195 @@
+"""Textures reach the 3D Tiles: the textured Lyon house (CityGML, EPSG:3946), the PLATEAU building
+(CityGML, EPSG:6697 with a texture atlas) and the Rotterdam building (CityJSON, one of six images
+present) are served as GLB whose image is the source image byte for byte, whose texture
+coordinates are the file's own at the file's vertices, and which the Khronos validator passes.
+Image names that point outside the model's folder, to the network, or at something that is not
+an image are reported and never read into the database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from lxml import etree
+from pyproj import CRS, Transformer
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from ingest.pipeline import ingest_files
+from ingest.textures import MAX_SIDE, TextureImages
+from tests.conftest import SHARED
+from tests.tiles.conftest import textured_primitives, tiles_of, validate_glbs
+
+LYON = SHARED / "citygml2/lyon_1er_small_house_textured/LYON_1ER_BATI_2015_small_house.gml"
+PLATEAU = SHARED / "citygml2/tokyo_plateau_lod2_textured/53394517_bldg_6697_2_op_CityGML2.gml"
+ROTTERDAM = SHARED / "cityjson/rotterdam_one_textured_v1.1/rotterdam_one.city.json"
+GML_ID = ("{http://www.opengis.net/gml}id", "{http://www.opengis.net/gml/3.2}id")
+# source CRS -> Earth-centred, as the reader places them (EPSG:3946 has no vertical datum, and
+# EPSG:6697 heights stay as they are without the geoid grid: both taken as ellipsoidal)
+TO_ECEF = {
+    "lyon": Transformer.from_crs(CRS("EPSG:3946").to_3d(), "EPSG:4978", always_xy=True),
+    "plateau": Transformer.from_crs(CRS("EPSG:6668").to_3d(), "EPSG:4978"),  # latitude first
+}
+FILES = {"lyon": (LYON, "EPSG:3946"), "plateau": (PLATEAU, None), "rdam": (ROTTERDAM, None)}
+
+
+@pytest.fixture(scope="module")
+def served(new_database: Callable[[], Engine]) -> tuple[Engine, dict[str, list[bytes]]]:
+    """Each file ingested into its own city, and the content of every tile, over HTTP."""
+    engine = new_database()
+    client = TestClient(create_app(engine=engine))
+    contents = {}
+    for city, (path, crs) in FILES.items():
+        ingest_files(engine, [path], city, crs=crs)
+        tileset = client.get(f"/collections/{city}/3dtiles/tileset.json").json()
+        contents[city] = [
+            client.get(f"/collections/{city}/3dtiles/{t['content']['uri']}").content
+            for t in tiles_of(tileset)
+            if "content" in t
+        ]
+    return engine, contents
+
+
+def _gml_textured_rings(path: Path) -> tuple[list[Path], list[tuple[np.ndarray, np.ndarray]]]:
+    """The file's texture images, and each textured ring's coordinates with its (u, v) list,
+    read with lxml alone (PLATEAU lists each ring's coordinates twice: the first counts)."""
+    tree = etree.parse(str(path))
+    rings = {r.get(GML_ID[0]) or r.get(GML_ID[1]): r for r in tree.iter("{*}LinearRing")}
+    images = sorted({path.parent / e.text.strip() for e in tree.iter("{*}imageURI")})
+    out = {}
+    for coords in tree.iter("{*}textureCoordinates"):
+        key = coords.get("ring").lstrip("#")
+        if key in out:
+            continue
+        xyz = np.array(next(rings[key].iter("{*}posList")).text.split(), dtype=float)
+        uv = np.array(coords.text.split(), dtype=float).reshape(-1, 2)
+        assert len(uv) * 3 == len(xyz)
+        out[key] = (xyz.reshape(-1, 3), uv)
+    return images, list(out.values())
+
+
+@pytest.mark.parametrize("city", ["lyon", "plateau"])
+def test_citygml_texture_image_and_coordinates_reach_the_glb(
+    served: tuple[Engine, dict[str, list[bytes]]], city: str
+) -> None:
+    _, contents = served
+    images, rings = _gml_textured_rings(FILES[city][0])
+    [image] = images
+    parts = [p for data in contents[city] for p in textured_primitives(data)]
+    assert parts, "no textured primitive"
+    assert {hashlib.sha256(p[0]).hexdigest() for p in parts} == {
+        hashlib.sha256(image.read_bytes()).hexdigest()
+    }
+    assert {p[1] for p in parts} == {"image/jpeg"}
+    # every textured vertex is a vertex of a textured ring of the file (within 5 cm), and its
+    # (u, v) is that ring vertex's, with v turned to glTF's top-left origin
+    src = np.concatenate([xyz for xyz, _ in rings])
+    src_uv = np.concatenate([uv for _, uv in rings])
+    x, y, z = TO_ECEF[city].transform(src[:, 0], src[:, 1], src[:, 2])
+    file_ecef = np.column_stack((x, y, z))
+    glb_ecef = np.concatenate([p[2] for p in parts])
+    glb_uv = np.concatenate([p[3] for p in parts])
+    # distinct ring vertices of the file (closing repeats dropped) = vertices drawn textured
+    distinct = sum(len(xyz) - 1 for xyz, _ in rings)
+    assert len(glb_ecef) == distinct
+    for point, uv in zip(glb_ecef, glb_uv, strict=True):
+        distance = np.linalg.norm(file_ecef - point, axis=1)
+        near = distance < 0.05
+        assert near.any(), f"textured vertex {point} is not a vertex of the file"
+        candidates = src_uv[near]
+        wanted = np.array([uv[0], 1.0 - uv[1]])
+        assert np.abs(candidates - wanted).max(axis=1).min() < 1e-6
+
+
+def test_every_textured_tile_passes_the_khronos_validator(
+    served: tuple[Engine, dict[str, list[bytes]]], tmp_path: Path
+) -> None:
+    _, contents = served
+    paths = []
+    for city, datas in contents.items():
+        for n, data in enumerate(datas):
+            paths.append(tmp_path / f"{city}_{n}.glb")
+            paths[-1].write_bytes(data)
+    reports = validate_glbs(paths)
+    assert len(reports) == len(paths)
+    assert all(r["decoded"] for r in reports.values())  # its meshopt-decoded twin passed too
+    assert {p: r for p, r in reports.items() if r["errors"] or r["warnings"]} == {}
+
+
+def test_cityjson_textures_drawn_where_the_image_exists(
+    served: tuple[Engine, dict[str, list[bytes]]],
+) -> None:
+    engine, contents = served
+    doc = json.loads(ROTTERDAM.read_text())
+    names = [t["image"] for t in doc["appearance"]["textures"]]
+    present = [n for n, name in enumerate(names) if (ROTTERDAM.parent / name).exists()]
+    assert len(present) == 1  # MANIFEST: only 1 of the 6 images exists upstream
+    [geometry] = [g for o in doc["CityObjects"].values() for g in o.get("geometry", [])]
+    values = next(iter(geometry["texture"].values()))["values"]
+    table = np.array(doc["appearance"]["vertices-texture"])
+    rings = [ring for surface in values for ring in surface if ring[0] in present]
+    parts = [p for data in contents["rdam"] for p in textured_primitives(data)]
+    assert [p[0] for p in parts] == [(ROTTERDAM.parent / names[present[0]]).read_bytes()]
+    uv = parts[0][3]
+    assert len(uv) == sum(len(r) - 1 for r in rings)
+    wanted = {tuple(np.round(table[i], 6)) for r in rings for i in r[1:]}
+    assert {(round(u, 6), round(1.0 - v, 6)) for u, v in uv.tolist()} == wanted
+    with engine.connect() as conn:
+        warnings = conn.execute(
+            text("SELECT warnings FROM dataset WHERE city_code = 'rdam'")
+        ).scalar_one()
+    assert any(
+        f"{len(names) - 1} of {len(names)} texture images are missing" in w for w in warnings
+    )
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims a size (its pixels are never there)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_hostile_and_odd_image_names_are_reported_not_read(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (tmp_path / "secret.jpg").write_bytes(LYON.with_suffix(".jpg").read_bytes())
+    (folder / "fake.jpg").write_text("not an image")
+    (folder / "bomb.png").write_bytes(_png_header(20_000, 20_000))
+    Image.new("RGB", (MAX_SIDE + 100, 50), (200, 30, 30)).save(folder / "wide.tif")
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(folder / "clear.gif")
+    names = ["../secret.jpg", "/etc/passwd", "http://127.0.0.1:9/x.jpg", "fake.jpg", "bomb.png"]
+    names += ["wide.tif", "clear.gif", "absent.jpg"]
+    images = TextureImages([{"image": n} for n in names], folder)
+    stored = list(images)
+    assert [(i.idx, i.source, i.mime) for i in stored] == [
+        (5, "wide.tif", "image/jpeg"),
+        (6, "clear.gif", "image/png"),
+    ]
+    assert (stored[0].width, stored[0].height) == (
+        MAX_SIDE,
+        round(50 * MAX_SIDE / (MAX_SIDE + 100)),
+    )
+    refused = "\n".join(images.refused)
+    assert "../secret.jpg: outside the folder" in refused
+    assert "/etc/passwd: outside the folder" in refused
+    assert "http://127.0.0.1:9/x.jpg: not a local file" in refused
+    assert "fake.jpg: not a readable image" in refused
+    assert "bomb.png: too many pixels for a texture" in refused
+    assert images.missing == ["absent.jpg"]
+    report = "\n".join(images.report())
+    assert "1 of 8 texture images are missing (absent.jpg)" in report
+    assert "2 texture images were re-encoded" in report
