@@ -44,10 +44,11 @@ def tiles_router(engine: Engine) -> APIRouter:
 
     @router.get(
         "/collections/{city}/3dtiles/tiles/{level}/{x}/{y}.{fmt}",
-        summary="One tile's content (.glb for 3D Tiles 1.1, .b3dm for 1.0)",
+        summary="One tile's content (.glb for 3D Tiles 1.1; .b3dm, .pnts or .cmpt for 1.0)",
     )
     def tile(city: str, level: int, x: int, y: int, fmt: str, request: Request) -> Response:
         media = MEDIA.get(fmt, "application/octet-stream")
+        fmt = service.EXTENSIONS.get(fmt, fmt)
         if "gzip" in request.headers.get("accept-encoding", ""):
             packed, etag = service.tile_gzip(engine, city, (level, x, y), fmt)
             return _etag_response(request, packed, etag, media, "gzip")

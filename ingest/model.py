@@ -53,6 +53,9 @@ class SourceObject:
     children: list[str]
     geometries: list[SourceGeometry]
     extra: dict[str, Any] = field(default_factory=dict)
+    # what a view misses without this object, in metres, when it is not its size: the point
+    # spacing of a point-cloud level (3D Tiles geometric error)
+    detail: float | None = None
 
 
 @dataclass(frozen=True)

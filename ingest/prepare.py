@@ -366,7 +366,8 @@ def prepare_batch(
             zip(level.tolist(), tx.tolist(), ty.tolist(), size.tolist(), strict=True),
             strict=True,
         ):
-            tiles[n] = key
+            detail = objects[n].detail
+            tiles[n] = key if detail is None else (*key[:3], detail)
         for n, box in zip(
             np.flatnonzero(has).tolist(), ewkb_boxes(lo, hi, FOOTPRINT_EPSG), strict=True
         ):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,8 @@ from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
 from tiles.gltf import Geometry, TexturedPart, write_b3dm, write_glb
 from tiles.meshopt import compress, reorder
 from tiles.metadata import property_table
+from tiles.pnts import write_cmpt, write_pnts
+from tiles.points import PointAttributes, las_attributes
 
 # EXT_meshopt_compression of 3D Tiles 1.1 content (CIM_TILES_MESHOPT=0 turns it off)
 MESHOPT = os.environ.get("CIM_TILES_MESHOPT", "1") != "0"
@@ -32,6 +34,9 @@ _SQL = text("""
            g.mesh_colours, g.mesh_uvs, g.mesh_textures, o.dataset_id,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTIPOINT'
                 THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS points,
+           CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTIPOINT'
+                THEN g.point_data END AS point_records,
+           g.structure -> 'point_data' AS point_layout,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTILINESTRING'
                 THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS lines
     FROM city_object o
@@ -63,6 +68,66 @@ def _lines(wkb: bytes) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         np.concatenate(points) if points else np.zeros((0, 3)),
         np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64),
     )
+
+
+def _point_attributes(
+    rows: list[tuple[Any, int]],
+) -> tuple[NDArray[np.uint8], PointAttributes | None]:
+    """RGBA per point (the point cloud's colours, else the default point colour), and the
+    classification and intensity of every point when all of them come from point clouds."""
+    colours, attributes = [], []
+    for row, count in rows:
+        if row.point_records is not None and row.point_layout is not None:
+            a = las_attributes(row.point_records, row.point_layout)
+            attributes.append(a)
+            colours.append(a.colours)
+        else:
+            colours.append(np.tile(np.array(POINT_COLOUR, dtype=np.uint8), (count, 1)))
+    rgb = np.concatenate(colours) if colours else np.zeros((0, 3), np.uint8)
+    rgba = np.column_stack((rgb, np.full(len(rgb), 255, np.uint8)))
+    if not attributes or len(attributes) != len(rows):
+        return rgba, None
+    return rgba, PointAttributes(
+        rgb,
+        np.concatenate([a.classification for a in attributes]),
+        np.concatenate([a.intensity for a in attributes]),
+    )
+
+
+def _content_1_0(
+    geometry: Geometry, point_rows: list[tuple[Any, int]], properties: list[dict[str, Any]]
+) -> bytes:
+    """3D Tiles 1.0 content: point-cloud points as pnts, everything else as b3dm (batched),
+    and both in a cmpt when the tile has both. `point_rows`: the rows with points, and how
+    many each has."""
+    flags = [_cloud(r) for r, _ in point_rows]
+    cloud = np.repeat(np.array(flags, dtype=bool), [n for _, n in point_rows])
+    rest = replace(
+        geometry,
+        point_positions=geometry.point_positions[~cloud],
+        point_colors=geometry.point_colors[~cloud],
+        point_feature_ids=geometry.point_feature_ids[~cloud],
+        point_attributes=None,
+    )
+    parts = []
+    if len(rest.indices) or len(rest.point_positions) or len(rest.line_indices) or not cloud.any():
+        glb = write_glb(rest, len(properties), None, [], batch_ids=True)
+        parts.append(write_b3dm(glb, len(properties), _batch_table(properties)))
+    if cloud.any():
+        _, attributes = _point_attributes([(r, n) for r, n in point_rows if _cloud(r)])
+        parts.append(
+            write_pnts(
+                geometry.center,
+                geometry.point_positions[cloud],
+                geometry.point_colors[cloud],
+                attributes,
+            )
+        )
+    return parts[0] if len(parts) == 1 else write_cmpt(parts)
+
+
+def _cloud(row: Any) -> bool:
+    return row.point_records is not None and row.point_layout is not None
 
 
 def _properties(row: Any) -> dict[str, Any]:
@@ -230,6 +295,7 @@ def tile_content(
         if with_points
         else np.zeros(0, np.float32)
     )
+    point_colours, point_attributes = _point_attributes([(rows[n], len(p)) for n, p in with_points])
     line_parts = [(n, *_lines(r.lines)) for n, r in enumerate(rows) if r.lines is not None]
     line_abs = np.zeros((0, 3))
     line_idx = np.zeros((0, 2), np.int64)
@@ -258,16 +324,16 @@ def tile_content(
         indices=plain.astype(np.uint32).reshape(-1),
         textured=textured,
         point_positions=(point_abs - center).astype(np.float32),
-        point_colors=np.tile(np.array([*POINT_COLOUR, 255], dtype=np.uint8), (len(point_abs), 1)),
+        point_colors=point_colours,
         point_feature_ids=point_fids,
+        point_attributes=point_attributes,
         line_positions=(line_abs - center).astype(np.float32),
         line_indices=line_idx.astype(np.uint32).reshape(-1),
         line_feature_ids=line_fids,
     )
     properties = [_properties(r) for r in rows]
     if fmt == "b3dm":
-        glb = write_glb(geometry, len(rows), None, [], batch_ids=True)
-        return write_b3dm(glb, len(rows), _batch_table(properties))
+        return _content_1_0(geometry, [(rows[n], len(p)) for n, p in with_points], properties)
     metadata, views = property_table(properties)
     if MESHOPT:
         return compress(write_glb(reorder(geometry), len(rows), metadata, views))

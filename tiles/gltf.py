@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tiles.points import PointAttributes
+
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
 FLOAT = 5126
@@ -69,6 +71,7 @@ class Geometry:
     line_feature_ids: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     point_feature_ids: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     textured: list[TexturedPart] = field(default_factory=list)
+    point_attributes: PointAttributes | None = None  # point clouds: classification, intensity
 
 
 def _y_up(v: NDArray[Any]) -> NDArray[Any]:
@@ -128,7 +131,7 @@ class _Builder:
 
     def binary(self) -> bytes:
         data = b"".join(self.chunks)
-        return data + b"\x00" * ((-len(data)) % 4)
+        return data + b"\x00" * ((-len(data)) % 8)
 
 
 def _quantizer(geometry: Geometry) -> tuple[NDArray[np.float64], float]:
@@ -254,7 +257,13 @@ def write_glb(
                 geometry.point_feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
             ),
         }
-        primitives.append({"attributes": attributes, "material": 1, "mode": POINTS, **extension})
+        points: dict[str, Any] = {"attributes": attributes, "material": 1, "mode": POINTS}
+        if geometry.point_attributes is not None and metadata:
+            metadata = _point_metadata(b, points, geometry.point_attributes, metadata)
+        points["extensions"] = {**extension.get("extensions", {}), **points.get("extensions", {})}
+        if not points["extensions"]:
+            del points["extensions"]
+        primitives.append(points)
     if len(geometry.line_indices):
         n = len(geometry.line_positions)
         attributes = {
@@ -330,7 +339,7 @@ def write_glb(
     if b.accessors:
         gltf["accessors"] = b.accessors
     text = json.dumps(gltf, separators=(",", ":"), ensure_ascii=False).encode()
-    text += b" " * ((-len(text)) % 4)
+    text += b" " * ((-(20 + len(text))) % 8)  # with the binary padded to 8: a GLB of 8k bytes
     total = 12 + 8 + len(text) + 8 + len(binary)
     return b"".join(
         [
@@ -341,6 +350,40 @@ def write_glb(
             binary,
         ]
     )
+
+
+def _point_metadata(
+    b: _Builder, primitive: dict[str, Any], a: PointAttributes, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """Classification and intensity as vertex attributes of the points primitive, described by
+    an EXT_structural_metadata property attribute (class `point`); returns the new metadata.
+    Each value is padded to 4 bytes, as glTF wants vertex attributes aligned."""
+    classes = np.zeros((len(a.classification), 4), dtype=np.uint8)
+    classes[:, 0] = a.classification
+    intensity = np.zeros((len(a.intensity), 2), dtype="<u2")
+    intensity[:, 0] = a.intensity
+    attributes = primitive["attributes"]
+    attributes["_CLASSIFICATION"] = b.accessor(classes, UNSIGNED_BYTE, "SCALAR", ARRAY_BUFFER)
+    attributes["_INTENSITY"] = b.accessor(intensity, UNSIGNED_SHORT, "SCALAR", ARRAY_BUFFER)
+    primitive["extensions"] = {"EXT_structural_metadata": {"propertyAttributes": [0]}}
+    out = json.loads(json.dumps(metadata))
+    out["schema"]["classes"]["point"] = {
+        "name": "Point-cloud point",
+        "properties": {
+            "classification": {"type": "SCALAR", "componentType": "UINT8"},
+            "intensity": {"type": "SCALAR", "componentType": "UINT16"},
+        },
+    }
+    out["propertyAttributes"] = [
+        {
+            "class": "point",
+            "properties": {
+                "classification": {"attribute": "_CLASSIFICATION"},
+                "intensity": {"attribute": "_INTENSITY"},
+            },
+        }
+    ]
+    return out
 
 
 def _textures(b: _Builder, gltf: dict[str, Any], parts: list[TexturedPart]) -> None:

@@ -21,10 +21,12 @@ from sqlalchemy import Engine, text
 from cim.errors import InvalidInput, NotFound
 from cim.tiling import MAX_LEVEL, tile_keys
 from tiles.content import tile_content
-from tiles.tileset import Key, TileStats, build_tileset, content_uri
+from tiles.tileset import Key, TileStats, build_tileset
 
 FORMATS = {"glb": "1.1", "b3dm": "1.0"}
 VERSIONS = {version: fmt for fmt, version in FORMATS.items()}
+# 1.0 content URIs name their format (b3dm, pnts or cmpt); all are made as the 1.0 format
+EXTENSIONS = {"glb": "glb", "b3dm": "b3dm", "pnts": "b3dm", "cmpt": "b3dm"}
 
 
 def format_of(version: str) -> str:
@@ -42,7 +44,9 @@ _STATS = text("""
     SELECT tile_level, tile_x, tile_y, count(*) AS n,
            min(ST_XMin(bbox)) AS west, min(ST_YMin(bbox)) AS south,
            max(ST_XMax(bbox)) AS east, max(ST_YMax(bbox)) AS north,
-           min(z_min) AS low, max(z_max) AS high, max(size) AS max_size
+           min(z_min) AS low, max(z_max) AS high, max(size) AS max_size,
+           CASE WHEN bool_and(type = 'PointCloud') THEN 'only'
+                WHEN bool_or(type = 'PointCloud') THEN 'some' ELSE '' END AS points
     FROM city_object WHERE city_code = :city AND tile_level IS NOT NULL
     GROUP BY tile_level, tile_x, tile_y""")
 
@@ -109,6 +113,7 @@ def tileset(engine: Engine, city: str, fmt: str = "glb") -> dict[str, Any]:
             r.low,
             r.high,
             r.max_size or 0.0,
+            r.points,
         )
         for r in rows
     ]
@@ -219,17 +224,23 @@ def tile_gzip(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[by
 
 def content_keys(tileset_doc: dict[str, Any]) -> list[Key]:
     """The keys of every tile with content, parents first."""
-    keys: list[Key] = []
+    return list(content_uris(tileset_doc))
+
+
+def content_uris(tileset_doc: dict[str, Any]) -> dict[Key, str]:
+    """The content URI of every tile with content, by key, parents first."""
+    uris: dict[Key, str] = {}
 
     def walk(node: dict[str, Any]) -> None:
         if "content" in node:
-            level, x, y = node["content"]["uri"].rsplit(".", 1)[0].split("/")[1:]
-            keys.append((int(level), int(x), int(y)))
+            uri = node["content"]["uri"]
+            level, x, y = uri.rsplit(".", 1)[0].split("/")[1:]
+            uris[(int(level), int(x), int(y))] = uri
         for child in node.get("children", []):
             walk(child)
 
     walk(tileset_doc["root"])
-    return keys
+    return uris
 
 
 _worker_engine: Engine | None = None
@@ -293,14 +304,14 @@ def export(
 ) -> int:
     """Write a city's tileset as static files (tileset.json and tiles/...) under `out`."""
     doc = tileset(engine, city, fmt)
-    keys = content_keys(doc)
+    uris = content_uris(doc)
     out.mkdir(parents=True, exist_ok=True)
-    for n, key in enumerate(keys, 1):
+    for n, (key, uri) in enumerate(uris.items(), 1):
         content, _ = tile(engine, city, key, fmt)
-        path = out / content_uri(key, fmt)
+        path = out / uri
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         if progress:
-            progress(n, len(keys))
+            progress(n, len(uris))
     (out / "tileset.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    return len(keys)
+    return len(uris)

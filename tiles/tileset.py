@@ -28,6 +28,7 @@ class TileStats:
     low: float
     high: float
     max_size: float
+    points: str = ""  # point-cloud objects in the tile: "" none, "some", "only"
 
 
 @dataclass
@@ -130,6 +131,14 @@ def _summarise(node: _Node) -> tuple[list[float], float]:
     return node.region, max(own, largest_below)
 
 
+def _extension(stats: TileStats, extension: str) -> str:
+    """3D Tiles 1.0 names its content by format: pnts for point clouds, cmpt for point clouds
+    with other objects, b3dm for the rest (the service makes all three from one format)."""
+    if extension != "b3dm" or not stats.points:
+        return extension
+    return "pnts" if stats.points == "only" else "cmpt"
+
+
 def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
@@ -142,7 +151,7 @@ def _tile(node: _Node, extension: str, refine: bool = False) -> dict[str, Any]:
     if refine:
         tile["refine"] = "ADD"
     if node.stats is not None:
-        tile["content"] = {"uri": content_uri(node.key, extension)}
+        tile["content"] = {"uri": content_uri(node.key, _extension(node.stats, extension))}
     if node.children:
         tile["children"] = [_tile(c, extension) for c in node.children]
     return tile

@@ -134,6 +134,9 @@ async function loadCity(code) {
     showTypes(queryables.types || []);
     const tileset = await Cesium.Cesium3DTileset.fromUrl(
       `/collections/${encodeURIComponent(code)}/3dtiles/tileset.json`, { maximumScreenSpaceError: 8 });
+    // point clouds: points sized by the spacing of their level, shaded by depth (eye-dome)
+    tileset.pointCloudShading.attenuation = true;
+    tileset.pointCloudShading.maximumAttenuation = 4;
     cim.tileset = tileset;
     viewer.scene.primitives.add(tileset);
     restyle();

@@ -14,8 +14,11 @@ from playwright.sync_api import Page
 from sqlalchemy import Engine
 
 from cim.demo import generate_city
+from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from tests.browser.conftest import ARTIFACTS, chromium, running_service
+from tests.ingest.test_pointcloud import LYON as LIDAR
+from tests.ingest.test_pointcloud import las_header
 from tests.tiles.test_textures import LYON
 
 # the bytes of texture memory of every tile the viewer has loaded (Cesium's own count)
@@ -28,6 +31,16 @@ TEXTURE_BYTES = """(() => {
   walk(window.cim.tileset.root);
   return total;
 })()"""
+# the points Cesium has loaded of a tileset, over every tile with content
+POINTS_LOADED = """(tileset) => {
+  let total = 0;
+  const walk = (tile) => {
+    if (tile.contentReady && tile.content) total += tile.content.pointsLength;
+    tile.children.forEach(walk);
+  };
+  walk(tileset.root);
+  return total;
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +49,7 @@ def service(new_database, tmp_path_factory) -> Iterator[str]:  # type: ignore[no
     city = generate_city(tmp_path_factory.mktemp("demo") / "demo.city.json", buildings=300, seed=5)
     ingest_files(engine, [city.path], "370100", city_name_zh="济南市（示例）")
     ingest_files(engine, [LYON], "lyon", crs="EPSG:3946", city_name_en="Lyon (textured house)")
+    ingest_files(engine, [LIDAR], "lidar", options=ReadOptions(cell_size=10.0))
     with running_service(engine) as base:
         yield base
 
@@ -122,3 +136,38 @@ def test_a_textured_building_is_drawn_with_its_texture(page: Page, service: str)
     page.mouse.click(x, y)
     page.wait_for_selector("#panel:not([hidden])", timeout=30_000)
     assert page.evaluate("window.cim.selected") is not None
+
+
+def test_a_point_cloud_shows_every_point_in_both_tiles_versions(page: Page, service: str) -> None:
+    """Cesium itself reads the GLB points (3D Tiles 1.1) and the pnts (1.0) of the LAS file and
+    counts every point of it, once all tiles are refined."""
+    page.goto(f"{service}/?city=lidar")
+    page.wait_for_function("window.cim && window.cim.ready === true", timeout=180_000)
+    page.evaluate("window.cim.tileset.maximumScreenSpaceError = 0")  # refine everything
+    page.wait_for_function("window.cim.tileset.tilesLoaded", timeout=120_000)
+    page.wait_for_timeout(500)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer-point-cloud.png"))
+    count = las_header(LIDAR)["count"]
+    assert page.evaluate(f"({POINTS_LOADED})(window.cim.tileset)") == count
+    loaded_1_0 = page.evaluate(
+        """async (points) => {
+      const url = "/collections/lidar/3dtiles/tileset.json?version=1.0";
+      const tileset = await Cesium.Cesium3DTileset.fromUrl(url, { maximumScreenSpaceError: 0 });
+      window.cim.tileset.show = false;
+      window.cim.viewer.scene.primitives.add(tileset);
+      window.cim.old = tileset;
+      return true;
+    }"""
+    )
+    assert loaded_1_0
+    page.wait_for_function(
+        f"window.cim.old.tilesLoaded && ({POINTS_LOADED})(window.cim.old) > 0", timeout=120_000
+    )
+    formats = page.evaluate(
+        "(() => { const out = []; const walk = (t) => { if (t.content && t.content.url)"
+        " out.push(t.content.url); t.children.forEach(walk); }; walk(window.cim.old.root);"
+        " return out; })()"
+    )
+    assert formats and all(".pnts" in u for u in formats)
+    assert page.evaluate(f"({POINTS_LOADED})(window.cim.old)") == count

@@ -29,7 +29,9 @@ def las_header(path: Path) -> dict[str, float | int]:
     (count,) = struct.unpack("<I", data[107:111])
     scale = struct.unpack("<3d", data[131:155])
     shift = struct.unpack("<3d", data[155:179])
+    max_x, min_x, max_y, min_y, _, _ = struct.unpack("<6d", data[179:227])
     return {
+        "mins": (min_x, min_y),
         "offset": offset,
         "record_length": record_length,
         "count": count,
@@ -98,31 +100,47 @@ def test_a_cloud_without_crs_asks_for_one(engine: Engine) -> None:
     [report] = ingest_files(
         engine, [RIPPLE], "ripple", crs="EPSG:3946", options=ReadOptions(cell_size=2.0)
     )
-    header = las_header(RIPPLE)
-    data = RIPPLE.read_bytes()
-    records = np.frombuffer(
-        data[
-            int(header["offset"]) : int(header["offset"])
-            + header["count"] * header["record_length"]
-        ],
-        dtype=np.dtype(
-            {
-                "names": ["X", "Y"],
-                "formats": ["<i4", "<i4"],
-                "offsets": [0, 4],
-                "itemsize": int(header["record_length"]),
-            }
-        ),
-    )
-    x = records["X"] * header["scale"][0] + header["shift"][0]
-    y = records["Y"] * header["scale"][1] + header["shift"][1]
-    cells = {
-        (int(a), int(b))
-        for a, b in zip(np.floor((x - x.min()) / 2.0), np.floor((y - y.min()) / 2.0), strict=True)
-    }
-    assert report.counts_by_type == {"PointCloud": len(cells)}
+    assert set(report.counts_by_type) == {"PointCloud"}
     _, _, points = _stored(engine, "ripple")
-    assert points == header["count"]
+    assert points == las_header(RIPPLE)["count"]
+
+
+def test_levels_of_detail_thin_points_by_column(engine: Engine) -> None:
+    """Each object holds the points of one cell of its level (cell size x 4 per level); among
+    the points of level k and above no two share a column (a square seen from above, of side
+    cell size x 0.02 x 4^(k-1)); every point is in exactly one object; and an object's
+    geometric error (`size`) is the spacing of the next coarser level."""
+    cell = 20.0
+    ingest_files(engine, [LYON], "lod", options=ReadOptions(cell_size=cell))
+    header = las_header(LYON)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT coalesce((o.attributes ->> 'overview_level')::int, 0), o.size,"
+                " g.structure -> 'point_data' -> 'dtype', g.point_data FROM city_object o"
+                " JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id"
+                " WHERE o.city_code = 'lod'"
+            )
+        ).all()
+    levels, xyz = [], []
+    for level, size, layout, blob in rows:
+        records = np.frombuffer(blob, dtype=np.dtype([(n, k) for n, k in layout]))
+        p = np.column_stack([records[a] for a in "XYZ"]) * header["scale"] + header["shift"]
+        side = cell * 4**level
+        assert len({tuple(c) for c in np.floor((p[:, :2] - header["mins"]) / side)}) == 1
+        assert size == pytest.approx(cell * 0.02 * 4**level)  # spacing of level + 1
+        levels.append(np.full(len(p), level))
+        xyz.append(p)
+    level = np.concatenate(levels)
+    points = np.concatenate(xyz)
+    assert len(points) == header["count"]
+    assert sorted(set(level.tolist())) == [0, 1, 2, 3]
+    counts = [int((level == k).sum()) for k in range(4)]
+    assert counts[3] < counts[2] < counts[1]  # coarser levels hold fewer points
+    for k in (1, 2, 3):
+        upper = points[level >= k, :2]
+        columns = np.floor((upper - points[:, :2].min(0)) / (cell * 0.02 * 4 ** (k - 1)))
+        assert len(np.unique(columns, axis=0)) == len(upper)
 
 
 def test_a_truncated_file_is_refused(engine: Engine, tmp_path: Path) -> None:

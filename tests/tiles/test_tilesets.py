@@ -327,7 +327,56 @@ def _read_b3dm(data: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes]:
     return feature, batch, data[at:]
 
 
-def test_3d_tiles_1_0_b3dm_with_batch_tables(
+def read_pnts(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A pnts tile's feature table and its per-point arrays (POSITION as absolute Earth-centred
+    coordinates, RGB, and the batch table's binary properties), read by the 3D Tiles 1.0 spec."""
+    import json
+    import struct
+
+    magic, version, total, ft_json, ft_bin, bt_json, bt_bin = struct.unpack_from("<4s6I", data)
+    assert magic == b"pnts" and version == 1 and total == len(data)
+    at = 28
+    feature = json.loads(data[at : at + ft_json])
+    body = data[at + ft_json : at + ft_json + ft_bin]
+    assert (at + ft_json) % 8 == 0
+    n = feature["POINTS_LENGTH"]
+    out = {
+        "POSITION": np.frombuffer(body, "<f4", n * 3, feature["POSITION"]["byteOffset"])
+        .reshape(-1, 3)
+        .astype(np.float64)
+        + feature.get("RTC_CENTER", [0, 0, 0]),
+        "RGB": np.frombuffer(body, "u1", n * 3, feature["RGB"]["byteOffset"]).reshape(-1, 3),
+    }
+    at += ft_json + ft_bin
+    if bt_json:
+        batch = json.loads(data[at : at + bt_json])
+        binary = data[at + bt_json : at + bt_json + bt_bin]
+        kinds = {"UNSIGNED_BYTE": "u1", "UNSIGNED_SHORT": "<u2"}
+        for name, spec in batch.items():
+            assert spec["type"] == "SCALAR"
+            out[name] = np.frombuffer(binary, kinds[spec["componentType"]], n, spec["byteOffset"])
+    return feature, out
+
+
+def _inner_tiles(data: bytes) -> list[bytes]:
+    """The tiles of a cmpt (or the tile itself)."""
+    import struct
+
+    if data[:4] != b"cmpt":
+        return [data]
+    magic, version, total, count = struct.unpack_from("<4sIII", data)
+    assert version == 1 and total == len(data)
+    tiles, at = [], 16
+    for _ in range(count):
+        (length,) = struct.unpack_from("<I", data, at + 8)
+        assert at % 8 == 0
+        tiles.append(data[at : at + length])
+        at += length
+    assert at == total
+    return tiles
+
+
+def test_3d_tiles_1_0_b3dm_pnts_cmpt_with_batch_tables(
     tiled: tuple[Engine, TestClient], tmp_path: Path
 ) -> None:
     engine, client = tiled
@@ -341,21 +390,48 @@ def test_3d_tiles_1_0_b3dm_with_batch_tables(
             if "content" not in tile:
                 continue
             uri = tile["content"]["uri"]
-            assert uri.endswith(".b3dm")
             got = client.get(f"/collections/{city}/3dtiles/{uri}")
             assert got.status_code == 200
             assert got.headers["content-type"] == "application/octet-stream"
-            feature, batch, glb = _read_b3dm(got.content)
-            n = feature["BATCH_LENGTH"]
-            assert n > 0 and all(len(column) == n for column in batch.values())
-            assert {"id", "type", "cim_id", "height"} <= set(batch)
-            doc, _ = read_glb(glb)
-            assert "extensionsUsed" not in doc or "EXT_mesh_features" not in doc["extensionsUsed"]
-            assert all("_BATCHID" in p["attributes"] for p in doc["meshes"][0]["primitives"])
-            path = tmp_path / f"{city}_{uri.replace('/', '_')}.glb"
-            path.write_bytes(glb)
-            paths.append(path)
-            objects += n
+            inner = _inner_tiles(got.content)
+            # the URI names the format: cmpt holds a b3dm and a pnts
+            assert [t[:4].decode() for t in inner] == {
+                "b3dm": ["b3dm"],
+                "pnts": ["pnts"],
+                "cmpt": ["b3dm", "pnts"],
+            }[uri.rsplit(".", 1)[1]]
+            level, x, y = map(int, uri.rsplit(".", 1)[0].split("/")[1:])
+            with engine.connect() as conn:
+                in_tile = conn.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE type = 'PointCloud'),"
+                        " coalesce(sum((attributes ->> 'points')::int), 0), count(*)"
+                        " FROM city_object WHERE city_code = :c AND tile_level = :l"
+                        " AND tile_x = :x AND tile_y = :y"
+                    ),
+                    {"c": city, "l": level, "x": x, "y": y},
+                ).one()
+            for part in inner:
+                if part[:4] == b"pnts":
+                    feature, arrays = read_pnts(part)
+                    assert feature["POINTS_LENGTH"] == in_tile[1]  # every point of its clouds
+                    assert {"Classification", "Intensity"} <= set(arrays)
+                    if in_tile[0] == in_tile[2]:
+                        objects += in_tile[0]  # a point-only tile: its objects are its clouds
+                    continue
+                feature, batch, glb = _read_b3dm(part)
+                n = feature["BATCH_LENGTH"]
+                assert n > 0 and all(len(column) == n for column in batch.values())
+                assert {"id", "type", "cim_id", "height"} <= set(batch)
+                doc, _ = read_glb(glb)
+                assert (
+                    "extensionsUsed" not in doc or "EXT_mesh_features" not in doc["extensionsUsed"]
+                )
+                assert all("_BATCHID" in p["attributes"] for p in doc["meshes"][0]["primitives"])
+                path = tmp_path / f"{city}_{uri.replace('/', '_')}.glb"
+                path.write_bytes(glb)
+                paths.append(path)
+                objects += n
         with engine.connect() as conn:
             stored = conn.execute(
                 text("SELECT count(*) FROM city_object WHERE city_code = :c AND bbox IS NOT NULL"),
@@ -393,7 +469,10 @@ def test_static_exports_equal_what_is_served(
         assert doc["asset"]["version"] == "1.0"
         for tile in tiles_of(doc):
             if "content" in tile:
-                assert (old / tile["content"]["uri"]).read_bytes()[:4] == b"b3dm"
+                uri = tile["content"]["uri"]
+                served = client.get(f"/collections/{city}/3dtiles/{uri}").content
+                assert (old / uri).read_bytes() == served
+                assert served[:4].decode() == uri.rsplit(".", 1)[1]  # b3dm, pnts or cmpt
 
 
 def test_lines_points_and_undrawable_objects_give_valid_tiles(
