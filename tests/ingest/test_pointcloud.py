@@ -105,11 +105,17 @@ def test_a_cloud_without_crs_asks_for_one(engine: Engine) -> None:
     assert points == las_header(RIPPLE)["count"]
 
 
-def test_levels_of_detail_thin_points_by_column(engine: Engine) -> None:
-    """Each object holds the points of one cell of its level (cell size x 4 per level); among
-    the points of level k and above no two share a column (a square seen from above, of side
-    cell size x 0.02 x 4^(k-1)); every point is in exactly one object; and an object's
-    geometric error (`size`) is the spacing of the next coarser level."""
+def test_levels_of_detail_thin_points_by_column(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each object holds the points of one cell of its level (cell size x 4 per level); the
+    points of level k and above are exactly one per column (a square seen from above, of side
+    cell size x 0.02 x 4^(k-1)) that has points, over the whole file although it is read in
+    chunks; every point is in exactly one object; and an object's geometric error (`size`) is
+    the spacing of the next coarser level."""
+    import ingest.pointcloud
+
+    monkeypatch.setattr(ingest.pointcloud, "CHUNK", 1000)  # the file in 11 chunks
     cell = 20.0
     ingest_files(engine, [LYON], "lod", options=ReadOptions(cell_size=cell))
     header = las_header(LYON)
@@ -139,8 +145,11 @@ def test_levels_of_detail_thin_points_by_column(engine: Engine) -> None:
     assert counts[3] < counts[2] < counts[1]  # coarser levels hold fewer points
     for k in (1, 2, 3):
         upper = points[level >= k, :2]
-        columns = np.floor((upper - points[:, :2].min(0)) / (cell * 0.02 * 4 ** (k - 1)))
-        assert len(np.unique(columns, axis=0)) == len(upper)
+        side = cell * 0.02 * 4 ** (k - 1)
+        columns = np.floor((upper - header["mins"]) / side)
+        assert len(np.unique(columns, axis=0)) == len(upper)  # one point per column ...
+        every = np.floor((points[:, :2] - header["mins"]) / side)
+        assert len(np.unique(every, axis=0)) == len(upper)  # ... in every column with points
 
 
 def test_a_truncated_file_is_refused(engine: Engine, tmp_path: Path) -> None:
