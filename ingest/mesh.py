@@ -8,7 +8,8 @@ turned Z-up; other formats are taken Z-up unless `--up y` says otherwise.
 
 Each node of the scene that holds geometry becomes one city object (a whole OBJ file is one),
 named after the node, its primitives together one geometry of triangles. Material base colours
-become the objects' colours; texture images and coordinates are listed in the report, not drawn.
+become the objects' colours; textured primitives keep their texture coordinates and images, which
+the 3D Tiles draw.
 """
 
 from __future__ import annotations
@@ -102,9 +103,14 @@ class MeshReader:
         return groups
 
     def _appearance(self) -> dict[str, Any]:
+        """Materials (base colours) and texture images: `images` holds the decoded image of
+        each texture, by its index in the texture list (one entry per distinct image)."""
         materials: list[dict[str, Any]] = []
         textures: list[dict[str, Any]] = []
+        self.images: dict[int, Any] = {}
         self._material_of: dict[str, int] = {}
+        self._texture_of: dict[str, int] = {}
+        seen: dict[int, int] = {}  # id(image) -> texture index
         for name, geom in self.scene.geometry.items():
             material = getattr(geom.visual, "material", None)
             if material is None:
@@ -119,14 +125,13 @@ class MeshReader:
                 entry["diffuseColor"] = [round(float(v) / scale, 4) for v in rgba[:3]]
             image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
             if image is not None:
-                textures.append({"material": entry["name"], "size": list(image.size)})
+                if id(image) not in seen:
+                    seen[id(image)] = len(textures)
+                    self.images[len(textures)] = image
+                    textures.append({"material": entry["name"], "size": list(image.size)})
+                self._texture_of[name] = seen[id(image)]
             self._material_of[name] = len(materials)
             materials.append(entry)
-        if textures:
-            self.warnings.append(
-                f"{len(textures)} materials have texture images, kept in the source file but not "
-                "drawn in the 3D Tiles yet: their surfaces show the materials' base colours"
-            )
         out: dict[str, Any] = {}
         if materials:
             out["materials"] = materials
@@ -140,6 +145,8 @@ class MeshReader:
         graph = self.scene.graph
         for owner, nodes in self._groups.items():
             corners: list[NDArray[np.float64]] = []
+            uvs: list[NDArray[np.float64]] = []
+            textures: list[int] = []
             materials: list[int | None] = []
             primitives = []
             for node in nodes:
@@ -157,6 +164,14 @@ class MeshReader:
                     )
                 vertices = vertices @ matrix[:3, :3].T + matrix[:3, 3]
                 corners.append(self._placed(vertices)[faces.ravel()])
+                uv = getattr(geom.visual, "uv", None)
+                texture = self._texture_of.get(name, -1)
+                if texture >= 0 and uv is not None and len(uv) == len(vertices):
+                    uvs.append(np.asarray(uv, dtype=np.float64)[faces.ravel(), :2])
+                else:
+                    uvs.append(np.full((faces.size, 2), np.nan))
+                    texture = -1
+                textures += [texture] * len(faces)
                 materials += [self._material_of.get(name)] * len(faces)
                 primitives.append({"name": name, "triangles": len(faces)})
             yield SourceObject(
@@ -165,7 +180,9 @@ class MeshReader:
                 attributes={"name": owner, "source_file": Path(self.path).name},
                 parents=[],
                 children=[],
-                geometries=[_triangles(corners, materials, primitives)] if corners else [],
+                geometries=[_triangles(corners, materials, primitives, uvs, textures)]
+                if corners
+                else [],
             )
 
     def _placed(self, vertices: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -185,12 +202,17 @@ def _triangles(
     corners: list[NDArray[np.float64]],
     materials: list[int | None],
     primitives: list[dict[str, Any]],
+    uvs: list[NDArray[np.float64]],
+    textures: list[int],
 ) -> SourceGeometry:
     vertices = np.vstack(corners)
     n = len(vertices) // 3
     structure: dict[str, Any] = {"type": "MultiSurface", "source": "mesh", "primitives": primitives}
     if any(m is not None for m in materials):
         structure["material"] = {"mesh": {"values": materials}}
+    textured = any(t >= 0 for t in textures)
+    if textured:
+        structure["texture"] = {"mesh": {"values": textures}}
     return SourceGeometry(
         type="MultiSurface",
         lod=None,
@@ -200,4 +222,6 @@ def _triangles(
         ring_sizes=[3] * n,
         polygon_rings=[1] * n,
         structure=structure,
+        uvs=np.vstack(uvs) if textured else None,
+        polygon_textures=textures if textured else None,
     )

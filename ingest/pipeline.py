@@ -193,7 +193,11 @@ def _ingest_one(
         writer.flush()
         # the texture images the file names, stored beside its objects (or reported)
         textures = reader.appearance.get("textures") if reader.appearance else None
-        images = TextureImages(textures if isinstance(textures, list) else [], path.parent)
+        images = TextureImages(
+            textures if isinstance(textures, list) else [],
+            path.parent,
+            getattr(reader, "images", {}),  # images inside the file (meshes)
+        )
         writer.store_textures(city, dataset_id, images)
         late = reader.warnings + to_storage.warnings + images.report()  # found while reading
         warnings += [w for w in late if w not in warnings]

@@ -43,12 +43,16 @@ class TextureImages:
 
     textures: list[Any]
     base: Path  # the folder of the city-model file
+    embedded: dict[int, Any] = field(default_factory=dict)  # decoded images inside the file
     missing: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # "name: why"
     converted: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[TextureImage]:
         for idx, texture in enumerate(self.textures):
+            if idx in self.embedded:  # decoded by the mesh library: encoded again for glTF
+                yield self._reencoded(idx, f"embedded image {idx}", self.embedded[idx])
+                continue
             name = texture.get("image") if isinstance(texture, dict) else None
             if not isinstance(name, str) or not name:
                 continue

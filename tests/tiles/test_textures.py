@@ -22,10 +22,12 @@ from pyproj import CRS, Transformer
 from sqlalchemy import Engine, text
 
 from api.app import create_app
+from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from ingest.textures import MAX_SIDE, TextureImages
 from tests.conftest import SHARED
-from tests.tiles.conftest import textured_primitives, tiles_of, validate_glbs
+from tests.tiles.conftest import _accessor, textured_primitives, tiles_of, validate_glbs
+from tiles.gltf import read_glb
 
 LYON = SHARED / "citygml2/lyon_1er_small_house_textured/LYON_1ER_BATI_2015_small_house.gml"
 PLATEAU = SHARED / "citygml2/tokyo_plateau_lod2_textured/53394517_bldg_6697_2_op_CityGML2.gml"
@@ -37,7 +39,13 @@ TO_ECEF = {
     "lyon": Transformer.from_crs(CRS("EPSG:3946").to_3d(), "EPSG:4978", always_xy=True),
     "plateau": Transformer.from_crs(CRS("EPSG:6668").to_3d(), "EPSG:4978"),  # latitude first
 }
-FILES = {"lyon": (LYON, "EPSG:3946"), "plateau": (PLATEAU, None), "rdam": (ROTTERDAM, None)}
+RAILWAY = SHARED / "mesh/kit_railway_glb/railway.glb"  # 28 embedded textures
+FILES = {
+    "lyon": (LYON, "EPSG:3946", None),
+    "plateau": (PLATEAU, None, None),
+    "rdam": (ROTTERDAM, None, None),
+    "rail": (RAILWAY, None, ReadOptions(origin=(8.4, 49.0, 110.0))),
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +54,8 @@ def served(new_database: Callable[[], Engine]) -> tuple[Engine, dict[str, list[b
     engine = new_database()
     client = TestClient(create_app(engine=engine))
     contents = {}
-    for city, (path, crs) in FILES.items():
-        ingest_files(engine, [path], city, crs=crs)
+    for city, (path, crs, options) in FILES.items():
+        ingest_files(engine, [path], city, crs=crs, options=options)
         tileset = client.get(f"/collections/{city}/3dtiles/tileset.json").json()
         contents[city] = [
             client.get(f"/collections/{city}/3dtiles/{t['content']['uri']}").content
@@ -193,3 +201,43 @@ def test_hostile_and_odd_image_names_are_reported_not_read(tmp_path: Path) -> No
     report = "\n".join(images.report())
     assert "1 of 8 texture images are missing (absent.jpg)" in report
     assert "2 texture images were re-encoded" in report
+
+
+def test_mesh_textures_reach_the_glb(served: tuple[Engine, dict[str, list[bytes]]]) -> None:
+    """Each of the glTF's texture images is drawn with the texture coordinates its primitives
+    have in the file (glTF's own convention both sides), at the image's size."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    doc, binary = read_glb(RAILWAY.read_bytes())
+    wanted: dict[int, list[np.ndarray]] = {}  # source image -> corner (u, v) of its triangles
+    for mesh in doc["meshes"]:
+        for p in mesh["primitives"]:
+            texture = doc["materials"][p["material"]]["pbrMetallicRoughness"]["baseColorTexture"]
+            source = doc["textures"][texture["index"]]["source"]
+            corners = _accessor(doc, binary, p["indices"]).astype(int)
+            wanted.setdefault(source, []).append(
+                _accessor(doc, binary, p["attributes"]["TEXCOORD_0"])[corners]
+            )
+    sizes = {}
+    for source, image in enumerate(doc["images"]):
+        view = doc["bufferViews"][image["bufferView"]]
+        data = binary[view.get("byteOffset", 0) : view.get("byteOffset", 0) + view["byteLength"]]
+        sizes[source] = Image.open(BytesIO(data)).size
+    _, contents = served
+    parts = [p for data in contents["rail"] for p in textured_primitives(data)]
+    assert len(parts) == len(wanted) == 28
+    unmatched = dict(wanted)
+    for image, _, _, uv in parts:
+        got = np.array(sorted(map(tuple, uv.tolist())))
+        match = [
+            s
+            for s, corners in unmatched.items()
+            if len(got) == sum(map(len, corners))
+            and np.abs(np.array(sorted(map(tuple, np.concatenate(corners).tolist()))) - got).max()
+            < 1e-6
+        ]
+        assert match, "a textured part's coordinates are none of the file's"
+        assert Image.open(BytesIO(image)).size == sizes[match[0]]
+        del unmatched[match[0]]
