@@ -68,7 +68,7 @@ def _batches(objects: Iterable[SourceObject], size: int) -> Iterable[list[Source
     vertices = 0
     for obj in objects:
         batch.append(obj)
-        vertices += sum(len(g.vertices) for g in obj.geometries)
+        vertices += sum(len(g.indices) for g in obj.geometries)  # referenced, not shared
         if len(batch) >= size or vertices >= MAX_BATCH_VERTICES:
             yield batch
             batch = []

@@ -114,7 +114,11 @@ def _content_1_0(
         glb = write_glb(rest, len(properties), None, [], batch_ids=True)
         parts.append(write_b3dm(glb, len(properties), _batch_table(properties)))
     if cloud.any():
-        _, attributes = _point_attributes([(r, n) for r, n in point_rows if _cloud(r)])
+        attributes = (
+            geometry.point_attributes  # already read when every point is a cloud's
+            if cloud.all()
+            else _point_attributes([(r, n) for r, n in point_rows if _cloud(r)])[1]
+        )
         parts.append(
             write_pnts(
                 geometry.center,
