@@ -106,7 +106,7 @@ class PointCloudReader:
             )
 
     def _spacing(self, level: int) -> float:
-        """The voxel side of an overview level (level 1 is the finest)."""
+        """The column side of an overview level (level 1 is the finest)."""
         return self.options.cell_size * SPACING * 4.0 ** (level - 1)
 
     def _levels(self, xyz: NDArray[np.float64]) -> NDArray[np.int8]:
@@ -198,10 +198,13 @@ class _Columns:
 
     def __init__(self, low: NDArray[np.float64], high: NDArray[np.float64], side: float) -> None:
         self.low, self.side = low, side
-        self.shape = np.floor((high - low) / side).astype(np.int64) + 1
+        extent = (high - low) / side
+        kept = bool(np.isfinite(extent).all() and (extent >= 0).all())
+        kept = kept and float(np.prod(np.floor(extent) + 1)) <= GRID_LIMIT
+        self.shape = (np.floor(extent) + 1).astype(np.int64) if kept else np.zeros(2, np.int64)
         cells = int(self.shape[0] * self.shape[1])
-        self.taken = np.zeros(cells, dtype=bool) if cells <= GRID_LIMIT else None
-        self.owner = np.empty(cells, dtype=np.int32) if cells <= GRID_LIMIT else None
+        self.taken = np.zeros(cells, dtype=bool) if kept else None
+        self.owner = np.empty(cells, dtype=np.int32) if kept else None
 
     def pick(self, xy: NDArray[np.float64]) -> NDArray[np.int64]:
         """Indices (ascending) of the points of `xy` that become their column's point."""

@@ -159,3 +159,15 @@ def test_a_truncated_file_is_refused(engine: Engine, tmp_path: Path) -> None:
         ingest_files(engine, [cut], "cut")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM dataset")).scalar_one() == 0
+
+
+def test_a_header_with_wrong_bounds_still_lands_every_point(engine: Engine, tmp_path: Path) -> None:
+    """The overview columns are laid over the header's bounds; bounds that are absurd (here the
+    maximum x below the minimum) make the reader thin per chunk instead, and lose nothing."""
+    broken = tmp_path / "bounds.las"
+    data = bytearray(LYON.read_bytes())
+    data[179:187] = struct.pack("<d", -1e308)  # maximum x
+    broken.write_bytes(bytes(data))
+    ingest_files(engine, [broken], "bounds", options=ReadOptions(cell_size=20.0))
+    _, _, points = _stored(engine, "bounds")
+    assert points == las_header(LYON)["count"]
