@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 
 from cim.geometry import starts_of
 from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
+from tiles.atlas import pack
 from tiles.gltf import Geometry, TexturedPart, write_b3dm, write_glb
 from tiles.meshopt import compress, reorder
 from tiles.metadata import property_table
@@ -318,6 +319,7 @@ def tile_content(
     textured, taken = _textured_parts(
         m, normals, center, _images(conn, city, np.unique(m.texture[m.texture >= 0]))
     )
+    textured = pack(textured)  # small textures of the tile in one atlas
     used, plain = _subset(m.triangles[~taken], len(m.vertices))
     geometry = Geometry(
         center=center,

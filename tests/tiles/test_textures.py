@@ -205,7 +205,8 @@ def test_hostile_and_odd_image_names_are_reported_not_read(tmp_path: Path) -> No
 
 def test_mesh_textures_reach_the_glb(served: tuple[Engine, dict[str, list[bytes]]]) -> None:
     """Each of the glTF's texture images is drawn with the texture coordinates its primitives
-    have in the file (glTF's own convention both sides), at the image's size."""
+    have in the file (glTF's own convention both sides), at the image's size. They all repeat
+    (coordinates far outside 0-1), so none can join an atlas: 28 textured primitives."""
     from io import BytesIO
 
     from PIL import Image
@@ -241,3 +242,62 @@ def test_mesh_textures_reach_the_glb(served: tuple[Engine, dict[str, list[bytes]
         assert match, "a textured part's coordinates are none of the file's"
         assert Image.open(BytesIO(image)).size == sizes[match[0]]
         del unmatched[match[0]]
+
+
+def test_small_textures_share_one_atlas(new_database: Callable[[], Engine], tmp_path: Path) -> None:
+    """The Rotterdam building with its six images present (made here: one solid colour each)
+    is drawn from one atlas: every textured corner of the file shows its own image's colour."""
+    from PIL import Image
+
+    folder = tmp_path / "rotterdam"
+    (folder / "appearances").mkdir(parents=True)
+    doc = json.loads(ROTTERDAM.read_text())
+    colours = [
+        (230, 20, 20),
+        (20, 200, 20),
+        (20, 20, 230),
+        (240, 240, 0),
+        (0, 220, 220),
+        (200, 0, 200),
+    ]
+    for texture, colour in zip(doc["appearance"]["textures"], colours, strict=True):
+        Image.new("RGB", (64, 48), colour).save(folder / texture["image"], "JPEG", quality=95)
+    (folder / ROTTERDAM.name).write_bytes(ROTTERDAM.read_bytes())
+    engine = new_database()
+    ingest_files(engine, [folder / ROTTERDAM.name], "atlas")
+    client = TestClient(create_app(engine=engine))
+    tileset = client.get("/collections/atlas/3dtiles/tileset.json").json()
+    [uri] = [t["content"]["uri"] for t in tiles_of(tileset) if "content" in t]
+    data = client.get(f"/collections/atlas/3dtiles/{uri}").content
+    [(image, mime, _, uv)] = textured_primitives(data)  # one textured primitive, one image
+    assert mime == "image/jpeg"
+    # the file's textured ring vertices by the image they show, and the images of surfaces
+    # with an area (a sliver is stored, not drawn)
+    geometry = next(iter(doc["CityObjects"].values()))["geometry"][0]
+    vertices = np.array(doc["vertices"], dtype=float) * doc["transform"]["scale"]
+    values = next(iter(geometry["texture"].values()))["values"]
+    wanted = np.zeros(len(colours), dtype=int)
+    drawn = set()
+    for surface, rings in zip(geometry["boundaries"], values, strict=True):
+        if rings[0][0] is None:
+            continue
+        wanted[rings[0][0]] += len(surface[0])
+        p = vertices[surface[0]]
+        if np.linalg.norm(np.cross(p - p[0], np.roll(p, -1, axis=0) - p[0]).sum(axis=0)) > 1e-6:
+            drawn.add(rings[0][0])
+    # each vertex of the atlas primitive samples one of the six colours
+    from io import BytesIO
+
+    atlas = np.asarray(Image.open(BytesIO(image)).convert("RGB"), dtype=float)
+    h, w = atlas.shape[:2]
+    x = np.clip(np.floor(uv[:, 0] * w).astype(int), 0, w - 1)
+    y = np.clip(np.floor(uv[:, 1] * h).astype(int), 0, h - 1)
+    sampled = atlas[y, x]
+    distance = np.linalg.norm(sampled[:, None, :] - np.array(colours)[None], axis=2)
+    assert distance.min(axis=1).max() < 30  # every corner shows one of the images
+    got = np.bincount(distance.argmin(axis=1), minlength=len(colours))
+    assert set(np.flatnonzero(got).tolist()) == drawn  # every drawn image is in the atlas ...
+    assert (got <= wanted).all() and got.sum() >= 0.9 * wanted.sum()  # ... at its own vertices
+    (tmp_path / "atlas.glb").write_bytes(data)
+    reports = validate_glbs([tmp_path / "atlas.glb"])
+    assert {p: r for p, r in reports.items() if r["errors"] or r["warnings"]} == {}

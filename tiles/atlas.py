@@ -1,0 +1,101 @@
+"""Texture atlases: a tile's small textures packed into one image, so that a viewer draws them
+with one primitive and one texture instead of one per image (a mesh scene often has dozens of
+128-pixel textures). Only textures whose coordinates stay inside their image can share an atlas
+(repeating textures keep their own primitive). Pure: textured parts in, textured parts out."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from tiles.gltf import TexturedPart
+
+MAX_PIECE = 512  # pixels a side: larger images keep their own primitive
+MAX_ATLAS = 4096  # pixels a side
+PAD = 2  # pixels of each piece's edge repeated around it (no bleeding between neighbours)
+_EPS = 1e-4
+
+
+@dataclass
+class _Piece:
+    part: TexturedPart
+    image: Image.Image
+    x: int = 0
+    y: int = 0
+
+
+def _fits(part: TexturedPart) -> bool:
+    uv = part.uvs
+    return bool(len(uv)) and bool(((uv >= -_EPS) & (uv <= 1 + _EPS)).all())
+
+
+def _shelves(pieces: list[_Piece], width: int) -> int:
+    """Place pieces (tallest first) on shelves of the given width; returns the height used."""
+    x = y = shelf = 0
+    for p in sorted(pieces, key=lambda p: -p.image.height):
+        w, h = p.image.width + 2 * PAD, p.image.height + 2 * PAD
+        if x + w > width:
+            x, y, shelf = 0, y + shelf, 0
+        p.x, p.y = x, y
+        x += w
+        shelf = max(shelf, h)
+    return y + shelf
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << max(n - 1, 1).bit_length()
+
+
+def pack(parts: list[TexturedPart]) -> list[TexturedPart]:
+    """The parts with the small, non-repeating textures joined into one atlas part (JPEG, or
+    PNG when a piece has transparency); the others as they were."""
+    pieces = []
+    for part in parts:
+        if _fits(part):
+            image = Image.open(io.BytesIO(part.image))
+            if max(image.size) <= MAX_PIECE:
+                pieces.append(_Piece(part, image))
+    if len(pieces) < 2:
+        return parts
+    area = sum((p.image.width + 2 * PAD) * (p.image.height + 2 * PAD) for p in pieces)
+    widest = max(p.image.width for p in pieces) + 2 * PAD
+    width = max(_power_of_two(int(area**0.5)), _power_of_two(widest))
+    height = _power_of_two(_shelves(pieces, width))
+    if width > MAX_ATLAS or height > MAX_ATLAS:
+        return parts
+    alpha = any(
+        p.image.mode in ("RGBA", "LA", "PA") or "transparency" in p.image.info for p in pieces
+    )
+    mode = "RGBA" if alpha else "RGB"
+    atlas = Image.new(mode, (width, height))
+    joined = []
+    for p in pieces:
+        image = p.image.convert(mode)
+        w, h = image.size
+        # the piece's edges repeated into its padding, then the piece itself
+        atlas.paste(image.resize((w + 2 * PAD, h + 2 * PAD)), (p.x, p.y))
+        atlas.paste(image, (p.x + PAD, p.y + PAD))
+        uv = p.part.uvs.astype(np.float64)
+        moved = np.column_stack(
+            ((p.x + PAD + uv[:, 0] * w) / width, (p.y + PAD + uv[:, 1] * h) / height)
+        )
+        joined.append((p.part, moved.astype(np.float32)))
+    out = io.BytesIO()
+    atlas.save(out, "PNG" if alpha else "JPEG", quality=90)
+    base = np.cumsum([0] + [len(part.positions) for part, _ in joined])
+    merged = TexturedPart(
+        image=out.getvalue(),
+        mime="image/png" if alpha else "image/jpeg",
+        positions=np.concatenate([part.positions for part, _ in joined]),
+        normals=np.concatenate([part.normals for part, _ in joined]),
+        uvs=np.concatenate([uv for _, uv in joined]),
+        feature_ids=np.concatenate([part.feature_ids for part, _ in joined]),
+        indices=np.concatenate(
+            [part.indices + np.uint32(b) for (part, _), b in zip(joined, base, strict=False)]
+        ).astype(np.uint32),
+    )
+    packed = {id(p.part) for p in pieces}
+    return [merged, *(part for part in parts if id(part) not in packed)]
