@@ -223,6 +223,27 @@ def _prolog_check(path: Path, head: bytes) -> None:
         )
 
 
+def _ring_uvs(
+    lists: dict[str, list[float]], ids: list[str | None], rings: list[Any], flip: bool
+) -> NDArray[np.float64] | None:
+    """A polygon's (u, v) per vertex from one texture's coordinate lists: each ring's found by
+    its gml:id (or, for a one-ring polygon, the only list), the closing repeat dropped and
+    reversed with the ring; None when a ring has none or they do not fit."""
+    per_ring = []
+    for rid, ring in zip(ids, rings, strict=False):
+        uv = lists.get(rid) if rid else None
+        if uv is None and len(rings) == 1 and len(lists) == 1:
+            uv = next(iter(lists.values()))
+        pairs = np.asarray(uv if uv is not None else [], dtype=np.float64)
+        pairs = pairs[: len(pairs) // 2 * 2].reshape(-1, 2)
+        if len(pairs) == len(ring) + 1:
+            pairs = pairs[:-1]
+        if len(pairs) != len(ring):
+            return None
+        per_ring.append(pairs[::-1] if flip else pairs)
+    return np.concatenate(per_ring) if per_ring and len(per_ring) == len(rings) else None
+
+
 def _number(text: str) -> Any:
     """Text as an int, float or bool when it is one (JSON-safe), else the text."""
     t = text.strip()
@@ -577,9 +598,8 @@ class CityGmlReader:
         polys: list[tuple[str | None, list[Any]]],
         textures: dict[str, list[dict[str, Any]]],
     ) -> None:
-        """Each polygon's first texture, resolved to (u, v) per vertex: a ring's coordinates
-        found by its gml:id (or, for a one-ring polygon, the only list), the closing repeat
-        dropped and reversed with the ring. Polygons whose coordinates do not fit stay plain."""
+        """Each polygon's first texture whose coordinates fit its rings, resolved to (u, v) per
+        vertex (a GeoreferencedTexture has none). Polygons with none that fits stay plain."""
         uvs = np.full((len(geometry.vertices), 2), np.nan)
         chosen = [-1] * len(polys)
         at = 0
@@ -588,22 +608,15 @@ class CityGmlReader:
             found = textures.get(pid) if pid else None
             if pid and found:
                 ids, flip = self._ring_ids.get(pid, ([None] * len(rings), False))
-                lists = found[0]["rings"]
-                per_ring = []
-                for rid, ring in zip(ids, rings, strict=False):
-                    uv = lists.get(rid) if rid else None
-                    if uv is None and len(rings) == 1 and len(lists) == 1:
-                        uv = next(iter(lists.values()))
-                    pairs = np.asarray(uv if uv is not None else [], dtype=np.float64)
-                    pairs = pairs[: len(pairs) // 2 * 2].reshape(-1, 2)
-                    if len(pairs) == len(ring) + 1:
-                        pairs = pairs[:-1]
-                    per_ring.append(pairs[::-1] if flip else pairs)
-                if len(per_ring) == len(rings) and all(
-                    len(p) == len(r) for p, r in zip(per_ring, rings, strict=True)
-                ):
-                    uvs[at : at + size] = np.concatenate(per_ring)
-                    chosen[n] = int(found[0]["texture"])
+                fitting = (
+                    (entry["texture"], uv)
+                    for entry in found
+                    if (uv := _ring_uvs(entry["rings"], ids, rings, flip)) is not None
+                )
+                texture, uv = next(fitting, (-1, None))
+                if uv is not None:
+                    uvs[at : at + size] = uv
+                    chosen[n] = int(texture)
                 else:
                     self._unfit_textures += 1
             at += size

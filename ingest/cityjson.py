@@ -115,6 +115,7 @@ def _root_members(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _templates(doc: dict[str, Any], path: Path) -> Templates | None:
+    """The file's geometry templates (textured ones with the file's texture coordinates)."""
     gt = doc.get("geometry-templates")
     if gt is None:
         return None
@@ -125,7 +126,7 @@ def _templates(doc: dict[str, Any], path: Path) -> Templates | None:
         raise IngestError(
             path, "'geometry-templates' needs 'templates' and 'vertices-templates'"
         ) from None
-    return Templates(templates, verts)
+    return Templates(templates, verts, _uv(_member_dict(doc, "appearance")))
 
 
 def _uv(appearance: Any) -> NDArray[np.float64] | None:

@@ -37,12 +37,13 @@ class Templates:
 
     templates: list[Any]
     vertices: NDArray[np.float64]
+    uv: NDArray[np.float64] | None = None  # the file's texture coordinates
     _decoded: dict[int, SourceGeometry] = field(default_factory=dict)
 
     def decoded(self, t: int) -> SourceGeometry:
         """Template `t` decoded once against the template vertices."""
         if t not in self._decoded:
-            g = decode_geometry(self.templates[t], self.vertices, None, None)
+            g = decode_geometry(self.templates[t], self.vertices, None, self.uv)
             n = len(self.vertices)
             if any(not isinstance(i, int) or not 0 <= i < n for i in g.indices):
                 raise GeometryProblem(
@@ -232,7 +233,7 @@ def _drawable_textures(geometry: SourceGeometry, texture: Any, depth: int) -> No
             pairs = [p for r in rings for p in (r[1:] if isinstance(r, list) else [])]
             if (
                 isinstance(t, int)
-                and t >= 0
+                and 0 <= t < 2**31
                 and all(
                     isinstance(r, list) and len(r) == k + 1
                     for r, k in zip(rings, sizes, strict=True)

@@ -164,6 +164,7 @@ def _ingest_one(
         by_type: Counter[str] = Counter()
         by_lod: Counter[str] = Counter()
         keys: set[str] = set()
+        drawn: set[int] = set()  # textures some polygon shows
         degenerate = 0
         for batch in _batches(reader.objects(), settings.batch_size):
             prepared = prepare_batch(
@@ -181,6 +182,7 @@ def _ingest_one(
             by_type.update(prepared.stats.by_type)
             by_lod.update(prepared.stats.by_lod)
             keys |= prepared.stats.attribute_keys
+            drawn |= prepared.stats.textures
             degenerate += prepared.stats.degenerate_surfaces
             if progress:
                 progress(len(batch), reader.total_objects)
@@ -197,6 +199,7 @@ def _ingest_one(
             textures if isinstance(textures, list) else [],
             path.parent,
             getattr(reader, "images", {}),  # images inside the file (meshes)
+            drawn,
         )
         writer.store_textures(city, dataset_id, images)
         late = reader.warnings + to_storage.warnings + images.report()  # found while reading

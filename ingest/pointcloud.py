@@ -77,6 +77,7 @@ class PointCloudReader:
         self._low = np.array(header.mins[:2], dtype=np.float64)
         self._high = np.array(header.maxs[:2], dtype=np.float64)
         self._columns: list[_Columns] | None = None
+        self._rgb: int | None = None  # bits of the file's colours
         self.appearance: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.total_objects: int | None = None
@@ -104,6 +105,22 @@ class PointCloudReader:
             raise IngestError(
                 self._path, f"the header announces {self.points} points, the file holds {read}"
             )
+        if any(c.loose for c in self._columns or []):
+            self.warnings.append(
+                "the LAS header's bounds do not hold all points: the overview levels were "
+                "thinned chunk by chunk (denser than planned where chunks overlap)"
+            )
+
+    def _rgb_bits(self, chunk: Any) -> dict[str, int]:
+        """Whether the file's colours use 16 bits, as LAS says, or 8 (many files store 8-bit
+        values as they are): decided once, on the first chunk, for the whole file."""
+        names = set(chunk.array.dtype.names or ())
+        if not {"red", "green", "blue"} <= names:
+            return {}
+        if self._rgb is None:
+            top = max(int(chunk.array[c].max(initial=0)) for c in ("red", "green", "blue"))
+            self._rgb = 16 if top > 255 else 8
+        return {"rgb_bits": self._rgb}
 
     def _spacing(self, level: int) -> float:
         """The column side of an overview level (level 1 is the finest)."""
@@ -139,7 +156,7 @@ class PointCloudReader:
         key = key[order]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         ends = np.r_[starts[1:], len(key)]
-        layout = {"format": "LAS", "dtype": _descr(records.dtype)}
+        layout = {"format": "LAS", "dtype": _descr(records.dtype), **self._rgb_bits(chunk)}
         xyz = xyz[order]
         # gathered as opaque records of the same size (a structured gather is ~10x slower)
         records = np.ascontiguousarray(records).view(f"V{records.dtype.itemsize}")[order]
@@ -205,6 +222,7 @@ class _Columns:
         cells = int(self.shape[0] * self.shape[1])
         self.taken = np.zeros(cells, dtype=bool) if kept else None
         self.owner = np.empty(cells, dtype=np.int32) if kept else None
+        self.loose = False  # the points turned out to lie outside the header's bounds
 
     def pick(self, xy: NDArray[np.float64]) -> NDArray[np.int64]:
         """Indices (ascending) of the points of `xy` that become their column's point."""
@@ -213,6 +231,10 @@ class _Columns:
             key = (c[:, 0] << 32) | (c[:, 1] & 0xFFFFFFFF)
             _, first = np.unique(key, return_index=True)
             return np.sort(first)
+        if ((c < -1) | (c > self.shape)).any():  # the header's bounds do not hold the points
+            self.taken = self.owner = None
+            self.loose = True
+            return self.pick(xy)
         c = np.clip(c, 0, self.shape - 1)  # a header's bounds may be loose by a scale step
         flat = c[:, 0] * self.shape[1] + c[:, 1]
         index = np.arange(len(flat), dtype=np.int32)

@@ -39,6 +39,7 @@ class BatchStats:
     by_lod: Counter[str] = field(default_factory=Counter)
     degenerate_surfaces: int = 0
     attribute_keys: set[str] = field(default_factory=set)
+    textures: set[int] = field(default_factory=set)  # indices of the textures drawn
 
 
 @dataclass
@@ -409,6 +410,8 @@ def prepare_batch(
             )
         )
         stats.by_lod[g.lod or "none"] += 1
+        if g.polygon_textures is not None:
+            stats.textures.update(t for t in g.polygon_textures if t >= 0)
 
     obj_rows: list[tuple[Any, ...]] = []
     for n, obj in enumerate(objects):

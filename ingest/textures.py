@@ -6,7 +6,6 @@ reported, never fatal: its surfaces are drawn in their plain colour."""
 from __future__ import annotations
 
 import hashlib
-import io
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,8 +15,11 @@ from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
+from cim.images import encode_for_gltf
+
 MAX_SIDE = 4096  # pixels: larger images are scaled down (what WebGL viewers load everywhere)
 MAX_PIXELS = 64_000_000  # refused above this: a decompression bomb or a mistake
+MAX_BYTES = 256_000_000  # a texture file larger than this is refused unread
 KEPT = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
 
@@ -44,13 +46,15 @@ class TextureImages:
     textures: list[Any]
     base: Path  # the folder of the city-model file
     embedded: dict[int, Any] = field(default_factory=dict)  # decoded images inside the file
+    drawn: set[int] | None = None  # the textures some polygon shows: only these are read
     missing: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # "name: why"
     converted: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[TextureImage]:
         for idx, texture in enumerate(self.textures):
-            if idx in self.embedded:  # decoded by the mesh library: encoded again for glTF
+            undrawn = self.drawn is not None and idx not in self.drawn
+            if idx in self.embedded and not undrawn:  # decoded by the mesh library
                 yield self._reencoded(idx, f"embedded image {idx}", self.embedded[idx])
                 continue
             name = texture.get("image") if isinstance(texture, dict) else None
@@ -62,35 +66,45 @@ class TextureImages:
             if not path.is_file():
                 self.missing.append(name)
                 continue
+            if undrawn:  # another theme, or no polygon uses it: listed, not stored
+                continue
             image = self._read(idx, name, path)
             if image is not None:
                 yield image
 
     def _local(self, name: str) -> Path | None:
         """The file an image name stands for, if it is a file inside the model's folder."""
-        parsed = urlparse(name)
-        if parsed.scheme and len(parsed.scheme) > 1 and parsed.scheme != "file":
-            self.refused.append(f"{name}: not a local file (images are never downloaded)")
+        try:
+            parsed = urlparse(name)
+            if parsed.scheme and len(parsed.scheme) > 1 and parsed.scheme != "file":
+                self.refused.append(f"{name}: not a local file (images are never downloaded)")
+                return None
+            relative = Path(unquote(parsed.path if parsed.scheme == "file" else name))
+            base = self.base.resolve()
+            path = (base / relative).resolve()
+        except (ValueError, OSError):
+            self.refused.append(f"{name!r}: not a usable file name")
             return None
-        relative = Path(unquote(parsed.path if parsed.scheme == "file" else name))
-        base = self.base.resolve()
-        path = (base / relative).resolve()
         if relative.is_absolute() or not path.is_relative_to(base):
             self.refused.append(f"{name}: outside the folder of the city-model file")
             return None
         return path
 
     def _read(self, idx: int, name: str, path: Path) -> TextureImage | None:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            self.refused.append(f"{name}: {size / 1e6:.0f} MB is too large for a texture")
+            return None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as img:
+                with Image.open(path) as img:  # the header first: the size is checked unread
                     width, height = img.size
                     if width * height > MAX_PIXELS:
                         raise Image.DecompressionBombError(f"{width}×{height}")
                     img.load()
                     if img.format in KEPT and max(width, height) <= MAX_SIDE:
+                        data = path.read_bytes()
                         return TextureImage(idx, name, KEPT[img.format], width, height, data)
                     return self._reencoded(idx, name, img)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -105,15 +119,9 @@ class TextureImages:
         if max(img.size) > MAX_SIDE:
             img = img.copy()
             img.thumbnail((MAX_SIDE, MAX_SIDE))
-        alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-        out = io.BytesIO()
-        if alpha:
-            img.convert("RGBA").save(out, "PNG")
-        else:
-            img.convert("RGB").save(out, "JPEG", quality=90)
+        data, mime = encode_for_gltf(img)
         self.converted.append(name)
-        mime = "image/png" if alpha else "image/jpeg"
-        return TextureImage(idx, name, mime, img.size[0], img.size[1], out.getvalue())
+        return TextureImage(idx, name, mime, img.size[0], img.size[1], data)
 
     def report(self) -> list[str]:
         """Warnings for the ingest report."""

@@ -6,13 +6,15 @@ with one primitive and one texture instead of one per image (a mesh scene often 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
 
+from cim.images import encode_for_gltf, has_alpha
 from tiles.gltf import TexturedPart
 
+TILE_BUDGET = 16_000_000  # bytes of texture images a tile may carry; beyond, the largest shrink
 MAX_PIECE = 512  # pixels a side: larger images keep their own primitive
 MAX_ATLAS = 4096  # pixels a side
 PAD = 2  # pixels of each piece's edge repeated around it (no bleeding between neighbours)
@@ -45,6 +47,23 @@ def _shelves(pieces: list[_Piece], width: int) -> int:
     return y + shelf
 
 
+def within_budget(parts: list[TexturedPart], budget: int = TILE_BUDGET) -> list[TexturedPart]:
+    """The parts with the largest images halved until all of them fit the tile's budget (a tile
+    of many large textures would otherwise grow to hundreds of megabytes); coordinates are
+    relative, so they stay as they are."""
+    parts = list(parts)
+    while sum(len(p.image) for p in parts) > budget:
+        k = max(range(len(parts)), key=lambda n: len(parts[n].image))
+        image = Image.open(io.BytesIO(parts[k].image))
+        if max(image.size) <= 64:
+            break
+        data, mime = encode_for_gltf(
+            image.resize((max(image.width // 2, 1), max(image.height // 2, 1)))
+        )
+        parts[k] = replace(parts[k], image=data, mime=mime)
+    return parts
+
+
 def _power_of_two(n: int) -> int:
     return 1 << max(n - 1, 1).bit_length()
 
@@ -66,29 +85,26 @@ def pack(parts: list[TexturedPart]) -> list[TexturedPart]:
     height = _power_of_two(_shelves(pieces, width))
     if width > MAX_ATLAS or height > MAX_ATLAS:
         return parts
-    alpha = any(
-        p.image.mode in ("RGBA", "LA", "PA") or "transparency" in p.image.info for p in pieces
-    )
+    alpha = any(has_alpha(p.image) for p in pieces)
     mode = "RGBA" if alpha else "RGB"
     atlas = Image.new(mode, (width, height))
     joined = []
     for p in pieces:
-        image = p.image.convert(mode)
-        w, h = image.size
+        piece = p.image.convert(mode)
+        w, h = piece.size
         # the piece's edges repeated into its padding, then the piece itself
-        atlas.paste(image.resize((w + 2 * PAD, h + 2 * PAD)), (p.x, p.y))
-        atlas.paste(image, (p.x + PAD, p.y + PAD))
+        atlas.paste(piece.resize((w + 2 * PAD, h + 2 * PAD)), (p.x, p.y))
+        atlas.paste(piece, (p.x + PAD, p.y + PAD))
         uv = p.part.uvs.astype(np.float64)
         moved = np.column_stack(
             ((p.x + PAD + uv[:, 0] * w) / width, (p.y + PAD + uv[:, 1] * h) / height)
         )
         joined.append((p.part, moved.astype(np.float32)))
-    out = io.BytesIO()
-    atlas.save(out, "PNG" if alpha else "JPEG", quality=90)
+    data, mime = encode_for_gltf(atlas)
     base = np.cumsum([0] + [len(part.positions) for part, _ in joined])
     merged = TexturedPart(
-        image=out.getvalue(),
-        mime="image/png" if alpha else "image/jpeg",
+        image=data,
+        mime=mime,
         positions=np.concatenate([part.positions for part, _ in joined]),
         normals=np.concatenate([part.normals for part, _ in joined]),
         uvs=np.concatenate([uv for _, uv in joined]),

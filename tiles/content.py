@@ -18,13 +18,14 @@ from sqlalchemy import Connection, text
 
 from cim.geometry import starts_of
 from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
-from tiles.atlas import pack
+from tiles.atlas import pack, within_budget
 from tiles.gltf import Geometry, TexturedPart, write_b3dm, write_glb
 from tiles.meshopt import compress, reorder
 from tiles.metadata import property_table
 from tiles.pnts import write_cmpt, write_pnts
 from tiles.points import PointAttributes, las_attributes
 
+CLOUD_TYPE = "PointCloud"  # objects whose points 3D Tiles 1.0 gives as pnts (see tileset.py)
 # EXT_meshopt_compression of 3D Tiles 1.1 content (CIM_TILES_MESHOPT=0 turns it off)
 MESHOPT = os.environ.get("CIM_TILES_MESHOPT", "1") != "0"
 
@@ -71,14 +72,20 @@ def _lines(wkb: bytes) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     )
 
 
+def _las(row: Any) -> bool:
+    """A row whose points come with their LAS records."""
+    return row.point_records is not None and row.point_layout is not None
+
+
 def _point_attributes(
     rows: list[tuple[Any, int]],
 ) -> tuple[NDArray[np.uint8], PointAttributes | None]:
     """RGBA per point (the point cloud's colours, else the default point colour), and the
-    classification and intensity of every point when all of them come from point clouds."""
+    classification and intensity of the points of the leading rows that have LAS records
+    (rows come with LAS rows first)."""
     colours, attributes = [], []
     for row, count in rows:
-        if row.point_records is not None and row.point_layout is not None:
+        if _las(row):
             a = las_attributes(row.point_records, row.point_layout)
             attributes.append(a)
             colours.append(a.colours)
@@ -86,40 +93,42 @@ def _point_attributes(
             colours.append(np.tile(np.array(POINT_COLOUR, dtype=np.uint8), (count, 1)))
     rgb = np.concatenate(colours) if colours else np.zeros((0, 3), np.uint8)
     rgba = np.column_stack((rgb, np.full(len(rgb), 255, np.uint8)))
-    if not attributes or len(attributes) != len(rows):
+    if not attributes:
         return rgba, None
     return rgba, PointAttributes(
-        rgb,
+        np.concatenate([a.colours for a in attributes]),
         np.concatenate([a.classification for a in attributes]),
         np.concatenate([a.intensity for a in attributes]),
     )
 
 
 def _content_1_0(
-    geometry: Geometry, point_rows: list[tuple[Any, int]], properties: list[dict[str, Any]]
+    geometry: Geometry,
+    rows: Sequence[Any],
+    point_rows: list[tuple[Any, int]],
+    properties: list[dict[str, Any]],
 ) -> bytes:
-    """3D Tiles 1.0 content: point-cloud points as pnts, everything else as b3dm (batched),
-    and both in a cmpt when the tile has both. `point_rows`: the rows with points, and how
-    many each has."""
-    flags = [_cloud(r) for r, _ in point_rows]
+    """3D Tiles 1.0 content: the points of point-cloud objects as pnts, every other object as
+    b3dm (batched), and both in a cmpt when the tile has both — the rule the tileset names
+    the content by. `point_rows`: the rows with points, and how many each has."""
+    flags = [r.type == CLOUD_TYPE for r, _ in point_rows]
     cloud = np.repeat(np.array(flags, dtype=bool), [n for _, n in point_rows])
-    rest = replace(
-        geometry,
-        point_positions=geometry.point_positions[~cloud],
-        point_colors=geometry.point_colors[~cloud],
-        point_feature_ids=geometry.point_feature_ids[~cloud],
-        point_attributes=None,
-    )
     parts = []
-    if len(rest.indices) or len(rest.point_positions) or len(rest.line_indices) or not cloud.any():
+    if any(r.type != CLOUD_TYPE for r in rows):
+        rest = replace(
+            geometry,
+            point_positions=geometry.point_positions[~cloud],
+            point_colors=geometry.point_colors[~cloud],
+            point_feature_ids=geometry.point_feature_ids[~cloud],
+            point_attributes=None,
+        )
         glb = write_glb(rest, len(properties), None, [], batch_ids=True)
         parts.append(write_b3dm(glb, len(properties), _batch_table(properties)))
-    if cloud.any():
-        attributes = (
-            geometry.point_attributes  # already read when every point is a cloud's
-            if cloud.all()
-            else _point_attributes([(r, n) for r, n in point_rows if _cloud(r)])[1]
-        )
+    if any(r.type == CLOUD_TYPE for r in rows):
+        clouds = [(r, n) for r, n in point_rows if r.type == CLOUD_TYPE]
+        _, attributes = _point_attributes(clouds)
+        if attributes is not None and len(attributes.classification) != int(cloud.sum()):
+            attributes = None  # some cloud has no LAS records: colours and positions only
         parts.append(
             write_pnts(
                 geometry.center,
@@ -129,10 +138,6 @@ def _content_1_0(
             )
         )
     return parts[0] if len(parts) == 1 else write_cmpt(parts)
-
-
-def _cloud(row: Any) -> bool:
-    return row.point_records is not None and row.point_layout is not None
 
 
 def _properties(row: Any) -> dict[str, Any]:
@@ -294,6 +299,7 @@ def tile_content(
         return None
     m = _meshes(rows)
     with_points = [(n, _points(r.points)) for n, r in enumerate(rows) if r.points is not None]
+    with_points.sort(key=lambda item: not _las(rows[item[0]]))  # LAS points first
     point_abs = np.concatenate([p for _, p in with_points]) if with_points else np.zeros((0, 3))
     point_fids = (
         np.concatenate([np.full(len(p), n, np.float32) for n, p in with_points])
@@ -319,7 +325,7 @@ def tile_content(
     textured, taken = _textured_parts(
         m, normals, center, _images(conn, city, np.unique(m.texture[m.texture >= 0]))
     )
-    textured = pack(textured)  # small textures of the tile in one atlas
+    textured = within_budget(pack(textured))  # small ones in one atlas, all within budget
     used, plain = _subset(m.triangles[~taken], len(m.vertices))
     geometry = Geometry(
         center=center,
@@ -339,7 +345,8 @@ def tile_content(
     )
     properties = [_properties(r) for r in rows]
     if fmt == "b3dm":
-        return _content_1_0(geometry, [(rows[n], len(p)) for n, p in with_points], properties)
+        point_rows = [(rows[n], len(p)) for n, p in with_points]
+        return _content_1_0(geometry, rows, point_rows, properties)
     metadata, views = property_table(properties)
     if MESHOPT:
         return compress(write_glb(reorder(geometry), len(rows), metadata, views))

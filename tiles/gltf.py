@@ -247,18 +247,26 @@ def write_glb(
                 **extension,
             }
         )
-    if len(geometry.point_positions):
+    # points: those with point-cloud attributes (the first ones) and the others, apart
+    with_attributes = (
+        0
+        if geometry.point_attributes is None or not metadata
+        else (len(geometry.point_attributes.classification))
+    )
+    for a, z in ((0, with_attributes), (with_attributes, len(geometry.point_positions))):
+        if z <= a:
+            continue
         attributes = {
-            "POSITION": _positions(b, geometry.point_positions, offset, qscale),
+            "POSITION": _positions(b, geometry.point_positions[a:z], offset, qscale),
             "COLOR_0": b.accessor(
-                geometry.point_colors, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True
+                geometry.point_colors[a:z], UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True
             ),
             id_attribute: b.accessor(
-                geometry.point_feature_ids.astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
+                geometry.point_feature_ids[a:z].astype("<f4"), FLOAT, "SCALAR", ARRAY_BUFFER
             ),
         }
         points: dict[str, Any] = {"attributes": attributes, "material": 1, "mode": POINTS}
-        if geometry.point_attributes is not None and metadata:
+        if a == 0 and with_attributes and geometry.point_attributes is not None and metadata:
             metadata = _point_metadata(b, points, geometry.point_attributes, metadata)
         points["extensions"] = {**extension.get("extensions", {}), **points.get("extensions", {})}
         if not points["extensions"]:

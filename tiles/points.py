@@ -53,8 +53,10 @@ def las_attributes(records: bytes, layout: dict[str, Any]) -> PointAttributes:
         classes = (data["raw_classification"] & 0x1F).astype(np.uint8)
     if {"red", "green", "blue"} <= names:
         rgb = np.column_stack((data["red"], data["green"], data["blue"])).astype(np.uint16)
-        # LAS says 16 bits, but many files store 8-bit values as they are
-        colours = (rgb >> 8 if rgb.max(initial=0) > 255 else rgb).astype(np.uint8)
+        # LAS says 16 bits, but many files store 8-bit values as they are (the reader decided
+        # which for the whole file; older rows decide here)
+        bits = layout.get("rgb_bits") or (16 if rgb.max(initial=0) > 255 else 8)
+        colours = (rgb >> 8 if bits == 16 else rgb).astype(np.uint8)
     else:
         colours = _PALETTE[classes]
     return PointAttributes(colours, classes, data["intensity"].astype(np.uint16))

@@ -171,3 +171,17 @@ def test_a_header_with_wrong_bounds_still_lands_every_point(engine: Engine, tmp_
     ingest_files(engine, [broken], "bounds", options=ReadOptions(cell_size=20.0))
     _, _, points = _stored(engine, "bounds")
     assert points == las_header(LYON)["count"]
+    # bounds left at zero (a stale header): the points lie outside them; said so, and the
+    # levels still thin (a level-3 column holds one point, not all of them)
+    data[179:227] = struct.pack("<6d", 0, 0, 0, 0, 0, 0)
+    broken.write_bytes(bytes(data))
+    [report] = ingest_files(engine, [broken], "zero", options=ReadOptions(cell_size=20.0))
+    assert any("bounds do not hold all points" in w for w in report.warnings)
+    with engine.connect() as conn:
+        top = conn.execute(
+            text(
+                "SELECT sum((attributes ->> 'points')::int) FROM city_object"
+                " WHERE city_code = 'zero' AND attributes ->> 'overview_level' = '3'"
+            )
+        ).scalar_one()
+    assert 0 < top < las_header(LYON)["count"] / 20

@@ -171,3 +171,82 @@ def test_geometric_error_is_the_spacing_a_view_misses(cloud: tuple[Engine, TestC
 
     for tile in tiles_of(tileset):
         assert tile["geometricError"] == pytest.approx(below(tile), rel=1e-5)
+
+
+def test_a_tile_mixing_a_cloud_a_textured_house_and_other_points(
+    new_database: Callable[[], Engine], tmp_path: Path
+) -> None:
+    """Points of a LAS cloud, the textured Lyon house and a CityJSON MultiPoint object in one
+    tile: in 1.1 the cloud's points keep their property attributes (the other points are a
+    primitive of their own) and the house its texture; in 1.0 the tile is a cmpt of a b3dm
+    (the house, textured, and the other points) and a pnts (the cloud)."""
+    import json
+
+    import laspy
+
+    from tests.tiles.test_textures import LYON as HOUSE
+    from tests.tiles.test_tilesets import _inner_tiles, _read_b3dm
+
+    centre = np.array([1841522.0, 5175889.0, 206.0])  # the house, in EPSG:3946
+    rng = np.random.default_rng(3)
+    header = laspy.LasHeader(point_format=3, version="1.2")
+    header.scales, header.offsets = np.array([0.01] * 3), centre
+    header.add_crs(__import__("pyproj").CRS.from_epsg(3946))
+    cloud = laspy.LasData(header)
+    xyz = centre + rng.uniform(-4, 4, (300, 3))
+    cloud.x, cloud.y, cloud.z = xyz.T
+    cloud.classification = np.full(300, 6, np.uint8)
+    cloud.red = cloud.green = cloud.blue = np.full(300, 40000, np.uint16)
+    cloud.write(tmp_path / "cloud.las")
+    trees = {
+        "type": "CityJSON",
+        "version": "2.0",
+        "transform": {"scale": [0.01, 0.01, 0.01], "translate": centre.tolist()},
+        "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/3946"},
+        "CityObjects": {
+            "trees": {
+                "type": "SolitaryVegetationObject",
+                "geometry": [{"type": "MultiPoint", "lod": "1", "boundaries": [0, 1, 2]}],
+            }
+        },
+        "vertices": [[0, 0, 0], [100, 100, 0], [-100, 50, 0]],
+    }
+    (tmp_path / "trees.city.json").write_text(json.dumps(trees))
+    engine = new_database()
+    ingest_files(engine, [HOUSE], "mix", crs="EPSG:3946")
+    ingest_files(engine, [tmp_path / "cloud.las"], "mix", options=ReadOptions(cell_size=20.0))
+    ingest_files(engine, [tmp_path / "trees.city.json"], "mix")
+    with engine.connect() as conn:
+        tiles = conn.execute(
+            text(
+                "SELECT DISTINCT tile_level, tile_x, tile_y FROM city_object"
+                " WHERE city_code = 'mix' AND tile_level IS NOT NULL"
+            )
+        ).all()
+    assert len(tiles) == 1  # all in one tile
+    client = TestClient(create_app(engine=engine))
+    [uri] = [
+        t["content"]["uri"]
+        for t in tiles_of(client.get("/collections/mix/3dtiles/tileset.json").json())
+        if "content" in t
+    ]
+    doc, binary = read_glb(decompress(client.get(f"/collections/mix/3dtiles/{uri}").content))
+    primitives = doc["meshes"][0]["primitives"]
+    points = [p for p in primitives if p["mode"] == 0]
+    assert [len(_accessor(doc, binary, p["attributes"]["POSITION"])) for p in points] == [300, 3]
+    assert "_CLASSIFICATION" in points[0]["attributes"]
+    assert (_accessor(doc, binary, points[0]["attributes"]["_CLASSIFICATION"]) == 6).all()
+    assert "_CLASSIFICATION" not in points[1]["attributes"]
+    assert any("TEXCOORD_0" in p["attributes"] for p in primitives)
+    # 3D Tiles 1.0
+    old = client.get("/collections/mix/3dtiles/tileset.json?version=1.0").json()
+    [uri] = [t["content"]["uri"] for t in tiles_of(old) if "content" in t]
+    assert uri.endswith(".cmpt")
+    b3dm, pnts = _inner_tiles(client.get(f"/collections/mix/3dtiles/{uri}").content)
+    feature, _, glb = _read_b3dm(b3dm)
+    inner, _ = read_glb(glb)
+    assert any("TEXCOORD_0" in p["attributes"] for p in inner["meshes"][0]["primitives"])
+    assert sum(p["mode"] == 0 for p in inner["meshes"][0]["primitives"]) == 1  # the trees
+    features, arrays = read_pnts(pnts)
+    assert features["POINTS_LENGTH"] == 300 and (arrays["Classification"] == 6).all()
+    assert (arrays["RGB"] == 40000 >> 8).all()  # 16-bit colours, as the file's header says

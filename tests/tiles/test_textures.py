@@ -180,7 +180,7 @@ def test_hostile_and_odd_image_names_are_reported_not_read(tmp_path: Path) -> No
     Image.new("RGB", (MAX_SIDE + 100, 50), (200, 30, 30)).save(folder / "wide.tif")
     Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(folder / "clear.gif")
     names = ["../secret.jpg", "/etc/passwd", "http://127.0.0.1:9/x.jpg", "fake.jpg", "bomb.png"]
-    names += ["wide.tif", "clear.gif", "absent.jpg"]
+    names += ["wide.tif", "clear.gif", "absent.jpg", "nul\x00.png", "http://[x/t.png"]
     images = TextureImages([{"image": n} for n in names], folder)
     stored = list(images)
     assert [(i.idx, i.source, i.mime) for i in stored] == [
@@ -197,9 +197,11 @@ def test_hostile_and_odd_image_names_are_reported_not_read(tmp_path: Path) -> No
     assert "http://127.0.0.1:9/x.jpg: not a local file" in refused
     assert "fake.jpg: not a readable image" in refused
     assert "bomb.png: too many pixels for a texture" in refused
+    assert "'nul\\x00.png': not a usable file name" in refused
+    assert "'http://[x/t.png': not a usable file name" in refused
     assert images.missing == ["absent.jpg"]
     report = "\n".join(images.report())
-    assert "1 of 8 texture images are missing (absent.jpg)" in report
+    assert "1 of 10 texture images are missing (absent.jpg)" in report
     assert "2 texture images were re-encoded" in report
 
 
@@ -301,3 +303,100 @@ def test_small_textures_share_one_atlas(new_database: Callable[[], Engine], tmp_
     (tmp_path / "atlas.glb").write_bytes(data)
     reports = validate_glbs([tmp_path / "atlas.glb"])
     assert {p: r for p, r in reports.items() if r["errors"] or r["warnings"]} == {}
+
+
+def test_a_texture_without_coordinates_does_not_hide_the_next(
+    new_database: Callable[[], Engine], tmp_path: Path
+) -> None:
+    """The Lyon house with a GeoreferencedTexture (no texture coordinates) listed first for its
+    polygons: they are still drawn with the ParameterizedTexture that fits them."""
+    text_ = LYON.read_text()
+    targets = "".join(
+        f"<app:target>{t}</app:target>"
+        for t in sorted(set(__import__("re").findall(r'target uri="(#[^"]+)"', text_)))
+    )
+    ortho = (
+        "<app:surfaceDataMember><app:GeoreferencedTexture><app:imageURI>ortho.jpg"
+        f"</app:imageURI>{targets}</app:GeoreferencedTexture></app:surfaceDataMember>"
+    )
+    first = text_.index("<app:surfaceDataMember>")
+    (tmp_path / LYON.name).write_text(text_[:first] + ortho + text_[first:])
+    (tmp_path / LYON.with_suffix(".jpg").name).write_bytes(LYON.with_suffix(".jpg").read_bytes())
+    engine = new_database()
+    [report] = ingest_files(engine, [tmp_path / LYON.name], "geo", crs="EPSG:3946")
+    assert not any("do not match their rings" in w for w in report.warnings)
+    assert any("ortho.jpg" in w and "missing" in w for w in report.warnings)
+    client = TestClient(create_app(engine=engine))
+    tileset = client.get("/collections/geo/3dtiles/tileset.json").json()
+    [uri] = [t["content"]["uri"] for t in tiles_of(tileset) if "content" in t]
+    [(image, _, ecef, _)] = textured_primitives(
+        client.get(f"/collections/geo/3dtiles/{uri}").content
+    )
+    _, rings = _gml_textured_rings(LYON)
+    assert image == LYON.with_suffix(".jpg").read_bytes()
+    assert len(ecef) == sum(len(xyz) - 1 for xyz, _ in rings)  # every textured vertex
+
+
+def test_large_texture_files_are_refused_unread(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import ingest.textures
+
+    monkeypatch.setattr(ingest.textures, "MAX_BYTES", 1000)
+    (tmp_path / "big.jpg").write_bytes(LYON.with_suffix(".jpg").read_bytes())
+    images = TextureImages([{"image": "big.jpg"}], tmp_path)
+    assert list(images) == []
+    assert images.refused == ["big.jpg: 0 MB is too large for a texture"]
+
+
+def test_textured_cityjson_templates_are_drawn_textured(
+    new_database: Callable[[], Engine], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (250, 10, 10)).save(tmp_path / "sign.png")
+    doc = {
+        "type": "CityJSON",
+        "version": "2.0",
+        "transform": {"scale": [0.01, 0.01, 0.01], "translate": [1841522.0, 5175889.0, 200.0]},
+        "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/3946"},
+        "appearance": {
+            "textures": [{"type": "PNG", "image": "sign.png"}],
+            "vertices-texture": [[0, 0], [1, 0], [1, 1], [0, 1]],
+        },
+        "geometry-templates": {
+            "templates": [
+                {
+                    "type": "MultiSurface",
+                    "lod": "2",
+                    "boundaries": [[[0, 1, 2, 3]]],
+                    "texture": {"rgb": {"values": [[[0, 0, 1, 2, 3]]]}},
+                }
+            ],
+            "vertices-templates": [[0, 0, 0], [2, 0, 0], [2, 0, 2], [0, 0, 2]],
+        },
+        "CityObjects": {
+            "sign": {
+                "type": "CityFurniture",
+                "geometry": [
+                    {
+                        "type": "GeometryInstance",
+                        "template": 0,
+                        "boundaries": [0],
+                        "transformationMatrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1],
+                    }
+                ],
+            }
+        },
+        "vertices": [[0, 0, 0]],
+    }
+    (tmp_path / "sign.city.json").write_text(json.dumps(doc))
+    engine = new_database()
+    ingest_files(engine, [tmp_path / "sign.city.json"], "sign")
+    client = TestClient(create_app(engine=engine))
+    tileset = client.get("/collections/sign/3dtiles/tileset.json").json()
+    [uri] = [t["content"]["uri"] for t in tiles_of(tileset) if "content" in t]
+    [(image, _, ecef, uv)] = textured_primitives(
+        client.get(f"/collections/sign/3dtiles/{uri}").content
+    )
+    assert image == (tmp_path / "sign.png").read_bytes()
+    assert len(ecef) == 4
+    assert sorted(map(tuple, uv.tolist())) == [(0, 0), (0, 1), (1, 0), (1, 1)]

@@ -75,3 +75,17 @@ def test_repeating_and_large_textures_keep_their_own_primitive() -> None:
     out = pack([repeating, large, *small])
     assert len(out) == 3 and repeating in out and large in out
     assert pack([small[0]]) == [small[0]]  # one texture: nothing to join
+
+
+def test_a_tile_over_its_texture_budget_shrinks_its_largest_images() -> None:
+    from tiles.atlas import within_budget
+
+    inside = np.array([[0.1, 0.2], [0.5, 0.5], [0.9, 0.8]])
+    parts = [_part((400, 400), n, inside) for n in range(3)]  # noise PNGs: about 640 kB each
+    total = sum(len(p.image) for p in parts)
+    out = within_budget(parts, budget=total // 2)
+    assert sum(len(p.image) for p in out) <= total // 2
+    sizes = sorted(Image.open(io.BytesIO(p.image)).size for p in out)
+    assert sizes[0][0] < 400 and all(w == h for w, h in sizes)  # halved, proportions kept
+    assert [p.uvs.tolist() for p in out] == [p.uvs.tolist() for p in parts]
+    assert within_budget(parts, budget=total) == parts  # within budget: untouched

@@ -15,7 +15,16 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("geom", "mesh_vertices", "mesh_triangles", "mesh_surfaces", "mesh_uvs")
+# point_data stays uncompressed (STORAGE EXTERNAL, migration 0004): LAS records barely compress
+COLUMNS = (
+    "geom",
+    "mesh_vertices",
+    "mesh_triangles",
+    "mesh_surfaces",
+    "mesh_colours",
+    "mesh_uvs",
+    "mesh_textures",
+)
 
 
 def _set(method: str) -> None:
