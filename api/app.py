@@ -10,7 +10,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from api import problems, web
+from api import ops, problems, web
 from api.features import CONFORMANCE, features_router
 from api.grading import grading_router
 from api.openapi import openapi_30
@@ -54,6 +54,7 @@ def create_app(
     app.include_router(grading_router(engine, settings))
 
     web.mount(app, settings.cesium_dir)
+    ops.install(app, engine)  # outermost: times and logs every request
 
     @app.get("/", summary="Landing page (the 3D viewer for browsers)", tags=["Capabilities"])
     def landing(request: Request, f: str | None = None) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -21,6 +23,7 @@ from cim.errors import (
 )
 
 PROBLEM = "application/problem+json"
+LOG = logging.getLogger("cim.errors")
 STATUS: dict[type[CimError], int] = {
     NotFound: 404,
     InvalidInput: 400,
@@ -76,4 +79,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        LOG.error(
+            json.dumps({"event": "error", "path": request.url.path, "error": repr(exc)}),
+            exc_info=exc,
+        )
         return problem(500, "internal error; see the server log", request.url.path)

@@ -6,6 +6,7 @@ package stays free of them at import time.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,49 @@ def db_upgrade() -> None:
     except CimError as exc:
         _fail(exc)
     click.echo(f"schema at revision {revision}")
+
+
+@db.command("dump")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def db_dump(file: Path) -> None:
+    """Write the whole database (cities, datasets, textures, grading rounds, audit log) to FILE,
+    in pg_dump's custom format. The file appears only once complete.
+
+    \b
+    Example:
+      cim db dump cim-2026-11-29.dump
+    """
+    from cim.db.backup import dump
+    from cim.db.engine import database_url
+
+    try:
+        size = dump(database_url(DatabaseSettings()), file)
+    except CimError as exc:
+        _fail(exc)
+    click.echo(f"database written to {file} ({size / 1e6:.1f} MB)")
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Replace the database's contents without asking.")
+def db_restore(file: Path, yes: bool) -> None:
+    """Replace the database's contents by a dump from `cim db dump`, in one transaction (all of
+    it lands, or nothing changes).
+
+    \b
+    Example:
+      cim db restore cim-2026-11-29.dump --yes
+    """
+    from cim.db.backup import restore
+    from cim.db.engine import database_url
+
+    if not yes:
+        click.confirm(f"Replace everything in the database by {file}?", abort=True)
+    try:
+        restore(database_url(DatabaseSettings()), file)
+    except CimError as exc:
+        _fail(exc)
+    click.echo(f"database restored from {file}")
 
 
 # ---------------------------------------------------------------- demo
@@ -480,8 +524,15 @@ def serve(host: str | None, port: int | None) -> None:
         app = create_app(DatabaseSettings(), api_settings)
     except CimError as exc:
         _fail(exc)
+    # one JSON line per request from the service itself (cim.access); uvicorn's own access log
+    # would repeat it with the query string
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     uvicorn.run(
-        app, host=host or api_settings.host, port=port or api_settings.port, log_level="info"
+        app,
+        host=host or api_settings.host,
+        port=port or api_settings.port,
+        log_level="info",
+        access_log=False,
     )
 
 

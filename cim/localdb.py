@@ -29,7 +29,7 @@ _INSTALL_HINT = (
 )
 
 
-def _bindir() -> Path:
+def server_bindir() -> Path:
     """The directory of the newest installed PostgreSQL server binaries."""
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
@@ -103,7 +103,7 @@ class LocalCluster:
                 raise DatabaseUnavailable(
                     f"no 'postgres' system account: {_INSTALL_HINT}"
                 ) from None
-        bindir = _bindir()
+        bindir = server_bindir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         self._chown(self.pgdata)
@@ -134,7 +134,9 @@ class LocalCluster:
         """True when the server of this cluster is up."""
         if not self.initialised:
             return False
-        result = self._run(str(_bindir() / "pg_ctl"), "-D", str(self.pgdata), "status", check=False)
+        result = self._run(
+            str(server_bindir() / "pg_ctl"), "-D", str(self.pgdata), "status", check=False
+        )
         return result.returncode == 0
 
     def start(self) -> None:
@@ -152,7 +154,7 @@ class LocalCluster:
                 self.logfile.touch()
             self._chown(self.logfile)
             result = self._run(
-                str(_bindir() / "pg_ctl"),
+                str(server_bindir() / "pg_ctl"),
                 "-D",
                 str(self.pgdata),
                 "-l",
@@ -176,7 +178,9 @@ class LocalCluster:
     def stop(self) -> None:
         """Stop the server if it runs."""
         if self.running():
-            self._run(str(_bindir() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+            self._run(
+                str(server_bindir() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"
+            )
 
     def url(self, database: str = DATABASE) -> str:
         """SQLAlchemy URL of a database in this cluster."""

@@ -8,7 +8,7 @@ import hashlib
 import multiprocessing
 import os
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -166,6 +166,14 @@ class TileMemory:
 
 
 MEMORY = TileMemory(int(os.environ.get("CIM_TILES_MEMORY_MB", "256")) * 1024 * 1024)
+# where this process's tile contents came from: "memory", "database" (the cache table), "made"
+CACHE_RESULTS: Counter[str] = Counter()
+_COUNTING = threading.Lock()
+
+
+def _counted(result: str) -> None:
+    with _COUNTING:
+        CACHE_RESULTS[result] += 1
 
 
 def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
@@ -190,10 +198,12 @@ def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, 
         if etag is not None:
             kept = MEMORY.get((city, key, fmt), etag)
             if kept is not None:
+                _counted("memory")
                 return kept, etag
             row = conn.execute(text("SELECT content, etag" + where), params).first()
             if row is not None:
                 MEMORY.put((city, key, fmt), row[1], bytes(row[0]))
+                _counted("database")
                 return bytes(row[0]), row[1]
     with engine.begin() as conn:
         content = tile_content(conn, city, level, x, y, fmt)
@@ -208,6 +218,7 @@ def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, 
             {**params, "content": content, "etag": etag},
         )
     MEMORY.put((city, key, fmt), etag, content)
+    _counted("made")
     return content, etag
 
 

@@ -1,0 +1,158 @@
+"""Operations: `/health` (is the database reachable, is its schema current), `/metrics` (Prometheus
+text: requests and latency by route, tile cache results, datasets and objects per city), and one
+structured log line per request (JSON; never headers or query strings, so no key is logged)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.problems import problem
+from tiles.service import CACHE_RESULTS
+
+ACCESS = logging.getLogger("cim.access")
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+
+class _CityModelCollector:
+    """Read at each scrape: ready datasets and their objects per city (from `dataset`, cheap),
+    and what the tile cache answered since the process started."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Any]:
+        datasets = GaugeMetricFamily("cim_datasets", "Ready datasets per city", labels=["city"])
+        objects = GaugeMetricFamily(
+            "cim_city_objects", "City objects ingested per city", labels=["city"]
+        )
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT city_code, count(*), coalesce(sum(object_count), 0) FROM dataset"
+                        " WHERE status = 'ready' GROUP BY city_code ORDER BY city_code"
+                    )
+                ).all()
+        except SQLAlchemyError:
+            rows = []  # /health says why; the request metrics are still worth scraping
+        for city, count, total in rows:
+            datasets.add_metric([city], count)
+            objects.add_metric([city], total)
+        tiles = CounterMetricFamily(
+            "cim_tile_cache_requests",
+            "Tile contents served, by where they came from (memory, database cache, made)",
+            labels=["result"],
+        )
+        for result in ("memory", "database", "made"):
+            tiles.add_metric([result], CACHE_RESULTS[result])
+        yield from (datasets, objects, tiles)
+
+
+class Observe:
+    """ASGI middleware: counts and times every HTTP request by its route template, and logs it."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "cim_http_requests",
+            "HTTP requests by method, route and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "cim_http_request_duration_seconds",
+            "HTTP request latency by method and route",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.requests.labels(method, template, str(status)).inc()
+            self.latency.labels(method, template).observe(seconds)
+            ACCESS.info(
+                json.dumps(
+                    {
+                        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                        "event": "request",
+                        "method": method,
+                        "route": template,
+                        "path": scope.get("path", ""),
+                        "status": status,
+                        "ms": round(seconds * 1000, 2),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+
+
+def install(app: FastAPI, engine: Engine) -> None:
+    """Add the middleware and the /health and /metrics routes."""
+    registry = CollectorRegistry()
+    registry.register(_CityModelCollector(engine))
+    app.add_middleware(Observe, registry=registry)
+    router = APIRouter(tags=["Operations"])
+
+    @router.get("/health", summary="Whether the database answers and its schema is current")
+    def health() -> Response:
+        from cim.db.engine import current_revision, head_revision
+
+        head = head_revision()
+        try:
+            current = current_revision(engine)
+        except SQLAlchemyError as exc:
+            return problem(503, f"database unreachable: {type(exc).__name__}", "/health")
+        if current != head:
+            return problem(
+                503, f"schema at revision {current}, code needs {head}: run `cim db upgrade`"
+            )
+        return JSONResponse(
+            {"status": "ok", "database": "reachable", "schema": {"current": current, "head": head}}
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics of this process")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=PROMETHEUS)
+
+    app.include_router(router)
