@@ -18,8 +18,10 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from cim.errors import InvalidInput, NotFound, TooLarge
+from api.limits import FailureLimiter
+from cim.errors import InvalidInput, NotFound, TooLarge, Unauthorized
 from cim.grading import access, rounds
+from cim.grading.access import ROLES
 from cim.grading.awards import BUILT_IN_POLICIES, AwardPolicy, built_in_policy, load_policy
 from cim.grading.catalogue import BUILT_IN, Catalogue, built_in, load_catalogue
 from cim.grading.cim_indicators import Parameters
@@ -102,19 +104,39 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     """The /grading routes bound to `engine`."""
     router = APIRouter(prefix="/grading", tags=["Grading"])
 
+    limiter = FailureLimiter(settings.auth_failures, settings.auth_window_s)
+
+    def authenticated(request: Request, key: str | None) -> access.Actor:
+        """The key's actor; failures are counted per client address, and a client that fails
+        too often is refused for a while, whatever key it brings."""
+        client = request.client.host if request.client else "unknown"
+        limiter.check(client)
+        try:
+            return access.authenticate(engine, key)
+        except Unauthorized:
+            if key:  # a missing key is not a guess
+                limiter.failed(client)
+            raise
+
     def writer(
+        request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header: Annotated[str | None, Depends(_header)],
     ) -> access.Actor:
-        return access.authenticate(engine, bearer.credentials if bearer else header)
+        actor = authenticated(request, bearer.credentials if bearer else header)
+        # refused before the body is read: a viewer changes nothing (finer roles are checked
+        # by the operation itself)
+        access.require(actor, ROLES[1])
+        return actor
 
     def reader(
+        request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header: Annotated[str | None, Depends(_header)],
     ) -> access.Actor | None:
         key = bearer.credentials if bearer else header
         if settings.grading_private or key:
-            return access.authenticate(engine, key)
+            return authenticated(request, key)
         return None
 
     Writer = Annotated[access.Actor, Depends(writer)]
@@ -427,6 +449,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         "/rounds/{round_id}/what-if",
         summary="Score and allocate with another policy or catalogue, side by side (changes "
         "nothing)",
+        openapi_extra={"x-read-only": True},  # a POST for its body; readers may use it
     )
     def compare(round_id: str, change: WhatIfIn, _: Reader) -> dict[str, Any]:
         if change.policy is None and change.catalogue is None:

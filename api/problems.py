@@ -19,6 +19,7 @@ from cim.errors import (
     InvalidInput,
     NotFound,
     TooLarge,
+    TooManyAttempts,
     Unauthorized,
 )
 
@@ -31,12 +32,15 @@ STATUS: dict[type[CimError], int] = {
     Unauthorized: 401,
     Conflict: 409,
     TooLarge: 413,
+    TooManyAttempts: 429,
     DatabaseUnavailable: 503,
     CimError: 500,
 }
 
 
-def problem(status: int, detail: str, instance: str | None = None) -> JSONResponse:
+def problem(
+    status: int, detail: str, instance: str | None = None, retry_after: int | None = None
+) -> JSONResponse:
     """A problem+json response."""
     body = {
         "type": "about:blank",
@@ -46,7 +50,9 @@ def problem(status: int, detail: str, instance: str | None = None) -> JSONRespon
     }
     if instance:
         body["instance"] = instance
-    headers = {"WWW-Authenticate": 'Bearer realm="cim"'} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="cim"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -63,7 +69,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CimError)
     async def cim_error(request: Request, exc: CimError) -> JSONResponse:
-        return problem(status_of(exc), str(exc), request.url.path)
+        retry = exc.retry_after if isinstance(exc, TooManyAttempts) else None
+        return problem(status_of(exc), str(exc), request.url.path, retry)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -48,3 +48,11 @@ class Conflict(CimError):
 
 class TooLarge(InvalidInput):
     """An upload beyond the size limit."""
+
+
+class TooManyAttempts(CimError):
+    """Too many failed attempts from one client; `retry_after` says when to try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

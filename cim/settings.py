@@ -66,6 +66,12 @@ class ApiSettings(BaseSettings):
     cesium_dir: Path | None = Field(
         default=None, description="CesiumJS Build/Cesium folder (default: the npm package)"
     )
+    auth_failures: int = Field(
+        default=10, ge=1, description="Failed authentications a client may make per window"
+    )
+    auth_window_s: float = Field(
+        default=60.0, gt=0, description="The window of auth_failures, in seconds"
+    )
     grading_private: bool = Field(
         default=False, description="Grading reads need a key too (any role); writes always do."
     )
