@@ -56,7 +56,17 @@ def create_app(
     web.mount(app, settings.cesium_dir)
     ops.install(app, engine)  # outermost: times and logs every request
 
-    @app.get("/", summary="Landing page (the 3D viewer for browsers)", tags=["Capabilities"])
+    @app.get(
+        "/",
+        summary="Landing page (the 3D viewer for browsers)",
+        tags=["Capabilities"],
+        responses={
+            200: {
+                "description": "Links as JSON, or the viewer's HTML page (browsers, ?f=html)",
+                "content": {"application/json": {}, "text/html": {}},
+            }
+        },
+    )
     def landing(request: Request, f: str | None = None) -> Any:
         accept = request.headers.get("accept", "")
         if f == "html" or (f is None and "text/html" in accept):
@@ -89,7 +99,7 @@ def create_app(
     @app.get("/api", summary="This API's OpenAPI 3.0 description", tags=["Capabilities"])
     def api_doc() -> JSONResponse:
         if not hasattr(app.state, "openapi"):
-            app.state.openapi = openapi_30(app)
+            app.state.openapi = openapi_30(app, public_reads=not settings.grading_private)
         return JSONResponse(app.state.openapi, media_type=OPENAPI)
 
     app.state.conformance = CONFORMANCE

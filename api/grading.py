@@ -75,7 +75,16 @@ class StatusIn(BaseModel):
 class WhatIfIn(BaseModel):
     """Another policy and/or catalogue to compute the round with."""
 
-    model_config = ConfigDict(extra="forbid")
+    # at least one of the two, given (the schema says so, so clients can know)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["policy"], "properties": {"policy": {"type": "object"}}},
+                {"required": ["catalogue"], "properties": {"catalogue": {"type": "object"}}},
+            ]
+        },
+    )
     policy: AwardPolicy | None = None
     catalogue: Catalogue | None = None
 
@@ -112,18 +121,31 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         client = request.client.host if request.client else "unknown"
         limiter.check(client)
         try:
+            if key == "":
+                raise Unauthorized("the credentials are empty or not a bearer token")
             return access.authenticate(engine, key)
         except Unauthorized:
-            if key:  # a missing key is not a guess
+            if key is not None:  # a missing key is not a guess
                 limiter.failed(client)
             raise
+
+    def presented(
+        request: Request, bearer: HTTPAuthorizationCredentials | None, header: str | None
+    ) -> str | None:
+        """The key the request brings; "" for credentials that are there but empty or not a
+        bearer token (refused like a wrong key); None only when it brings none at all."""
+        if bearer is not None or header:
+            return bearer.credentials if bearer is not None else header
+        if "authorization" in request.headers or "x-api-key" in request.headers:
+            return ""
+        return None
 
     def writer(
         request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header: Annotated[str | None, Depends(_header)],
     ) -> access.Actor:
-        actor = authenticated(request, bearer.credentials if bearer else header)
+        actor = authenticated(request, presented(request, bearer, header))
         # refused before the body is read: a viewer changes nothing (finer roles are checked
         # by the operation itself)
         access.require(actor, ROLES[1])
@@ -134,8 +156,8 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header: Annotated[str | None, Depends(_header)],
     ) -> access.Actor | None:
-        key = bearer.credentials if bearer else header
-        if settings.grading_private or key:
+        key = presented(request, bearer, header)
+        if settings.grading_private or key is not None:
             return authenticated(request, key)
         return None
 
@@ -321,7 +343,9 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         round_id: str,
         request: Request,
         actor: Writer,
-        filename: Annotated[str, Query(pattern=r"(?i)^[^\x00-\x1f/\\]{1,200}\.(csv|xlsx)$")],
+        filename: Annotated[
+            str, Query(pattern=r"^[^\x00-\x1f/\\]{1,200}\.([cC][sS][vV]|[xX][lL][sS][xX])$")
+        ],
     ) -> dict[str, Any]:
         access.require(actor, "assessor")
         content = await body(request, rounds.MAX_EVIDENCE_BYTES)

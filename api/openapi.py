@@ -40,11 +40,81 @@ def _downgrade(node: Any) -> Any:
     return out
 
 
-def openapi_30(app: FastAPI) -> dict[str, Any]:
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+_REASONS = {
+    "400": "The request is not valid (parameters, body or file)",
+    "401": "No API key, or one that is not valid",
+    "403": "The key's role is too weak for this",
+    "404": "No such thing",
+    "409": "The change clashes with the state of what it changes",
+    "413": "The upload is over the size limit",
+    "429": "Too many failed authentications from this address (see Retry-After)",
+    "500": "An unexpected error (logged by the server)",
+    "503": "The database cannot be reached",
+}
+
+
+def _problems(doc: dict[str, Any]) -> None:
+    """Declare the problem+json responses every operation can give (validation errors are
+    answered 400, not FastAPI's 422): 400/404/500/503 everywhere, 401/403/429 where a key may
+    be checked, 409/413 where something is written."""
+    doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for item in doc.get("paths", {}).values():
+        for method, op in item.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            codes = ["400", "404", "500", "503"]
+            if "security" in op:
+                codes += ["401", "403", "429"]
+            if method in ("post", "put", "patch", "delete"):
+                codes += ["409", "413"]
+            responses = op["responses"]
+            responses.pop("422", None)
+            for code in codes:
+                responses.setdefault(
+                    code,
+                    {
+                        "description": _REASONS[code],
+                        "content": {
+                            "application/problem+json": {
+                                "schema": {"$ref": "#/components/schemas/Problem"}
+                            }
+                        },
+                    },
+                )
+
+
+def _optional_reads(doc: dict[str, Any]) -> None:
+    """Reads that answer without a key (public grading reads) also list the empty security
+    requirement: a key is checked when given, not needed."""
+    for item in doc.get("paths", {}).values():
+        for method, op in item.items():
+            if not isinstance(op, dict) or "security" not in op:
+                continue
+            if method == "get" or op.get("x-read-only"):
+                if {} not in op["security"]:
+                    op["security"].append({})
+
+
+def openapi_30(app: FastAPI, public_reads: bool = True) -> dict[str, Any]:
     """The app's OpenAPI document, in 3.0.3 form."""
     doc = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     doc = _downgrade(doc)
     doc["openapi"] = "3.0.3"
+    _problems(doc)
+    if public_reads:
+        _optional_reads(doc)
     return doc

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import Engine, text
@@ -151,7 +151,9 @@ def install(app: FastAPI, engine: Engine) -> None:
             {"status": "ok", "database": "reachable", "schema": {"current": current, "head": head}}
         )
 
-    @router.get("/metrics", summary="Prometheus metrics of this process")
+    @router.get(
+        "/metrics", summary="Prometheus metrics of this process", response_class=PlainTextResponse
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=PROMETHEUS)
 

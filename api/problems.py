@@ -9,6 +9,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException
 
 from cim.errors import (
@@ -82,7 +83,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), request.url.path)
+        response = problem(exc.status_code, str(exc.detail), request.url.path)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method of every route at this path, not the first's
+            methods = {
+                m
+                for c in iter_route_contexts(app.routes)
+                if isinstance(c.route, APIRoute) and c.route.path_regex.match(request.url.path)
+                for m in (c.methods or ())
+            }
+            response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import Engine
 
+from cim.tiling import MAX_LEVEL
 from tiles import service
 
 TILESET = "application/json"
@@ -37,7 +39,7 @@ def tiles_router(engine: Engine) -> APIRouter:
         "/collections/{city}/3dtiles/tileset.json",
         summary="The city as OGC 3D Tiles 1.1 (tileset JSON)",
     )
-    def tileset(city: str, request: Request, version: str = "1.1") -> Response:
+    def tileset(city: str, request: Request, version: Literal["1.0", "1.1"] = "1.1") -> Response:
         """3D Tiles 1.1 (GLB content) by default; `?version=1.0` gives B3DM content."""
         body = orjson.dumps(service.tileset(engine, city, service.format_of(version)))
         return _etag_response(request, body, hashlib.sha256(body).hexdigest()[:32], TILESET)
@@ -46,7 +48,14 @@ def tiles_router(engine: Engine) -> APIRouter:
         "/collections/{city}/3dtiles/tiles/{level}/{x}/{y}.{fmt}",
         summary="One tile's content (.glb for 3D Tiles 1.1; .b3dm, .pnts or .cmpt for 1.0)",
     )
-    def tile(city: str, level: int, x: int, y: int, fmt: str, request: Request) -> Response:
+    def tile(
+        city: str,
+        level: Annotated[int, Path(ge=0, le=MAX_LEVEL)],
+        x: Annotated[int, Path(ge=0)],
+        y: Annotated[int, Path(ge=0)],
+        fmt: Literal["glb", "b3dm", "pnts", "cmpt"],
+        request: Request,
+    ) -> Response:
         media = MEDIA.get(fmt, "application/octet-stream")
         fmt = service.EXTENSIONS.get(fmt, fmt)
         if "gzip" in request.headers.get("accept-encoding", ""):

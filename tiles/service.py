@@ -181,13 +181,13 @@ def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, 
     now and cached.
 
     Raises:
-        NotFound: the tile holds no object.
-        InvalidInput: the key or format is impossible.
+        NotFound: the tile holds no object, or the key is outside the quadtree.
+        InvalidInput: the format is unknown.
     """
     _check_format(fmt)
     level, x, y = key
     if not (0 <= level <= MAX_LEVEL and 0 <= x < (1 << level) and 0 <= y < (1 << level)):
-        raise InvalidInput(f"no tile {level}/{x}/{y} in the quadtree")
+        raise NotFound(f"no tile {level}/{x}/{y}: the quadtree has no such cell")
     params = {"c": city, "l": level, "x": x, "y": y, "f": fmt}
     where = (
         " FROM tile_cache WHERE city_code = :c AND tile_level = :l AND tile_x = :x"
