@@ -5,14 +5,23 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse as _StdJSONResponse
 from sqlalchemy import Engine
 
 from api import store
 from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs
 from cim.errors import InvalidCRS, InvalidInput
 from cim.settings import ApiSettings
+
+
+class JSONResponse(_StdJSONResponse):
+    """JSON rendered with orjson (feature pages are large: several times faster than json)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
 
 GEOJSON = "application/geo+json"
 CONFORMANCE = [

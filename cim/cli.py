@@ -513,7 +513,14 @@ def tiles_export(outdir: Path, city: str, version: str) -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface (default 127.0.0.1, CIM_API_HOST).")
 @click.option("--port", default=None, type=int, help="Port (default 8000, CIM_API_PORT).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (e.g. the number of CPUs); each keeps its own tile memory.",
+)
+def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve OGC API Features (and the web pages) over HTTP."""
     import uvicorn
 
@@ -528,7 +535,9 @@ def serve(host: str | None, port: int | None) -> None:
     # would repeat it with the query string
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     uvicorn.run(
-        app,
+        app if workers == 1 else "api.app:create_app",  # workers import the app themselves
+        factory=workers > 1,
+        workers=workers,
         host=host or api_settings.host,
         port=port or api_settings.port,
         log_level="info",
