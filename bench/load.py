@@ -118,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=20.0, help="unmeasured seconds first")
     parser.add_argument("--buildings", type=int, default=5000)
     parser.add_argument("--processes", type=int, default=2, help="client processes")
     parser.add_argument("--workers", type=int, default=2, help="server processes")
@@ -186,20 +187,24 @@ def main() -> None:
             for kind_urls in urls.values():  # warm: every URL once
                 for u in kind_urls:
                     httpx.get(f"{base}{u}", timeout=60)
-            start_rss = _rss(server.pid)
             per = args.clients // args.processes
-            jobs = [(base, urls, per, args.seconds, n) for n in range(args.processes)]
-            t0 = time.perf_counter()
             with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+                # the same load, unmeasured, until every server process has its caches warm
+                warm = [(base, urls, per, args.warmup, 100 + n) for n in range(args.processes)]
+                pool.map(_run_clients, warm)
+                start_rss = _rss(server.pid)
+                jobs = [(base, urls, per, args.seconds, n) for n in range(args.processes)]
+                t0 = time.perf_counter()
                 results = [r for part in pool.map(_run_clients, jobs) for r in part]
-            elapsed = time.perf_counter() - t0
+                elapsed = time.perf_counter() - t0
             end_rss = _rss(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
 
     print(
-        f"\n{args.clients} clients, {args.seconds:.0f} s, {args.buildings:,} buildings, "
+        f"\n{args.clients} clients, {args.seconds:.0f} s after {args.warmup:.0f} s of warm-up, "
+        f"{args.buildings:,} buildings, "
         f"{len(tiles)} tiles, {args.workers} server processes, {os.cpu_count()} CPUs (server, "
         "PostGIS and clients share them)"
     )
