@@ -67,7 +67,10 @@ def parse_vertices(
             carry = b""
         pos = stop
         arrays += block.count(b"[")
-        values = np.fromstring(block.translate(table), dtype=np.float64, sep=" ")  # noqa: NPY201
+        try:
+            values = np.fromstring(block.translate(table), dtype=np.float64, sep=" ")  # noqa: NPY201
+        except (ValueError, DeprecationWarning):  # a token that is not a number
+            raise IngestError(path, "'vertices' holds something that is not a number") from None
         if values.size % 3:
             raise IngestError(path, "'vertices' must be an array of [x, y, z] integer triples")
         xyz = values.reshape(-1, 3) * scale + translate

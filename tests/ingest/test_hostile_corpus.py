@@ -100,6 +100,10 @@ def _json_cases(doc: dict) -> dict[str, bytes]:
         "wrong-types": changed(lambda d: d.__setitem__("vertices", "not a list")),
         "objects-a-list": changed(lambda d: d.__setitem__("CityObjects", [1, 2, 3])),
         "nan-transform": json.dumps(doc).replace('"scale": [', '"scale": [NaN, ').encode(),
+        # found by bench/fuzz_readers.py: a letter among the vertex numbers
+        "letter-in-vertices": json.dumps(doc)
+        .replace('"vertices": [[', '"vertices": [[7x', 1)
+        .encode(),
     }
 
 
@@ -201,7 +205,7 @@ def test_broken_files_are_refused_cleanly(db: Engine, tmp_path: Path, case: str)
     outcome = _outcome(db, path, source)
     # the cases that cannot be valid any more must be refused (an OBJ read as UTF-16 by its
     # byte-order mark is still the same mesh)
-    broken = ("truncated-64", "wrong-types", "absurd-numbers", "utf16")
+    broken = ("truncated-64", "wrong-types", "absurd-numbers", "utf16", "letter-in")
     if any(word in case for word in broken) and case != "obj-utf16":
         assert outcome == "refused", case
     assert psutil.Process().memory_info().rss < MEMORY_LIMIT
