@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,10 +15,12 @@ from sqlalchemy import Engine
 from api import ops, problems, web
 from api.features import CONFORMANCE, features_router
 from api.grading import grading_router
+from api.limits import BodyLimit
 from api.openapi import openapi_30
 from api.tiles import tiles_router
 from cim import __version__
 from cim.db.engine import database_url, make_engine
+from cim.grading.rounds import MAX_EVIDENCE_BYTES
 from cim.settings import ApiSettings, DatabaseSettings
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
@@ -29,6 +33,8 @@ def create_app(
 ) -> FastAPI:
     """Build the service for a database (from settings, or an engine the caller owns)."""
     settings = settings or ApiSettings()
+    if os.environ.get("CIM_SERVE_LOG") and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")  # a `cim serve` worker
     engine = engine or make_engine(database_url(db or DatabaseSettings()))
     app = FastAPI(
         title="CIM — City Information Model",
@@ -54,6 +60,9 @@ def create_app(
     app.include_router(grading_router(engine, settings))
 
     web.mount(app, settings.cesium_dir)
+    # bodies over the upload limit refused before anything parses them (JSON bodies are read
+    # before the key is checked)
+    app.add_middleware(BodyLimit, limit=MAX_EVIDENCE_BYTES + 1_000_000)
     ops.install(app, engine)  # outermost: times and logs every request
 
     @app.get(

@@ -20,7 +20,10 @@ class JSONResponse(_StdJSONResponse):
     """JSON rendered with orjson (feature pages are large: several times faster than json)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # e.g. an integer beyond 64 bits in an attribute: the slow way
+            return super().render(content)
 
 
 GEOJSON = "application/geo+json"

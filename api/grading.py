@@ -136,9 +136,10 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         bearer token (refused like a wrong key); None only when it brings none at all."""
         if bearer is not None or header:
             return bearer.credentials if bearer is not None else header
-        if "authorization" in request.headers or "x-api-key" in request.headers:
+        scheme = request.headers.get("authorization", "").split(" ")[0].lower()
+        if "x-api-key" in request.headers or scheme == "bearer":
             return ""
-        return None
+        return None  # e.g. Basic credentials of a proxy in front: not ours
 
     def writer(
         request: Request,

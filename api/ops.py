@@ -22,6 +22,7 @@ from api.problems import problem
 from tiles.service import CACHE_RESULTS
 
 ACCESS = logging.getLogger("cim.access")
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -109,6 +110,7 @@ class Observe:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
+            method = method if method in _METHODS else "OTHER"  # labels stay few
             self.requests.labels(method, template, str(status)).inc()
             self.latency.labels(method, template).observe(seconds)
             ACCESS.info(

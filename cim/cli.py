@@ -7,6 +7,7 @@ package stays free of them at import time.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,8 @@ def db_dump(file: Path) -> None:
 @click.option("--yes", is_flag=True, help="Replace the database's contents without asking.")
 def db_restore(file: Path, yes: bool) -> None:
     """Replace the database's contents by a dump from `cim db dump`, in one transaction (all of
-    it lands, or nothing changes).
+    it lands, or nothing changes). Restore into a database where `cim db upgrade` has run: the
+    PostGIS extension is left as it is.
 
     \b
     Example:
@@ -534,6 +536,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     # one JSON line per request from the service itself (cim.access); uvicorn's own access log
     # would repeat it with the query string
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ["CIM_SERVE_LOG"] = "1"  # worker processes set up the same logging
     uvicorn.run(
         app if workers == 1 else "api.app:create_app",  # workers import the app themselves
         factory=workers > 1,

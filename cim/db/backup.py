@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -36,15 +37,11 @@ def _tool(name: str) -> str:
 
 
 def _connection(url: str) -> tuple[list[str], dict[str, str]]:
-    """libpq options and environment for a SQLAlchemy URL (the password in PGPASSWORD)."""
+    """libpq options and environment for a SQLAlchemy URL: a libpq URI keeping the URL's
+    parameters (host, sslmode, ...) but not the password, which goes in PGPASSWORD."""
     u = make_url(url)
-    args = [f"--dbname={u.database or 'postgres'}"]
-    if u.host:
-        args.append(f"--host={u.host}")
-    if u.port:
-        args.append(f"--port={u.port}")
-    if u.username:
-        args.append(f"--username={u.username}")
+    uri = u.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    args = [f"--dbname={uri}"]
     env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
     if u.password:
         env["PGPASSWORD"] = str(u.password)
@@ -64,10 +61,19 @@ def dump(url: str, path: Path) -> int:
     partial = path.with_name(path.name + ".partial")
     try:
         _run(
-            [_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={partial}", *args],
+            [
+                _tool("pg_dump"),
+                "--format=custom",
+                "--no-owner",
+                "--no-acl",
+                f"--file={partial}",
+                *args,
+            ],
             env,
             "pg_dump",
         )
+        with partial.open("rb") as f:  # on disk before it takes the final name
+            os.fsync(f.fileno())
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -84,17 +90,30 @@ def restore(url: str, path: Path) -> None:
         if f.read(5) != b"PGDMP":
             raise InvalidInput(f"{path}: not a dump written by `cim db dump` (pg_dump -Fc)")
     args, env = _connection(url)
-    _run(
-        [
-            _tool("pg_restore"),
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-            "--exit-on-error",
-            *args,
-            str(path),
-        ],
-        env,
-        "pg_restore",
+    # the extensions (PostGIS) stay as `cim db upgrade` made them: dropping or commenting them
+    # needs their owner, which the database's own user often is not
+    listed = subprocess.run(
+        [_tool("pg_restore"), "--list", str(path)], capture_output=True, text=True, env=env
     )
+    if listed.returncode != 0:
+        raise InvalidInput(f"{path}: not a readable dump ({listed.stderr.strip()[:200]})")
+    keep = [line for line in listed.stdout.splitlines() if " EXTENSION " not in line]
+    with tempfile.NamedTemporaryFile("w", suffix=".list") as entries:
+        entries.write("\n".join(keep) + "\n")
+        entries.flush()
+        _run(
+            [
+                _tool("pg_restore"),
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-acl",
+                "--single-transaction",
+                "--exit-on-error",
+                f"--use-list={entries.name}",
+                *args,
+                str(path),
+            ],
+            env,
+            "pg_restore",
+        )

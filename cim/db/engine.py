@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -35,7 +36,13 @@ def database_url(settings: DatabaseSettings) -> str:
 
 def make_engine(url: str) -> Engine:
     """A pooled engine for `url`."""
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=8,
+        connect_args={"connect_timeout": 10},  # an unreachable host fails, not hangs
+    )
 
 
 def _alembic_config() -> Config:
@@ -74,6 +81,7 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@functools.cache
 def head_revision() -> str:
     """The newest schema revision this code knows."""
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()

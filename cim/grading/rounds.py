@@ -605,7 +605,7 @@ def audit_log(engine: Engine, round_id: str | None = None) -> list[dict[str, Any
 
 
 # ---------------------------------------------------------------- results
-_RESULTS: dict[tuple[str, str, int | None, str], bytes] = {}  # computed results, as JSON
+_RESULTS: dict[tuple[Any, ...], bytes] = {}  # computed results, as JSON
 _RESULTS_LOCK = threading.Lock()
 
 
@@ -623,7 +623,13 @@ def results(
     Raises:
         Conflict: a final round whose stored results do not match their hash.
     """
-    with engine.connect() as conn:
+    with engine.connect() as connection:
+        # one snapshot: the round, its values and its newest audit entry agree
+        conn = connection.execution_options(isolation_level="REPEATABLE READ")
+        newest = conn.execute(
+            text("SELECT id, at FROM audit_log WHERE round_id = :r ORDER BY id DESC LIMIT 1"),
+            {"r": round_id},
+        ).first()
         rnd = _as_round(_round_row(conn, round_id))
         if rnd.status == "final" and policy is None and catalogue is None:
             assert rnd.results is not None
@@ -636,11 +642,10 @@ def results(
             return rnd.results
         if policy is not None or catalogue is not None:
             return _compute(conn, rnd, policy, catalogue)
-        # every change to a round is in its audit log: the newest entry says whether results
-        # computed before are still the round's (dashboards read them many times a second)
-        stamp = conn.execute(
-            text("SELECT max(id) FROM audit_log WHERE round_id = :r"), {"r": round_id}
-        ).scalar()
+        # every change to a round is in its audit log: the newest entry (its id, and its time,
+        # which a restored older database cannot repeat) says whether results computed before
+        # are still the round's (dashboards read them many times a second)
+        stamp = (newest.id, newest.at.isoformat()) if newest is not None else None
         key = (engine.url.render_as_string(hide_password=True), round_id, stamp, rnd.status)
         with _RESULTS_LOCK:
             kept = _RESULTS.get(key)

@@ -199,3 +199,39 @@ def test_cors_is_off_for_writes_and_configurable(engine: Engine) -> None:
         "https://city.example"
     )
     assert "access-control-allow-origin" not in preflight(only, "GET", "https://evil.example")
+
+
+def test_oversized_bodies_are_refused_before_anything_reads_them(engine: Engine) -> None:
+    from api.limits import BodyLimit
+
+    client = TestClient(BodyLimit(create_app(engine=engine), limit=1000))
+    big = b'{"id": "' + b"x" * 5000 + b'"}'
+    declared = client.post("/grading/rounds", content=big)  # with Content-Length
+    assert declared.status_code == 413
+    assert declared.headers["content-type"] == "application/problem+json"
+    streamed = client.post("/grading/rounds", content=iter([big[:600], big[600:]]))  # chunked
+    assert streamed.status_code == 413
+    small = client.post("/grading/rounds", json={})
+    assert small.status_code == 401  # under the limit: the guard answers as usual
+
+
+def test_other_schemes_and_odd_methods_change_nothing(engine: Engine) -> None:
+    client = TestClient(create_app(engine=engine))
+    # a proxy's Basic credentials are not a CIM key: public reads stay public
+    assert client.get("/grading/rounds", headers={"Authorization": "Basic dTpw"}).status_code == 200
+    for n in range(5):
+        client.request(f"FOO{n}", "/health")
+    metrics = client.get("/metrics").text
+    assert "FOO" not in metrics and 'method="OTHER"' in metrics  # labels stay few
+
+
+def test_the_failure_count_keeps_few_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    import api.limits
+    from api.limits import FailureLimiter
+
+    monkeypatch.setattr(api.limits, "MAX_CLIENTS", 5)
+    limiter = FailureLimiter(limit=3, window=60)
+    for n in range(50):
+        limiter.check(f"10.0.0.{n}")  # passing callers are not kept
+        limiter.failed(f"10.0.1.{n}")
+    assert len(limiter._failures) == 5

@@ -157,3 +157,10 @@ def test_dump_and_restore_round_trip_a_city_exactly(
     )
     assert done.returncode != 0 and "not a dump" in done.stderr
     assert _fingerprint(target) == original
+
+
+def test_feature_pages_render_numbers_json_allows_beyond_64_bits() -> None:
+    from api.features import JSONResponse
+
+    body = JSONResponse({"big": 2**70, "text": "城"}).body
+    assert json.loads(body) == {"big": 2**70, "text": "城"}
