@@ -147,7 +147,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         header: Annotated[str | None, Depends(_header)],
     ) -> access.Actor:
         actor = authenticated(request, presented(request, bearer, header))
-        # refused before the body is read: a viewer changes nothing (finer roles are checked
+        # refused before the operation runs: a viewer changes nothing (finer roles are checked
         # by the operation itself)
         access.require(actor, ROLES[1])
         return actor
