@@ -34,31 +34,21 @@ def _fuzzer(
 ) -> Any:
     """A hypothesis test that ingests mutations of one format's file and counts the outcomes."""
     from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
 
     from cim.errors import CimError
     from ingest.pipeline import ingest_files
+    from tests.ingest.test_hostile_corpus import mutations
 
-    original = path.read_bytes()
-
-    @given(
-        edits=st.lists(
-            st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255)), max_size=32
-        ),
-        cut=st.one_of(st.none(), st.integers(0, len(original))),
-    )
+    @given(data=mutations(path.read_bytes(), 32))
     @settings(
         max_examples=examples,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def fuzz(edits: list[tuple[int, int]], cut: int | None) -> None:
-        data = bytearray(original)
-        for at, value in edits:
-            data[at] = value
+    def fuzz(data: bytes) -> None:
         broken = tmp / f"fuzz{path.suffix}"
-        broken.write_bytes(bytes(data[:cut] if cut is not None else data))
+        broken.write_bytes(data)
         started = time.perf_counter()
         try:
             ingest_files(engine, [broken], "fuzz", crs=crs, options=options)

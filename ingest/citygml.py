@@ -813,6 +813,7 @@ class CityGmlReader:
     ) -> None:
         dim = dim_value(el.get("srsDimension")) or self._dim
         rings = []
+        textured = bool(self._textures_of or self._global_textures_of)  # ring ids matter then
         ring_ids = []
         for part in el:
             if part.tag in RING_HOLDER_TAGS:
@@ -824,7 +825,8 @@ class CityGmlReader:
                         self._skipped_rings += 1
                         continue
                     rings.append(coords[::-1] if flip else coords)
-                    ring_ids.append(gml_id(ring))
+                    if textured:
+                        ring_ids.append(gml_id(ring))
         if rings:
             key = gml_id(el) or pid
             if key is None:
@@ -835,7 +837,8 @@ class CityGmlReader:
                 el.set(GML_ID_32 if "gml/3.2" in el.tag else GML_ID_31, key)
             if not flip and isinstance(index, _LazyIndex):
                 index.polygons[key] = rings
-            self._ring_ids[key] = (ring_ids, flip)
+            if textured:
+                self._ring_ids[key] = (ring_ids, flip)
             out.append((key, rings))
 
     def _lines(self, el: Any, index: dict[str, Any]) -> Iterator[NDArray[np.float64]]:

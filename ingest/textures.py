@@ -6,6 +6,7 @@ reported, never fatal: its surfaces are drawn in their plain colour."""
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -95,16 +96,16 @@ class TextureImages:
         if size > MAX_BYTES:
             self.refused.append(f"{name}: {size / 1e6:.0f} MB is too large for a texture")
             return None
+        data = path.read_bytes()  # once: kept as it is, or decoded from memory
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as img:  # the header first: the size is checked unread
+                with Image.open(io.BytesIO(data)) as img:  # the header: pixels checked first
                     width, height = img.size
                     if width * height > MAX_PIXELS:
                         raise Image.DecompressionBombError(f"{width}×{height}")
                     img.load()
                     if img.format in KEPT and max(width, height) <= MAX_SIDE:
-                        data = path.read_bytes()
                         return TextureImage(idx, name, KEPT[img.format], width, height, data)
                     return self._reencoded(idx, name, img)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -25,7 +25,8 @@ from tiles.metadata import property_table
 from tiles.pnts import write_cmpt, write_pnts
 from tiles.points import PointAttributes, las_attributes
 
-CLOUD_TYPE = "PointCloud"  # objects whose points 3D Tiles 1.0 gives as pnts (see tileset.py)
+# objects whose points 3D Tiles 1.0 gives as pnts; the tileset names tiles by the same rule
+CLOUD_TYPE = "PointCloud"
 # EXT_meshopt_compression of 3D Tiles 1.1 content (CIM_TILES_MESHOPT=0 turns it off)
 MESHOPT = os.environ.get("CIM_TILES_MESHOPT", "1") != "0"
 
@@ -125,8 +126,11 @@ def _content_1_0(
         glb = write_glb(rest, len(properties), None, [], batch_ids=True)
         parts.append(write_b3dm(glb, len(properties), _batch_table(properties)))
     if any(r.type == CLOUD_TYPE for r in rows):
-        clouds = [(r, n) for r, n in point_rows if r.type == CLOUD_TYPE]
-        _, attributes = _point_attributes(clouds)
+        attributes = geometry.point_attributes  # of the leading LAS points, read already
+        n = 0 if attributes is None else len(attributes.classification)
+        if attributes is None or not cloud[:n].all() or cloud[n:].any():
+            clouds = [(r, k) for r, k in point_rows if r.type == CLOUD_TYPE]
+            _, attributes = _point_attributes(clouds)
         if attributes is not None and len(attributes.classification) != int(cloud.sum()):
             attributes = None  # some cloud has no LAS records: colours and positions only
         parts.append(

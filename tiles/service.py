@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 
 from cim.errors import InvalidInput, NotFound
 from cim.tiling import MAX_LEVEL, tile_keys
-from tiles.content import tile_content
+from tiles.content import CLOUD_TYPE, tile_content
 from tiles.tileset import Key, TileStats, build_tileset
 
 FORMATS = {"glb": "1.1", "b3dm": "1.0"}
@@ -45,8 +45,8 @@ _STATS = text("""
            min(ST_XMin(bbox)) AS west, min(ST_YMin(bbox)) AS south,
            max(ST_XMax(bbox)) AS east, max(ST_YMax(bbox)) AS north,
            min(z_min) AS low, max(z_max) AS high, max(size) AS max_size,
-           CASE WHEN bool_and(type = 'PointCloud') THEN 'only'
-                WHEN bool_or(type = 'PointCloud') THEN 'some' ELSE '' END AS points
+           CASE WHEN bool_and(type = :cloud) THEN 'only'
+                WHEN bool_or(type = :cloud) THEN 'some' ELSE '' END AS points
     FROM city_object WHERE city_code = :city AND tile_level IS NOT NULL
     GROUP BY tile_level, tile_x, tile_y""")
 
@@ -101,7 +101,7 @@ def tileset(engine: Engine, city: str, fmt: str = "glb") -> dict[str, Any]:
     if missing:
         fill_tile_keys(engine, city)
     with engine.connect() as conn:
-        rows = conn.execute(_STATS, {"city": city}).all()
+        rows = conn.execute(_STATS, {"city": city, "cloud": CLOUD_TYPE}).all()
     stats = [
         TileStats(
             (r.tile_level, r.tile_x, r.tile_y),

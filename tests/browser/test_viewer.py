@@ -54,6 +54,14 @@ def service(new_database, tmp_path_factory) -> Iterator[str]:  # type: ignore[no
         yield base
 
 
+def _above(feature: dict) -> tuple[float, float, float]:
+    """Longitude and latitude of a feature's footprint centre, and its top height."""
+    ring = feature["geometry"]["coordinates"][0][0]
+    lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
+    lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
+    return lon, lat, feature["properties"]["height"]["max"]
+
+
 @pytest.fixture(scope="module")
 def page(service: str) -> Iterator[Page]:
     with chromium() as browser:
@@ -72,10 +80,7 @@ def test_clicking_a_building_shows_its_id(page: Page, service: str) -> None:
         params={"type": "Building", "limit": 1, "offset": 150},
     ).json()
     feature = building["features"][0]
-    ring = feature["geometry"]["coordinates"][0][0]
-    lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
-    lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
-    top = feature["properties"]["height"]["max"]
+    lon, lat, top = _above(feature)
     page.evaluate(f"window.cim.lookDown({lon}, {lat}, {top}, 120)")
     page.wait_for_function("window.cim.tileset.tilesLoaded", timeout=120_000)
     page.wait_for_timeout(500)
@@ -113,10 +118,7 @@ def test_colour_and_type_controls_restyle_the_tileset(page: Page) -> None:
 def test_a_textured_building_is_drawn_with_its_texture(page: Page, service: str) -> None:
     house = httpx.get(f"{service}/collections/lyon/items").json()
     [feature] = [f for f in house["features"] if f["geometry"]]  # the part that has geometry
-    ring = feature["geometry"]["coordinates"][0][0]
-    lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
-    lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
-    top = feature["properties"]["height"]["max"]
+    lon, lat, top = _above(feature)
     page.goto(f"{service}/?city=lyon")
     page.wait_for_function("window.cim && window.cim.ready === true", timeout=180_000)
     page.evaluate(f"window.cim.lookDown({lon}, {lat}, {top}, 40)")

@@ -52,6 +52,23 @@ TEXT = {"cityjson", "cityjsonseq", "citygml2", "citygml3", "geojson", "obj"}
 MEMORY_LIMIT = 3 * 1024**3  # bytes of resident memory the whole corpus may reach
 
 
+def mutations(original: bytes, max_edits: int) -> st.SearchStrategy[bytes]:
+    """Files made from `original` by up to `max_edits` byte edits and, maybe, a cut."""
+
+    def mutated(edits: list[tuple[int, int]], cut: int | None) -> bytes:
+        data = bytearray(original)
+        for at, value in edits:
+            data[at] = value
+        return bytes(data[:cut] if cut is not None else data)
+
+    edit = st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255))
+    return st.builds(
+        mutated,
+        st.lists(edit, max_size=max_edits),
+        st.one_of(st.none(), st.integers(0, len(original))),
+    )
+
+
 def _flips(data: bytes, seed: int) -> bytes:
     rng = random.Random(seed)
     out = bytearray(data)
@@ -216,12 +233,7 @@ def test_broken_files_are_refused_cleanly(db: Engine, tmp_path: Path, case: str)
 def test_fuzzed_files_are_refused_cleanly(db: Engine, tmp_path: Path, source: str) -> None:
     original = SOURCES[source][0].read_bytes()
 
-    @given(
-        edits=st.lists(
-            st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255)), max_size=12
-        ),
-        cut=st.one_of(st.none(), st.integers(0, len(original))),
-    )
+    @given(data=mutations(original, 12))
     @settings(
         max_examples=12,
         deadline=None,
@@ -229,12 +241,9 @@ def test_fuzzed_files_are_refused_cleanly(db: Engine, tmp_path: Path, source: st
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def fuzz(edits: list[tuple[int, int]], cut: int | None) -> None:
-        data = bytearray(original)
-        for at, value in edits:
-            data[at] = value
+    def fuzz(data: bytes) -> None:
         path = tmp_path / f"fuzz{SOURCES[source][0].suffix}"
-        path.write_bytes(bytes(data[:cut] if cut is not None else data))
+        path.write_bytes(data)
         _outcome(db, path, source)
 
     fuzz()
