@@ -14,7 +14,10 @@ COPY pyproject.toml README.md ./
 COPY cim cim
 COPY ingest ingest
 COPY tiles tiles
+COPY grading grading
+COPY demo demo
 COPY api api
+COPY cli cli
 RUN pip install --no-cache-dir .
 # CesiumJS for the 3D viewer, served by the service itself
 COPY --from=web /web/node_modules/cesium/Build/Cesium /app/cesium

@@ -20,8 +20,8 @@ from api.openapi import openapi_30
 from api.tiles import tiles_router
 from cim import __version__
 from cim.db.engine import database_url, make_engine
-from cim.grading.rounds import MAX_EVIDENCE_BYTES
 from cim.settings import ApiSettings, DatabaseSettings
+from grading.rounds import MAX_EVIDENCE_BYTES
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 

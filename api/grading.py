@@ -20,14 +20,14 @@ from starlette.responses import Response
 
 from api.limits import FailureLimiter
 from cim.errors import InvalidInput, NotFound, TooLarge, Unauthorized
-from cim.grading import access, rounds
-from cim.grading.access import ROLES
-from cim.grading.awards import BUILT_IN_POLICIES, AwardPolicy, built_in_policy, load_policy
-from cim.grading.catalogue import BUILT_IN, Catalogue, built_in, load_catalogue
-from cim.grading.cim_indicators import Parameters
-from cim.grading.regions import REGIONS
-from cim.grading.results import what_if
 from cim.settings import ApiSettings
+from grading import access, rounds
+from grading.access import ROLES
+from grading.awards import BUILT_IN_POLICIES, AwardPolicy, built_in_policy, load_policy
+from grading.catalogue import BUILT_IN, Catalogue, built_in, load_catalogue
+from grading.cim_indicators import Parameters
+from grading.regions import REGIONS
+from grading.results import what_if
 
 WEB = Path(__file__).resolve().parent / "web"
 _bearer = HTTPBearer(auto_error=False, description="A CIM grading API key")
@@ -314,7 +314,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
 
     @router.get("/rounds/{round_id}/template.{fmt}", summary="The value template (csv or xlsx)")
     def template(round_id: str, fmt: Literal["csv", "xlsx"], _: Reader) -> Response:
-        from cim.grading.templates import template_rows, write_template
+        from grading.templates import template_rows, write_template
 
         rnd = rounds.get_round(engine, round_id)
         rows = template_rows(
@@ -355,7 +355,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     def import_file(
         round_id: str, actor: access.Actor, filename: str, content: bytes
     ) -> dict[str, Any]:
-        from cim.grading.templates import read_values
+        from grading.templates import read_values
 
         rnd = rounds.get_round(engine, round_id)
         with tempfile.TemporaryDirectory() as tmp:
@@ -437,7 +437,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
 
     @router.get("/rounds/{round_id}/cities/{city}/radar.svg", summary="A city's radar chart")
     def radar(round_id: str, city: str, _: Reader, lang: Lang = "zh") -> Response:
-        from cim.grading.report import city_radar
+        from grading.report import city_radar
 
         res = rounds.results(engine, round_id)
         found = [c for c in res["cities"] if c["code"] == city]
@@ -498,7 +498,7 @@ def grading_router(engine: Engine, settings: ApiSettings) -> APIRouter:
 
     @router.get("/rounds/{round_id}/report.{fmt}", summary="The round report (html or pdf)")
     def report(round_id: str, fmt: Literal["html", "pdf"], _: Reader, lang: Lang = "zh") -> Any:
-        from cim.grading.report import render_html, render_pdf
+        from grading.report import render_html, render_pdf
 
         res = rounds.results(engine, round_id)
         info = rounds.get_round(engine, round_id).summary()

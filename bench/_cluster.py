@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cim.db.cluster import LocalCluster
 from cim.db.engine import make_engine, upgrade
-from cim.localdb import LocalCluster
 
 
 @contextmanager

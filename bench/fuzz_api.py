@@ -32,10 +32,10 @@ def main() -> None:
 
     from api.app import create_app
     from cim.db.engine import make_engine
-    from cim.demo import generate_city
-    from cim.grading import access
-    from cim.grading.demo_round import load_demo_round
     from cim.settings import ApiSettings
+    from demo.city import generate_city
+    from demo.round import load_demo_round
+    from grading import access
     from ingest.pipeline import ingest_files
     from tests.api.test_fuzz_api import _check as check
 

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._cluster import bench_database  # noqa: E402
-from cim.demo import generate_city  # noqa: E402
+from demo.city import generate_city  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 TIME = "/usr/bin/time"

@@ -125,8 +125,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from cim.db.engine import make_engine
-    from cim.demo import generate_city
-    from cim.grading.demo_round import load_demo_round
+    from demo.city import generate_city
+    from demo.round import load_demo_round
     from ingest.pipeline import ingest_files
 
     cim = str(Path(sys.executable).with_name("cim"))

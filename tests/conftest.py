@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, make_url
 
+from cim.db.cluster import LocalCluster
 from cim.db.engine import make_engine, upgrade
-from cim.localdb import LocalCluster
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEMPLATE = "cim_test_template"

@@ -20,7 +20,7 @@ from cim.errors import CimError, DatabaseUnavailable, InvalidInput
 
 def _tool(name: str) -> str:
     """pg_dump or pg_restore: beside the embedded cluster's server binaries, else on PATH."""
-    from cim.localdb import server_bindir
+    from cim.db.cluster import server_bindir
 
     try:
         candidate = server_bindir() / name

@@ -12,11 +12,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from cim.db.cluster import LocalCluster
 from cim.errors import DatabaseUnavailable
-from cim.localdb import LocalCluster
 from cim.settings import DatabaseSettings
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def local_cluster(settings: DatabaseSettings) -> LocalCluster:

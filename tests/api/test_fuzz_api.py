@@ -17,10 +17,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import Engine
 
 from api.app import create_app
-from cim.grading import access, rounds
-from cim.grading.awards import built_in_policy
-from cim.grading.catalogue import built_in
 from cim.settings import ApiSettings
+from grading import access, rounds
+from grading.awards import built_in_policy
+from grading.catalogue import built_in
 from ingest.pipeline import ingest_files
 from tests.conftest import shared
 

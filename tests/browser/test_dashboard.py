@@ -11,10 +11,10 @@ import pytest
 from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine
 
-from cim.grading import access, rounds
-from cim.grading.awards import built_in_policy
-from cim.grading.catalogue import built_in
 from cim.settings import ApiSettings
+from grading import access, rounds
+from grading.awards import built_in_policy
+from grading.catalogue import built_in
 from tests.browser.conftest import ARTIFACTS, chromium, running_service
 
 CATALOGUE = built_in("db37-3890.1-2020")

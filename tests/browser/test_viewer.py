@@ -13,7 +13,7 @@ from PIL import Image
 from playwright.sync_api import Page
 from sqlalchemy import Engine
 
-from cim.demo import generate_city
+from demo.city import generate_city
 from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from tests.browser.conftest import ARTIFACTS, chromium, running_service

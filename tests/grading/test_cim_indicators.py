@@ -29,9 +29,9 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import Engine, text
 
-from cim.demo import generate_city
 from cim.errors import NotFound
-from cim.grading.cim_indicators import Computed, Parameters, compute
+from demo.city import generate_city
+from grading.cim_indicators import Computed, Parameters, compute
 from ingest.pipeline import ingest_files
 
 CITY = "370100"

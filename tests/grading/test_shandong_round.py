@@ -21,14 +21,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import Engine
 
-import cim.grading
+import grading
 from api.app import create_app
-from cim.cli import main
-from cim.demo import generate_city
-from cim.grading.regions import SHANDONG
+from cli.main import main
+from demo.city import generate_city
+from grading.regions import SHANDONG
 from ingest.pipeline import ingest_files
 
-DATA = Path(cim.grading.__file__).resolve().parent / "demo"  # the demo round's values
+DATA = Path(grading.__file__).resolve().parent / "demo"  # the demo round's values
 VALUES = DATA / "shandong-2026-values.csv"
 ROUND = "sd-2026"
 
@@ -309,7 +309,7 @@ def test_the_same_round_through_the_api_alone(round_done: Path, cim, db: Engine)
 def test_what_if_with_a_changed_weight(round_done: Path, cim, db: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Education 10 -> 12 and travel 10 -> 8 points (the area keeps its 30): each city's score
     moves by 2 x (education level - travel level) / 5."""
-    from cim.grading.catalogue import BUILT_IN
+    from grading.catalogue import BUILT_IN
 
     text = (BUILT_IN / "db37-3890.1-2020.yaml").read_text(encoding="utf-8")
     text = text.replace(

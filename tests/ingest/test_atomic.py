@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from cim.demo import generate_city
+from demo.city import generate_city
 from ingest.pipeline import ingest_files
 from tests.conftest import SHARED
 

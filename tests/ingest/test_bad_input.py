@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
-from cim.cli import main
+from cli.main import main
 from tests.conftest import SHARED
 
 GOOD = SHARED / "cityjson/3dbag_2buildings_v2.0/3dbag_b2.city.json"

@@ -328,7 +328,7 @@ def test_the_demo_city_in_citygml_equals_its_cityjson_twin(engine: Engine, tmp_p
     """The same generated city written as CityGML 2.0 (solids referring to their semantic
     surfaces by xlink, trees as implicit geometries of one template, generic attributes) and as
     CityJSON lands as the same objects, attributes, semantics and vertices."""
-    from cim.demo import generate_city
+    from demo.city import generate_city
 
     gml = generate_city(tmp_path / "demo.gml", buildings=200, seed=9, fmt="citygml")
     cj = generate_city(tmp_path / "demo.city.json", buildings=200, seed=9)

@@ -164,7 +164,7 @@ def test_json_summary_from_the_command_line(
 ) -> None:
     from click.testing import CliRunner
 
-    from cim.cli import main
+    from cli.main import main
 
     monkeypatch.setenv("CIM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     path = SHARED / "cityjson/multi_lod_v2.0/multi_lod.city.json"
@@ -215,7 +215,7 @@ def test_datasets_are_listed_and_deleted_whole(
 ) -> None:
     from click.testing import CliRunner
 
-    from cim.cli import main
+    from cli.main import main
 
     monkeypatch.setenv("CIM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     ingest_files(engine, [SHARED / "cityjson/delft_mixed_objects_v2.0/delft.city.json"], "d")

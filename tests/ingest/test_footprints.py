@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
-from cim.cli import main
 from cim.errors import IngestError
+from cli.main import main
 from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from tests.conftest import SHARED

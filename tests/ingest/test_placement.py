@@ -125,7 +125,7 @@ def test_known_point_rd_new_is_shifted_to_wgs84(engine: Engine, tmp_path: Path) 
 
 
 def test_demo_city_cgcs2000_gauss_kruger_epsg_4548(engine: Engine, tmp_path: Path) -> None:
-    from cim.demo import generate_city
+    from demo.city import generate_city
 
     summary = generate_city(tmp_path / "demo.city.json", buildings=300, seed=7)
     [report] = ingest_files(engine, [summary.path], "370100")

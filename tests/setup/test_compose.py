@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -42,7 +43,10 @@ def test_compose_runs_postgis_and_the_service_with_known_settings() -> None:
     assert any(p.endswith(f":{api.port}") for p in cim["ports"])
     assert "cim db upgrade" in " ".join(cim["command"])
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in ("cim", "ingest", "tiles", "api"):
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"][
+        "targets"
+    ]["wheel"]["packages"]
+    for package in packages:
         assert f"COPY {package} {package}" in dockerfile
 
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from cim.cli import main
+from cli.main import main
 from tests.conftest import free_port
 
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from cim.demo import generate_city
+from demo.city import generate_city
 from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from tests.ingest.test_citygml import GML_FILES
@@ -283,7 +283,7 @@ def test_seed_and_export_from_the_command_line(
 ) -> None:
     from click.testing import CliRunner
 
-    from cim.cli import main
+    from cli.main import main
 
     engine, _ = tiled
     monkeypatch.setenv("CIM_DATABASE_URL", engine.url.render_as_string(hide_password=False))

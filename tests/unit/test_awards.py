@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cim.grading.awards import AwardPolicy, CityResult, allocate, rank
+from grading.awards import AwardPolicy, CityResult, allocate, rank
 
 PROVISIONAL = {"status": "provisional", "source": "test"}
 

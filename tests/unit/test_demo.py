@@ -12,8 +12,8 @@ import orjson
 import pytest
 from pyproj import Transformer
 
-from cim.demo import DEMO_EPSG, DemoSummary, generate_city
 from cim.errors import InvalidInput
+from demo.city import DEMO_EPSG, DemoSummary, generate_city
 
 BUILDINGS = 1000
 SEED = 7

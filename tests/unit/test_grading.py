@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cim.errors import InvalidInput
-from cim.grading.catalogue import built_in, json_schema, parse_catalogue
-from cim.grading.scoring import score_city
+from grading.catalogue import built_in, json_schema, parse_catalogue
+from grading.scoring import score_city
 
 SMALL = {
     "id": "small-test",
@@ -231,7 +231,7 @@ def test_catalogue_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
     from click.testing import CliRunner
 
-    from cim.cli import main
+    from cli.main import main
 
     runner = CliRunner()
     listed = runner.invoke(main, ["grade", "catalogue", "list"])

@@ -7,10 +7,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cim.grading.awards import built_in_policy
-from cim.grading.catalogue import built_in
-from cim.grading.results import round_results, what_if
-from cim.grading.rounds import canonical_json
+from grading.awards import built_in_policy
+from grading.catalogue import built_in
+from grading.results import round_results, what_if
+from grading.rounds import canonical_json
 
 CATALOGUE = built_in("db37-3890.1-2020")
 POLICY = built_in_policy("shandong-example")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cim.errors import InvalidInput
-from cim.grading.catalogue import built_in
-from cim.grading.rounds import CityEntry, coerce_value
-from cim.grading.templates import COLUMNS, read_values, template_rows, write_template
+from grading.catalogue import built_in
+from grading.rounds import CityEntry, coerce_value
+from grading.templates import COLUMNS, read_values, template_rows, write_template
 
 CATALOGUE = built_in("db37-3890.1-2020")
 CITIES = [CityEntry("370100", "济南市", "Jinan"), CityEntry("370200", "青岛市", "Qingdao")]

@@ -18,11 +18,11 @@ from typing import Any
 
 from pyproj import Transformer
 
-from cim import demo_shapes as shapes
-from cim.demo_gml import GmlSink
-from cim.demo_shapes import Box, CityPlan, Json, Street, plan_city
-from cim.demo_writers import DocumentSink, SequenceSink, Sink
 from cim.errors import InvalidInput
+from demo import shapes
+from demo.gml import GmlSink
+from demo.shapes import Box, CityPlan, Json, Street, plan_city
+from demo.writers import DocumentSink, SequenceSink, Sink
 
 DEMO_EPSG = 4548  # CGCS2000 / 3-degree Gauss-Kruger CM 117E, around Jinan
 DEMO_CENTRE_LONLAT = (117.02, 36.66)

@@ -22,11 +22,11 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from cim.errors import Conflict, InvalidInput, NotFound
-from cim.grading import cim_indicators
-from cim.grading.access import Actor, audit, require
-from cim.grading.awards import AwardPolicy
-from cim.grading.catalogue import Catalogue, Indicator, Linear, Qualitative, Thresholds, YesNo
-from cim.grading.results import round_results
+from grading import cim_indicators
+from grading.access import Actor, audit, require
+from grading.awards import AwardPolicy
+from grading.catalogue import Catalogue, Indicator, Linear, Qualitative, Thresholds, YesNo
+from grading.results import round_results
 
 STATUSES = ("draft", "submitted", "reviewed", "final")
 # the moves a round can make, and the role each target status needs

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from cim.errors import InvalidInput
-from cim.grading.catalogue import Catalogue, Qualitative, YesNo
-from cim.grading.rounds import CityEntry, EvidenceFile, ValueEntry
+from grading.catalogue import Catalogue, Qualitative, YesNo
+from grading.rounds import CityEntry, EvidenceFile, ValueEntry
 
 COLUMNS = (
     "city_code",

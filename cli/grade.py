@@ -13,8 +13,8 @@ from typing import Any
 import click
 import orjson
 
-from cim.cli_common import command_engine, fail
 from cim.errors import CimError, InvalidInput
+from cli.common import command_engine, fail
 
 STARS = "★"
 
@@ -49,7 +49,7 @@ def grade_catalogue() -> None:
 @grade_catalogue.command("list")
 def catalogue_list() -> None:
     """List the built-in catalogues."""
-    from cim.grading.catalogue import BUILT_IN, load_catalogue
+    from grading.catalogue import BUILT_IN, load_catalogue
 
     for path in sorted(BUILT_IN.glob("*.yaml")):
         cat = load_catalogue(path)
@@ -67,7 +67,7 @@ def catalogue_validate(file: Path) -> None:
 
     Copy a built-in one (see `cim grade catalogue list`), edit it, and validate it here.
     """
-    from cim.grading.catalogue import load_catalogue
+    from grading.catalogue import load_catalogue
 
     try:
         cat = load_catalogue(file)
@@ -88,14 +88,14 @@ def catalogue_validate(file: Path) -> None:
 @grade_catalogue.command("schema")
 def catalogue_schema() -> None:
     """Print the JSON Schema of catalogue files."""
-    from cim.grading.catalogue import json_schema
+    from grading.catalogue import json_schema
 
     click.echo(json_schema())
 
 
 def _catalogue(ref: str) -> Any:
     """A catalogue file, or a built-in catalogue by id."""
-    from cim.grading.catalogue import built_in, load_catalogue
+    from grading.catalogue import built_in, load_catalogue
 
     path = Path(ref)
     return load_catalogue(path) if path.exists() else built_in(ref)
@@ -109,7 +109,7 @@ def grade_policy() -> None:
 @grade_policy.command("list")
 def policy_list() -> None:
     """List the built-in policies (examples to copy and edit)."""
-    from cim.grading.awards import BUILT_IN_POLICIES, load_policy
+    from grading.awards import BUILT_IN_POLICIES, load_policy
 
     for path in sorted(BUILT_IN_POLICIES.glob("*.yaml")):
         p = load_policy(path)
@@ -123,7 +123,7 @@ def policy_list() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def policy_validate(file: Path) -> None:
     """Check an award policy file (YAML or JSON)."""
-    from cim.grading.awards import load_policy
+    from grading.awards import load_policy
 
     try:
         p = load_policy(file)
@@ -141,8 +141,8 @@ def grade_round() -> None:
 def _cities(ref: str) -> list[Any]:
     """A named set of cities (`shandong`) or a CSV with code,name_zh,name_en[,previous_stars,
     previous_total]."""
-    from cim.grading.regions import REGIONS
-    from cim.grading.rounds import CityEntry
+    from grading.regions import REGIONS
+    from grading.rounds import CityEntry
 
     if ref in REGIONS:
         return REGIONS[ref]
@@ -187,9 +187,9 @@ def round_create(
     round_id: str, year: int, title: str | None, catalogue: str, policy: str, cities: str
 ) -> None:
     """Create a draft round; it keeps a copy of the catalogue and the policy."""
-    from cim.grading.access import cli_actor
-    from cim.grading.awards import load_policy
-    from cim.grading.rounds import create_round
+    from grading.access import cli_actor
+    from grading.awards import load_policy
+    from grading.rounds import create_round
 
     try:
         cat = _catalogue(catalogue)
@@ -216,7 +216,7 @@ def round_create(
 @grade_round.command("list")
 def round_list() -> None:
     """List the rounds."""
-    from cim.grading.rounds import list_rounds
+    from grading.rounds import list_rounds
 
     try:
         rounds = list_rounds(command_engine())
@@ -233,7 +233,7 @@ def round_list() -> None:
 @click.argument("round_id")
 def round_show(round_id: str) -> None:
     """A round's settings and how many values each city has."""
-    from cim.grading.rounds import cities, get_round, values
+    from grading.rounds import cities, get_round, values
 
     try:
         engine = command_engine()
@@ -267,8 +267,8 @@ def round_status(round_id: str, to: str) -> None:
     Values, evidence and the policy change only in a draft. A final round is immutable; its
     results are frozen with their SHA-256 (`cim grade round verify` recomputes them).
     """
-    from cim.grading.access import cli_actor
-    from cim.grading.rounds import move
+    from grading.access import cli_actor
+    from grading.rounds import move
 
     try:
         rnd = move(command_engine(), cli_actor(), round_id, to)
@@ -283,7 +283,7 @@ def round_status(round_id: str, to: str) -> None:
 def round_verify(round_id: str) -> None:
     """Recompute a final round from its stored values, catalogue and policy, and compare with
     the frozen results (exit code 1 when they differ)."""
-    from cim.grading.rounds import verify
+    from grading.rounds import verify
 
     try:
         same, frozen, again = verify(command_engine(), round_id)
@@ -305,9 +305,9 @@ def round_verify(round_id: str) -> None:
 @click.argument("policy")
 def round_set_policy(round_id: str, policy: str) -> None:
     """Replace a round's award policy (only while the round is a draft)."""
-    from cim.grading.access import cli_actor
-    from cim.grading.awards import load_policy
-    from cim.grading.rounds import set_policy
+    from grading.access import cli_actor
+    from grading.awards import load_policy
+    from grading.rounds import set_policy
 
     try:
         set_policy(command_engine(), cli_actor(), round_id, load_policy(Path(policy)))
@@ -326,8 +326,8 @@ def template(round_id: str, out: Path) -> None:
     Fill in `value` (and `source`, `link`, `note`, `evidence_file`: a path relative to the
     template), then `cim grade values import`.
     """
-    from cim.grading.rounds import cities, get_round, values
-    from cim.grading.templates import template_rows, write_template
+    from grading.rounds import cities, get_round, values
+    from grading.templates import template_rows, write_template
 
     try:
         engine = command_engine()
@@ -349,9 +349,9 @@ def grade_values() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def values_import(round_id: str, file: Path) -> None:
     """Import a filled template (.csv or .xlsx): all rows or none; empty values are skipped."""
-    from cim.grading.access import cli_actor
-    from cim.grading.rounds import get_round, set_values
-    from cim.grading.templates import read_values
+    from grading.access import cli_actor
+    from grading.rounds import get_round, set_values
+    from grading.templates import read_values
 
     try:
         engine = command_engine()
@@ -370,7 +370,7 @@ def values_import(round_id: str, file: Path) -> None:
 @click.argument("round_id")
 def values_export(round_id: str) -> None:
     """Print the round's values with their source and evidence as JSON."""
-    from cim.grading.rounds import values
+    from grading.rounds import values
 
     try:
         _json(values(command_engine(), round_id))
@@ -405,10 +405,10 @@ def compute_cim(
     share, 5G density and building coverage, camera coverage, smart street lights, IoT node
     density, CIM platform.
     """
-    from cim.grading.access import cli_actor
-    from cim.grading.catalogue import parse_model, read_text
-    from cim.grading.cim_indicators import Parameters
-    from cim.grading.rounds import enter_cim_indicators
+    from grading.access import cli_actor
+    from grading.catalogue import parse_model, read_text
+    from grading.cim_indicators import Parameters
+    from grading.rounds import enter_cim_indicators
 
     try:
         p = parse_model(Parameters, read_text(params), str(params)) if params else Parameters()
@@ -433,8 +433,8 @@ def compute_cim(
 def _results(
     round_id: str, policy: str | None = None, catalogue: str | None = None
 ) -> dict[str, Any]:
-    from cim.grading.awards import load_policy
-    from cim.grading.rounds import results
+    from grading.awards import load_policy
+    from grading.rounds import results
 
     try:
         return results(
@@ -508,7 +508,7 @@ def rank(round_id: str, as_json: bool) -> None:
 def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_json: bool) -> None:
     """Award amounts with their reasons; `--policy` and/or `--catalogue` compute a what-if and
     show the two allocations side by side (nothing stored changes)."""
-    from cim.grading.results import what_if
+    from grading.results import what_if
 
     res = _results(round_id)
     if policy or catalogue:
@@ -568,8 +568,8 @@ def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_js
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 def report(round_id: str, out: Path, lang: str) -> None:
     """Write the round report, ready to sign: .pdf or .html (by the file's suffix)."""
-    from cim.grading.report import render_html, render_pdf
-    from cim.grading.rounds import get_round
+    from grading.report import render_html, render_pdf
+    from grading.rounds import get_round
 
     res = _results(round_id)
     try:
@@ -590,7 +590,7 @@ def report(round_id: str, out: Path, lang: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def audit_cmd(round_id: str | None, as_json: bool) -> None:
     """The audit log (of one round, or everything): who changed what, when, old → new."""
-    from cim.grading.rounds import audit_log
+    from grading.rounds import audit_log
 
     try:
         entries = audit_log(command_engine(), round_id)
@@ -621,7 +621,7 @@ def grade_keys() -> None:
 @click.option("--city", "cities", multiple=True, help="A city an assessor may enter values for.")
 def keys_create(name: str, role: str, cities: tuple[str, ...]) -> None:
     """Create a key; it is printed once (only its SHA-256 is stored)."""
-    from cim.grading.access import cli_actor, create_key
+    from grading.access import cli_actor, create_key
 
     try:
         key_id, secret = create_key(command_engine(), cli_actor(), name, role, list(cities))
@@ -634,7 +634,7 @@ def keys_create(name: str, role: str, cities: tuple[str, ...]) -> None:
 @grade_keys.command("list")
 def keys_list() -> None:
     """List keys (never the secrets)."""
-    from cim.grading.access import list_keys
+    from grading.access import list_keys
 
     try:
         keys = list_keys(command_engine())
@@ -649,7 +649,7 @@ def keys_list() -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; it stops working at once."""
-    from cim.grading.access import cli_actor, revoke_key
+    from grading.access import cli_actor, revoke_key
 
     try:
         revoke_key(command_engine(), cli_actor(), key_id)

@@ -7,7 +7,7 @@ from typing import IO
 
 import orjson
 
-from cim.demo_shapes import Json, Vertex
+from demo.shapes import Json, Vertex
 
 
 class Sink:

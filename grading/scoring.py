@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cim.grading.catalogue import Catalogue, Indicator, Linear, Qualitative, Thresholds, YesNo
+from grading.catalogue import Catalogue, Indicator, Linear, Qualitative, Thresholds, YesNo
 
 MAX_LEVEL = 5.0
 

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cim.errors import InvalidInput, NotFound
-from cim.grading.cim_indicators import NAMES as CIM_INDICATORS
+from grading.cim_indicators import NAMES as CIM_INDICATORS
 
 BUILT_IN = Path(__file__).resolve().parent / "catalogues"
 TOLERANCE = 1e-6

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cim.grading.rounds import CityEntry
+from grading.rounds import CityEntry
 
 # Shandong's 16 prefecture-level cities by administrative division code (莱芜 371200 merged into
 # 济南 in 2019).

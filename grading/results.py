@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cim.grading.awards import MERIT, MERIT_ZH, AwardPolicy, CityResult, allocate
-from cim.grading.catalogue import Catalogue
-from cim.grading.scoring import score_city
+from grading.awards import MERIT, MERIT_ZH, AwardPolicy, CityResult, allocate
+from grading.catalogue import Catalogue
+from grading.scoring import score_city
 
 
 def catalogue_summary(catalogue: Catalogue) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from cim.grading.charts import radar, score_bars
+from grading.charts import radar, score_bars
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "report_templates"
 

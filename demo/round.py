@@ -9,15 +9,15 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from cim.errors import NotFound
-from cim.grading import rounds
-from cim.grading.access import cli_actor
-from cim.grading.awards import built_in_policy
-from cim.grading.catalogue import built_in
-from cim.grading.regions import SHANDONG
-from cim.grading.templates import read_values
+from grading import rounds
+from grading.access import cli_actor
+from grading.awards import built_in_policy
+from grading.catalogue import built_in
+from grading.regions import SHANDONG
+from grading.templates import read_values
 
 DEMO_ROUND = "demo-2026"
-VALUES = Path(__file__).resolve().parent / "demo" / "shandong-2026-values.csv"
+VALUES = Path(__file__).resolve().parent / "data" / "shandong-2026-values.csv"
 
 
 def load_demo_round(engine: Engine, model_city: str = "370100") -> bool:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from cim.demo_shapes import Json, Vertex
-from cim.demo_writers import Sink
+from demo.shapes import Json, Vertex
+from demo.writers import Sink
 
 NAMESPACES = {
     "": "http://www.opengis.net/citygml/2.0",

@@ -15,10 +15,10 @@ from typing import Any
 import click
 import orjson
 
-from cim.cli_common import command_engine as _engine
-from cim.cli_common import fail as _fail
 from cim.errors import CimError, InvalidInput
 from cim.settings import ApiSettings, DatabaseSettings, IngestSettings
+from cli.common import command_engine as _engine
+from cli.common import fail as _fail
 
 DEMO_CITY = "370100"
 DEMO_NAMES = ("济南市（示例）", "Jinan (demo)")
@@ -194,7 +194,7 @@ def demo_generate(out: Path, buildings: int, seed: int, fmt: str) -> None:
     """Write a synthetic city as CityJSON 2.0 (or CityJSONSeq, or CityGML 2.0) to OUT."""
     from tqdm import tqdm
 
-    from cim.demo import generate_city
+    from demo.city import generate_city
 
     with tqdm(total=buildings, unit="bldg", disable=not sys.stderr.isatty()) as bar:
         summary = generate_city(out, buildings=buildings, seed=seed, fmt=fmt, progress=bar.update)
@@ -208,8 +208,8 @@ def demo_load(buildings: int, seed: int) -> None:
     """Generate the demo city (once) and ingest it as city 370100, unless already loaded; then
     create the demo grading round (Shandong's 16 cities, example values, Jinan's model
     indicators computed from the demo city) unless it exists."""
-    from cim.demo import generate_city
-    from cim.grading.demo_round import DEMO_ROUND, load_demo_round
+    from demo.city import generate_city
+    from demo.round import DEMO_ROUND, load_demo_round
     from ingest.pipeline import file_checksum, ingest_files
 
     settings = DatabaseSettings()
@@ -548,7 +548,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     )
 
 
-from cim.cli_grade import grade  # noqa: E402 (registered last, like a plug-in)
+from cli.grade import grade  # noqa: E402 (registered last, like a plug-in)
 
 main.add_command(grade)
 

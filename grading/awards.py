@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cim.grading.catalogue import Provenance, built_in_file, parse_model, read_text
+from grading.catalogue import Provenance, built_in_file, parse_model, read_text
 
 BUILT_IN_POLICIES = Path(__file__).resolve().parent / "policies"
 
