@@ -20,8 +20,9 @@ from api.openapi import openapi_30
 from api.tiles import tiles_router
 from cim import __version__
 from cim.db.engine import database_url, make_engine
-from cim.settings import ApiSettings, DatabaseSettings
+from cim.settings import ApiSettings, DatabaseSettings, TileSettings
 from grading.rounds import MAX_EVIDENCE_BYTES
+from tiles.service import TileService
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 
@@ -30,6 +31,7 @@ def create_app(
     db: DatabaseSettings | None = None,
     settings: ApiSettings | None = None,
     engine: Engine | None = None,
+    tile_settings: TileSettings | None = None,
 ) -> FastAPI:
     """Build the service for a database (from settings, or an engine the caller owns)."""
     settings = settings or ApiSettings()
@@ -46,6 +48,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.engine = engine
+    app.state.tiles = TileService(engine, tile_settings or TileSettings())
     problems.install(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(
@@ -56,14 +59,14 @@ def create_app(
         expose_headers=["Content-Crs", "ETag"],
     )
     app.include_router(features_router(engine, settings))
-    app.include_router(tiles_router(engine))
+    app.include_router(tiles_router(app.state.tiles))
     app.include_router(grading_router(engine, settings))
 
     web.mount(app, settings.cesium_dir)
     # bodies over the upload limit refused before anything parses them (JSON bodies are read
     # before the key is checked)
     app.add_middleware(BodyLimit, limit=MAX_EVIDENCE_BYTES + 1_000_000)
-    ops.install(app, engine)  # outermost: times and logs every request
+    ops.install(app, engine, app.state.tiles.results)  # outermost: times and logs every request
 
     @app.get(
         "/",

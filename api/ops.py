@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,8 +35,9 @@ class _CityModelCollector:
     """Read at each scrape: ready datasets and their objects per city (from `dataset`, cheap),
     and what the tile cache answered since the process started."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, tile_results: Mapping[str, int]) -> None:
         self.engine = engine
+        self.tile_results = tile_results
 
     def collect(self) -> Iterator[Any]:
         datasets = GaugeMetricFamily("cim_datasets", "Ready datasets per city", labels=["city"])
@@ -61,8 +62,8 @@ class _CityModelCollector:
             "Tile contents served, by where they came from (memory, database cache, made)",
             labels=["result"],
         )
-        for result in ("memory", "database", "made"):
-            tiles.add_metric([result], CACHE_RESULTS[result])
+        for result in CACHE_RESULTS:
+            tiles.add_metric([result], self.tile_results.get(result, 0))
         yield from (datasets, objects, tiles)
 
 
@@ -129,10 +130,11 @@ class Observe:
             )
 
 
-def install(app: FastAPI, engine: Engine) -> None:
-    """Add the middleware and the /health and /metrics routes."""
+def install(app: FastAPI, engine: Engine, tile_results: Mapping[str, int]) -> None:
+    """Add the middleware and the /health and /metrics routes (`tile_results`: the app's tile
+    service's count of where tile contents came from)."""
     registry = CollectorRegistry()
-    registry.register(_CityModelCollector(engine))
+    registry.register(_CityModelCollector(engine, tile_results))
     app.add_middleware(Observe, registry=registry)
     router = APIRouter(tags=["Operations"])
 

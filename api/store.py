@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import Engine, text
 
 from cim.crs import STORAGE_EPSG, OutputCrs, parse_crs
+from cim.db import cities
 from cim.errors import InvalidCRS, InvalidInput, NotFound
 
 _HIGHEST_LOD = """
@@ -80,8 +81,7 @@ def require_city(engine: Engine, code: str) -> None:
         NotFound: no such city.
     """
     with engine.connect() as conn:
-        if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": code}).first() is None:
-            raise NotFound(f"no city {code!r}")
+        cities.require_city(conn, code)
 
 
 def city_crs_srid(engine: Engine, code: str) -> int | None:

@@ -7,10 +7,9 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Request, Response
-from sqlalchemy import Engine
 
 from cim.tiling import MAX_LEVEL
-from tiles import service
+from tiles.service import EXTENSIONS, TileService, format_of
 
 TILESET = "application/json"
 GEOVOLUMES = "application/3dtiles+json"
@@ -31,8 +30,8 @@ def _etag_response(
     return Response(body, media_type=media_type, headers=headers)
 
 
-def tiles_router(engine: Engine) -> APIRouter:
-    """Routes of the 3D Tiles API bound to `engine`."""
+def tiles_router(service: TileService) -> APIRouter:
+    """Routes of the 3D Tiles API served by `service`."""
     router = APIRouter(tags=["3D Tiles"])
 
     @router.get(
@@ -41,7 +40,7 @@ def tiles_router(engine: Engine) -> APIRouter:
     )
     def tileset(city: str, request: Request, version: Literal["1.0", "1.1"] = "1.1") -> Response:
         """3D Tiles 1.1 (GLB content) by default; `?version=1.0` gives B3DM content."""
-        body = orjson.dumps(service.tileset(engine, city, service.format_of(version)))
+        body = orjson.dumps(service.tileset(city, format_of(version)))
         return _etag_response(request, body, hashlib.sha256(body).hexdigest()[:32], TILESET)
 
     @router.get(
@@ -57,11 +56,11 @@ def tiles_router(engine: Engine) -> APIRouter:
         request: Request,
     ) -> Response:
         media = MEDIA.get(fmt, "application/octet-stream")
-        fmt = service.EXTENSIONS.get(fmt, fmt)
+        fmt = EXTENSIONS.get(fmt, fmt)
         if "gzip" in request.headers.get("accept-encoding", ""):
-            packed, etag = service.tile_gzip(engine, city, (level, x, y), fmt)
+            packed, etag = service.tile_gzip(city, (level, x, y), fmt)
             return _etag_response(request, packed, etag, media, "gzip")
-        content, etag = service.tile(engine, city, (level, x, y), fmt)
+        content, etag = service.tile(city, (level, x, y), fmt)
         return _etag_response(request, content, etag, media)
 
     return router

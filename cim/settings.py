@@ -75,3 +75,17 @@ class ApiSettings(BaseSettings):
     grading_private: bool = Field(
         default=False, description="Grading reads need a key too (any role); writes always do."
     )
+
+
+class TileSettings(BaseSettings):
+    """How 3D Tiles contents are made and kept."""
+
+    model_config = SettingsConfigDict(env_prefix="CIM_TILES_", extra="ignore")
+
+    meshopt: bool = Field(
+        default=True,
+        description="Compress 3D Tiles 1.1 content with EXT_meshopt_compression (0 = plain glTF).",
+    )
+    memory_mb: int = Field(
+        default=256, ge=0, description="Tile contents each serving process keeps in memory, in MB."
+    )

@@ -1,4 +1,4 @@
-"""What every `cim` command shares: failing with a clear message, and a database engine."""
+"""What every `cim` command shares: failing with a clear message, a database engine, progress."""
 
 from __future__ import annotations
 
@@ -24,3 +24,11 @@ def command_engine(settings: DatabaseSettings | None = None) -> Any:
     engine = make_engine(database_url(settings or DatabaseSettings()))
     click.get_current_context().call_on_close(engine.dispose)
     return engine
+
+
+def advance(bar: Any, n: int, total: int | None) -> None:
+    """Move a progress bar on by n, learning its total when the work first tells it."""
+    if total is not None and bar.total != total:
+        bar.total = total
+        bar.refresh()
+    bar.update(n)

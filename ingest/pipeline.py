@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from cim.crs import ToStorage, crs_label, gml_axes_swapped, parse_crs
 from cim.errors import DatabaseUnavailable, IngestError, InvalidCRS
 from cim.settings import IngestSettings
+from ingest.datasets import ensure_city, finish_dataset, replace_dataset
 from ingest.formats import open_reader
 from ingest.model import Reader, ReadOptions, SourceObject
 from ingest.prepare import prepare_batch
@@ -147,7 +148,7 @@ def _ingest_one(
             reader, crs, path, warnings, options.axis_order if options else None
         )
         warnings += to_storage.warnings
-        writer.ensure_city(city, label, *city_names)
+        ensure_city(writer.conn, city, label, *city_names)
         fields = {
             "source_path": str(path.resolve()),
             "format": reader.format,
@@ -157,7 +158,7 @@ def _ingest_one(
             "appearance": reader.appearance,
             "metadata": reader.metadata,
         }
-        dataset_id, replaced = writer.replace_dataset(city, name, fields)
+        dataset_id, replaced = replace_dataset(writer.conn, city, name, fields)
         materials = reader.appearance.get("materials")  # the reader's own list: it may grow
         if not isinstance(materials, list):
             materials = []
@@ -205,7 +206,9 @@ def _ingest_one(
         late = reader.warnings + to_storage.warnings + images.report()  # found while reading
         warnings += [w for w in late if w not in warnings]
         warnings += _dangling_warnings(writer, city, dataset_id)
-        writer.finish(
+        writer.flush()
+        finish_dataset(
+            writer.conn,
             city,
             dataset_id,
             {

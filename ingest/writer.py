@@ -1,5 +1,6 @@
-"""The one writer: puts any reader's prepared rows into PostGIS with COPY, inside the caller's
-transaction, so that a dataset lands whole or not at all."""
+"""The one writer of city objects, their geometries and texture images: puts any reader's
+prepared rows into PostGIS with COPY, inside the caller's transaction, so that a dataset lands
+whole or not at all (its `city` and `dataset` rows are written by ingest/datasets.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import sql
 
@@ -123,49 +123,6 @@ class DatasetWriter:
             error, self._error = self._error, None
             raise error
 
-    def ensure_city(self, code: str, crs: str, name_zh: str | None, name_en: str | None) -> None:
-        """Create the city when new; fill its names and CRS where they are empty."""
-        self.conn.execute(
-            "INSERT INTO city (code, name_zh, name_en, crs) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (code) DO UPDATE SET name_zh = COALESCE(EXCLUDED.name_zh, city.name_zh), "
-            "name_en = COALESCE(EXCLUDED.name_en, city.name_en), "
-            "crs = COALESCE(city.crs, EXCLUDED.crs)",
-            (code, name_zh, name_en, crs),
-        )
-
-    def replace_dataset(self, city: str, name: str, fields: dict[str, Any]) -> tuple[int, bool]:
-        """Delete a dataset of that name (a re-ingest replaces it) and insert the new one.
-
-        Returns the new dataset id and whether an older one was replaced.
-        """
-        old = self.conn.execute(
-            "SELECT id FROM dataset WHERE city_code = %s AND name = %s", (city, name)
-        ).fetchone()
-        if old is not None:
-            drop_cached_tiles(self.conn, city, int(old[0]))
-        deleted = self.conn.execute(
-            "DELETE FROM dataset WHERE city_code = %s AND name = %s RETURNING id", (city, name)
-        ).fetchone()
-        row = self.conn.execute(
-            "INSERT INTO dataset (city_code, name, source_path, format, format_version, source_crs,"
-            " checksum, object_count, counts, warnings, appearance, file_metadata, attribute_keys,"
-            " status) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, '{}', '[]', %s, %s, '{}', 'loading')"
-            " RETURNING id",
-            (
-                city,
-                name,
-                fields["source_path"],
-                fields["format"],
-                fields["format_version"],
-                fields["source_crs"],
-                fields["checksum"],
-                orjson.dumps(fields["appearance"]).decode(),
-                orjson.dumps(fields["metadata"]).decode(),
-            ),
-        ).fetchone()
-        assert row is not None
-        return int(row[0]), deleted is not None
-
     def _copy(self, batch: PreparedBatch) -> None:
         """COPY a batch of objects and their geometries.
 
@@ -224,28 +181,6 @@ class DatasetWriter:
             stored += 1
         return stored
 
-    def finish(self, city: str, dataset_id: int, fields: dict[str, Any]) -> None:
-        """Record the dataset's final counts, warnings and appearance (a streamed reader finds
-        materials and textures as it goes), mark it ready, and drop the cached tiles its objects
-        fall in."""
-        self.flush()
-        drop_cached_tiles(self.conn, city, dataset_id)
-        self.conn.execute(
-            "UPDATE dataset SET object_count = %s, counts = %s, warnings = %s, attribute_keys = %s,"
-            " appearance = %s, file_metadata = %s, status = 'ready'"
-            " WHERE city_code = %s AND id = %s",
-            (
-                fields["object_count"],
-                orjson.dumps(fields["counts"]).decode(),
-                orjson.dumps(fields["warnings"]).decode(),
-                sorted(fields["attribute_keys"]),
-                orjson.dumps(fields["appearance"]).decode(),
-                orjson.dumps(fields["metadata"]).decode(),
-                city,
-                dataset_id,
-            ),
-        )
-
 
 class IdSource:
     """Fresh city-object ids from the table's sequence, taken in blocks on a connection of its
@@ -267,15 +202,3 @@ class IdSource:
             self._free.extend(int(r[0]) for r in rows)
         taken, self._free = self._free[:count], self._free[count:]
         return taken
-
-
-def drop_cached_tiles(conn: psycopg.Connection[Any], city: str, dataset_id: int) -> int:
-    """Delete the cached tile contents that hold objects of a dataset; returns how many."""
-    cur = conn.execute(
-        "DELETE FROM tile_cache t USING (SELECT DISTINCT tile_level, tile_x, tile_y"
-        " FROM city_object WHERE city_code = %s AND dataset_id = %s) k"
-        " WHERE t.city_code = %s AND t.tile_level = k.tile_level AND t.tile_x = k.tile_x"
-        " AND t.tile_y = k.tile_y",
-        (city, dataset_id, city),
-    )
-    return cur.rowcount

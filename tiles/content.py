@@ -6,7 +6,6 @@ is collecting each row's bytes and its property-table row.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,8 +26,6 @@ from tiles.points import PointAttributes, las_attributes
 
 # objects whose points 3D Tiles 1.0 gives as pnts; the tileset names tiles by the same rule
 CLOUD_TYPE = "PointCloud"
-# EXT_meshopt_compression of 3D Tiles 1.1 content (CIM_TILES_MESHOPT=0 turns it off)
-MESHOPT = os.environ.get("CIM_TILES_MESHOPT", "1") != "0"
 
 _SQL = text("""
     SELECT o.id, o.source_id, o.type, o.attributes::text AS attributes,
@@ -295,9 +292,16 @@ def _batch_table(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def tile_content(
-    conn: Connection, city: str, level: int, x: int, y: int, fmt: str = "glb"
+    conn: Connection,
+    city: str,
+    level: int,
+    x: int,
+    y: int,
+    fmt: str = "glb",
+    meshopt: bool = True,
 ) -> bytes | None:
-    """The content of a tile (GLB for 3D Tiles 1.1, B3DM for 1.0), or None when it is empty."""
+    """The content of a tile (GLB for 3D Tiles 1.1, B3DM for 1.0), or None when it is empty;
+    `meshopt` compresses GLB content with EXT_meshopt_compression."""
     rows = conn.execute(_SQL, {"city": city, "level": level, "x": x, "y": y}).all()
     if not rows:
         return None
@@ -352,6 +356,6 @@ def tile_content(
         point_rows = [(rows[n], len(p)) for n, p in with_points]
         return _content_1_0(geometry, rows, point_rows, properties)
     metadata, views = property_table(properties)
-    if MESHOPT:
+    if meshopt:
         return compress(write_glb(reorder(geometry), len(rows), metadata, views))
     return write_glb(geometry, len(rows), metadata, views)

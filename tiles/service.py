@@ -1,5 +1,7 @@
 """Tiles for a city, on demand: the tileset JSON from tile statistics, and tile contents made on
-first request and kept in the `tile_cache` table (ingest drops the ones a dataset touches)."""
+first request and kept in the `tile_cache` table, which this module alone writes. The database
+forgets the cached tiles a dataset touches when that dataset is replaced, deleted or finished
+(a trigger, migration 0007), so any writer of datasets keeps the cache right."""
 
 from __future__ import annotations
 
@@ -14,12 +16,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 from sqlalchemy import Engine, text
 
+from cim.db.cities import require_city
 from cim.errors import InvalidInput, NotFound
-from cim.tiling import MAX_LEVEL, tile_keys
+from cim.settings import TileSettings
+from cim.tiling import MAX_LEVEL
 from tiles.content import CLOUD_TYPE, tile_content
 from tiles.tileset import Key, TileStats, build_tileset
 
@@ -27,6 +30,8 @@ FORMATS = {"glb": "1.1", "b3dm": "1.0"}
 VERSIONS = {version: fmt for fmt, version in FORMATS.items()}
 # 1.0 content URIs name their format (b3dm, pnts or cmpt); all are made as the 1.0 format
 EXTENSIONS = {"glb": "glb", "b3dm": "b3dm", "pnts": "b3dm", "cmpt": "b3dm"}
+# where a process's tile contents came from: its memory, the database cache, or made now
+CACHE_RESULTS = ("memory", "database", "made")
 
 
 def format_of(version: str) -> str:
@@ -49,78 +54,14 @@ _STATS = text("""
                 WHEN bool_or(type = :cloud) THEN 'some' ELSE '' END AS points
     FROM city_object WHERE city_code = :city AND tile_level IS NOT NULL
     GROUP BY tile_level, tile_x, tile_y""")
-
-
-def fill_tile_keys(engine: Engine, city: str) -> int:
-    """Give a tile to objects that have none (ingested before tiles existed); returns how many."""
-    done = 0
-    while True:
-        with engine.begin() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT id, ST_XMin(bbox), ST_YMin(bbox), z_min, ST_XMax(bbox), ST_YMax(bbox),"
-                    " z_max FROM city_object WHERE city_code = :c AND tile_level IS NULL"
-                    " AND bbox IS NOT NULL LIMIT 10000"
-                ),
-                {"c": city},
-            ).all()
-            if not rows:
-                return done
-            data = np.array([r[1:] for r in rows], dtype=np.float64)
-            level, x, y, size = tile_keys(data[:, :3], data[:, 3:])
-            conn.execute(
-                text(
-                    "UPDATE city_object SET tile_level = :l, tile_x = :x, tile_y = :y,"
-                    " size = :s WHERE city_code = :c AND id = :id"
-                ),
-                [
-                    {"c": city, "id": r[0], "l": int(a), "x": int(b), "y": int(c_), "s": float(d)}
-                    for r, a, b, c_, d in zip(rows, level, x, y, size, strict=True)
-                ],
-            )
-            done += len(rows)
-
-
-def tileset(engine: Engine, city: str, fmt: str = "glb") -> dict[str, Any]:
-    """The tileset JSON of a city.
-
-    Raises:
-        NotFound: no such city, or nothing in it to draw.
-    """
-    _check_format(fmt)
-    with engine.connect() as conn:
-        if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
-            raise NotFound(f"no city {city!r}")
-        missing = conn.execute(
-            text(
-                "SELECT 1 FROM city_object WHERE city_code = :c AND tile_level IS NULL"
-                " AND bbox IS NOT NULL LIMIT 1"
-            ),
-            {"c": city},
-        ).first()
-    if missing:
-        fill_tile_keys(engine, city)
-    with engine.connect() as conn:
-        rows = conn.execute(_STATS, {"city": city, "cloud": CLOUD_TYPE}).all()
-    stats = [
-        TileStats(
-            (r.tile_level, r.tile_x, r.tile_y),
-            r.n,
-            r.west,
-            r.south,
-            r.east,
-            r.north,
-            r.low,
-            r.high,
-            r.max_size or 0.0,
-            r.points,
-        )
-        for r in rows
-    ]
-    doc = build_tileset(stats, FORMATS[fmt], fmt)
-    if doc is None:
-        raise NotFound(f"city {city!r} has no objects to show in 3D")
-    return doc
+_CACHED = (
+    " FROM tile_cache WHERE city_code = :c AND tile_level = :l AND tile_x = :x"
+    " AND tile_y = :y AND format = :f"
+)
+_KEEP = text(
+    "INSERT INTO tile_cache (city_code, tile_level, tile_x, tile_y, format, content, etag)"
+    " VALUES (:c, :l, :x, :y, :f, :content, :etag) ON CONFLICT DO NOTHING"
+)
 
 
 def _check_format(fmt: str) -> None:
@@ -165,72 +106,165 @@ class TileMemory:
                 self.used -= len(dropped)
 
 
-MEMORY = TileMemory(int(os.environ.get("CIM_TILES_MEMORY_MB", "256")) * 1024 * 1024)
-# where this process's tile contents came from: "memory", "database" (the cache table), "made"
-CACHE_RESULTS: Counter[str] = Counter()
-_COUNTING = threading.Lock()
+class TileService:
+    """A city model's 3D Tiles from one database: made once per process (by the app, or by a
+    command), it holds the tile memory and counts where the contents came from."""
+
+    def __init__(self, engine: Engine, settings: TileSettings | None = None) -> None:
+        self.engine = engine
+        self.settings = settings or TileSettings()
+        self.memory = TileMemory(self.settings.memory_mb * 1024 * 1024)
+        self.results: Counter[str] = Counter()
+        self._counting = threading.Lock()
+
+    def _counted(self, result: str) -> None:
+        with self._counting:
+            self.results[result] += 1
+
+    def tileset(self, city: str, fmt: str = "glb") -> dict[str, Any]:
+        """The tileset JSON of a city.
+
+        Raises:
+            NotFound: no such city, or nothing in it to draw.
+        """
+        _check_format(fmt)
+        with self.engine.connect() as conn:
+            require_city(conn, city)
+            rows = conn.execute(_STATS, {"city": city, "cloud": CLOUD_TYPE}).all()
+        stats = [
+            TileStats(
+                (r.tile_level, r.tile_x, r.tile_y),
+                r.n,
+                r.west,
+                r.south,
+                r.east,
+                r.north,
+                r.low,
+                r.high,
+                r.max_size or 0.0,
+                r.points,
+            )
+            for r in rows
+        ]
+        doc = build_tileset(stats, FORMATS[fmt], fmt)
+        if doc is None:
+            raise NotFound(f"city {city!r} has no objects to show in 3D")
+        return doc
+
+    def tile(self, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
+        """A tile's content and its ETag: from this process's memory, the database cache, or
+        made now and cached.
+
+        Raises:
+            NotFound: the tile holds no object, or the key is outside the quadtree.
+            InvalidInput: the format is unknown.
+        """
+        _check_format(fmt)
+        level, x, y = key
+        if not (0 <= level <= MAX_LEVEL and 0 <= x < (1 << level) and 0 <= y < (1 << level)):
+            raise NotFound(f"no tile {level}/{x}/{y}: the quadtree has no such cell")
+        params = {"c": city, "l": level, "x": x, "y": y, "f": fmt}
+        with self.engine.connect() as conn:
+            etag = conn.execute(text("SELECT etag" + _CACHED), params).scalar()
+            if etag is not None:
+                kept = self.memory.get((city, key, fmt), etag)
+                if kept is not None:
+                    self._counted("memory")
+                    return kept, etag
+                row = conn.execute(text("SELECT content, etag" + _CACHED), params).first()
+                if row is not None:
+                    self.memory.put((city, key, fmt), row[1], bytes(row[0]))
+                    self._counted("database")
+                    return bytes(row[0]), row[1]
+        with self.engine.begin() as conn:
+            content = tile_content(conn, city, level, x, y, fmt, self.settings.meshopt)
+            if content is None:
+                raise NotFound(f"tile {level}/{x}/{y} of city {city!r} is empty")
+            etag = hashlib.sha256(content).hexdigest()[:32]
+            conn.execute(_KEEP, {**params, "content": content, "etag": etag})
+        self.memory.put((city, key, fmt), etag, content)
+        self._counted("made")
+        return content, etag
+
+    def tile_gzip(self, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
+        """Like `tile`, gzip-compressed once per content and kept in memory (for HTTP clients
+        that accept gzip: compressing on every request would cost more than the request)."""
+        content, etag = self.tile(city, key, fmt)
+        packed = self.memory.get((city, key, fmt + ".gz"), etag)
+        if packed is None:
+            packed = gzip.compress(content, compresslevel=6, mtime=0)
+            self.memory.put((city, key, fmt + ".gz"), etag, packed)
+        return packed, etag
+
+    def seed(
+        self,
+        city: str,
+        progress: Callable[[int, int], None] | None = None,
+        fmt: str = "glb",
+        workers: int | None = None,
+    ) -> int:
+        """Make every tile of a city ahead of requests, with one process per CPU by default;
+        returns how many tiles the city has."""
+        keys = content_keys(self.tileset(city, fmt))
+        workers = workers or os.cpu_count() or 1
+        if workers == 1 or len(keys) < 8:
+            for n, key in enumerate(keys, 1):
+                self.tile(city, key, fmt)
+                if progress:
+                    progress(n, len(keys))
+            return len(keys)
+        # big tiles first, interleaved so every process gets a share of them
+        chunks = [keys[i :: workers * 4] for i in range(workers * 4)]
+        url = self.engine.url.render_as_string(hide_password=False)
+        done = 0
+        # fork starts workers without re-importing everything; no pooled connection may cross it
+        self.engine.dispose()
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        n = len(chunks)
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for count in pool.map(
+                _make_tiles, [url] * n, [self.settings] * n, [city] * n, chunks, [fmt] * n
+            ):
+                done += count
+                if progress:
+                    progress(done, len(keys))
+        return len(keys)
+
+    def export(
+        self,
+        city: str,
+        out: Path,
+        progress: Callable[[int, int], None] | None = None,
+        fmt: str = "glb",
+    ) -> int:
+        """Write a city's tileset as static files (tileset.json and tiles/...) under `out`."""
+        doc = self.tileset(city, fmt)
+        uris = content_uris(doc)
+        out.mkdir(parents=True, exist_ok=True)
+        for n, (key, uri) in enumerate(uris.items(), 1):
+            content, _ = self.tile(city, key, fmt)
+            path = out / uri
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            if progress:
+                progress(n, len(uris))
+        (out / "tileset.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        return len(uris)
 
 
-def _counted(result: str) -> None:
-    with _COUNTING:
-        CACHE_RESULTS[result] += 1
+def _make_tiles(url: str, settings: TileSettings, city: str, keys: list[Key], fmt: str) -> int:
+    """A seeding worker's share: its tiles made with an engine of its own."""
+    from cim.db.engine import make_engine
 
-
-def tile(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
-    """A tile's content and its ETag: from this process's memory, the database cache, or made
-    now and cached.
-
-    Raises:
-        NotFound: the tile holds no object, or the key is outside the quadtree.
-        InvalidInput: the format is unknown.
-    """
-    _check_format(fmt)
-    level, x, y = key
-    if not (0 <= level <= MAX_LEVEL and 0 <= x < (1 << level) and 0 <= y < (1 << level)):
-        raise NotFound(f"no tile {level}/{x}/{y}: the quadtree has no such cell")
-    params = {"c": city, "l": level, "x": x, "y": y, "f": fmt}
-    where = (
-        " FROM tile_cache WHERE city_code = :c AND tile_level = :l AND tile_x = :x"
-        " AND tile_y = :y AND format = :f"
-    )
-    with engine.connect() as conn:
-        etag = conn.execute(text("SELECT etag" + where), params).scalar()
-        if etag is not None:
-            kept = MEMORY.get((city, key, fmt), etag)
-            if kept is not None:
-                _counted("memory")
-                return kept, etag
-            row = conn.execute(text("SELECT content, etag" + where), params).first()
-            if row is not None:
-                MEMORY.put((city, key, fmt), row[1], bytes(row[0]))
-                _counted("database")
-                return bytes(row[0]), row[1]
-    with engine.begin() as conn:
-        content = tile_content(conn, city, level, x, y, fmt)
-        if content is None:
-            raise NotFound(f"tile {level}/{x}/{y} of city {city!r} is empty")
-        etag = hashlib.sha256(content).hexdigest()[:32]
-        conn.execute(
-            text(
-                "INSERT INTO tile_cache (city_code, tile_level, tile_x, tile_y, format, content,"
-                " etag) VALUES (:c, :l, :x, :y, :f, :content, :etag) ON CONFLICT DO NOTHING"
-            ),
-            {**params, "content": content, "etag": etag},
-        )
-    MEMORY.put((city, key, fmt), etag, content)
-    _counted("made")
-    return content, etag
-
-
-def tile_gzip(engine: Engine, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
-    """Like `tile`, gzip-compressed once per content and kept in memory (for HTTP clients that
-    accept gzip: compressing on every request would cost more than the request itself)."""
-    content, etag = tile(engine, city, key, fmt)
-    packed = MEMORY.get((city, key, fmt + ".gz"), etag)
-    if packed is None:
-        packed = gzip.compress(content, compresslevel=6, mtime=0)
-        MEMORY.put((city, key, fmt + ".gz"), etag, packed)
-    return packed, etag
+    engine = make_engine(url)
+    try:
+        service = TileService(engine, settings)
+        for key in keys:
+            service.tile(city, key, fmt)
+    finally:
+        engine.dispose()
+    return len(keys)
 
 
 def content_keys(tileset_doc: dict[str, Any]) -> list[Key]:
@@ -252,77 +286,3 @@ def content_uris(tileset_doc: dict[str, Any]) -> dict[Key, str]:
 
     walk(tileset_doc["root"])
     return uris
-
-
-_worker_engine: Engine | None = None
-
-
-def _worker_start(url: str) -> None:
-    global _worker_engine
-    from cim.db.engine import make_engine
-
-    _worker_engine = make_engine(url)
-
-
-def _worker_tiles(city: str, keys: list[Key], fmt: str) -> int:
-    assert _worker_engine is not None
-    for key in keys:
-        tile(_worker_engine, city, key, fmt)
-    return len(keys)
-
-
-def seed(
-    engine: Engine,
-    city: str,
-    progress: Callable[[int, int], None] | None = None,
-    fmt: str = "glb",
-    workers: int | None = None,
-) -> int:
-    """Make every tile of a city ahead of requests, with one process per CPU by default;
-    returns how many tiles the city has."""
-    keys = content_keys(tileset(engine, city, fmt))
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(keys) < 8:
-        for n, key in enumerate(keys, 1):
-            tile(engine, city, key, fmt)
-            if progress:
-                progress(n, len(keys))
-        return len(keys)
-    # big tiles first, interleaved so every process gets a share of them
-    chunks = [keys[i :: workers * 4] for i in range(workers * 4)]
-    url = engine.url.render_as_string(hide_password=False)
-    done = 0
-    # fork starts workers without re-importing everything; no pooled connection may cross it
-    engine.dispose()
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_start, initargs=(url,)
-    ) as pool:
-        for count in pool.map(_worker_tiles, [city] * len(chunks), chunks, [fmt] * len(chunks)):
-            done += count
-            if progress:
-                progress(done, len(keys))
-    return len(keys)
-
-
-def export(
-    engine: Engine,
-    city: str,
-    out: Path,
-    progress: Callable[[int, int], None] | None = None,
-    fmt: str = "glb",
-) -> int:
-    """Write a city's tileset as static files (tileset.json and tiles/...) under `out`."""
-    doc = tileset(engine, city, fmt)
-    uris = content_uris(doc)
-    out.mkdir(parents=True, exist_ok=True)
-    for n, (key, uri) in enumerate(uris.items(), 1):
-        content, _ = tile(engine, city, key, fmt)
-        path = out / uri
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        if progress:
-            progress(n, len(uris))
-    (out / "tileset.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    return len(uris)

@@ -51,8 +51,9 @@ def _alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> str:
-    """Migrate the database to the newest schema; returns the revision now current.
+def upgrade(engine: Engine, target: str = "head") -> str:
+    """Migrate the database to the newest schema (or to `target`); returns the revision now
+    current.
 
     Raises:
         DatabaseUnavailable: the server is unreachable or lacks PostGIS.
@@ -69,7 +70,7 @@ def upgrade(engine: Engine) -> str:
                     "(Debian/Ubuntu: apt-get install postgresql-15-postgis-3)"
                 )
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, target)
     except (OperationalError, ProgrammingError) as exc:
         raise DatabaseUnavailable(f"cannot migrate the database: {exc.orig}") from None
     return current_revision(engine) or ""

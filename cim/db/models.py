@@ -40,7 +40,9 @@ class City(Base):
     name_zh: Mapped[str | None] = mapped_column(Text)
     name_en: Mapped[str | None] = mapped_column(Text)
     crs: Mapped[str | None] = mapped_column(Text, comment="Native CRS of its data, e.g. EPSG:4548")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class Dataset(Base):
@@ -67,7 +69,7 @@ class Dataset(Base):
     file_metadata: Mapped[dict[str, Any]] = mapped_column(JSONB)
     attribute_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
     status: Mapped[str] = mapped_column(Text, server_default="ready")
-    imported_at: Mapped[datetime] = mapped_column(
+    imported_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
 
@@ -95,7 +97,7 @@ class CityObject(Base):
     parents: Mapped[list[str]] = mapped_column(ARRAY(Text))
     children: Mapped[list[str]] = mapped_column(ARRAY(Text))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    extra: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="other members of the object")
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="other members")
     lods: Mapped[list[str]] = mapped_column(ARRAY(Text))
     footprint = mapped_column(
         Geometry("GEOMETRY", srid=FOOTPRINT_EPSG, spatial_index=False), nullable=True
@@ -109,7 +111,9 @@ class CityObject(Base):
     tile_x: Mapped[int | None] = mapped_column(Integer)
     tile_y: Mapped[int | None] = mapped_column(Integer)
     size: Mapped[float | None] = mapped_column(Float, comment="largest extent, metres")
-    display_idx: Mapped[int | None] = mapped_column(SmallInteger, comment="geometry 3D views draw")
+    display_idx: Mapped[int | None] = mapped_column(
+        SmallInteger, comment="the geometry 3D views draw"
+    )
 
 
 class ObjectGeometry(Base):
@@ -145,7 +149,8 @@ class ObjectGeometry(Base):
     mesh_surfaces: Mapped[bytes | None] = mapped_column(LargeBinary)
     mesh_colours: Mapped[bytes | None] = mapped_column(LargeBinary, comment="RGB per triangle")
     point_data: Mapped[bytes | None] = mapped_column(
-        LargeBinary, comment="per point, the source record packed (layout: structure.point_data)"
+        LargeBinary,
+        comment="per point, the source record packed; its layout is structure.point_data",
     )
     mesh_uvs: Mapped[bytes | None] = mapped_column(
         LargeBinary, comment="float32 (u, v) per mesh vertex"
@@ -191,7 +196,9 @@ class TileCache(Base):
     format: Mapped[str] = mapped_column(Text, primary_key=True, comment="glb or b3dm")
     content: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(Text)
-    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    made_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 # ---------------------------------------------------------------- grading
@@ -263,14 +270,14 @@ class GradingValue(Base):
     round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     indicator_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    value: Mapped[Any] = mapped_column(JSONB)
+    value: Mapped[Any] = mapped_column(JSONB, nullable=True)
     unit: Mapped[str] = mapped_column(Text, server_default="")
     source: Mapped[str] = mapped_column(Text, server_default="")
     link: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
     computed: Mapped[dict[str, Any] | None] = mapped_column(
-        JSONB, comment="for CIM-computed values: the query and parameters that give the value"
+        JSONB, comment="the query and parameters of a CIM-computed value"
     )
     entered_by: Mapped[str] = mapped_column(Text)
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -294,6 +301,7 @@ class AuditEntry(Base):
     """Append-only: who changed what, when, from what to what (a trigger refuses edits)."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("audit_log_round_ix", "round_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -301,5 +309,5 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(Text)
     round_id: Mapped[str | None] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(Text)
-    old: Mapped[Any] = mapped_column(JSONB)
-    new: Mapped[Any] = mapped_column(JSONB)
+    old: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    new: Mapped[Any] = mapped_column(JSONB, nullable=True)

@@ -21,15 +21,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import Engine
 
-import grading
 from api.app import create_app
 from cli.main import main
 from demo.city import generate_city
+from demo.round import VALUES
 from grading.regions import SHANDONG
 from ingest.pipeline import ingest_files
 
-DATA = Path(grading.__file__).resolve().parent / "demo"  # the demo round's values
-VALUES = DATA / "shandong-2026-values.csv"
+DATA = VALUES.parent  # the demo round's values and evidence
 ROUND = "sd-2026"
 
 

@@ -20,14 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-import grading
 from api.app import create_app
 from demo.city import generate_city
+from demo.round import VALUES
 from tiles.gltf import read_glb
 
 CIM = str(Path(sys.executable).with_name("cim"))
 KILLS = 20
-VALUES = Path(grading.__file__).resolve().parent / "demo" / "shandong-2026-values.csv"
 
 
 def _env(engine: Engine) -> dict[str, str]:

@@ -452,19 +452,20 @@ def test_static_exports_equal_what_is_served(
 ) -> None:
     """`cim tiles export` of every city (the demo and each CityJSON file) writes exactly the
     tileset and contents checked above, in both versions."""
-    from tiles.service import export
+    from tiles.service import TileService
 
     engine, client = tiled
+    export = TileService(engine).export
     for city, (tileset, contents) in tilesets.items():
         out = tmp_path / city
-        assert export(engine, city, out) == len(contents)
+        assert export(city, out) == len(contents)
         import json
 
         assert json.loads((out / "tileset.json").read_text()) == tileset
         for uri, data in contents.items():
             assert (out / uri).read_bytes() == data
         old = tmp_path / f"{city}-1.0"
-        export(engine, city, old, fmt="b3dm")
+        export(city, old, fmt="b3dm")
         doc = json.loads((old / "tileset.json").read_text())
         assert doc["asset"]["version"] == "1.0"
         for tile in tiles_of(doc):

@@ -1,0 +1,219 @@
+"""`cim ingest` and `cim datasets`: files into a city, and the datasets already there."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from cim.errors import CimError, InvalidInput
+from cim.settings import DatabaseSettings, IngestSettings
+from cli.common import advance, command_engine, fail
+
+
+def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
+    """Three comma-separated numbers, e.g. `4.859,45.76,170`."""
+    if text is None:
+        return None
+    try:
+        a, b, c = (float(x) for x in text.split(","))
+    except ValueError:
+        raise InvalidInput(
+            f"{option} takes three numbers separated by commas, not {text!r}"
+        ) from None
+    return (a, b, c)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--city", required=True, help="City code, e.g. the administrative code 370100.")
+@click.option("--crs", help="CRS of files that declare none, e.g. EPSG:7415.")
+@click.option("--name", help="Dataset name (default: the file name). Same name = replace.")
+@click.option("--city-name", "city_name_zh", help="City name (Chinese), stored when new.")
+@click.option("--city-name-en", help="City name (English), stored when new.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cityjson", "cityjsonseq", "citygml", "footprints", "mesh", "pointcloud"]),
+    help="Force a format instead of detecting it from the content.",
+)
+@click.option("--height-attr", help="Footprints: the field with the building height (m).")
+@click.option("--floors-attr", help="Footprints: the field with the number of floors.")
+@click.option(
+    "--storey-height",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Footprints: metres per floor, with --floors-attr.",
+)
+@click.option(
+    "--base-attr", help="Footprints: the field with the base elevation (default: z, or 0)."
+)
+@click.option("--layer", help="Footprints: the layer to read (default: the first).")
+@click.option(
+    "--origin",
+    help="Mesh: lon,lat,height of its (0,0,0); its axes are then east, north, up in metres.",
+)
+@click.option("--offset", help="Mesh: x,y,z added to its coordinates, in the CRS of --crs.")
+@click.option("--up", type=click.Choice(["y", "z"]), help="Mesh: the up axis (glTF: y, else z).")
+@click.option(
+    "--object-type",
+    default="GenericCityObject",
+    show_default=True,
+    help="Mesh: the city-object type of its nodes, e.g. Building.",
+)
+@click.option(
+    "--axis-order",
+    type=click.Choice(["east-first", "north-first"]),
+    help="GML: the order of the coordinates, when the file does not follow its CRS (by default "
+    "CIM follows the CRS, or for northing-first CRSs decides from the data).",
+)
+@click.option(
+    "--cell-size",
+    type=float,
+    default=50.0,
+    show_default=True,
+    help="Point clouds: points are grouped in square cells of this side (CRS units); three "
+    "overview levels above them hold one point per 2 %, 8 % and 32 % of it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def ingest(
+    paths: tuple[Path, ...],
+    city: str,
+    crs: str | None,
+    name: str | None,
+    city_name_zh: str | None,
+    city_name_en: str | None,
+    fmt: str | None,
+    height_attr: str | None,
+    floors_attr: str | None,
+    storey_height: float,
+    base_attr: str | None,
+    layer: str | None,
+    origin: str | None,
+    offset: str | None,
+    up: str | None,
+    object_type: str,
+    axis_order: str | None,
+    cell_size: float,
+    as_json: bool,
+) -> None:
+    """Load city-model files into a city: CityJSON 1.0/1.1/2.0, CityJSONSeq, CityGML 1.0/2.0/3.0,
+    building footprints (GeoJSON, GeoPackage, Shapefile) extruded to LoD1 by their height,
+    meshes (OBJ, glTF/GLB, PLY, STL) placed by --origin or --crs with --offset, and point clouds
+    (LAS, LAZ) grouped in cells. Texture images the file names (in its folder) or holds are
+    stored with it and drawn in the 3D Tiles.
+
+    All files land together or none does. Re-ingesting a file (same dataset name) replaces it.
+
+    \b
+    Examples:
+      cim ingest delft.city.json --city delft
+      cim ingest tiles/*.city.jsonl --city 370100 --crs EPSG:4548 --json
+      cim ingest LYON_1ER_BATI_2015.gml --city lyon --crs EPSG:3946
+      cim ingest buildings.gpkg --city 310000 --height-attr height
+      cim ingest bati.geojson --city lyon --floors-attr NB_ETAGES --storey-height 3
+      cim ingest tower.obj --city lyon --origin 4.8590,45.7605,170 --object-type Building
+      cim ingest site.glb --city 370100 --crs EPSG:4548 --offset 500000,4058000,30
+    """
+    from tqdm import tqdm
+
+    from ingest.model import ReadOptions
+    from ingest.pipeline import ingest_files
+
+    try:
+        options = ReadOptions(
+            height_attr,
+            floors_attr,
+            storey_height,
+            base_attr,
+            layer,
+            _triple(origin, "--origin"),
+            _triple(offset, "--offset"),
+            up,
+            object_type,
+            axis_order,
+            cell_size,
+        )
+        engine = command_engine(DatabaseSettings())
+        with tqdm(unit="obj", disable=not sys.stderr.isatty() or as_json) as bar:
+            reports = ingest_files(
+                engine,
+                list(paths),
+                city,
+                crs=crs,
+                name=name,
+                city_name_zh=city_name_zh,
+                city_name_en=city_name_en,
+                forced_format=fmt,
+                settings=IngestSettings(),
+                progress=lambda n, total: advance(bar, n, total),
+                options=options,
+            )
+    except CimError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        click.secho(
+            "interrupted: nothing was written (the ingest is one transaction)", fg="red", err=True
+        )
+        sys.exit(130)
+    if as_json:
+        click.echo(orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2))
+        return
+    for r in reports:
+        verb = "replaced" if r.replaced else "created"
+        click.echo(
+            f"{r.path}: {r.object_count} objects -> city {r.city}, dataset {r.dataset!r} "
+            f"(id {r.dataset_id}, {verb}) in {r.seconds:.1f} s"
+        )
+        click.echo(
+            f"  {r.format} {r.format_version}, {r.source_crs}; by type: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(r.counts_by_type.items()))
+        )
+        for w in r.warnings:
+            click.secho(f"  warning: {w}", fg="yellow")
+
+
+@click.group()
+def datasets() -> None:
+    """Datasets (ingested files) in the database."""
+
+
+@datasets.command("list")
+@click.option("--city", help="Only this city.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def datasets_list(city: str | None, as_json: bool) -> None:
+    """List datasets: city, name, format, CRS, object count, warnings."""
+    from ingest.datasets import list_datasets
+
+    try:
+        rows = list_datasets(command_engine(DatabaseSettings()), city)
+    except CimError as exc:
+        fail(exc)
+    if as_json:
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+        return
+    if not rows:
+        click.echo("no datasets yet: load one with `cim ingest FILE --city CODE`")
+    for r in rows:
+        click.echo(
+            f"{r['city_code']:<10} {r['name']:<40} {r['format']} {r['format_version']} "
+            f"{r['source_crs']:<16} {r['object_count']:>9,} objects, "
+            f"{len(r['warnings'])} warning(s), {r['imported_at']:%Y-%m-%d %H:%M}"
+        )
+
+
+@datasets.command("delete")
+@click.argument("name")
+@click.option("--city", required=True, help="City code.")
+def datasets_delete(name: str, city: str) -> None:
+    """Delete dataset NAME of a city, with all its objects."""
+    from ingest.datasets import delete_dataset
+
+    try:
+        removed = delete_dataset(command_engine(DatabaseSettings()), city, name)
+    except CimError as exc:
+        fail(exc)
+    click.echo(f"deleted dataset {name!r} of city {city} ({removed} objects)")

@@ -1,0 +1,67 @@
+"""`cim tiles`: a city's 3D Tiles made ahead of requests, or exported as static files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cim.errors import CimError
+from cim.settings import DatabaseSettings
+from cli.common import advance, command_engine, fail
+
+
+@click.group()
+def tiles() -> None:
+    """3D Tiles of a city: fill the cache, or export static files for a CDN."""
+
+
+def _tile_bar(label: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(unit="tile", desc=label, disable=not sys.stderr.isatty())
+
+
+@tiles.command("seed")
+@click.option("--city", required=True, help="City code.")
+def tiles_seed(city: str) -> None:
+    """Make every tile of a city now, so that no viewer waits for one."""
+    from tiles.service import TileService
+
+    with _tile_bar("seeding") as bar:
+        try:
+            service = TileService(command_engine(DatabaseSettings()))
+            count = service.seed(city, lambda n, total: advance(bar, 1, total))  # a process a CPU
+        except CimError as exc:
+            fail(exc)
+    click.echo(f"city {city}: {count} tiles ready")
+
+
+@tiles.command("export")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--city", required=True, help="City code.")
+@click.option(
+    "--version",
+    "version",
+    type=click.Choice(["1.1", "1.0"]),
+    default="1.1",
+    show_default=True,
+    help="3D Tiles 1.1 (GLB) or 1.0 (B3DM, for QGIS and engines).",
+)
+def tiles_export(outdir: Path, city: str, version: str) -> None:
+    """Write a city's tileset to OUTDIR as static files (tileset.json, tiles/) for a CDN."""
+    from tiles.service import TileService, format_of
+
+    with _tile_bar("exporting") as bar:
+        try:
+            count = TileService(command_engine(DatabaseSettings())).export(
+                city,
+                outdir,
+                lambda n, total: advance(bar, 1, total),
+                format_of(version),
+            )
+        except CimError as exc:
+            fail(exc)
+    click.echo(f"city {city}: {count} tiles written to {outdir / 'tileset.json'}")
