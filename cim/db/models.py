@@ -31,6 +31,26 @@ class Base(DeclarativeBase):
     """Declarative base of the CIM schema."""
 
 
+# The one module that writes each table; every other module reads it or calls that module
+# (tests/db/test_owners.py checks the code against this). Migrations write too, and triggers:
+# `audit_log` refuses edits, and a dataset's deletion or completion empties its tiles from
+# `tile_cache` (migration 0007).
+WRITERS = {
+    "city": "ingest.datasets",
+    "dataset": "ingest.datasets",
+    "city_object": "ingest.writer",
+    "object_geometry": "ingest.writer",
+    "texture_image": "ingest.writer",
+    "tile_cache": "tiles.service",
+    "grading_round": "grading.rounds",
+    "grading_city": "grading.rounds",
+    "grading_value": "grading.rounds",
+    "grading_evidence": "grading.rounds",
+    "api_key": "grading.access",
+    "audit_log": "grading.access",
+}
+
+
 class City(Base):
     """A city (or any area) whose model CIM holds; `code` is e.g. the administrative code 370100."""
 
