@@ -56,11 +56,11 @@ def tiles_router(service: TileService) -> APIRouter:
         request: Request,
     ) -> Response:
         media = MEDIA.get(fmt, "application/octet-stream")
-        fmt = EXTENSIONS.get(fmt, fmt)
+        made_as = EXTENSIONS[fmt]
         if "gzip" in request.headers.get("accept-encoding", ""):
-            packed, etag = service.tile_gzip(city, (level, x, y), fmt)
+            packed, etag = service.tile_gzip(city, (level, x, y), made_as)
             return _etag_response(request, packed, etag, media, "gzip")
-        content, etag = service.tile(city, (level, x, y), fmt)
+        content, etag = service.tile(city, (level, x, y), made_as)
         return _etag_response(request, content, etag, media)
 
     return router
