@@ -34,8 +34,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check cim ingest tiles api tests bench
-	$(BIN)/mypy cim ingest api
+	$(BIN)/ruff check cim ingest tiles grading demo api cli tests bench
+	$(BIN)/mypy cim ingest tiles grading demo api cli
 
 bench: setup
 	$(BIN)/python bench/ingest.py

@@ -1,3 +1,5 @@
-"""CIM: a City Information Model service: 3D city data in PostGIS, served and graded."""
+"""The core every other package shares, and nothing more: settings, errors, CRS and geometry
+helpers, tiling keys, and the database (engine, models, migrations, the embedded cluster,
+backup). It imports none of the packages above it (pyproject.toml's [tool.cim] layers)."""
 
 __version__ = "0.1.0"
