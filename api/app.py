@@ -13,15 +13,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from api import ops, problems, web
+from api.dependencies import share_state
 from api.features import CONFORMANCE, features_router
-from api.grading import grading_router
+from api.grading import router as grading_router
 from api.limits import BodyLimit
 from api.openapi import openapi_30
 from api.tiles import tiles_router
 from cim import __version__
 from cim.db.engine import database_url, make_engine
 from cim.settings import ApiSettings, DatabaseSettings, TileSettings
-from grading.rounds import MAX_EVIDENCE_BYTES
+from grading.evidence import MAX_EVIDENCE_BYTES
 from tiles.service import TileService
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
@@ -60,7 +61,8 @@ def create_app(
     )
     app.include_router(features_router(engine, settings))
     app.include_router(tiles_router(app.state.tiles))
-    app.include_router(grading_router(engine, settings))
+    share_state(app, settings)  # what the grading routes read: settings, key failures, results
+    app.include_router(grading_router)
 
     web.mount(app, settings.cesium_dir)
     # bodies over the upload limit refused before anything parses them (JSON bodies are read

@@ -6,11 +6,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse as _StdJSONResponse
 from sqlalchemy import Engine
 
 from api import store
+from api.dependencies import CrsParam, ItemsQuery, items_query
 from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs
 from cim.errors import InvalidCRS, InvalidInput
 from cim.settings import ApiSettings
@@ -115,6 +116,79 @@ def collection_doc(engine: Engine, city: dict[str, Any], base: str) -> dict[str,
     return doc
 
 
+def _item_query(engine: Engine, city: str, params: ItemsQuery, request: Request) -> store.ItemQuery:
+    """The search an items request asks for: page, output CRS, bbox, types, attribute filters.
+
+    Raises:
+        InvalidInput: a parameter that is not valid, or a filter on an unknown attribute.
+    """
+    q = store.ItemQuery(city=city, limit=params.limit, offset=params.offset, dataset=params.dataset)
+    q.crs = _output_crs(engine, city, params.crs, "crs")
+    if params.bbox is not None:
+        try:
+            values = [float(v) for v in params.bbox.split(",")]
+        except ValueError:
+            raise InvalidInput("bbox must be comma-separated numbers") from None
+        q.bbox = store.check_bbox(values)
+        bcrs = _output_crs(engine, city, params.bbox_crs, "bbox-crs")
+        if bcrs.lat_first:
+            q.bbox = (q.bbox[1], q.bbox[0], q.bbox[3], q.bbox[2])
+        q.bbox_srid = 4326 if bcrs.uri in (OGC_CRS84, OGC_CRS84H) else bcrs.srid
+    elif params.bbox_crs is not None:
+        raise InvalidInput("bbox-crs given without bbox")
+    if params.type:
+        q.types = [t.strip() for t in params.type.split(",") if t.strip()]
+    allowed = set(store.queryables(engine, city))
+    for key, value in request.query_params.items():
+        if key in _RESERVED:
+            continue
+        if key not in allowed:
+            raise InvalidInput(
+                f"unknown parameter {key!r}: filters must name an attribute of this "
+                f"collection (see /collections/{city}/queryables)"
+            )
+        q.attributes[key] = value
+    return q
+
+
+def _page_links(
+    request: Request, city: str, params: ItemsQuery, returned: int, matched: int
+) -> list[dict[str, Any]]:
+    """self and collection links of an items page, and next and prev where there are more."""
+    base = f"{_base(request)}/collections/{city}/items"
+    query = dict(request.query_params)
+    links = [
+        {
+            "href": f"{base}?{urlencode(query)}" if query else base,
+            "rel": "self",
+            "type": GEOJSON,
+        },
+        {
+            "href": f"{_base(request)}/collections/{city}",
+            "rel": "collection",
+            "type": "application/json",
+        },
+    ]
+    offset, limit = params.offset, params.limit
+    if offset + returned < matched:
+        links.append(
+            {
+                "href": f"{base}?{urlencode({**query, 'offset': offset + limit})}",
+                "rel": "next",
+                "type": GEOJSON,
+            }
+        )
+    if offset > 0:
+        links.append(
+            {
+                "href": f"{base}?{urlencode({**query, 'offset': max(offset - limit, 0)})}",
+                "rel": "prev",
+                "type": GEOJSON,
+            }
+        )
+    return links
+
+
 def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     """Routes of the Features API bound to `engine`."""
     router = APIRouter(tags=["Features"])
@@ -155,90 +229,24 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         }
         return JSONResponse(body, media_type="application/schema+json")
 
+    # a default, not an Annotated alias: annotations are strings here, read in module scope
+    read_items_query = Depends(items_query(settings))
+
     @router.get(
         "/collections/{city}/items",
         summary="City objects, filtered and paged",
         response_class=JSONResponse,
     )
-    def items(
-        city: str,
-        request: Request,
-        limit: int = Query(
-            settings.default_limit, ge=1, description=f"page size (at most {settings.max_limit})"
-        ),
-        offset: int = Query(0, ge=0),
-        bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),
-        bbox_crs: str | None = Query(None, alias="bbox-crs"),
-        crs: str | None = Query(None, description="CRS of the response geometries"),
-        type: str | None = Query(None, description="city object types, comma-separated"),
-        dataset: str | None = Query(None, description="dataset name"),
-        datetime: str | None = Query(None, description="accepted; city objects have no time"),
-    ) -> JSONResponse:
+    def items(city: str, request: Request, params: ItemsQuery = read_items_query) -> JSONResponse:
         store.require_city(engine, city)
-        limit = min(limit, settings.max_limit)
-        q = store.ItemQuery(city=city, limit=limit, offset=offset, dataset=dataset)
-        q.crs = _output_crs(engine, city, crs, "crs")
-        if bbox is not None:
-            try:
-                values = [float(v) for v in bbox.split(",")]
-            except ValueError:
-                raise InvalidInput("bbox must be comma-separated numbers") from None
-            q.bbox = store.check_bbox(values)
-            bcrs = _output_crs(engine, city, bbox_crs, "bbox-crs")
-            if bcrs.lat_first:
-                q.bbox = (q.bbox[1], q.bbox[0], q.bbox[3], q.bbox[2])
-            q.bbox_srid = 4326 if bcrs.uri in (OGC_CRS84, OGC_CRS84H) else bcrs.srid
-        elif bbox_crs is not None:
-            raise InvalidInput("bbox-crs given without bbox")
-        if type:
-            q.types = [t.strip() for t in type.split(",") if t.strip()]
-        allowed = set(store.queryables(engine, city))
-        for key, value in request.query_params.items():
-            if key in _RESERVED:
-                continue
-            if key not in allowed:
-                raise InvalidInput(
-                    f"unknown parameter {key!r}: filters must name an attribute of this "
-                    f"collection (see /collections/{city}/queryables)"
-                )
-            q.attributes[key] = value
+        q = _item_query(engine, city, params, request)
         features, matched = store.search_items(engine, q)
-        base = f"{_base(request)}/collections/{city}/items"
-        params = dict(request.query_params)
-        links = [
-            {
-                "href": f"{base}?{urlencode(params)}" if params else base,
-                "rel": "self",
-                "type": GEOJSON,
-            },
-            {
-                "href": f"{_base(request)}/collections/{city}",
-                "rel": "collection",
-                "type": "application/json",
-            },
-        ]
-        if offset + len(features) < matched:
-            links.append(
-                {
-                    "href": f"{base}?{urlencode({**params, 'offset': offset + limit})}",
-                    "rel": "next",
-                    "type": GEOJSON,
-                }
-            )
-        if offset > 0:
-            links.append(
-                {
-                    "href": f"{base}?{urlencode({**params, 'offset': max(offset - limit, 0)})}",
-                    "rel": "prev",
-                    "type": GEOJSON,
-                }
-            )
         body = {
             "type": "FeatureCollection",
             "features": features,
             "numberMatched": matched,
             "numberReturned": len(features),
-            "links": links,
+            "links": _page_links(request, city, params, len(features), matched),
         }
         return JSONResponse(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
 
@@ -251,7 +259,7 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         city: str,
         item_id: str,
         request: Request,
-        crs: str | None = Query(None, description="CRS of the response geometries"),
+        crs: CrsParam = None,
     ) -> JSONResponse:
         store.require_city(engine, city)
         out = _output_crs(engine, city, crs, "crs")

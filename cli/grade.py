@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -16,7 +16,22 @@ import orjson
 from cim.errors import CimError, InvalidInput
 from cli.common import command_engine, fail
 
+if TYPE_CHECKING:
+    from grading.results import RoundResults
+
 STARS = "★"
+
+
+def _file_bytes(path: Path) -> bytes:
+    """A file's content.
+
+    Raises:
+        InvalidInput: unreadable, naming the file.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: {exc.strerror or exc}") from None
 
 
 def _json(data: Any) -> None:
@@ -233,12 +248,13 @@ def round_list() -> None:
 @click.argument("round_id")
 def round_show(round_id: str) -> None:
     """A round's settings and how many values each city has."""
-    from grading.rounds import cities, get_round, values
+    from grading.rounds import cities, get_round
+    from grading.values import entered as entered_values
 
     try:
         engine = command_engine()
         rnd = get_round(engine, round_id)
-        entered = values(engine, round_id)
+        entered = entered_values(engine, round_id)
         members = cities(engine, round_id)
     except CimError as exc:
         fail(exc)
@@ -283,7 +299,7 @@ def round_status(round_id: str, to: str) -> None:
 def round_verify(round_id: str) -> None:
     """Recompute a final round from its stored values, catalogue and policy, and compare with
     the frozen results (exit code 1 when they differ)."""
-    from grading.rounds import verify
+    from grading.outcome import verify
 
     try:
         same, frozen, again = verify(command_engine(), round_id)
@@ -326,17 +342,14 @@ def template(round_id: str, out: Path) -> None:
     Fill in `value` (and `source`, `link`, `note`, `evidence_file`: a path relative to the
     template), then `cim grade values import`.
     """
-    from grading.rounds import cities, get_round, values
-    from grading.templates import template_rows, write_template
+    from grading.templates import round_template, template_bytes
 
     try:
-        engine = command_engine()
-        rnd = get_round(engine, round_id)
-        rows = template_rows(rnd.catalogue, cities(engine, round_id), values(engine, round_id))
-        write_template(out, rows)
+        rows = round_template(command_engine(), round_id)
+        out.write_bytes(template_bytes(rows, str(out)))
     except CimError as exc:
         fail(exc)
-    click.echo(f"{out}: {len(rows)} rows ({len(rows) // len(rnd.catalogue.indicators)} cities)")
+    click.echo(f"{out}: {len(rows)} rows ({len({r['city_code'] for r in rows})} cities)")
 
 
 @grade.group("values")
@@ -350,19 +363,18 @@ def grade_values() -> None:
 def values_import(round_id: str, file: Path) -> None:
     """Import a filled template (.csv or .xlsx): all rows or none; empty values are skipped."""
     from grading.access import cli_actor
-    from grading.rounds import get_round, set_values
-    from grading.templates import read_values
+    from grading.templates import import_values
 
     try:
-        engine = command_engine()
-        rnd = get_round(engine, round_id)
-        entries, files, empty = read_values(file, rnd.catalogue)
-        changed = set_values(engine, cli_actor(), round_id, entries, files)
+        content = _file_bytes(file)
+        done = import_values(
+            command_engine(), cli_actor(), round_id, content, str(file), folder=file.parent
+        )
     except CimError as exc:
         fail(exc)
     click.echo(
-        f"{file}: {len(entries)} values read ({changed} changed, {empty} rows left empty), "
-        f"{len(files)} evidence files stored"
+        f"{file}: {done.read} values read ({done.changed} changed, {done.empty} rows left "
+        f"empty), {done.evidence} evidence files stored"
     )
 
 
@@ -370,10 +382,10 @@ def values_import(round_id: str, file: Path) -> None:
 @click.argument("round_id")
 def values_export(round_id: str) -> None:
     """Print the round's values with their source and evidence as JSON."""
-    from grading.rounds import values
+    from grading.values import entered
 
     try:
-        _json(values(command_engine(), round_id))
+        _json(entered(command_engine(), round_id))
     except CimError as exc:
         fail(exc)
 
@@ -408,7 +420,7 @@ def compute_cim(
     from grading.access import cli_actor
     from grading.catalogue import parse_model, read_text
     from grading.cim_indicators import Parameters
-    from grading.rounds import enter_cim_indicators
+    from grading.values import enter_cim_indicators
 
     try:
         p = parse_model(Parameters, read_text(params), str(params)) if params else Parameters()
@@ -432,16 +444,20 @@ def compute_cim(
 # ---------------------------------------------------------------- results
 def _results(
     round_id: str, policy: str | None = None, catalogue: str | None = None
-) -> dict[str, Any]:
+) -> RoundResults:
+    """The round's results; with a policy or catalogue file, the what-if (nothing stored
+    changes). A command computes them once, so it keeps no cache."""
     from grading.awards import load_policy
-    from grading.rounds import results
+    from grading.outcome import recompute, results
 
     try:
-        return results(
+        if policy is None and catalogue is None:
+            return results(command_engine(), round_id)
+        return recompute(
             command_engine(),
             round_id,
-            load_policy(Path(policy)) if policy else None,
-            _catalogue(catalogue) if catalogue else None,
+            policy=load_policy(Path(policy)) if policy else None,
+            catalogue=_catalogue(catalogue) if catalogue else None,
         )
     except CimError as exc:
         fail(exc)
@@ -454,25 +470,25 @@ def _results(
 def score(round_id: str, city: str | None, as_json: bool) -> None:
     """Scores: per indicator (value → level → points, with the reason), per area, total, stars."""
     res = _results(round_id)
-    rows = [c for c in res["cities"] if city is None or c["code"] == city]
+    rows = [c for c in res.cities if city is None or c.code == city]
     if city and not rows:
         fail(f"city {city} is not in round {round_id}")
     if as_json:
-        _json(rows)
+        _json([c.to_dict() for c in rows])
         return
-    names = {i["id"]: i for i in res["catalogue"]["indicators"]}
-    for c in sorted(rows, key=lambda c: c["code"]):
+    names = {i.id: i for i in res.catalogue.indicators}
+    for c in sorted(rows, key=lambda c: c.code):
         click.echo(
-            f"{c['code']} {c['name_zh']:<6} total {c['total']:6.2f} + bonus {c['bonus']:4.2f}  "
-            f"{STARS * c['stars'] or '-':<5} {c['subtype'] or ''}"
+            f"{c.code} {c.name_zh:<6} total {c.total:6.2f} + bonus {c.bonus:4.2f}  "
+            f"{STARS * c.stars or '-':<5} {c.subtype or ''}"
         )
         if city:
-            for s in c["indicators"]:
+            for s in c.indicators:
                 click.echo(
-                    f"   {s['id']:<22} {names[s['id']]['name_zh']:<14} {s['points']:6.2f} / "
-                    f"{names[s['id']]['weight']:<4g} {s['reason']}"
+                    f"   {s.id:<22} {names[s.id].name_zh:<14} {s.points:6.2f} / "
+                    f"{names[s.id].weight:<4g} {s.reason}"
                 )
-            for r in c["reasons"]:
+            for r in c.reasons:
                 click.echo(f"   {r}")
 
 
@@ -483,18 +499,12 @@ def rank(round_id: str, as_json: bool) -> None:
     """Cities in merit order (the tie-breaks are printed)."""
     res = _results(round_id)
     if as_json:
-        _json(
-            [
-                {k: c[k] for k in ("rank", "code", "name_zh", "stars", "score")}
-                for c in res["cities"]
-            ]
-        )
+        _json(res.ranking_dict()["cities"])
         return
-    click.echo(f"merit order: {res['merit_rule']}")
-    for c in res["cities"]:
+    click.echo(f"merit order: {res.merit_rule}")
+    for c in res.cities:
         click.echo(
-            f"{c['rank']:>3}. {c['code']} {c['name_zh']:<6} {STARS * c['stars'] or '-':<5} "
-            f"{c['score']:7.2f}"
+            f"{c.rank:>3}. {c.code} {c.name_zh:<6} {STARS * c.stars or '-':<5} {c.score:7.2f}"
         )
 
 
@@ -520,8 +530,8 @@ def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_js
                 {
                     "a": a,
                     "b": b,
-                    "policy": other["policy"]["id"],
-                    "catalogue": other["catalogue"]["id"],
+                    "policy": other.policy["id"],
+                    "catalogue": other.catalogue.id,
                     "cities": rows,
                 }
             )
@@ -533,33 +543,17 @@ def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_js
                 f"{r['b']['amount']:>21,.0f} {r['amount_change']:>+13,.0f}"
             )
         click.echo(
-            f"{'total':<14}{res['allocation']['allocated']:>22,.0f}"
-            f"{other['allocation']['allocated']:>22,.0f}"
+            f"{'total':<14}{res.allocation.allocated:>22,.0f}{other.allocation.allocated:>22,.0f}"
         )
         return
     if as_json:
-        _json(
-            {
-                "policy": res["policy"],
-                "allocation": res["allocation"],
-                "cities": [
-                    {
-                        k: c[k]
-                        for k in ("rank", "code", "name_zh", "stars", "amount", "award_reason")
-                    }
-                    for c in res["cities"]
-                ],
-            }
-        )
+        _json(res.allocation_dict())
         return
-    a = res["allocation"]
-    click.echo(f"policy {res['policy']['id']}: budget {a['budget']:,.0f}")
-    for c in res["cities"]:
-        click.echo(
-            f"{c['rank']:>3}. {c['code']} {c['name_zh']:<6} {c['amount']:>13,.0f}  "
-            f"{c['award_reason']}"
-        )
-    click.echo(f"allocated {a['allocated']:,.0f}, left {a['left']:,.0f}")
+    totals = res.allocation
+    click.echo(f"policy {res.policy['id']}: budget {totals.budget:,.0f}")
+    for c in res.cities:
+        click.echo(f"{c.rank:>3}. {c.code} {c.name_zh:<6} {c.amount:>13,.0f}  {c.award_reason}")
+    click.echo(f"allocated {totals.allocated:,.0f}, left {totals.left:,.0f}")
 
 
 @grade.command("report")
@@ -590,7 +584,7 @@ def report(round_id: str, out: Path, lang: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def audit_cmd(round_id: str | None, as_json: bool) -> None:
     """The audit log (of one round, or everything): who changed what, when, old → new."""
-    from grading.rounds import audit_log
+    from grading.access import audit_log
 
     try:
         entries = audit_log(command_engine(), round_id)

@@ -14,7 +14,8 @@ from grading.access import cli_actor
 from grading.awards import built_in_policy
 from grading.catalogue import built_in
 from grading.regions import SHANDONG
-from grading.templates import read_values
+from grading.templates import import_values
+from grading.values import enter_cim_indicators
 
 DEMO_ROUND = "demo-2026"
 VALUES = Path(__file__).resolve().parent / "data" / "shandong-2026-values.csv"
@@ -28,18 +29,16 @@ def load_demo_round(engine: Engine, model_city: str = "370100") -> bool:
     except NotFound:
         pass
     actor = cli_actor()
-    catalogue = built_in("db37-3890.1-2020")
     rounds.create_round(
         engine,
         actor,
         DEMO_ROUND,
         "山东省新型智慧城市星级评价（示例数据） 2026",
         2026,
-        catalogue,
+        built_in("db37-3890.1-2020"),
         built_in_policy("shandong-example"),
         SHANDONG,
     )
-    entries, files, _ = read_values(VALUES, catalogue)
-    rounds.set_values(engine, actor, DEMO_ROUND, entries, files)
-    rounds.enter_cim_indicators(engine, actor, DEMO_ROUND, "370100", model_city)
+    import_values(engine, actor, DEMO_ROUND, VALUES.read_bytes(), str(VALUES), VALUES.parent)
+    enter_cim_indicators(engine, actor, DEMO_ROUND, "370100", model_city)
     return True

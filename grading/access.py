@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -84,6 +85,17 @@ def audit(
             "new": _json(new),
         },
     )
+
+
+def audit_log(engine: Engine, round_id: str | None = None) -> list[dict[str, Any]]:
+    """The audit entries of a round (or all of them), oldest first."""
+    sql = text(
+        "SELECT id, at, actor, action, round_id, target, old, new FROM audit_log "
+        "WHERE CAST(:r AS text) IS NULL OR round_id = :r ORDER BY id"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(sql, {"r": round_id}).mappings()
+        return [{**r, "at": r["at"].astimezone(UTC).isoformat()} for r in rows]
 
 
 def _json(value: Any) -> str | None:

@@ -10,6 +10,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from grading.charts import radar, score_bars
+from grading.results import RankedCity, RoundResults
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "report_templates"
 
@@ -139,29 +140,29 @@ def _env() -> Environment:
     return env
 
 
-def city_radar(results: dict[str, Any], city: dict[str, Any], lang: str = "zh") -> str:
+def city_radar(results: RoundResults, city: RankedCity, lang: str = "zh") -> str:
     """The radar chart of one city's area shares (regular areas only)."""
-    areas = {a["id"]: a for a in results["catalogue"]["areas"]}
-    shown = [a for a in city["areas"] if not a["bonus"]]
-    labels = [areas[a["id"]]["name_zh" if lang == "zh" else "name_en"] for a in shown]
-    name = city["name_zh" if lang == "zh" else "name_en"]
-    return radar(labels, [a["share"] for a in shown], title=name)
+    areas = {a.id: a for a in results.catalogue.areas}
+    shown = [a for a in city.areas if not a.bonus]
+    labels = [areas[a.id].name_zh if lang == "zh" else areas[a.id].name_en for a in shown]
+    name = city.name_zh if lang == "zh" else city.name_en
+    return radar(labels, [a.share for a in shown], title=name)
 
 
-def render_html(results: dict[str, Any], round_info: dict[str, Any], lang: str = "zh") -> str:
+def render_html(results: RoundResults, round_info: dict[str, Any], lang: str = "zh") -> str:
     """The report as one self-contained HTML page."""
     words = WORDS[lang]
     name = "name_zh" if lang == "zh" else "name_en"
-    cat = results["catalogue"]
+    cat = results.catalogue
     bars = score_bars(
-        [(c[name], c["score"], c["stars"]) for c in results["cities"]],
-        cat["scale"],
-        {int(k): v for k, v in cat["star_thresholds"].items()},
+        [(getattr(c, name), c.score, c.stars) for c in results.cities],
+        cat.scale,
+        {int(k): v for k, v in cat.star_thresholds.items()},
     )
     provisional = (
-        cat["star_rule_provisional"]
-        or any(i["provisional"] for i in cat["indicators"])
-        or results["policy"]["provenance"]["status"] == "provisional"
+        cat.star_rule_provisional
+        or any(i.provisional for i in cat.indicators)
+        or results.policy["provenance"]["status"] == "provisional"
     )
     return (
         _env()
@@ -173,9 +174,9 @@ def render_html(results: dict[str, Any], round_info: dict[str, Any], lang: str =
             lang=lang,
             name=name,
             bars=Markup(bars),
-            radars={c["code"]: Markup(city_radar(results, c, lang)) for c in results["cities"]},
-            areas={a["id"]: a for a in cat["areas"]},
-            indicators={i["id"]: i for i in cat["indicators"]},
+            radars={c.code: Markup(city_radar(results, c, lang)) for c in results.cities},
+            areas={a.id: a for a in cat.areas},
+            indicators={i.id: i for i in cat.indicators},
             provisional=provisional,
             subtype=(lambda s: s if lang == "zh" or s is None else SUBTYPES_EN.get(s, s)),
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -183,7 +184,7 @@ def render_html(results: dict[str, Any], round_info: dict[str, Any], lang: str =
     )
 
 
-def render_pdf(results: dict[str, Any], round_info: dict[str, Any], lang: str = "zh") -> bytes:
+def render_pdf(results: RoundResults, round_info: dict[str, Any], lang: str = "zh") -> bytes:
     """The report as PDF (A4)."""
     from weasyprint import HTML
 

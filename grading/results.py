@@ -1,190 +1,350 @@
-"""A round's results as one plain document: every city's scores with reasons, the ranking and the
-allocation. Pure: the same inputs give the same document (and so the same SHA-256), which is
-what lets a final round be recomputed and checked. The API, the dashboard and the report all
-read this document.
+"""A round's results as one typed document: every city's scores with reasons, its rank and award,
+the allocation totals and what a reader needs of the catalogue (`grading.assessment` makes it;
+a final round freezes it).
+
+The API (and through it the dashboard), the command line and the report all read `RoundResults`;
+its JSON forms are written here and nowhere else: `to_dict` (the whole document; `to_json` gives
+the canonical bytes a final round's SHA-256 is of), `ranking_dict`, `allocation_dict` and
+`what_if`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from dataclasses import dataclass, fields, is_dataclass
+from functools import cache
+from typing import Any, TypeVar, cast, get_args, get_origin, get_type_hints
 
-from grading.awards import MERIT, MERIT_ZH, AwardPolicy, CityResult, allocate
+import orjson
+
+from cim.errors import NotFound
 from grading.catalogue import Catalogue
-from grading.scoring import score_city
+
+# what the ranking and allocation views show of each city
+RANKING_FIELDS = (
+    "rank",
+    "code",
+    "name_zh",
+    "name_en",
+    "stars",
+    "subtype",
+    "total",
+    "bonus",
+    "score",
+    "amount",
+)
+ALLOCATION_FIELDS = (
+    "rank",
+    "code",
+    "name_zh",
+    "name_en",
+    "stars",
+    "score",
+    "amount",
+    "award_reason",
+)
+# where an entered value came from, as each scored indicator carries it (see ScoredIndicator)
+PROVENANCE_FIELDS = (
+    "source",
+    "link",
+    "note",
+    "evidence_sha256",
+    "evidence_filename",
+    "computed",
+    "entered_by",
+    "entered_at",
+)
 
 
-def catalogue_summary(catalogue: Catalogue) -> dict[str, Any]:
+def canonical_json(data: Any) -> bytes:
+    """The bytes whose SHA-256 identifies a result: sorted keys, no whitespace."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data: dataclasses as dicts in field order, tuples as lists (copied)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _pick(value: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: _plain(getattr(value, name)) for name in names}
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """JSON-ready data as `hint` says: the inverse of `_plain`."""
+    if isinstance(hint, type) and is_dataclass(hint):
+        hints = _hints(hint)
+        return hint(**{f.name: _typed(hints[f.name], value[f.name]) for f in fields(hint)})
+    if get_origin(hint) is tuple:  # tuple[X, ...]
+        return tuple(_typed(get_args(hint)[0], v) for v in value)
+    return value
+
+
+D = TypeVar("D", bound="_Document")
+
+
+class _Document:
+    """A part of the results document that can be written as JSON and read back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """This part as JSON-ready data, in the document's key order."""
+        return dict(_plain(self))
+
+    @classmethod
+    def from_dict(cls: type[D], data: dict[str, Any]) -> D:
+        """The part `to_dict` wrote (e.g. a final round's frozen results)."""
+        return cast(D, _typed(cls, data))
+
+
+@dataclass(frozen=True)
+class RoundMeta(_Document):
+    """Which round the results are of."""
+
+    id: str
+    title: str
+    year: int
+
+
+@dataclass(frozen=True)
+class AreaSummary(_Document):
+    """An area of the catalogue, as a reader of the results needs it."""
+
+    id: str
+    name_zh: str
+    name_en: str
+    weight: float
+    bonus: bool
+    cap: float | None
+    provisional: bool
+
+
+@dataclass(frozen=True)
+class IndicatorSummary(_Document):
+    """An indicator of the catalogue, as a reader of the results needs it."""
+
+    id: str
+    name_zh: str
+    name_en: str
+    area: str
+    weight: float
+    unit: str
+    direction: str
+    method: str
+    veto: bool
+    bonus: bool
+    computed_from_cim: str | None
+    provisional: bool
+    provenance: str
+
+
+@dataclass(frozen=True)
+class CatalogueSummary(_Document):
     """What a reader of the results needs of the catalogue."""
-    return {
-        "id": catalogue.id,
-        "version": catalogue.version,
-        "standard": catalogue.standard,
-        "title_zh": catalogue.title_zh,
-        "title_en": catalogue.title_en,
-        "scale": catalogue.scale,
-        "areas": [
-            {
-                "id": a.id,
-                "name_zh": a.name_zh,
-                "name_en": a.name_en,
-                "weight": a.weight,
-                "bonus": a.bonus,
-                "cap": a.cap,
-                "provisional": a.provenance.status == "provisional",
-            }
-            for a in catalogue.areas
-        ],
-        "indicators": [
-            {
-                "id": i.id,
-                "name_zh": i.name_zh,
-                "name_en": i.name_en,
-                "area": i.area,
-                "weight": i.weight,
-                "unit": i.unit,
-                "direction": i.direction,
-                "method": i.scoring.method,
-                "veto": i.veto,
-                "bonus": i.bonus,
-                "computed_from_cim": i.computed_from_cim,
-                "provisional": i.provenance.status == "provisional",
-                "provenance": i.provenance.source,
-            }
-            for i in catalogue.indicators
-        ],
-        "star_thresholds": {str(k): v for k, v in sorted(catalogue.stars.thresholds.items())},
-        "star_rule_provisional": catalogue.stars.provenance.status == "provisional",
-    }
 
+    id: str
+    version: str
+    standard: str
+    title_zh: str
+    title_en: str
+    scale: float
+    areas: tuple[AreaSummary, ...]
+    indicators: tuple[IndicatorSummary, ...]
+    star_thresholds: dict[str, float]
+    star_rule_provisional: bool
 
-def round_results(
-    meta: dict[str, Any],
-    catalogue: Catalogue,
-    policy: AwardPolicy,
-    cities: list[dict[str, Any]],
-    values: dict[str, dict[str, dict[str, Any]]],
-) -> dict[str, Any]:
-    """Score every city, rank them and allocate the awards.
-
-    `cities` are dicts with code, name_zh, name_en, previous_stars, previous_total; `values`
-    maps city code -> indicator id -> the stored value (value, unit, source, evidence...).
-    """
-    scored: dict[str, Any] = {}
-    for city in cities:
-        entered = values.get(city["code"], {})
-        score = score_city(
-            catalogue, {k: v["value"] for k, v in entered.items()}, city["previous_total"]
+    @classmethod
+    def of(cls, catalogue: Catalogue) -> CatalogueSummary:
+        """The summary of a catalogue."""
+        heading = ("id", "version", "standard", "title_zh", "title_en", "scale")
+        return cls(
+            **{k: getattr(catalogue, k) for k in heading},
+            areas=tuple(
+                AreaSummary(
+                    a.id,
+                    a.name_zh,
+                    a.name_en,
+                    a.weight,
+                    a.bonus,
+                    a.cap,
+                    a.provenance.status == "provisional",
+                )
+                for a in catalogue.areas
+            ),
+            indicators=tuple(
+                IndicatorSummary(
+                    i.id,
+                    i.name_zh,
+                    i.name_en,
+                    i.area,
+                    i.weight,
+                    i.unit,
+                    i.direction,
+                    i.scoring.method,
+                    i.veto,
+                    i.bonus,
+                    i.computed_from_cim,
+                    i.provenance.status == "provisional",
+                    i.provenance.source,
+                )
+                for i in catalogue.indicators
+            ),
+            star_thresholds={str(k): v for k, v in sorted(catalogue.stars.thresholds.items())},
+            star_rule_provisional=catalogue.stars.provenance.status == "provisional",
         )
-        scored[city["code"]] = score
-    allocation = allocate(
-        policy,
-        [
-            CityResult(
-                c["code"],
-                scored[c["code"]].stars,
-                scored[c["code"]].total,
-                scored[c["code"]].bonus,
-                c["previous_stars"],
-            )
-            for c in cities
-        ],
-    )
-    by_code = {c["code"]: c for c in cities}
-    reachable = {a.id: a.weight - a.unallocated for a in catalogue.areas}
-    out_cities = []
-    for award in allocation:
-        city, score = by_code[award.code], scored[award.code]
-        entered = values.get(award.code, {})
-        out_cities.append(
-            {
-                **city,
-                "rank": award.rank,
-                "stars": score.stars,
-                "subtype": score.subtype,
-                "total": score.total,
-                "bonus": score.bonus,
-                "score": award.score,
-                "vetoed": score.vetoed,
-                "reasons": score.reasons,
-                "reasons_zh": score.reasons_zh,
-                "amount": award.amount,
-                "award_reason": award.reason,
-                "award_reason_zh": award.reason_zh,
-                "missing": [
-                    i.id for i in catalogue.indicators if entered.get(i.id, {}).get("value") is None
-                ],
-                "areas": [
-                    {
-                        "id": a.id,
-                        "points": round(a.points, 6),
-                        "weight": a.weight,
-                        "bonus": a.bonus,
-                        # share of the points the area's indicators can give
-                        "share": round(a.points / reachable[a.id], 6) if reachable[a.id] else 0.0,
-                    }
-                    for a in score.areas
-                ],
-                "indicators": [
-                    {
-                        "id": s.id,
-                        "value": s.value,
-                        "level": round(s.level, 6),
-                        "points": round(s.points, 6),
-                        "reason": s.reason,
-                        "reason_zh": s.reason_zh,
-                        **{
-                            k: entered.get(s.id, {}).get(k)
-                            for k in (
-                                "source",
-                                "link",
-                                "note",
-                                "evidence_sha256",
-                                "evidence_filename",
-                                "computed",
-                                "entered_by",
-                                "entered_at",
-                            )
-                        },
-                    }
-                    for s in score.indicators
-                ],
-            }
-        )
-    given = sum(a.amount for a in allocation)
-    return {
-        "round": meta,
-        "catalogue": catalogue_summary(catalogue),
-        "policy": policy.model_dump(mode="json"),
-        "merit_rule": MERIT,
-        "merit_rule_zh": MERIT_ZH,
-        "cities": out_cities,
-        "allocation": {
-            "budget": policy.budget,
-            "allocated": given,
-            "left": policy.budget - given,
-            "eligible": sum(1 for a in allocation if a.stars >= policy.min_stars),
-        },
-    }
 
 
-def what_if(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class AreaShare(_Document):
+    """A city's points in one area, and their share of what the area's indicators can give."""
+
+    id: str
+    points: float
+    weight: float
+    bonus: bool
+    share: float
+
+
+@dataclass(frozen=True)
+class ScoredIndicator(_Document):
+    """One indicator of a city: value -> level -> points with the reason, and where the value
+    came from (source, link, evidence, the query of a model-computed value, who entered it)."""
+
+    id: str
+    value: Any
+    level: float
+    points: float
+    reason: str
+    reason_zh: str
+    source: str | None
+    link: str | None
+    note: str | None
+    evidence_sha256: str | None
+    evidence_filename: str | None
+    computed: dict[str, Any] | None
+    entered_by: str | None
+    entered_at: str | None
+
+
+@dataclass(frozen=True)
+class RankedCity(_Document):
+    """A city's scores with their reasons, its place in merit order and its award."""
+
+    # the city, as the round lists it
+    code: str
+    name_zh: str
+    name_en: str
+    previous_stars: int | None
+    previous_total: float | None
+    # its place: merit order, star level (基础型/成长型 subtype), points without and with bonus
+    rank: int
+    stars: int
+    subtype: str | None
+    total: float
+    bonus: float
+    score: float
+    # why: indicators that vetoed a star, and the star rule's reasons
+    vetoed: tuple[str, ...]
+    reasons: tuple[str, ...]
+    reasons_zh: tuple[str, ...]
+    # the award and why
+    amount: float
+    award_reason: str
+    award_reason_zh: str
+    # the detail: indicators without a value, each area, each indicator
+    missing: tuple[str, ...]
+    areas: tuple[AreaShare, ...]
+    indicators: tuple[ScoredIndicator, ...]
+
+
+@dataclass(frozen=True)
+class AllocationTotals(_Document):
+    """The budget, what was allocated and left, and how many cities were eligible."""
+
+    budget: float
+    allocated: float
+    left: float
+    eligible: int
+
+
+@dataclass(frozen=True)
+class RoundResults(_Document):
+    """A round's results: cities in merit order with scores, reasons and awards."""
+
+    round: RoundMeta
+    catalogue: CatalogueSummary
+    policy: dict[str, Any]  # the award policy as JSON, exactly as the results record it
+    merit_rule: str
+    merit_rule_zh: str
+    cities: tuple[RankedCity, ...]
+    allocation: AllocationTotals
+
+    def to_json(self) -> bytes:
+        """The canonical bytes of the document (what a final round's SHA-256 is of)."""
+        return canonical_json(self.to_dict())
+
+    def sha256(self) -> str:
+        """The SHA-256 of the canonical bytes, as a final round freezes it."""
+        return hashlib.sha256(self.to_json()).hexdigest()
+
+    def city(self, code: str) -> RankedCity:
+        """One city's results.
+
+        Raises:
+            NotFound: the city is not in the round.
+        """
+        for city in self.cities:
+            if city.code == code:
+                return city
+        raise NotFound(f"city {code!r} is not in round {self.round.id!r}")
+
+    def ranking_dict(self) -> dict[str, Any]:
+        """The cities in merit order, with the rule, as JSON-ready data."""
+        return {
+            "merit_rule": self.merit_rule,
+            "cities": [_pick(c, RANKING_FIELDS) for c in self.cities],
+        }
+
+    def allocation_dict(self) -> dict[str, Any]:
+        """The policy, the totals and each city's amount with its reason, as JSON-ready data."""
+        return {
+            "policy": _plain(self.policy),
+            "merit_rule": self.merit_rule,
+            "allocation": self.allocation.to_dict(),
+            "cities": [_pick(c, ALLOCATION_FIELDS) for c in self.cities],
+        }
+
+
+def what_if(a: RoundResults, b: RoundResults) -> list[dict[str, Any]]:
     """Two results of the same round side by side (e.g. two policies or two catalogues), in the
-    order of the second, with the change of rank, stars and amount."""
-    first = {c["code"]: c for c in a["cities"]}
-    if set(first) != {c["code"] for c in b["cities"]}:
+    order of the second, with the change of rank, stars and amount, as JSON-ready rows.
+
+    Raises:
+        ValueError: the two results are not of the same cities.
+    """
+    first = {c.code: c for c in a.cities}
+    if set(first) != {c.code for c in b.cities}:
         raise ValueError("the two results are not of the same cities")
-    rows = []
-    for c in b["cities"]:
-        old = first[c["code"]]
-        rows.append(
-            {
-                "code": c["code"],
-                "name_zh": c["name_zh"],
-                "name_en": c["name_en"],
-                "a": {k: old[k] for k in ("rank", "stars", "score", "amount")},
-                "b": {k: c[k] for k in ("rank", "stars", "score", "amount")},
-                "amount_change": c["amount"] - old["amount"],
-                "rank_change": old["rank"] - c["rank"],
-            }
-        )
-    return rows
+    compared = ("rank", "stars", "score", "amount")
+    return [
+        {
+            "code": c.code,
+            "name_zh": c.name_zh,
+            "name_en": c.name_en,
+            "a": _pick(first[c.code], compared),
+            "b": _pick(c, compared),
+            "amount_change": c.amount - first[c.code].amount,
+            "rank_change": first[c.code].rank - c.rank,
+        }
+        for c in b.cities
+    ]

@@ -12,12 +12,18 @@ import csv
 import hashlib
 import io
 import mimetypes
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from cim.errors import InvalidInput
+from grading.access import Actor
 from grading.catalogue import Catalogue, Qualitative, YesNo
-from grading.rounds import CityEntry, EvidenceFile, ValueEntry
+from grading.evidence import EvidenceFile
+from grading.rounds import CityEntry, cities, get_round
+from grading.values import ValueEntry, entered, set_values
 
 COLUMNS = (
     "city_code",
@@ -89,20 +95,21 @@ def _safe(value: Any) -> Any:
     return value
 
 
-def write_template(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write the rows as CSV (UTF-8 with a byte-order mark, so Excel reads Chinese) or XLSX,
-    chosen by the file's suffix.
+def template_bytes(rows: list[dict[str, Any]], name: str) -> bytes:
+    """The rows as a template file named `name`: CSV (UTF-8 with a byte-order mark, so Excel
+    reads Chinese) or XLSX, chosen by the name's suffix.
 
     Raises:
         InvalidInput: a suffix other than .csv or .xlsx.
     """
-    suffix = path.suffix.lower()
+    suffix = Path(name).suffix.lower()
     if suffix == ".csv":
-        with path.open("w", encoding="utf-8-sig", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows({k: _safe(v) for k, v in row.items()} for row in rows)
-    elif suffix == ".xlsx":
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: _safe(v) for k, v in row.items()} for row in rows)
+        return text.getvalue().encode("utf-8-sig")
+    if suffix == ".xlsx":
         from openpyxl import Workbook
         from openpyxl.styles import Font, PatternFill
 
@@ -122,9 +129,10 @@ def write_template(path: Path, rows: list[dict[str, Any]]) -> None:
                 cell.fill = fill
         sheet.column_dimensions["D"].width = 40
         sheet.freeze_panes = "A2"
-        book.save(path)
-    else:
-        raise InvalidInput(f"{path}: templates are .csv or .xlsx")
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+    raise InvalidInput(f"{name}: templates are .csv or .xlsx")
 
 
 def _cell(value: Any) -> str:
@@ -134,69 +142,68 @@ def _cell(value: Any) -> str:
         return str(int(value))
     text = str(value).strip()
     if text.startswith("'") and text[1:].startswith(FORMULA_START):
-        return text[1:]  # escaped by write_template
+        return text[1:]  # escaped by template_bytes
     return text
 
 
-def _bounded(rows: Any, path: Path) -> list[list[Any]]:
+def _bounded(rows: Any, name: str) -> list[list[Any]]:
     table = []
     for row in rows:
         table.append(row)
         if len(table) > MAX_ROWS:
-            raise InvalidInput(f"{path}: more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}")
+            raise InvalidInput(f"{name}: more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}")
     return table
 
 
-def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    suffix = path.suffix.lower()
+def _read_rows(content: bytes, name: str) -> list[tuple[int, dict[str, str]]]:
+    suffix = Path(name).suffix.lower()
     try:
         if suffix == ".csv":
-            text = path.read_bytes().decode("utf-8-sig")
+            text = content.decode("utf-8-sig")
             reader = csv.reader(io.StringIO(text, newline=""))
-            table = _bounded(reader, path)
+            table = _bounded(reader, name)
         elif suffix == ".xlsx":
             from openpyxl import load_workbook
 
-            book = load_workbook(path, read_only=True, data_only=True)
+            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
             sheet = book["values"] if "values" in book.sheetnames else book.active
             table = _bounded(
-                ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)), path
+                ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)), name
             )
             book.close()
         else:
-            raise InvalidInput(f"{path}: value files are .csv or .xlsx (from `cim grade template`)")
+            raise InvalidInput(f"{name}: value files are .csv or .xlsx (from `cim grade template`)")
     except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
-    except OSError as exc:
-        raise InvalidInput(f"{path}: {exc.strerror or exc}") from None
+        raise InvalidInput(f"{name}: not UTF-8 text; save the CSV as UTF-8") from None
     except InvalidInput:
         raise
     except Exception as exc:  # openpyxl raises many kinds on a broken workbook
-        raise InvalidInput(f"{path}: not a readable XLSX workbook ({exc})") from None
+        raise InvalidInput(f"{name}: not a readable XLSX workbook ({exc})") from None
     if not table:
-        raise InvalidInput(f"{path}: empty file; expected the header {', '.join(COLUMNS)}")
+        raise InvalidInput(f"{name}: empty file; expected the header {', '.join(COLUMNS)}")
     header = [h.strip().lower() for h in table[0]]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise InvalidInput(f"{path}: header lacks the column(s) {', '.join(missing)}")
+        raise InvalidInput(f"{name}: header lacks the column(s) {', '.join(missing)}")
     rows = []
     for n, raw in enumerate(table[1:], start=2):
         if not any(_cell(v) for v in raw):
             continue
         if len(raw) > len(header):
-            raise InvalidInput(f"{path} row {n}: {len(raw)} cells but {len(header)} columns")
+            raise InvalidInput(f"{name} row {n}: {len(raw)} cells but {len(header)} columns")
         rows.append((n, {h: _cell(v) for h, v in zip(header, raw, strict=False)}))
     return rows
 
 
 def read_values(
-    path: Path, catalogue: Catalogue, files_allowed: bool = True
+    content: bytes, name: str, catalogue: Catalogue, folder: Path | None = None
 ) -> tuple[list[ValueEntry], list[EvidenceFile], int]:
-    """The values a filled template enters (rows with an empty value are left out), the
-    evidence files they name, and how many rows were left empty.
+    """The values a filled template (the bytes of a .csv or .xlsx file; `name` says which, and
+    names it in messages) enters, rows with an empty value left out; the evidence files they
+    name; and how many rows were left empty.
 
-    `evidence_file` is a path relative to the template (when `files_allowed`, i.e. on the
-    command line) or `sha256:<hex>` of evidence uploaded before.
+    `evidence_file` is `sha256:<hex>` of evidence uploaded before, or, when the template's
+    `folder` is given (on the command line), a path relative to it.
 
     Raises:
         InvalidInput: naming the file, row and column: unknown indicator, an indicator name
@@ -207,8 +214,8 @@ def read_values(
     files: dict[str, EvidenceFile] = {}
     seen: dict[tuple[str, str], int] = {}
     empty = 0
-    for n, row in _read_rows(path):
-        where = f"{path} row {n}"
+    for n, row in _read_rows(content, name):
+        where = f"{name} row {n}"
         code, ind_id = row.get("city_code", ""), row.get("indicator_id", "")
         if not code:
             raise InvalidInput(f"{where}: column city_code is empty")
@@ -218,10 +225,10 @@ def read_values(
                 f"{where}: column indicator_id: catalogue {catalogue.id} has no indicator "
                 f"{ind_id!r}"
             )
-        name = row.get("indicator_name", "")
-        if name and ind.name_zh not in name and ind.name_en not in name:
+        ind_name = row.get("indicator_name", "")
+        if ind_name and ind.name_zh not in ind_name and ind.name_en not in ind_name:
             raise InvalidInput(
-                f"{where}: indicator_name {name!r} does not match {ind_id} "
+                f"{where}: indicator_name {ind_name!r} does not match {ind_id} "
                 f"({ind.name_zh} / {ind.name_en}); was the row moved?"
             )
         if (code, ind_id) in seen:
@@ -236,33 +243,32 @@ def read_values(
         evidence_name = row.get("evidence_file", "")
         if evidence_name.startswith("sha256:"):
             digest = evidence_name.removeprefix("sha256:").strip().lower()
-        elif evidence_name and not files_allowed:
-            raise InvalidInput(
-                f"{where}: column evidence_file: upload {evidence_name!r} first and give "
-                f"'sha256:<its hash>' here"
-            )
         elif evidence_name:
-            folder = path.parent.resolve()
-            file = (folder / evidence_name).resolve()
-            if Path(evidence_name).is_absolute() or not file.is_relative_to(folder):
+            if folder is None:  # an upload: the server cannot read the caller's files
+                raise InvalidInput(
+                    f"{where}: column evidence_file: upload {evidence_name!r} first and give "
+                    f"'sha256:<its hash>' here"
+                )
+            beside = folder.resolve()
+            file = (beside / evidence_name).resolve()
+            if Path(evidence_name).is_absolute() or not file.is_relative_to(beside):
                 raise InvalidInput(
                     f"{where}: column evidence_file: {evidence_name!r} is outside the template's "
                     f"folder; put evidence files beside the template or below it"
                 )
             if not file.is_file():
                 raise InvalidInput(f"{where}: column evidence_file: no file {file}")
-            content = file.read_bytes()
+            proof = file.read_bytes()
             media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            evidence = EvidenceFile(file.name, content, media)
-            digest = hashlib.sha256(content).hexdigest()
-            files[digest] = evidence
+            digest = hashlib.sha256(proof).hexdigest()
+            files[digest] = EvidenceFile(file.name, proof, media)
         entries.append(
             ValueEntry(
                 city=code,
                 indicator=ind_id,
                 value=row["value"],
                 unit=row.get("unit", ""),
-                source=row.get("source", "") or f"import {path.name}",
+                source=row.get("source", "") or f"import {Path(name).name}",
                 link=row.get("link") or None,
                 note=row.get("note") or None,
                 evidence_sha256=digest,
@@ -270,3 +276,42 @@ def read_values(
             )
         )
     return entries, list(files.values()), empty
+
+
+def round_template(engine: Engine, round_id: str) -> list[dict[str, Any]]:
+    """The rows of a round's template, with the values entered so far.
+
+    Raises:
+        NotFound: no such round.
+    """
+    rnd = get_round(engine, round_id)
+    return template_rows(rnd.catalogue, cities(engine, round_id), entered(engine, round_id))
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What a template import did."""
+
+    read: int  # values read
+    changed: int  # of them, values that changed
+    empty: int  # rows left empty
+    evidence: int  # evidence files stored with them
+
+
+def import_values(
+    engine: Engine,
+    actor: Actor,
+    round_id: str,
+    content: bytes,
+    name: str,
+    folder: Path | None = None,
+) -> Imported:
+    """Enter the values of a filled template (see `read_values`): all rows or none.
+
+    Raises:
+        InvalidInput: naming the file and row. Forbidden, Conflict: see `set_values`.
+    """
+    rnd = get_round(engine, round_id)
+    entries, files, empty = read_values(content, name, rnd.catalogue, folder)
+    changed = set_values(engine, actor, round_id, entries, files)
+    return Imported(len(entries), changed, empty, len(files))

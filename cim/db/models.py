@@ -44,8 +44,8 @@ WRITERS = {
     "tile_cache": "tiles.service",
     "grading_round": "grading.rounds",
     "grading_city": "grading.rounds",
-    "grading_value": "grading.rounds",
-    "grading_evidence": "grading.rounds",
+    "grading_value": "grading.values",
+    "grading_evidence": "grading.evidence",
     "api_key": "grading.access",
     "audit_log": "grading.access",
 }

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine
 
 from cim.settings import ApiSettings
-from grading import access, rounds
+from grading import access, outcome, rounds, values
 from grading.awards import built_in_policy
 from grading.catalogue import built_in
 from tests.browser.conftest import ARTIFACTS, chromium, running_service
@@ -48,17 +48,17 @@ def _round(engine: Engine) -> dict:
         built_in_policy("shandong-example"),
         cities,
     )
-    rounds.set_values(
+    values.set_values(
         engine,
         admin,
         "web-2026",
         [
-            rounds.ValueEntry(code, ind.id, _value(ind, s), source="fixture")
+            values.ValueEntry(code, ind.id, _value(ind, s), source="fixture")
             for code, s in STRENGTH.items()
             for ind in CATALOGUE.indicators
         ],
     )
-    return rounds.results(engine, "web-2026")
+    return outcome.results(engine, "web-2026").to_dict()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,12 @@ from cim.db.engine import upgrade
 from cim.tiling import tile_keys
 
 
+_BOXES_AND_KEYS = text(
+    "SELECT ST_XMin(bbox), ST_YMin(bbox), z_min, ST_XMax(bbox), ST_YMax(bbox), z_max,"
+    " tile_level, tile_x, tile_y, size FROM city_object ORDER BY id"
+)
+
+
 def _database_at(new_database: Callable[[], Engine], revision: str) -> Engine:
     """A fresh database migrated only up to `revision` (the template one is at head)."""
     engine = new_database()
@@ -110,12 +116,7 @@ def test_objects_without_a_tile_get_the_ingest_s_tile(
         _city_with_datasets(conn, tile_keys_given=False)
     upgrade(engine)
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT ST_XMin(bbox), ST_YMin(bbox), z_min, ST_XMax(bbox), ST_YMax(bbox), z_max,"
-                " tile_level, tile_x, tile_y, size FROM city_object ORDER BY id"
-            )
-        ).all()
+        rows = conn.execute(_BOXES_AND_KEYS).all()
     box = np.array([r[:6] for r in rows], dtype=np.float64)
     level, x, y, size = tile_keys(box[:, :3], box[:, 3:])
     assert [r[6:9] for r in rows] == list(zip(level.tolist(), x.tolist(), y.tolist(), strict=True))

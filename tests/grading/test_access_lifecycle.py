@@ -16,9 +16,10 @@ from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
 from cim.settings import ApiSettings
-from grading import access, rounds
+from grading import access, outcome, rounds
 from grading.awards import built_in_policy
 from grading.catalogue import built_in
+from grading.results import canonical_json
 
 ROUND = "t-2026"
 CITIES = [
@@ -241,7 +242,7 @@ def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[
     assert final["status"] == "final" and len(final["results_sha256"]) == 64
 
     frozen = client.get(f"/grading/rounds/{ROUND}/results").json()
-    assert hashlib.sha256(rounds.canonical_json(frozen)).hexdigest() == final["results_sha256"]
+    assert hashlib.sha256(canonical_json(frozen)).hexdigest() == final["results_sha256"]
     jinan = next(c for c in frozen["cities"] if c["code"] == "370100")
     online = next(i for i in jinan["indicators"] if i["id"] == "zhengfu.online")
     assert online["value"] == 97.0 and online["source"] == "test"
@@ -267,8 +268,8 @@ def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[
     assert "final" in refused[0].json()["detail"]
     assert _state(engine) == before
     # recomputing a final round from its values, catalogue and policy gives the same bytes
-    assert rounds.verify(engine, ROUND) == (True, final["results_sha256"], final["results_sha256"])
-    assert rounds.results(engine, ROUND) == frozen
+    assert outcome.verify(engine, ROUND) == (True, final["results_sha256"], final["results_sha256"])
+    assert outcome.results(engine, ROUND).to_dict() == frozen
     assert client.get(f"/grading/rounds/{ROUND}/results").json() == frozen
 
 
@@ -324,7 +325,7 @@ def test_the_api_description_shows_the_grading_routes_and_keys(setup) -> None:  
 
 def test_uploads_have_limits_and_keep_their_names(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     client, keys, engine = setup
-    monkeypatch.setattr(rounds, "MAX_EVIDENCE_BYTES", 1000)
+    monkeypatch.setattr("grading.evidence.MAX_EVIDENCE_BYTES", 1000)
     before = _state(engine)
     big = client.post(
         f"/grading/rounds/{ROUND}/evidence?filename=big.bin",

@@ -7,10 +7,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grading.assessment import round_results
 from grading.awards import built_in_policy
 from grading.catalogue import built_in
-from grading.results import round_results, what_if
-from grading.rounds import canonical_json
+from grading.results import RoundResults, canonical_json, what_if
 
 CATALOGUE = built_in("db37-3890.1-2020")
 POLICY = built_in_policy("shandong-example")
@@ -67,7 +67,7 @@ def _inputs(rows):  # type: ignore[no-untyped-def]
 @given(rows=CITY_VALUES, seed=st.randoms())
 def test_same_inputs_same_document_whatever_the_order(rows, seed) -> None:  # type: ignore[no-untyped-def]
     cities, values = _inputs(rows)
-    first = round_results(META, CATALOGUE, POLICY, cities, values)
+    first = round_results(META, CATALOGUE, POLICY, cities, values).to_dict()
     shuffled_cities = list(cities)
     seed.shuffle(shuffled_cities)
     shuffled_values = {}
@@ -75,7 +75,7 @@ def test_same_inputs_same_document_whatever_the_order(rows, seed) -> None:  # ty
         items = list(values[code].items())
         seed.shuffle(items)
         shuffled_values[code] = dict(items)
-    again = round_results(META, CATALOGUE, POLICY, shuffled_cities, shuffled_values)
+    again = round_results(META, CATALOGUE, POLICY, shuffled_cities, shuffled_values).to_dict()
     assert canonical_json(again) == canonical_json(first)
     assert [c["rank"] for c in first["cities"]] == list(range(1, len(cities) + 1))
     assert first["allocation"]["allocated"] <= POLICY.budget
@@ -84,10 +84,11 @@ def test_same_inputs_same_document_whatever_the_order(rows, seed) -> None:  # ty
 
 def test_what_if_lines_up_the_same_cities() -> None:
     cities, values = _inputs([("370100", [0.7] * 18, None), ("370200", [0.6] * 18, 2)])
-    a = round_results(META, CATALOGUE, POLICY, cities, values)
+    results_a = round_results(META, CATALOGUE, POLICY, cities, values)
     richer = POLICY.model_copy(update={"id": "richer", "amounts": {3: 5e6, 4: 9e6, 5: 12e6}})
-    b = round_results(META, CATALOGUE, richer, cities, values)
-    rows = {r["code"]: r for r in what_if(a, b)}
+    results_b = round_results(META, CATALOGUE, richer, cities, values)
+    a, b = results_a.to_dict(), results_b.to_dict()
+    rows = {r["code"]: r for r in what_if(results_a, results_b)}
     for code in ("370100", "370200"):
         ca = next(c for c in a["cities"] if c["code"] == code)
         cb = next(c for c in b["cities"] if c["code"] == code)
@@ -98,3 +99,19 @@ def test_what_if_lines_up_the_same_cities() -> None:
     assert rows["370100"]["amount_change"] == 9e6 - 8e6
     # 370200 rose from 2 stars: 4,000,000 + 2,000,000 step-up before, 5,000,000 + 2,000,000 now
     assert (rows["370200"]["a"]["amount"], rows["370200"]["b"]["amount"]) == (6e6, 7e6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=CITY_VALUES)
+def test_the_document_reads_back_to_the_same_bytes(rows) -> None:  # type: ignore[no-untyped-def]
+    """A final round's frozen results are read back from JSON: the typed results they make
+    write the same canonical bytes, and so keep their SHA-256."""
+    import orjson
+
+    cities, values = _inputs(rows)
+    first = round_results(META, CATALOGUE, POLICY, cities, values)
+    stored = orjson.loads(first.to_json())
+    again = RoundResults.from_dict(stored)
+    assert again == first
+    assert again.to_json() == first.to_json() == canonical_json(stored)
+    assert again.sha256() == first.sha256()

@@ -10,8 +10,9 @@ import pytest
 
 from cim.errors import InvalidInput
 from grading.catalogue import built_in
-from grading.rounds import CityEntry, coerce_value
-from grading.templates import COLUMNS, read_values, template_rows, write_template
+from grading.rounds import CityEntry
+from grading.templates import COLUMNS, read_values, template_bytes, template_rows
+from grading.values import coerce_value
 
 CATALOGUE = built_in("db37-3890.1-2020")
 CITIES = [CityEntry("370100", "济南市", "Jinan"), CityEntry("370200", "青岛市", "Qingdao")]
@@ -27,14 +28,19 @@ def _filled(tmp_path: Path, suffix: str, **changes: str) -> Path:
         rows[int(row.removeprefix("r"))][column] = value
     (tmp_path / "proof.txt").write_text("证明材料", encoding="utf-8")
     path = tmp_path / f"values{suffix}"
-    write_template(path, rows)
+    path.write_bytes(template_bytes(rows, str(path)))
     return path
+
+
+def _read(path: Path, files: bool = True):  # type: ignore[no-untyped-def]
+    """A filled template read as the command line reads it: evidence files from its folder."""
+    return read_values(path.read_bytes(), str(path), CATALOGUE, path.parent if files else None)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_a_filled_template_reads_back(tmp_path: Path, suffix: str) -> None:
     assert template_rows(CATALOGUE, CITIES)[11]["indicator_id"] == "sheshi.cim"
-    entries, files, empty = read_values(_filled(tmp_path, suffix), CATALOGUE)
+    entries, files, empty = _read(_filled(tmp_path, suffix))
     assert empty == 2 * 18 - 3
     got = {(e.city, e.indicator): e for e in entries}
     first = got["370100", "huimin.education"]
@@ -72,7 +78,7 @@ def test_mistakes_are_refused_with_the_row(
 ) -> None:
     path = _filled(tmp_path, ".csv", **change)
     with pytest.raises(InvalidInput, match=message) as err:
-        read_values(path, CATALOGUE)
+        _read(path)
     assert str(path) in str(err.value)
 
 
@@ -80,19 +86,19 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
     latin = tmp_path / "latin.csv"
     latin.write_bytes("city_code,indicator_id,value\n370100,huimin.education,é\n".encode("latin-1"))
     with pytest.raises(InvalidInput, match="not UTF-8"):
-        read_values(latin, CATALOGUE)
+        _read(latin)
     broken = tmp_path / "broken.xlsx"
     broken.write_bytes(b"PK\x03\x04 this is not a workbook")
     with pytest.raises(InvalidInput, match="not a readable XLSX"):
-        read_values(broken, CATALOGUE)
+        _read(broken)
     headless = tmp_path / "headless.csv"
     headless.write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(InvalidInput, match="header lacks the column"):
-        read_values(headless, CATALOGUE)
+        _read(headless)
     with pytest.raises(InvalidInput, match=r"\.csv or \.xlsx"):
-        read_values(tmp_path / "values.ods", CATALOGUE)
+        read_values(b"", str(tmp_path / "values.ods"), CATALOGUE)
     with pytest.raises(InvalidInput, match="upload 'proof.txt' first"):
-        read_values(_filled(tmp_path, ".csv"), CATALOGUE, files_allowed=False)
+        _read(_filled(tmp_path, ".csv"), files=False)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +140,7 @@ def test_evidence_outside_the_templates_folder_is_refused(tmp_path: Path, outsid
     folder.mkdir()
     path = _filled(folder, ".csv", r11__evidence_file=outside)
     with pytest.raises(InvalidInput, match="outside the template's folder"):
-        read_values(path, CATALOGUE)
+        _read(path)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
@@ -150,6 +156,6 @@ def test_text_a_spreadsheet_would_run_is_escaped_and_comes_back(
         assert sheet["J2"].data_type == "s" and sheet["J2"].value == "'" + formula
     else:
         assert "'" + formula.replace('"', '""') in path.read_text(encoding="utf-8-sig")
-    entries, _, _ = read_values(path, CATALOGUE)
+    entries, _, _ = _read(path)
     first = next(e for e in entries if e.indicator == "huimin.education")
     assert (first.note, first.source) == (formula, "-5% vs 2025")

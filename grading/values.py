@@ -1,0 +1,244 @@
+"""Indicator values of a round: what a value may be for its indicator, entering values (all or
+none, each change audited, their evidence stored in the same transaction), reading them back, and
+entering the values the city model proves."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, text
+
+from cim.errors import InvalidInput
+from grading import cim_indicators
+from grading.access import Actor, audit, require
+from grading.catalogue import Catalogue, Indicator, Linear, Qualitative, Thresholds, YesNo
+from grading.evidence import EvidenceFile, store_evidence
+from grading.rounds import get_round
+from grading.store import require_draft, round_row, stored_values
+
+MAX_ABS_VALUE = 1e15  # no indicator needs more; JSON and spreadsheets keep it exact
+_YES = {"yes", "y", "true", "1", "是", "有"}
+_NO = {"no", "n", "false", "0", "否", "无"}
+
+
+@dataclass(frozen=True)
+class ValueEntry:
+    """One value to enter: where it comes from travels with it."""
+
+    city: str
+    indicator: str
+    value: Any
+    unit: str = ""
+    source: str = ""
+    link: str | None = None
+    note: str | None = None
+    evidence_sha256: str | None = None
+    computed: dict[str, Any] | None = None
+    where: str = ""  # e.g. "values.csv row 7", for error messages
+
+
+def coerce_value(ind: Indicator, raw: Any, where: str) -> Any:
+    """A raw value (text from a template, or JSON) as the indicator's scoring method needs it.
+
+    Raises:
+        InvalidInput: a value the indicator cannot take, naming where it came from.
+    """
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return None
+    s = ind.scoring
+    if isinstance(s, YesNo):
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in _YES:
+            return True
+        if word in _NO:
+            return False
+        raise InvalidInput(f"{where}: indicator {ind.id} takes yes or no, not {raw!r}")
+    if isinstance(s, Qualitative):
+        grade = str(raw).strip()
+        if grade not in s.levels:
+            raise InvalidInput(
+                f"{where}: indicator {ind.id} takes one of {', '.join(s.best_first())}, not {raw!r}"
+            )
+        return grade
+    assert isinstance(s, Thresholds | Linear)
+    if isinstance(raw, bool):
+        raise InvalidInput(f"{where}: indicator {ind.id} takes a number, not {raw!r}")
+    try:
+        number = float(str(raw).strip().rstrip("%")) if isinstance(raw, str) else float(raw)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"{where}: indicator {ind.id} takes a number ({ind.unit or 'no unit'}), not {raw!r}"
+        ) from None
+    if not math.isfinite(number) or abs(number) > MAX_ABS_VALUE:
+        raise InvalidInput(
+            f"{where}: indicator {ind.id}: {raw!r} is not a finite number within ±{MAX_ABS_VALUE:g}"
+        )
+    return number
+
+
+def set_values(
+    engine: Engine,
+    actor: Actor,
+    round_id: str,
+    entries: list[ValueEntry],
+    evidence: Sequence[EvidenceFile] = (),
+) -> int:
+    """Enter values (all or none), storing their evidence files first in the same transaction;
+    returns how many values changed. Each change is audited.
+
+    Raises:
+        Forbidden: role too weak or a city not assigned. Conflict: the round is not a draft.
+        InvalidInput: unknown city or indicator, a value of the wrong kind, unknown evidence.
+    """
+    require(actor, "assessor")
+    changed = 0
+    with engine.begin() as conn:
+        row = round_row(conn, round_id, lock=True)
+        require_draft(row, "its values")
+        for file in evidence:
+            store_evidence(conn, actor, round_id, file)
+        catalogue = Catalogue.model_validate(row.catalogue)
+        indicators = {i.id: i for i in catalogue.indicators}
+        codes = set(
+            conn.execute(
+                text("SELECT code FROM grading_city WHERE round_id = :r"), {"r": round_id}
+            ).scalars()
+        )
+        for e in entries:
+            where = e.where or f"city {e.city}, indicator {e.indicator}"
+            if e.city not in codes:
+                raise InvalidInput(f"{where}: city {e.city!r} is not in round {round_id}")
+            require(actor, "assessor", e.city)
+            ind = indicators.get(e.indicator)
+            if ind is None:
+                raise InvalidInput(
+                    f"{where}: catalogue {catalogue.id} has no indicator {e.indicator!r}"
+                )
+            value = coerce_value(ind, e.value, where)
+            if e.unit and ind.unit and e.unit != ind.unit:
+                raise InvalidInput(
+                    f"{where}: indicator {ind.id} is measured in {ind.unit!r}, not {e.unit!r}"
+                )
+            if e.link and not re.match(r"https?://", e.link, re.IGNORECASE):
+                raise InvalidInput(f"{where}: link {e.link!r} is not an http(s) address")
+            if (
+                e.evidence_sha256
+                and not conn.execute(
+                    text("SELECT 1 FROM grading_evidence WHERE round_id = :r AND sha256 = :s"),
+                    {"r": round_id, "s": e.evidence_sha256},
+                ).first()
+            ):
+                raise InvalidInput(f"{where}: no evidence {e.evidence_sha256} in round {round_id}")
+            new = {
+                "value": value,
+                "unit": ind.unit,
+                "source": e.source,
+                "link": e.link,
+                "note": e.note,
+                "evidence_sha256": e.evidence_sha256,
+                "computed": e.computed,
+            }
+            old_row = (
+                conn.execute(
+                    text(
+                        "SELECT value, unit, source, link, note, evidence_sha256, computed "
+                        "FROM grading_value WHERE round_id = :r AND city_code = :c "
+                        "AND indicator_id = :i"
+                    ),
+                    {"r": round_id, "c": e.city, "i": ind.id},
+                )
+                .mappings()
+                .first()
+            )
+            old = dict(old_row) if old_row else None
+            if old == new:
+                continue
+            conn.execute(
+                text(
+                    "INSERT INTO grading_value (round_id, city_code, indicator_id, value, unit, "
+                    "source, link, note, evidence_sha256, computed, entered_by) VALUES "
+                    "(:r, :c, :i, CAST(:v AS jsonb), :unit, :source, :link, :note, :ev, "
+                    "CAST(:computed AS jsonb), :by) ON CONFLICT (round_id, city_code, "
+                    "indicator_id) DO UPDATE SET value = EXCLUDED.value, unit = EXCLUDED.unit, "
+                    "source = EXCLUDED.source, link = EXCLUDED.link, note = EXCLUDED.note, "
+                    "evidence_sha256 = EXCLUDED.evidence_sha256, computed = EXCLUDED.computed, "
+                    "entered_by = EXCLUDED.entered_by, entered_at = now()"
+                ),
+                {
+                    "r": round_id,
+                    "c": e.city,
+                    "i": ind.id,
+                    "v": orjson.dumps(value).decode(),
+                    "unit": ind.unit,
+                    "source": e.source,
+                    "link": e.link,
+                    "note": e.note,
+                    "ev": e.evidence_sha256,
+                    "computed": None if e.computed is None else orjson.dumps(e.computed).decode(),
+                    "by": actor.name,
+                },
+            )
+            audit(conn, actor, "value.set", round_id, f"{e.city}/{ind.id}", old, new)
+            changed += 1
+    return changed
+
+
+def entered(engine: Engine, round_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """city -> indicator -> the value entered, with its unit, source and evidence.
+
+    Raises:
+        NotFound: no such round.
+    """
+    with engine.connect() as conn:
+        round_row(conn, round_id)
+        return stored_values(conn, round_id)
+
+
+def enter_cim_indicators(
+    engine: Engine,
+    actor: Actor,
+    round_id: str,
+    city: str,
+    model_city: str | None = None,
+    params: cim_indicators.Parameters | None = None,
+) -> list[tuple[str, cim_indicators.Computed]]:
+    """Compute, from the city model, the indicators the round's catalogue marks
+    `computed_from_cim`, and enter them as the city's values with the query as evidence.
+    Returns (indicator id, computed) for each.
+
+    Raises:
+        InvalidInput: the catalogue has no such indicators. NotFound: no model of the city.
+    """
+    rnd = get_round(engine, round_id)
+    wanted = [(i.id, i.computed_from_cim) for i in rnd.catalogue.indicators if i.computed_from_cim]
+    if not wanted:
+        raise InvalidInput(f"catalogue {rnd.catalogue.id} has no CIM-computed indicators")
+    model = model_city or city
+    names = tuple(dict.fromkeys(name for _, name in wanted))
+    by_name = {c.name: c for c in cim_indicators.compute(engine, model, params, names)}
+    done = [(ind_id, by_name[name]) for ind_id, name in wanted]
+    set_values(
+        engine,
+        actor,
+        round_id,
+        [
+            ValueEntry(
+                city=city,
+                indicator=ind_id,
+                value=c.value,
+                unit=c.unit,
+                source=f"CIM model of city {model}: {c.name}",
+                note=", ".join(f"{k} {v}" for k, v in c.inputs.items()),
+                computed=c.evidence,
+            )
+            for ind_id, c in done
+        ],
+    )
+    return done
