@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from cim import __version__
+from cim.db.cities import city_exists
 from cim.errors import InvalidInput, NotFound
 
 
@@ -289,10 +290,9 @@ def compute(
             {"c": city, "t": p.building_types},
         ).first()
         if centre is None or centre[0] is None:
-            exists = conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first()
             raise NotFound(
                 f"city {city!r} has no buildings in the model ({', '.join(p.building_types)})"
-                if exists
+                if city_exists(conn, city)
                 else f"no city {city!r} in the model"
             )
         srid = p.metric_crs or utm_epsg(centre[0], centre[1])
