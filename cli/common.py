@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import orjson
 
-from cim.errors import CimError
+from cim.errors import CimError, InvalidInput
 from cim.settings import DatabaseSettings
 
 
@@ -32,3 +34,20 @@ def advance(bar: Any, n: int, total: int | None) -> None:
         bar.total = total
         bar.refresh()
     bar.update(n)
+
+
+def read_file(path: Path) -> bytes:
+    """A file's content.
+
+    Raises:
+        InvalidInput: unreadable, naming the file.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: {exc.strerror or exc}") from None
+
+
+def print_json(data: Any) -> None:
+    """Print data as indented JSON (dates and the like as text)."""
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))

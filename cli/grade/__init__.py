@@ -1,0 +1,49 @@
+"""`cim grade`: smart-city star grading from the command line.
+
+The command line holds the database credentials, so it acts as an admin (audited as
+`cli:<user>`); people working through the web API use API keys (`cim grade keys create`).
+"""
+
+from __future__ import annotations
+
+import click
+
+from cli.grade.catalogues import grade_catalogue, grade_policy
+from cli.grade.keys import grade_keys
+from cli.grade.results import allocate_cmd, audit_cmd, rank, report, score
+from cli.grade.rounds import grade_round
+from cli.grade.values import compute_cim, grade_values, template
+
+
+@click.group()
+def grade() -> None:
+    """Smart-city star grading (DB37/T 3890, GB/T 33356): catalogues, rounds, scores, awards.
+
+    \b
+    A round, start to finish:
+      cim grade round create sd-2026 --year 2026 --catalogue db37-3890.1-2020 \\
+            --policy shandong-example --cities shandong
+      cim grade template sd-2026 values.xlsx           fill it in (evidence files beside it)
+      cim grade values import sd-2026 values.xlsx
+      cim grade compute-cim-indicators sd-2026 --city 370100
+      cim grade score sd-2026 ; cim grade rank sd-2026 ; cim grade allocate sd-2026
+      cim grade round status sd-2026 submitted|reviewed|final
+      cim grade report sd-2026 report.pdf
+    """
+
+
+for command in (
+    grade_catalogue,
+    grade_policy,
+    grade_round,
+    template,
+    grade_values,
+    compute_cim,
+    score,
+    rank,
+    allocate_cmd,
+    report,
+    audit_cmd,
+    grade_keys,
+):
+    grade.add_command(command)

@@ -1,0 +1,63 @@
+"""`cim grade keys`: API keys for the web API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from cim.errors import CimError
+from cli.common import command_engine, fail
+
+if TYPE_CHECKING:
+    pass
+
+
+@click.group("keys")
+def grade_keys() -> None:
+    """API keys for the web API: viewer, assessor (per city), reviewer, admin."""
+
+
+@grade_keys.command("create")
+@click.argument("name")
+@click.option(
+    "--role", type=click.Choice(["viewer", "assessor", "reviewer", "admin"]), required=True
+)
+@click.option("--city", "cities", multiple=True, help="A city an assessor may enter values for.")
+def keys_create(name: str, role: str, cities: tuple[str, ...]) -> None:
+    """Create a key; it is printed once (only its SHA-256 is stored)."""
+    from grading.access import cli_actor, create_key
+
+    try:
+        key_id, secret = create_key(command_engine(), cli_actor(), name, role, list(cities))
+    except CimError as exc:
+        fail(exc)
+    click.echo(f"key {key_id} ({role}) for {name}; hand this over now, it is not stored:", err=True)
+    click.echo(secret)
+
+
+@grade_keys.command("list")
+def keys_list() -> None:
+    """List keys (never the secrets)."""
+    from grading.access import list_keys
+
+    try:
+        keys = list_keys(command_engine())
+    except CimError as exc:
+        fail(exc)
+    for k in keys:
+        state = f"revoked {k['revoked_at']:%Y-%m-%d}" if k["revoked_at"] else "active"
+        click.echo(f"{k['id']}  {k['role']:<9} {state:<18} {k['name']}  {' '.join(k['cities'])}")
+
+
+@grade_keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; it stops working at once."""
+    from grading.access import cli_actor, revoke_key
+
+    try:
+        revoke_key(command_engine(), cli_actor(), key_id)
+    except CimError as exc:
+        fail(exc)
+    click.echo(f"key {key_id} revoked")

@@ -1,0 +1,178 @@
+"""`cim grade score|rank|allocate|report|audit`: what a round's values come to, and its record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import orjson
+
+from cim.errors import CimError, InvalidInput
+from cli.common import command_engine, fail, print_json
+from cli.grade.catalogues import catalogue_from
+
+STARS = "★"
+
+
+if TYPE_CHECKING:
+    from grading.results import RoundResults
+
+
+def _results(
+    round_id: str, policy: str | None = None, catalogue: str | None = None
+) -> RoundResults:
+    """The round's results; with a policy or catalogue file, the what-if (nothing stored
+    changes). A command computes them once, so it keeps no cache."""
+    from grading.awards import load_policy
+    from grading.outcome import recompute, results
+
+    try:
+        if policy is None and catalogue is None:
+            return results(command_engine(), round_id)
+        return recompute(
+            command_engine(),
+            round_id,
+            policy=load_policy(Path(policy)) if policy else None,
+            catalogue=catalogue_from(catalogue) if catalogue else None,
+        )
+    except CimError as exc:
+        fail(exc)
+
+
+@click.command("score")
+@click.argument("round_id")
+@click.option("--city", help="Only this city, with every indicator's reason.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def score(round_id: str, city: str | None, as_json: bool) -> None:
+    """Scores: per indicator (value → level → points, with the reason), per area, total, stars."""
+    res = _results(round_id)
+    rows = [c for c in res.cities if city is None or c.code == city]
+    if city and not rows:
+        fail(f"city {city} is not in round {round_id}")
+    if as_json:
+        print_json([c.to_dict() for c in rows])
+        return
+    names = {i.id: i for i in res.catalogue.indicators}
+    for c in sorted(rows, key=lambda c: c.code):
+        click.echo(
+            f"{c.code} {c.name_zh:<6} total {c.total:6.2f} + bonus {c.bonus:4.2f}  "
+            f"{STARS * c.stars or '-':<5} {c.subtype or ''}"
+        )
+        if city:
+            for s in c.indicators:
+                click.echo(
+                    f"   {s.id:<22} {names[s.id].name_zh:<14} {s.points:6.2f} / "
+                    f"{names[s.id].weight:<4g} {s.reason}"
+                )
+            for r in c.reasons:
+                click.echo(f"   {r}")
+
+
+@click.command("rank")
+@click.argument("round_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def rank(round_id: str, as_json: bool) -> None:
+    """Cities in merit order (the tie-breaks are printed)."""
+    res = _results(round_id)
+    if as_json:
+        print_json(res.ranking_dict()["cities"])
+        return
+    click.echo(f"merit order: {res.merit_rule}")
+    for c in res.cities:
+        click.echo(
+            f"{c.rank:>3}. {c.code} {c.name_zh:<6} {STARS * c.stars or '-':<5} {c.score:7.2f}"
+        )
+
+
+@click.command("allocate")
+@click.argument("round_id")
+@click.option("--policy", help="What-if: allocate with another policy file and compare.")
+@click.option(
+    "--catalogue", help="What-if: score with another catalogue file (e.g. a changed weight)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_json: bool) -> None:
+    """Award amounts with their reasons; `--policy` and/or `--catalogue` compute a what-if and
+    show the two allocations side by side (nothing stored changes)."""
+    from grading.results import what_if
+
+    res = _results(round_id)
+    if policy or catalogue:
+        other = _results(round_id, policy, catalogue)
+        rows = what_if(res, other)
+        a, b = "current", " + ".join(x for x in (policy, catalogue) if x)
+        if as_json:
+            print_json(
+                {
+                    "a": a,
+                    "b": b,
+                    "policy": other.policy["id"],
+                    "catalogue": other.catalogue.id,
+                    "cities": rows,
+                }
+            )
+            return
+        click.echo(f"{'city':<14}{a:>22}{Path(b).name[:21]:>22}{'change':>14}")
+        for r in rows:
+            click.echo(
+                f"{r['code']} {r['name_zh']:<6} {r['a']['amount']:>21,.0f} "
+                f"{r['b']['amount']:>21,.0f} {r['amount_change']:>+13,.0f}"
+            )
+        click.echo(
+            f"{'total':<14}{res.allocation.allocated:>22,.0f}{other.allocation.allocated:>22,.0f}"
+        )
+        return
+    if as_json:
+        print_json(res.allocation_dict())
+        return
+    totals = res.allocation
+    click.echo(f"policy {res.policy['id']}: budget {totals.budget:,.0f}")
+    for c in res.cities:
+        click.echo(f"{c.rank:>3}. {c.code} {c.name_zh:<6} {c.amount:>13,.0f}  {c.award_reason}")
+    click.echo(f"allocated {totals.allocated:,.0f}, left {totals.left:,.0f}")
+
+
+@click.command("report")
+@click.argument("round_id")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+def report(round_id: str, out: Path, lang: str) -> None:
+    """Write the round report, ready to sign: .pdf or .html (by the file's suffix)."""
+    from grading.report import render_html, render_pdf
+    from grading.rounds import get_round
+
+    res = _results(round_id)
+    try:
+        rnd = get_round(command_engine(), round_id)
+        if out.suffix.lower() == ".pdf":
+            out.write_bytes(render_pdf(res, rnd.summary(), lang))
+        elif out.suffix.lower() in (".html", ".htm"):
+            out.write_text(render_html(res, rnd.summary(), lang), encoding="utf-8")
+        else:
+            raise InvalidInput(f"{out}: reports are .pdf or .html")
+    except CimError as exc:
+        fail(exc)
+    click.echo(f"{out}: report of round {round_id} ({rnd.status})")
+
+
+@click.command("audit")
+@click.argument("round_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def audit_cmd(round_id: str | None, as_json: bool) -> None:
+    """The audit log (of one round, or everything): who changed what, when, old → new."""
+    from grading.access import audit_log
+
+    try:
+        entries = audit_log(command_engine(), round_id)
+    except CimError as exc:
+        fail(exc)
+    if as_json:
+        print_json(entries)
+        return
+    for e in entries:
+        change = orjson.dumps(e["old"]).decode() + " -> " + orjson.dumps(e["new"]).decode()
+        click.echo(
+            f"{e['id']:>5} {e['at'][:19]} {e['actor']:<24} {e['action']:<14} "
+            f"{e['target'] or '':<24} {change[:160]}"
+        )

@@ -1,0 +1,124 @@
+"""`cim grade template`, `cim grade values` and `cim grade compute-cim-indicators`: indicator
+values in and out, and the ones the city model proves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import orjson
+
+from cim.errors import CimError
+from cli.common import command_engine, fail, print_json, read_file
+
+if TYPE_CHECKING:
+    pass
+
+
+@click.command("template")
+@click.argument("round_id")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def template(round_id: str, out: Path) -> None:
+    """Write the round's value template (.csv or .xlsx), with the values entered so far.
+
+    Fill in `value` (and `source`, `link`, `note`, `evidence_file`: a path relative to the
+    template), then `cim grade values import`.
+    """
+    from grading.templates import round_template, template_bytes
+
+    try:
+        rows = round_template(command_engine(), round_id)
+        out.write_bytes(template_bytes(rows, str(out)))
+    except CimError as exc:
+        fail(exc)
+    click.echo(f"{out}: {len(rows)} rows ({len({r['city_code'] for r in rows})} cities)")
+
+
+@click.group("values")
+def grade_values() -> None:
+    """Indicator values of a round."""
+
+
+@grade_values.command("import")
+@click.argument("round_id")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def values_import(round_id: str, file: Path) -> None:
+    """Import a filled template (.csv or .xlsx): all rows or none; empty values are skipped."""
+    from grading.access import cli_actor
+    from grading.templates import import_values
+
+    try:
+        content = read_file(file)
+        done = import_values(
+            command_engine(), cli_actor(), round_id, content, str(file), folder=file.parent
+        )
+    except CimError as exc:
+        fail(exc)
+    click.echo(
+        f"{file}: {done.read} values read ({done.changed} changed, {done.empty} rows left "
+        f"empty), {done.evidence} evidence files stored"
+    )
+
+
+@grade_values.command("export")
+@click.argument("round_id")
+def values_export(round_id: str) -> None:
+    """Print the round's values with their source and evidence as JSON."""
+    from grading.values import entered
+
+    try:
+        print_json(entered(command_engine(), round_id))
+    except CimError as exc:
+        fail(exc)
+
+
+@click.command("compute-cim-indicators")
+@click.argument("round_id")
+@click.option("--city", required=True, help="City code in the round.")
+@click.option("--model-city", help="City code of its model in CIM (default: the same code).")
+@click.option(
+    "--params",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON parameters: radii, cell size, which attributes mark stations, cameras...",
+)
+@click.option(
+    "--built-up",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="GeoJSON (lon/lat) of the built-up area (default: the buildings' convex hull).",
+)
+def compute_cim(
+    round_id: str,
+    city: str,
+    model_city: str | None,
+    params: Path | None,
+    built_up: Path | None,
+) -> None:
+    """Compute the indicators the city model proves and enter them with their query as evidence.
+
+    The catalogue's indicators marked `computed_from_cim` are filled: 3D model coverage, LoD2
+    share, 5G density and building coverage, camera coverage, smart street lights, IoT node
+    density, CIM platform.
+    """
+    from grading.access import cli_actor
+    from grading.catalogue import parse_model, read_text
+    from grading.cim_indicators import Parameters
+    from grading.values import enter_cim_indicators
+
+    try:
+        p = parse_model(Parameters, read_text(params), str(params)) if params else Parameters()
+        if built_up:
+            geo = orjson.loads(read_text(built_up))
+            if geo.get("type") == "FeatureCollection":
+                geo = geo["features"][0]["geometry"]
+            elif geo.get("type") == "Feature":
+                geo = geo["geometry"]
+            p = p.model_copy(update={"built_up": geo})
+        done = enter_cim_indicators(command_engine(), cli_actor(), round_id, city, model_city, p)
+    except (orjson.JSONDecodeError, KeyError, IndexError, AttributeError) as exc:
+        fail(f"{built_up}: not a GeoJSON geometry, feature or feature collection ({exc})")
+    except CimError as exc:
+        fail(exc)
+    for ind_id, c in done:
+        inputs = ", ".join(f"{k} {v}" for k, v in c.inputs.items())
+        click.echo(f"{ind_id:<22} {c.value!s:>10} {c.unit:<5} ({c.name}: {inputs})")
