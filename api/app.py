@@ -50,6 +50,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.tiles = TileService(engine, tile_settings or TileSettings())
+    share_state(app, settings)  # what the grading routes read: settings, key failures, results
     problems.install(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(
@@ -61,7 +62,6 @@ def create_app(
     )
     app.include_router(features_router(engine, settings))
     app.include_router(tiles_router(app.state.tiles))
-    share_state(app, settings)  # what the grading routes read: settings, key failures, results
     app.include_router(grading_router)
 
     web.mount(app, settings.cesium_dir)
