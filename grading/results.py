@@ -11,7 +11,7 @@ the canonical bytes a final round's SHA-256 is of), `ranking_dict`, `allocation_
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, fields, is_dataclass
 from functools import cache
 from typing import Any, TypeVar, cast, get_args, get_origin, get_type_hints
 
@@ -82,13 +82,28 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def _typed(hint: Any, value: Any) -> Any:
-    """JSON-ready data as `hint` says: the inverse of `_plain`."""
+    """JSON-ready data as `hint` says: the inverse of `_plain`. A member that a document lacks
+    (results frozen by an older version) takes the field's default, or None: a final round's
+    record stays readable when the results grow a field."""
     if isinstance(hint, type) and is_dataclass(hint):
         hints = _hints(hint)
-        return hint(**{f.name: _typed(hints[f.name], value[f.name]) for f in fields(hint)})
+        return hint(
+            **{
+                f.name: _typed(hints[f.name], value[f.name]) if f.name in value else _absent(f)
+                for f in fields(hint)
+            }
+        )
     if get_origin(hint) is tuple:  # tuple[X, ...]
         return tuple(_typed(get_args(hint)[0], v) for v in value)
     return value
+
+
+def _absent(field: Field[Any]) -> Any:
+    if field.default is not MISSING:
+        return field.default
+    if field.default_factory is not MISSING:
+        return field.default_factory()
+    return None
 
 
 D = TypeVar("D", bound="_Document")

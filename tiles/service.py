@@ -1,7 +1,8 @@
 """Tiles for a city, on demand: the tileset JSON from tile statistics, and tile contents made on
 first request and kept in the `tile_cache` table, which this module alone writes. The database
 forgets the cached tiles a dataset touches when that dataset is replaced, deleted or finished
-(a trigger, migration 0007), so any writer of datasets keeps the cache right."""
+(a trigger, migration 0007), so any writer of datasets keeps the cache right; a tile made while
+a dataset of its city is changing is served but not kept."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ _CACHED = (
     " FROM tile_cache WHERE city_code = :c AND tile_level = :l AND tile_x = :x"
     " AND tile_y = :y AND format = :f"
 )
+_UNCHANGING = text("SELECT 1 FROM city WHERE code = :c FOR SHARE SKIP LOCKED")
 _KEEP = text(
     "INSERT INTO tile_cache (city_code, tile_level, tile_x, tile_y, format, content, etag)"
     " VALUES (:c, :l, :x, :y, :f, :content, :etag) ON CONFLICT DO NOTHING"
@@ -177,11 +179,15 @@ class TileService:
                     self._counted("database")
                     return bytes(row[0]), row[1]
         with self.engine.begin() as conn:
+            # kept only if no dataset of the city is changing now (migration 0007's trigger
+            # holds the city's row until the change commits, and then forgets what we keep)
+            keep = conn.execute(_UNCHANGING, {"c": city}).first() is not None
             content = tile_content(conn, city, level, x, y, fmt, self.settings.meshopt)
             if content is None:
                 raise NotFound(f"tile {level}/{x}/{y} of city {city!r} is empty")
             etag = hashlib.sha256(content).hexdigest()[:32]
-            conn.execute(_KEEP, {**params, "content": content, "etag": etag})
+            if keep:
+                conn.execute(_KEEP, {**params, "content": content, "etag": etag})
         self.memory.put((city, key, fmt), etag, content)
         self._counted("made")
         return content, etag

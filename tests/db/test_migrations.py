@@ -8,9 +8,8 @@ from collections.abc import Callable
 import numpy as np
 from sqlalchemy import Connection, Engine, text
 
-from cim.db.engine import upgrade
+from cim.db.engine import head_revision, upgrade
 from cim.tiling import tile_keys
-
 
 _BOXES_AND_KEYS = text(
     "SELECT ST_XMin(bbox), ST_YMin(bbox), z_min, ST_XMax(bbox), ST_YMax(bbox), z_max,"
@@ -122,3 +121,22 @@ def test_objects_without_a_tile_get_the_ingest_s_tile(
     assert [r[6:9] for r in rows] == list(zip(level.tolist(), x.tolist(), y.tolist(), strict=True))
     assert [r[9] for r in rows] == size.tolist()
     assert all(r[6] is not None for r in rows)
+
+
+def test_upgrade_after_restoring_an_older_dump(new_database: Callable[[], Engine]) -> None:
+    """`pg_restore --clean` of a dump taken at 0006 into a newer database drops the tables and
+    their triggers but leaves 0007's function: upgrading again must still work."""
+    engine = _database_at(new_database, "0006")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION tile_cache_forget_dataset() RETURNS trigger LANGUAGE plpgsql"
+                " AS $$ BEGIN RETURN NULL; END $$"
+            )
+        )
+    assert upgrade(engine) == head_revision()
+    with engine.begin() as conn:
+        _city_with_datasets(conn, tile_keys_given=True)
+        _cache(conn, (5, 1, 1))
+        conn.execute(text("DELETE FROM dataset WHERE name = 'a'"))
+        assert _cached(conn) == set()  # the function is 0007's own again

@@ -115,3 +115,20 @@ def test_the_document_reads_back_to_the_same_bytes(rows) -> None:  # type: ignor
     assert again == first
     assert again.to_json() == first.to_json() == canonical_json(stored)
     assert again.sha256() == first.sha256()
+
+
+def test_results_frozen_by_an_older_version_still_read() -> None:
+    """Results frozen before a field existed read back with that field empty (or its default)
+    instead of failing: a final round stays readable when the document grows."""
+    import orjson
+
+    cities, values = _inputs([("370100", [0.7] * len(CATALOGUE.indicators), 3)])
+    stored = orjson.loads(round_results(META, CATALOGUE, POLICY, cities, values).to_json())
+    del stored["merit_rule_zh"]
+    for city in stored["cities"]:
+        del city["reasons_zh"]
+    older = RoundResults.from_dict(stored)
+    assert older.merit_rule_zh is None
+    assert older.cities[0].reasons_zh is None
+    assert older.cities[0].code == "370100"
+    assert older.ranking_dict()["cities"][0]["code"] == "370100"
