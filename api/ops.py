@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.problems import problem
-from tiles.service import CACHE_RESULTS
+from tiles.service import TILE_SOURCES
 
 ACCESS = logging.getLogger("cim.access")
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -62,7 +62,7 @@ class _CityModelCollector:
             "Tile contents served, by where they came from (memory, database cache, made)",
             labels=["result"],
         )
-        for result in CACHE_RESULTS:
+        for result in TILE_SOURCES:
             tiles.add_metric([result], self.tile_results.get(result, 0))
         yield from (datasets, objects, tiles)
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,4 +88,21 @@ class TileSettings(BaseSettings):
     )
     memory_mb: int = Field(
         default=256, ge=0, description="Tile contents each serving process keeps in memory, in MB."
+    )
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """What is wrong with the environment, naming each variable as it is set (for the command
+    line, which otherwise would show pydantic's traceback)."""
+    prefix = next(
+        (
+            str(cls.model_config.get("env_prefix", ""))
+            for cls in BaseSettings.__subclasses__()
+            if cls.__name__ == exc.title
+        ),
+        "CIM_",
+    )
+    return "; ".join(
+        f"{prefix}{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: {e['msg']}"
+        for e in exc.errors()
     )

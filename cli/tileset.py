@@ -33,7 +33,8 @@ def tiles_seed(city: str) -> None:
     with _tile_bar("seeding") as bar:
         try:
             service = TileService(command_engine(DatabaseSettings()))
-            count = service.seed(city, lambda n, total: advance(bar, 1, total))  # a process a CPU
+            # a process a CPU; progress comes as tiles done so far (per tile, or per share)
+            count = service.seed(city, lambda done, total: advance(bar, done - bar.n, total))
         except CimError as exc:
             fail(exc)
     click.echo(f"city {city}: {count} tiles ready")

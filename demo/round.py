@@ -1,4 +1,4 @@
-"""The demo round: Shandong's 16 cities in 2026 with example values (cim/grading/demo), and
+"""The demo round: Shandong's 16 cities in 2026 with example values (demo/data), and
 Jinan's model indicators computed from the demo city — so the dashboard has something to show
 after `make run`. The values are invented for the demonstration; they are no city's record."""
 

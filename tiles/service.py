@@ -32,7 +32,7 @@ VERSIONS = {version: fmt for fmt, version in FORMATS.items()}
 # 1.0 content URIs name their format (b3dm, pnts or cmpt); all are made as the 1.0 format
 EXTENSIONS = {"glb": "glb", "b3dm": "b3dm", "pnts": "b3dm", "cmpt": "b3dm"}
 # where a process's tile contents came from: its memory, the database cache, or made now
-CACHE_RESULTS = ("memory", "database", "made")
+TILE_SOURCES = ("memory", "database", "made")
 
 
 def format_of(version: str) -> str:
