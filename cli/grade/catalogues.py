@@ -4,15 +4,12 @@ built in or from files."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from cim.errors import CimError
 from cli.common import fail
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.group("catalogue")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from cim.errors import CimError
 from cli.common import command_engine, fail
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.group("keys")

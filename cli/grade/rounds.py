@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from cim.errors import CimError, InvalidInput
 from cli.common import command_engine, fail, print_json
 from cli.grade.catalogues import catalogue_from
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.group("round")

@@ -4,16 +4,12 @@ values in and out, and the ones the city model proves."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 import orjson
 
 from cim.errors import CimError
 from cli.common import command_engine, fail, print_json, read_file
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command("template")
