@@ -11,12 +11,21 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from cim.errors import InvalidInput, NotFound
 from grading.cim_indicators import NAMES as CIM_INDICATORS
 
 BUILT_IN = Path(__file__).resolve().parent / "catalogues"
+# validation context of a catalogue copied into a round (it may predate rules added since)
+STORED = {"stored": True}
 TOLERANCE = 1e-6
 M = TypeVar("M", bound=BaseModel)
 
@@ -75,6 +84,48 @@ class Qualitative(BaseModel):
 Scoring = Annotated[Thresholds | Linear | YesNo | Qualitative, Field(discriminator="method")]
 
 
+class ValueRange(BaseModel):
+    """The values an indicator can take at all: e.g. 0 to 100 for a percentage or a score on a
+    100-point scale, a whole number from 0 for a count. A value outside is refused, never
+    scored (-3 incidents is not a perfect record; 150 % is a typing error)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: float | None = None
+    max: float | None = None
+    integer: bool = Field(False, description="whole numbers only (counts)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValueRange:
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"range: min ({self.min:g}) must be below max ({self.max:g})")
+        return self
+
+    def holds(self, number: float) -> bool:
+        """True when the number is a value of this range."""
+        return (
+            (self.min is None or number >= self.min)
+            and (self.max is None or number <= self.max)
+            and (not self.integer or float(number).is_integer())
+        )
+
+    def describe(self, unit: str) -> str:
+        """The range in words, e.g. 'a number from 0 to 100 %', 'a whole number from 0'."""
+        kind = "a whole number" if self.integer else "a number"
+        unit = f" {unit}" if unit and unit not in ("count",) else ""
+        if self.min is not None and self.max is not None:
+            return f"{kind} from {self.min:g} to {self.max:g}{unit}"
+        if self.min is not None:
+            return f"{kind} from {self.min:g}{unit} up"
+        if self.max is not None:
+            return f"{kind} up to {self.max:g}{unit}"
+        return kind
+
+
+# Ranges of catalogues stored before ranges were declared, by unit: only the units whose range
+# admits no doubt (a share, a count)
+UNIT_RANGES = {"%": ValueRange(min=0, max=100), "count": ValueRange(min=0, integer=True)}
+
+
 class Indicator(BaseModel):
     """One indicator: its weight (maximum points) and how a value becomes a star level."""
 
@@ -85,6 +136,9 @@ class Indicator(BaseModel):
     area: str
     weight: float = Field(ge=0)
     unit: str = ""
+    range: ValueRange | None = Field(
+        None, description="the values the indicator can take; numeric indicators declare it"
+    )
     direction: Literal["higher", "lower"] = "higher"
     scoring: Scoring
     veto: bool = Field(False, description="level 0 here fails the whole city")
@@ -93,6 +147,36 @@ class Indicator(BaseModel):
     computed_from_cim: str | None = Field(
         None, description="name of the CIM-computed indicator that can supply the value"
     )
+
+    def numeric(self) -> bool:
+        """True when values are numbers (scored by thresholds or linearly)."""
+        return isinstance(self.scoring, Thresholds | Linear)
+
+    def valid_range(self) -> ValueRange | None:
+        """The declared range, or for a catalogue stored before ranges were declared, the one
+        its unit admits (None: nothing to check)."""
+        return self.range if self.range is not None else UNIT_RANGES.get(self.unit)
+
+    @model_validator(mode="after")
+    def _ranged(self, info: ValidationInfo) -> Indicator:
+        stored = bool(info.context and info.context.get("stored"))
+        if self.numeric() and not stored and (self.range is None or not self.unit):
+            raise ValueError(
+                f"indicator {self.id}: a numeric indicator declares its unit and the range of "
+                'values it can take, e.g. unit: "%", range: {min: 0, max: 100}; '
+                "unit: count, range: {min: 0, integer: true}"
+            )
+        r = self.range
+        if r is not None and self.numeric():
+            s = self.scoring
+            edges = s.thresholds if isinstance(s, Thresholds) else [s.worst, s.best]
+            outside = [e for e in edges if not ValueRange(min=r.min, max=r.max).holds(e)]
+            if outside:
+                raise ValueError(
+                    f"indicator {self.id}: scoring point(s) {', '.join(f'{e:g}' for e in outside)}"
+                    f" outside its range ({r.describe(self.unit)})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _ordered(self) -> Indicator:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 
 from cim.errors import Conflict, NotFound
 from grading.awards import AwardPolicy
-from grading.catalogue import Catalogue
+from grading.catalogue import STORED, Catalogue
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def as_round(row: Any) -> Round:
         row.title,
         row.year,
         row.status,
-        Catalogue.model_validate(row.catalogue),
+        Catalogue.model_validate(row.catalogue, context=STORED),
         AwardPolicy.model_validate(row.policy),
         row.created_by,
         row.created_at,

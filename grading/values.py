@@ -16,7 +16,15 @@ from sqlalchemy import Engine, text
 from cim.errors import InvalidInput
 from grading import cim_indicators
 from grading.access import Actor, audit, require
-from grading.catalogue import Catalogue, Indicator, Linear, Qualitative, Thresholds, YesNo
+from grading.catalogue import (
+    STORED,
+    Catalogue,
+    Indicator,
+    Linear,
+    Qualitative,
+    Thresholds,
+    YesNo,
+)
 from grading.evidence import EvidenceFile, store_evidence
 from grading.rounds import get_round
 from grading.store import require_draft, round_row, stored_values
@@ -42,8 +50,13 @@ class ValueEntry:
     where: str = ""  # e.g. "values.csv row 7", for error messages
 
 
-def coerce_value(ind: Indicator, raw: Any, where: str) -> Any:
+def coerce_value(ind: Indicator, raw: Any, where: str, typed: bool = True) -> Any:
     """A raw value (text from a template, or JSON) as the indicator's scoring method needs it.
+
+    A number must lie in the indicator's range. For a percentage indicator, a bare number from
+    0 to 1 (`typed`: entered by a person, not computed) is refused as ambiguous: 0.975 may be
+    97.5 % written as a fraction, or 0.975 %; "0.975%" or 97.5 says which. A value written with
+    a percent sign is refused for an indicator measured in something else.
 
     Raises:
         InvalidInput: a value the indicator cannot take, naming where it came from.
@@ -70,8 +83,10 @@ def coerce_value(ind: Indicator, raw: Any, where: str) -> Any:
     assert isinstance(s, Thresholds | Linear)
     if isinstance(raw, bool):
         raise InvalidInput(f"{where}: indicator {ind.id} takes a number, not {raw!r}")
+    text = str(raw).strip() if isinstance(raw, str) else None
+    percent = text is not None and text.endswith("%")
     try:
-        number = float(str(raw).strip().rstrip("%")) if isinstance(raw, str) else float(raw)
+        number = float(text.rstrip("%").strip()) if text is not None else float(raw)
     except (TypeError, ValueError):
         raise InvalidInput(
             f"{where}: indicator {ind.id} takes a number ({ind.unit or 'no unit'}), not {raw!r}"
@@ -79,6 +94,22 @@ def coerce_value(ind: Indicator, raw: Any, where: str) -> Any:
     if not math.isfinite(number) or abs(number) > MAX_ABS_VALUE:
         raise InvalidInput(
             f"{where}: indicator {ind.id}: {raw!r} is not a finite number within ±{MAX_ABS_VALUE:g}"
+        )
+    if percent and ind.unit != "%":
+        raise InvalidInput(
+            f"{where}: indicator {ind.id} is measured in {ind.unit or 'no unit'!r}, not in %: "
+            f"{raw!r} (a percent-formatted cell shows its value times 100)"
+        )
+    if typed and not percent and ind.unit == "%" and 0 < number <= 1:
+        raise InvalidInput(
+            f"{where}: indicator {ind.id}: {raw!r} is ambiguous for a percentage: write "
+            f"{number * 100:g} for {number * 100:g} %, or {number:g}% if you mean {number:g} %"
+        )
+    valid = ind.valid_range()
+    if valid is not None and not valid.holds(number):
+        raise InvalidInput(
+            f"{where}: indicator {ind.id}: {raw!r} is impossible; it takes "
+            f"{valid.describe(ind.unit)}"
         )
     return number
 
@@ -104,7 +135,7 @@ def set_values(
         require_draft(row, "its values")
         for file in evidence:
             store_evidence(conn, actor, round_id, file)
-        catalogue = Catalogue.model_validate(row.catalogue)
+        catalogue = Catalogue.model_validate(row.catalogue, context=STORED)
         indicators = {i.id: i for i in catalogue.indicators}
         codes = set(
             conn.execute(
@@ -121,7 +152,7 @@ def set_values(
                 raise InvalidInput(
                     f"{where}: catalogue {catalogue.id} has no indicator {e.indicator!r}"
                 )
-            value = coerce_value(ind, e.value, where)
+            value = coerce_value(ind, e.value, where, typed=e.computed is None)
             if e.unit and ind.unit and e.unit != ind.unit:
                 raise InvalidInput(
                     f"{where}: indicator {ind.id} is measured in {ind.unit!r}, not {e.unit!r}"

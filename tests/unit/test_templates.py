@@ -111,6 +111,13 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
         ("sheshi.cim", "No", False),
         ("baozhang.plan", " 优 ", "优"),
         ("zhengfu.online", "", None),
+        ("zhengfu.online", "0.5%", 0.5),  # under one percent, said so with the sign
+        ("zhengfu.online", 0, 0.0),
+        ("zhengfu.online", "100", 100.0),
+        ("baozhang.security", "0", 0.0),
+        ("baozhang.security", 2, 2.0),
+        ("huimin.education", 100, 100.0),
+        ("sheshi.iot", "0.5", 0.5),  # per km²: no ambiguity
     ],
 )
 def test_values_take_the_indicator_kind(indicator: str, raw: object, value: object) -> None:
@@ -125,12 +132,37 @@ def test_values_take_the_indicator_kind(indicator: str, raw: object, value: obje
         ("zhengfu.online", True),
         ("sheshi.cim", 2),
         ("baozhang.plan", "A"),
+        ("zhengfu.online", "150"),  # impossible percentages
+        ("zhengfu.online", 250),
+        ("zhengfu.online", -1),
+        ("zhengfu.online", 0.975),  # 97.5 % as a fraction, or 0.975 %? ambiguous
+        ("zhengfu.online", "1"),
+        ("huimin.education", 180),  # a score beyond its 100-point scale
+        ("baozhang.security", -3),  # a negative count would score full points
+        ("baozhang.security", "1.5"),
+        ("sheshi.iot", "5%"),  # a percentage for an indicator measured per km²
+        ("sheshi.iot", -1),
     ],
 )
 def test_values_of_the_wrong_kind_are_refused(indicator: str, raw: object) -> None:
     ind = next(i for i in CATALOGUE.indicators if i.id == indicator)
     with pytest.raises(InvalidInput, match=f"here: indicator {indicator}"):
         coerce_value(ind, raw, "here")
+
+
+def test_impossible_and_ambiguous_values_say_why() -> None:
+    online = next(i for i in CATALOGUE.indicators if i.id == "zhengfu.online")
+    security = next(i for i in CATALOGUE.indicators if i.id == "baozhang.security")
+    with pytest.raises(
+        InvalidInput, match=r"'150' is impossible; it takes a number from 0 to 100 %"
+    ):
+        coerce_value(online, "150", "here")
+    with pytest.raises(InvalidInput, match=r"write 97.5 for 97.5 %, or 0.975% if you mean"):
+        coerce_value(online, 0.975, "here")
+    with pytest.raises(InvalidInput, match=r"-3 is impossible; it takes a whole number from 0"):
+        coerce_value(security, -3, "here")
+    # a value the city model computed is in the indicator's unit already: no ambiguity
+    assert coerce_value(online, 0.975, "here", typed=False) == 0.975
 
 
 @pytest.mark.parametrize("outside", ["../secret.txt", "/etc/hostname"])
