@@ -18,6 +18,7 @@ from cim.errors import (
     DatabaseUnavailable,
     Forbidden,
     InvalidInput,
+    InvalidRows,
     NotFound,
     TooLarge,
     TooManyAttempts,
@@ -40,10 +41,14 @@ STATUS: dict[type[CimError], int] = {
 
 
 def problem(
-    status: int, detail: str, instance: str | None = None, retry_after: int | None = None
+    status: int,
+    detail: str,
+    instance: str | None = None,
+    retry_after: int | None = None,
+    errors: list[str] | None = None,
 ) -> JSONResponse:
-    """A problem+json response."""
-    body = {
+    """A problem+json response (`errors`: each problem of an input, when there are several)."""
+    body: dict[str, object] = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
         "status": status,
@@ -51,6 +56,8 @@ def problem(
     }
     if instance:
         body["instance"] = instance
+    if errors:
+        body["errors"] = errors
     headers = {"WWW-Authenticate": 'Bearer realm="cim"'} if status == 401 else {}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
@@ -71,7 +78,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CimError)
     async def cim_error(request: Request, exc: CimError) -> JSONResponse:
         retry = exc.retry_after if isinstance(exc, TooManyAttempts) else None
-        return problem(status_of(exc), str(exc), request.url.path, retry)
+        errors = exc.problems if isinstance(exc, InvalidRows) else None
+        return problem(status_of(exc), str(exc), request.url.path, retry, errors)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,6 +15,18 @@ class InvalidInput(CimError):
     """A request or file that cannot be accepted as it is."""
 
 
+class InvalidRows(InvalidInput):
+    """Several rows or values of one input that cannot be accepted: every one is named (file,
+    sheet, row, indicator, value, why) in one report, and nothing is stored."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(
+            f"{source}: {count}, nothing was stored:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+        self.problems = problems
+
+
 class InvalidCRS(InvalidInput):
     """A coordinate reference system that is missing, unknown or unusable."""
 

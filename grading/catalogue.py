@@ -166,9 +166,8 @@ class Indicator(BaseModel):
                 'values it can take, e.g. unit: "%", range: {min: 0, max: 100}; '
                 "unit: count, range: {min: 0, integer: true}"
             )
-        r = self.range
-        if r is not None and self.numeric():
-            s = self.scoring
+        r, s = self.range, self.scoring
+        if r is not None and isinstance(s, Thresholds | Linear):
             edges = s.thresholds if isinstance(s, Thresholds) else [s.worst, s.best]
             outside = [e for e in edges if not ValueRange(min=r.min, max=r.max).holds(e)]
             if outside:

@@ -12,18 +12,20 @@ import csv
 import hashlib
 import io
 import mimetypes
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from cim.errors import InvalidInput
+from cim.errors import InvalidInput, InvalidRows
 from grading.access import Actor
-from grading.catalogue import Catalogue, Qualitative, YesNo
+from grading.catalogue import Catalogue, Indicator, Qualitative, YesNo
 from grading.evidence import EvidenceFile
 from grading.rounds import CityEntry, cities, get_round
-from grading.values import ValueEntry, entered, set_values
+from grading.values import ValueEntry, coerce_value, entered, set_values
 
 COLUMNS = (
     "city_code",
@@ -67,6 +69,8 @@ def template_rows(
             value = have.get("value")
             if isinstance(value, bool):
                 value = "yes" if value else "no"
+            elif ind.unit == "%" and isinstance(value, int | float) and 0 < value <= 1:
+                value = f"{value:g}%"  # under one percent: with its sign, or it reads ambiguous
             rows.append(
                 {
                     "city_code": city.code,
@@ -135,6 +139,13 @@ def template_bytes(rows: list[dict[str, Any]], name: str) -> bytes:
     raise InvalidInput(f"{name}: templates are .csv or .xlsx")
 
 
+@dataclass(frozen=True)
+class Formula:
+    """A spreadsheet cell holding a formula: refused, never read as its cached result."""
+
+    text: str
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -146,6 +157,31 @@ def _cell(value: Any) -> str:
     return text
 
 
+_QUOTED = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
+
+
+def _shows_percent(number_format: str | None) -> bool:
+    """True when a number format shows the value times 100 with a percent sign (a `%` in
+    quotes, escaped or in brackets is only text)."""
+    return "%" in _QUOTED.sub("", number_format or "")
+
+
+def _xlsx_cell(cell: Any) -> str | Formula:
+    """What a cell of a template shows: a formula as such, a percent-formatted number as the
+    percentage it shows (0.975 formatted 0.0% is "97.5%")."""
+    if getattr(cell, "data_type", None) == "f":
+        return Formula(str(cell.value))
+    value = cell.value
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and _shows_percent(getattr(cell, "number_format", None))
+    ):
+        shown = Decimal(repr(value)) * 100
+        return f"{shown.normalize():f}%"
+    return _cell(value)
+
+
 def _bounded(rows: Any, name: str) -> list[list[Any]]:
     table = []
     for row in rows:
@@ -155,21 +191,23 @@ def _bounded(rows: Any, name: str) -> list[list[Any]]:
     return table
 
 
-def _read_rows(content: bytes, name: str) -> list[tuple[int, dict[str, str]]]:
+def _read_rows(content: bytes, name: str) -> list[tuple[str, dict[str, str | Formula]]]:
+    """The non-empty rows of a template, each with where it is (file, sheet and row)."""
     suffix = Path(name).suffix.lower()
     try:
         if suffix == ".csv":
             text = content.decode("utf-8-sig")
             reader = csv.reader(io.StringIO(text, newline=""))
-            table = _bounded(reader, name)
+            table: list[list[Any]] = _bounded(reader, name)
+            place = name
         elif suffix == ".xlsx":
             from openpyxl import load_workbook
 
-            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+            # not data_only: a formula must be seen as one, not as the result Excel cached
+            book = load_workbook(io.BytesIO(content), read_only=True, data_only=False)
             sheet = book["values"] if "values" in book.sheetnames else book.active
-            table = _bounded(
-                ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)), name
-            )
+            table = _bounded(([_xlsx_cell(c) for c in row] for row in sheet.iter_rows()), name)
+            place = f"{name} sheet {sheet.title}"
             book.close()
         else:
             raise InvalidInput(f"{name}: value files are .csv or .xlsx (from `cim grade template`)")
@@ -181,17 +219,18 @@ def _read_rows(content: bytes, name: str) -> list[tuple[int, dict[str, str]]]:
         raise InvalidInput(f"{name}: not a readable XLSX workbook ({exc})") from None
     if not table:
         raise InvalidInput(f"{name}: empty file; expected the header {', '.join(COLUMNS)}")
-    header = [h.strip().lower() for h in table[0]]
+    header = [str(h).strip().lower() for h in table[0]]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise InvalidInput(f"{name}: header lacks the column(s) {', '.join(missing)}")
     rows = []
     for n, raw in enumerate(table[1:], start=2):
-        if not any(_cell(v) for v in raw):
+        cells = [v if isinstance(v, Formula) else _cell(v) for v in raw]
+        if not any(cells):
             continue
-        if len(raw) > len(header):
-            raise InvalidInput(f"{name} row {n}: {len(raw)} cells but {len(header)} columns")
-        rows.append((n, {h: _cell(v) for h, v in zip(header, raw, strict=False)}))
+        if len(raw) > len(header) and any(cells[len(header) :]):
+            raise InvalidInput(f"{place} row {n}: {len(raw)} cells but {len(header)} columns")
+        rows.append((f"{place} row {n}", dict(zip(header, cells, strict=False))))
     return rows
 
 
@@ -206,76 +245,109 @@ def read_values(
     `folder` is given (on the command line), a path relative to it.
 
     Raises:
-        InvalidInput: naming the file, row and column: unknown indicator, an indicator name
-        that does not match its id, a missing evidence file, a row repeated.
+        InvalidRows: every row that cannot be entered, each naming the file, sheet, row,
+        indicator, value and why: an unknown indicator, an indicator name that does not match
+        its id, a formula, a value the indicator cannot take, a missing evidence file, a row
+        repeated.
+        InvalidInput: a file that is not a template at all.
     """
     indicators = {i.id: i for i in catalogue.indicators}
     entries: list[ValueEntry] = []
     files: dict[str, EvidenceFile] = {}
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str], str] = {}
+    problems: list[str] = []
     empty = 0
-    for n, row in _read_rows(content, name):
-        where = f"{name} row {n}"
-        code, ind_id = row.get("city_code", ""), row.get("indicator_id", "")
-        if not code:
-            raise InvalidInput(f"{where}: column city_code is empty")
-        ind = indicators.get(ind_id)
-        if ind is None:
-            raise InvalidInput(
-                f"{where}: column indicator_id: catalogue {catalogue.id} has no indicator "
-                f"{ind_id!r}"
-            )
-        ind_name = row.get("indicator_name", "")
-        if ind_name and ind.name_zh not in ind_name and ind.name_en not in ind_name:
-            raise InvalidInput(
-                f"{where}: indicator_name {ind_name!r} does not match {ind_id} "
-                f"({ind.name_zh} / {ind.name_en}); was the row moved?"
-            )
-        if (code, ind_id) in seen:
-            raise InvalidInput(
-                f"{where}: city {code} indicator {ind_id} is already on row {seen[code, ind_id]}"
-            )
-        seen[code, ind_id] = n
-        if row.get("value", "") == "":
-            empty += 1
-            continue
-        digest = None
-        evidence_name = row.get("evidence_file", "")
-        if evidence_name.startswith("sha256:"):
-            digest = evidence_name.removeprefix("sha256:").strip().lower()
-        elif evidence_name:
-            if folder is None:  # an upload: the server cannot read the caller's files
+    for place, row in _read_rows(content, name):
+        code, ind_id = str(row.get("city_code", "")), str(row.get("indicator_id", ""))
+        where = f"{place}, city {code or '?'}, indicator {ind_id or '?'}"
+        try:
+            formulas = [c for c, v in row.items() if isinstance(v, Formula)]
+            if formulas:
+                shown = ", ".join(f"{c} {row[c].text!r}" for c in formulas)  # type: ignore[union-attr]
                 raise InvalidInput(
-                    f"{where}: column evidence_file: upload {evidence_name!r} first and give "
-                    f"'sha256:<its hash>' here"
+                    f"{where}: a formula ({shown}); type the value itself, not a formula"
                 )
-            beside = folder.resolve()
-            file = (beside / evidence_name).resolve()
-            if Path(evidence_name).is_absolute() or not file.is_relative_to(beside):
-                raise InvalidInput(
-                    f"{where}: column evidence_file: {evidence_name!r} is outside the template's "
-                    f"folder; put evidence files beside the template or below it"
-                )
-            if not file.is_file():
-                raise InvalidInput(f"{where}: column evidence_file: no file {file}")
-            proof = file.read_bytes()
-            media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            digest = hashlib.sha256(proof).hexdigest()
-            files[digest] = EvidenceFile(file.name, proof, media)
-        entries.append(
-            ValueEntry(
-                city=code,
-                indicator=ind_id,
-                value=row["value"],
-                unit=row.get("unit", ""),
-                source=row.get("source", "") or f"import {Path(name).name}",
-                link=row.get("link") or None,
-                note=row.get("note") or None,
-                evidence_sha256=digest,
-                where=where,
-            )
-        )
+            text_row = {k: str(v) for k, v in row.items()}
+            entry = _entry(text_row, where, catalogue, indicators, folder, files, name)
+            if (code, ind_id) in seen:
+                raise InvalidInput(f"{where}: the same city and indicator as {seen[code, ind_id]}")
+            seen[code, ind_id] = place
+            if entry is None:
+                empty += 1
+            else:
+                entries.append(entry)
+        except InvalidInput as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InvalidRows(name, problems)
     return entries, list(files.values()), empty
+
+
+def _entry(
+    row: dict[str, str],
+    where: str,
+    catalogue: Catalogue,
+    indicators: dict[str, Indicator],
+    folder: Path | None,
+    files: dict[str, EvidenceFile],
+    name: str,
+) -> ValueEntry | None:
+    """One row's value, checked against its indicator (None: the value is left empty).
+
+    Raises:
+        InvalidInput: naming `where`.
+    """
+    code, ind_id = row.get("city_code", ""), row.get("indicator_id", "")
+    if not code:
+        raise InvalidInput(f"{where}: column city_code is empty")
+    ind = indicators.get(ind_id)
+    if ind is None:
+        raise InvalidInput(
+            f"{where}: column indicator_id: catalogue {catalogue.id} has no indicator {ind_id!r}"
+        )
+    ind_name = row.get("indicator_name", "")
+    if ind_name and ind.name_zh not in ind_name and ind.name_en not in ind_name:
+        raise InvalidInput(
+            f"{where}: indicator_name {ind_name!r} does not match {ind_id} "
+            f"({ind.name_zh} / {ind.name_en}); was the row moved?"
+        )
+    if row.get("value", "") == "":
+        return None
+    coerce_value(ind, row["value"], f"{where}, value {row['value']!r}")
+    digest = None
+    evidence_name = row.get("evidence_file", "")
+    if evidence_name.startswith("sha256:"):
+        digest = evidence_name.removeprefix("sha256:").strip().lower()
+    elif evidence_name:
+        if folder is None:  # an upload: the server cannot read the caller's files
+            raise InvalidInput(
+                f"{where}: column evidence_file: upload {evidence_name!r} first and give "
+                f"'sha256:<its hash>' here"
+            )
+        beside = folder.resolve()
+        file = (beside / evidence_name).resolve()
+        if Path(evidence_name).is_absolute() or not file.is_relative_to(beside):
+            raise InvalidInput(
+                f"{where}: column evidence_file: {evidence_name!r} is outside the template's "
+                f"folder; put evidence files beside the template or below it"
+            )
+        if not file.is_file():
+            raise InvalidInput(f"{where}: column evidence_file: no file {file}")
+        proof = file.read_bytes()
+        media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        digest = hashlib.sha256(proof).hexdigest()
+        files[digest] = EvidenceFile(file.name, proof, media)
+    return ValueEntry(
+        city=code,
+        indicator=ind_id,
+        value=row["value"],
+        unit=row.get("unit", ""),
+        source=row.get("source", "") or f"import {Path(name).name}",
+        link=row.get("link") or None,
+        note=row.get("note") or None,
+        evidence_sha256=digest,
+        where=where,
+    )
 
 
 def round_template(engine: Engine, round_id: str) -> list[dict[str, Any]]:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
-from cim.errors import InvalidInput
+from cim.errors import InvalidInput, InvalidRows
 from grading import cim_indicators
 from grading.access import Actor, audit, require
 from grading.catalogue import (
@@ -107,11 +107,50 @@ def coerce_value(ind: Indicator, raw: Any, where: str, typed: bool = True) -> An
         )
     valid = ind.valid_range()
     if valid is not None and not valid.holds(number):
+        shown = repr(raw) if isinstance(raw, str) else f"{number:g}"
         raise InvalidInput(
-            f"{where}: indicator {ind.id}: {raw!r} is impossible; it takes "
+            f"{where}: indicator {ind.id}: {shown} is impossible; it takes "
             f"{valid.describe(ind.unit)}"
         )
     return number
+
+
+def _checked(
+    conn: Connection,
+    round_id: str,
+    codes: set[str],
+    indicators: dict[str, Indicator],
+    catalogue_id: str,
+    e: ValueEntry,
+) -> tuple[ValueEntry, Indicator, Any]:
+    """An entry with its indicator and its value as stored.
+
+    Raises:
+        InvalidInput: an unknown city or indicator, a value the indicator cannot take, another
+        unit, a link that is not http(s), evidence the round does not hold.
+    """
+    where = e.where or f"city {e.city}, indicator {e.indicator}"
+    if e.city not in codes:
+        raise InvalidInput(f"{where}: city {e.city!r} is not in round {round_id}")
+    ind = indicators.get(e.indicator)
+    if ind is None:
+        raise InvalidInput(f"{where}: catalogue {catalogue_id} has no indicator {e.indicator!r}")
+    value = coerce_value(ind, e.value, where, typed=e.computed is None)
+    if e.unit and ind.unit and e.unit != ind.unit:
+        raise InvalidInput(
+            f"{where}: indicator {ind.id} is measured in {ind.unit!r}, not {e.unit!r}"
+        )
+    if e.link and not re.match(r"https?://", e.link, re.IGNORECASE):
+        raise InvalidInput(f"{where}: link {e.link!r} is not an http(s) address")
+    if (
+        e.evidence_sha256
+        and not conn.execute(
+            text("SELECT 1 FROM grading_evidence WHERE round_id = :r AND sha256 = :s"),
+            {"r": round_id, "s": e.evidence_sha256},
+        ).first()
+    ):
+        raise InvalidInput(f"{where}: no evidence {e.evidence_sha256} in round {round_id}")
+    return e, ind, value
 
 
 def set_values(
@@ -142,31 +181,18 @@ def set_values(
                 text("SELECT code FROM grading_city WHERE round_id = :r"), {"r": round_id}
             ).scalars()
         )
+        checked: list[tuple[ValueEntry, Indicator, Any]] = []
+        problems: list[str] = []
         for e in entries:
-            where = e.where or f"city {e.city}, indicator {e.indicator}"
-            if e.city not in codes:
-                raise InvalidInput(f"{where}: city {e.city!r} is not in round {round_id}")
-            require(actor, "assessor", e.city)
-            ind = indicators.get(e.indicator)
-            if ind is None:
-                raise InvalidInput(
-                    f"{where}: catalogue {catalogue.id} has no indicator {e.indicator!r}"
-                )
-            value = coerce_value(ind, e.value, where, typed=e.computed is None)
-            if e.unit and ind.unit and e.unit != ind.unit:
-                raise InvalidInput(
-                    f"{where}: indicator {ind.id} is measured in {ind.unit!r}, not {e.unit!r}"
-                )
-            if e.link and not re.match(r"https?://", e.link, re.IGNORECASE):
-                raise InvalidInput(f"{where}: link {e.link!r} is not an http(s) address")
-            if (
-                e.evidence_sha256
-                and not conn.execute(
-                    text("SELECT 1 FROM grading_evidence WHERE round_id = :r AND sha256 = :s"),
-                    {"r": round_id, "s": e.evidence_sha256},
-                ).first()
-            ):
-                raise InvalidInput(f"{where}: no evidence {e.evidence_sha256} in round {round_id}")
+            if e.city in codes:  # a city outside the round is a problem below; a city the
+                require(actor, "assessor", e.city)  # key may not write is refused now (403)
+            try:
+                checked.append(_checked(conn, round_id, codes, indicators, catalogue.id, e))
+            except InvalidInput as exc:
+                problems.append(str(exc))
+        if problems:
+            raise InvalidRows(f"round {round_id}", problems)
+        for e, ind, value in checked:
             new = {
                 "value": value,
                 "unit": ind.unit,

@@ -99,6 +99,55 @@ def test_template_lists_every_city_and_indicator(round_done: Path) -> None:
     assert {r[0] for r in rows[1:]} == {c.code for c in SHANDONG}
 
 
+def test_a_bad_spreadsheet_stores_nothing_and_names_every_row(  # type: ignore[no-untyped-def]
+    round_done: Path, cim, db: Engine
+) -> None:
+    """Filled in Excel with four mistakes and one good change: one run reports all four (file,
+    sheet, row, city, indicator, value, why), exits non-zero, and stores nothing at all."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(round_done / "template.xlsx")
+    sheet = book["values"]
+    row_of = {(r[0].value, r[2].value): r[0].row for r in sheet.iter_rows(min_row=2)}
+    bad = {
+        ("370100", "zhengfu.online"): 150,  # 150 %
+        ("370100", "baozhang.security"): -3,  # -3 incidents would dodge the veto
+        ("370200", "huimin.travel"): "=90+1",  # a formula
+        ("370300", "huimin.education"): 180,  # a score of 180 on a 100-point scale
+    }
+    for (city, ind), value in bad.items():
+        sheet.cell(row=row_of[city, ind], column=7, value=value)
+    sheet.cell(row=row_of["370400", "huimin.medical"], column=7, value=77)  # good, not stored
+    path = round_done / "bad.xlsx"
+    book.save(path)
+
+    before = cim("values", "export", ROUND).output
+    refused = cim("values", "import", ROUND, str(path), ok=False)
+    assert refused.exit_code == 2
+    assert f"{path}: 4 problems, nothing was stored" in refused.output
+    for city, ind in bad:
+        assert f"sheet values row {row_of[city, ind]}, city {city}, indicator {ind}" in (
+            refused.output
+        )
+    assert "a formula (value '=90+1')" in refused.output
+    assert cim("values", "export", ROUND).output == before
+
+    # the same values over the API are refused too, each with its reason
+    key = cim("keys", "create", "checker", "--role", "admin").output.strip().splitlines()[-1]
+    client = TestClient(create_app(engine=db))
+    put = client.put(
+        f"/grading/rounds/{ROUND}/cities/370300/values/huimin.education",
+        json={"value": 180, "source": "api"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert put.status_code == 400
+    assert put.json()["errors"] == [
+        "city 370300, indicator huimin.education: indicator huimin.education: 180 is "
+        "impossible; it takes a number from 0 to 100 score"
+    ]
+    assert cim("values", "export", ROUND).output == before
+
+
 def test_scores_come_from_the_fixture_and_the_model(round_done: Path, cim) -> None:  # type: ignore[no-untyped-def]
     scores = {c["code"]: c for c in json.loads(cim("score", ROUND, "--json").output)}
     assert set(scores) == {c.code for c in SHANDONG}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cim.errors import InvalidInput
+from cim.errors import InvalidInput, InvalidRows
 from grading.catalogue import built_in
 from grading.rounds import CityEntry
 from grading.templates import COLUMNS, read_values, template_bytes, template_rows
@@ -66,11 +66,21 @@ def test_the_csv_opens_in_excel_with_chinese(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"r3__indicator_id": "huimin.nothing"}, "row 5: column indicator_id: catalogue"),
-        ({"r3__indicator_name": "完全不同 / Something else"}, "row 5: indicator_name"),
-        ({"r3__indicator_id": "huimin.education", "r3__indicator_name": ""}, "already on row 2"),
-        ({"r11__evidence_file": "missing.pdf"}, "row 13: column evidence_file: no file"),
-        ({"r4__city_code": ""}, "row 6: column city_code is empty"),
+        (
+            {"r3__indicator_id": "huimin.nothing"},
+            "row 5, city 370100, indicator huimin.nothing: column indicator_id: catalogue",
+        ),
+        (
+            {"r3__indicator_name": "完全不同 / Something else"},
+            "row 5, city 370100, indicator [a-z.]+: indicator_name",
+        ),
+        (
+            {"r3__indicator_id": "huimin.education", "r3__indicator_name": ""},
+            "row 5, city 370100, indicator huimin.education: the same city and indicator as "
+            ".* row 2",
+        ),
+        ({"r11__evidence_file": "missing.pdf"}, "row 13, .*: column evidence_file: no file"),
+        ({"r4__city_code": ""}, r"row 6, city \?, .*: column city_code is empty"),
     ],
 )
 def test_mistakes_are_refused_with_the_row(
@@ -191,3 +201,126 @@ def test_text_a_spreadsheet_would_run_is_escaped_and_comes_back(
     entries, _, _ = _read(path)
     first = next(e for e in entries if e.indicator == "huimin.education")
     assert (first.note, first.source) == (formula, "-5% vs 2025")
+
+
+def _workbook(tmp_path: Path, cells: dict[str, tuple[object, str | None]]) -> Path:
+    """The template as Excel leaves it after someone filled `cells` ({"G2": (value, format)}).
+
+    A formula is saved with the result Excel would have cached beside it (openpyxl writes no
+    cached results, so the sheet's XML gets them as Excel writes them: `<f>…</f><v>…</v>`).
+    """
+    import re
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    path = _filled(tmp_path, ".xlsx")
+    book = load_workbook(path)
+    sheet = book["values"]
+    cached = {}
+    for ref, (value, fmt) in cells.items():
+        sheet[ref] = value
+        if fmt:
+            sheet[ref].number_format = fmt
+        if isinstance(value, str) and value.startswith("="):
+            cached[ref] = str(eval(value[1:]))  # noqa: S307 - the test's own arithmetic
+    book.save(path)
+    if cached:
+        with zipfile.ZipFile(path) as z:
+            parts = {n: z.read(n) for n in z.namelist()}
+        xml = parts["xl/worksheets/sheet1.xml"].decode()
+        for ref, result in cached.items():
+            xml, n = re.subn(
+                rf'(<c r="{ref}"[^>]*>)(<f>[^<]*</f>)(<v>[^<]*</v>|<v\s*/>)?',
+                rf"\1\2<v>{result}</v>",
+                xml,
+            )
+            assert n == 1
+        parts["xl/worksheets/sheet1.xml"] = xml.encode()
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in parts.items():
+                z.writestr(name, data)
+    return path
+
+
+def test_a_formula_cell_is_refused_not_read_as_its_cached_result(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    path = _workbook(tmp_path, {"G5": ("=40+48", None)})  # row 5: 370100 zhengfu.online
+    assert load_workbook(path, data_only=True)["values"]["G5"].value == 88  # Excel's cached 88
+    with pytest.raises(InvalidRows) as err:
+        _read(path)
+    assert err.value.problems == [
+        f"{path} sheet values row 5, city 370100, indicator zhengfu.online: a formula "
+        "(value '=40+48'); type the value itself, not a formula"
+    ]
+
+
+def test_percent_formatted_cells_read_as_they_show(tmp_path: Path) -> None:
+    path = _workbook(
+        tmp_path,
+        {
+            "G5": (0.975, "0.0%"),  # zhengfu.online shows 97.5 %
+            "G6": (0.005, "0.0%"),  # zhengfu.video shows 0.5 %
+            "G3": (91.8, '0.0"%"'),  # a literal % sign in the format: shows 91.8%, is 91.8
+        },
+    )
+    entries, _, _ = _read(path)
+    got = {e.indicator: e.value for e in entries if e.city == "370100"}
+    assert got["zhengfu.online"] == "97.5%" and got["zhengfu.video"] == "0.5%"
+    ind = {i.id: i for i in CATALOGUE.indicators}
+    assert coerce_value(ind["zhengfu.online"], got["zhengfu.online"], "x") == 97.5
+    assert coerce_value(ind["zhengfu.video"], got["zhengfu.video"], "x") == 0.5
+    assert coerce_value(ind["huimin.travel"], got["huimin.travel"], "x") == 91.8
+
+
+def test_a_percent_cell_for_another_unit_or_a_bare_fraction_is_refused(tmp_path: Path) -> None:
+    path = _workbook(
+        tmp_path,
+        {
+            "G3": (0.918, "0%"),  # huimin.travel is a score, not a percentage
+            "G5": (0.975, None),  # zhengfu.online: 97.5 % as a fraction, or 0.975 %?
+        },
+    )
+    with pytest.raises(InvalidRows) as err:
+        _read(path)
+    first, second = err.value.problems
+    assert "row 3, city 370100, indicator huimin.travel, value '91.8%'" in first
+    assert "is measured in 'score', not in %" in first
+    assert "row 5, city 370100, indicator zhengfu.online, value '0.975'" in second
+    assert "ambiguous for a percentage: write 97.5 for 97.5 %" in second
+
+
+def test_every_bad_row_is_reported_in_one_run(tmp_path: Path) -> None:
+    path = _workbook(
+        tmp_path,
+        {
+            "G5": (150, None),  # zhengfu.online 150 %
+            "G6": ("=1+1", None),  # a formula
+            "G17": (-3, None),  # baozhang.security: -3 incidents
+            "C20": ("huimin.nothing", None),  # an unknown indicator (370200's first row)
+            "G21": (250, None),  # 370200 huimin.travel: a score of 250
+        },
+    )
+    with pytest.raises(InvalidRows) as err:
+        _read(path)
+    rows = [p.split(",")[0].rsplit(" ", 1)[1] for p in err.value.problems]
+    assert rows == ["5", "6", "17", "20", "21"]
+    assert "'150' is impossible; it takes a number from 0 to 100 %" in err.value.problems[0]
+    assert "a formula" in err.value.problems[1]
+    assert "'-3' is impossible; it takes a whole number from 0" in err.value.problems[2]
+    assert "has no indicator 'huimin.nothing'" in err.value.problems[3]
+    assert "'250' is impossible; it takes a number from 0 to 100 score" in err.value.problems[4]
+    assert str(err.value).startswith(f"{path}: 5 problems, nothing was stored:")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_value_under_one_percent_goes_out_and_comes_back(tmp_path: Path, suffix: str) -> None:
+    entered = {"370100": {"zhengfu.video": {"value": 0.5, "source": "s"}}}
+    rows = template_rows(CATALOGUE, CITIES, entered)
+    assert rows[4]["indicator_id"] == "zhengfu.video" and rows[4]["value"] == "0.5%"
+    path = tmp_path / f"again{suffix}"
+    path.write_bytes(template_bytes(rows, str(path)))
+    (entry,) = _read(path)[0]
+    ind = next(i for i in CATALOGUE.indicators if i.id == "zhengfu.video")
+    assert coerce_value(ind, entry.value, "x") == 0.5
