@@ -229,6 +229,26 @@ def put_value(
     return {"changed": changed, "value": stored}
 
 
+class ChoiceIn(BaseModel):
+    """Which of a city's two values of an indicator counts, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    counts: Literal["reported", "computed"]
+    reason: str = Field(min_length=1, max_length=10000)
+
+
+@router.put(
+    "/rounds/{round_id}/cities/{city}/choices/{indicator}",
+    summary="Choose which value counts: reported or computed from the model (reviewer, admin)",
+)
+def put_choice(
+    round_id: str, city: str, indicator: str, choice: ChoiceIn, actor: Writer, engine: DB
+) -> dict[str, Any]:
+    changed = values.choose(engine, actor, round_id, city, indicator, **choice.model_dump())
+    stored = values.entered(engine, round_id).get(city, {}).get(indicator)
+    return {"changed": changed, "value": stored}
+
+
 @router.post(
     "/rounds/{round_id}/evidence",
     status_code=201,

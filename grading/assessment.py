@@ -99,6 +99,8 @@ def round_results(
                         s.reason,
                         s.reason_zh,
                         **{k: entered.get(s.id, {}).get(k) for k in PROVENANCE_FIELDS},
+                        alternative=_alternative(entered.get(s.id, {})),
+                        choice=entered.get(s.id, {}).get("choice"),
                     )
                     for s in score.indicators
                 ),
@@ -119,3 +121,11 @@ def round_results(
             eligible=sum(1 for a in allocation if a.stars >= policy.min_stars),
         ),
     )
+
+
+def _alternative(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The value beside the one that counts (its kind, value and where it comes from)."""
+    other = entry.get("alternative")
+    if not other:
+        return None
+    return {k: other.get(k) for k in ("kind", "value", "source", "entered_by", "entered_at")}

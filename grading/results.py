@@ -11,7 +11,7 @@ the canonical bytes a final round's SHA-256 is of), `ranking_dict`, `allocation_
 from __future__ import annotations
 
 import hashlib
-from dataclasses import MISSING, Field, dataclass, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from functools import cache
 from typing import Any, TypeVar, cast, get_args, get_origin, get_type_hints
 
@@ -61,10 +61,19 @@ def canonical_json(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
+# a field that the document carries only when it has something to say: results of rounds that
+# never needed it keep their bytes, and so their SHA-256
+WHEN_SET = {"when_set": True}
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready data: dataclasses as dicts in field order, tuples as lists (copied)."""
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in fields(value)
+            if not (f.metadata.get("when_set") and getattr(value, f.name) is None)
+        }
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -98,11 +107,11 @@ def _typed(hint: Any, value: Any) -> Any:
     return value
 
 
-def _absent(field: Field[Any]) -> Any:
-    if field.default is not MISSING:
-        return field.default
-    if field.default_factory is not MISSING:
-        return field.default_factory()
+def _absent(member: Field[Any]) -> Any:
+    if member.default is not MISSING:
+        return member.default
+    if member.default_factory is not MISSING:
+        return member.default_factory()
     return None
 
 
@@ -249,6 +258,10 @@ class ScoredIndicator(_Document):
     computed: dict[str, Any] | None
     entered_by: str | None
     entered_at: str | None
+    # the city's other value of the indicator (reported, or computed from the city model), and
+    # the committee's choice of which counts, with its reason
+    alternative: dict[str, Any] | None = field(default=None, metadata=WHEN_SET)
+    choice: dict[str, Any] | None = field(default=None, metadata=WHEN_SET)
 
 
 @dataclass(frozen=True)

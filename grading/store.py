@@ -112,20 +112,56 @@ def city_rows(conn: Connection, round_id: str) -> list[dict[str, Any]]:
 
 
 def stored_values(conn: Connection, round_id: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """city -> indicator -> the stored value with its unit, source and evidence."""
+    """city -> indicator -> the value that counts, with its unit, source and evidence.
+
+    A city may have two values of an indicator: the one it reported and the one computed from
+    the city model. The reported one counts unless the committee chose the computed one (or
+    there is no reported one); the other is kept beside it as `alternative`, and the committee's
+    choice with its reason as `choice`.
+    """
     rows = conn.execute(
         text(
-            "SELECT v.city_code, v.indicator_id, v.value, v.unit, v.source, v.link, v.note, "
-            "v.evidence_sha256, e.filename AS evidence_filename, v.computed, v.entered_by, "
-            "v.entered_at FROM grading_value v LEFT JOIN grading_evidence e "
+            "SELECT v.city_code, v.indicator_id, v.kind, v.value, v.unit, v.source, v.link, "
+            "v.note, v.evidence_sha256, e.filename AS evidence_filename, v.computed, "
+            "v.entered_by, v.entered_at FROM grading_value v LEFT JOIN grading_evidence e "
             "ON e.round_id = v.round_id AND e.sha256 = v.evidence_sha256 "
-            "WHERE v.round_id = :r ORDER BY v.city_code, v.indicator_id"
+            "WHERE v.round_id = :r ORDER BY v.city_code, v.indicator_id, v.kind DESC"
         ),
         {"r": round_id},
     ).mappings()
-    out: dict[str, dict[str, dict[str, Any]]] = {}
+    kinds: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for r in rows:
         entry = dict(r)
         entry["entered_at"] = entry["entered_at"].astimezone(UTC).isoformat()
-        out.setdefault(entry.pop("city_code"), {})[entry.pop("indicator_id")] = entry
+        key = (entry.pop("city_code"), entry.pop("indicator_id"))
+        kinds.setdefault(key, {})[entry.pop("kind")] = entry
+    choices = {
+        (c.city_code, c.indicator_id): {
+            "counts": c.counts,
+            "reason": c.reason,
+            "by": c.chosen_by,
+            "at": c.chosen_at.astimezone(UTC).isoformat(),
+        }
+        for c in conn.execute(
+            text(
+                "SELECT city_code, indicator_id, counts, reason, chosen_by, chosen_at "
+                "FROM grading_choice WHERE round_id = :r"
+            ),
+            {"r": round_id},
+        )
+    }
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for (city, indicator), both in kinds.items():
+        choice = choices.get((city, indicator))
+        if choice and choice["counts"] in both:
+            counts = choice["counts"]
+        else:
+            counts = "reported" if "reported" in both else "computed"
+        entry = dict(both[counts])
+        other = "computed" if counts == "reported" else "reported"
+        if other in both:
+            entry["alternative"] = {"kind": other, **both[other]}
+        if choice:
+            entry["choice"] = choice
+        out.setdefault(city, {})[indicator] = entry
     return out

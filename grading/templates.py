@@ -66,6 +66,8 @@ def template_rows(
     for city in cities:
         for ind in catalogue.indicators:
             have = entered.get(city.code, {}).get(ind.id, {})
+            if have.get("computed") is not None:  # the template shows what the city reported
+                have = have.get("alternative") or {}
             value = have.get("value")
             if isinstance(value, bool):
                 value = "yes" if value else "no"

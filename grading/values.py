@@ -193,7 +193,9 @@ def set_values(
         if problems:
             raise InvalidRows(f"round {round_id}", problems)
         for e, ind, value in checked:
+            kind = "reported" if e.computed is None else "computed"  # never one over the other
             new = {
+                "kind": kind,
                 "value": value,
                 "unit": ind.unit,
                 "source": e.source,
@@ -205,11 +207,11 @@ def set_values(
             old_row = (
                 conn.execute(
                     text(
-                        "SELECT value, unit, source, link, note, evidence_sha256, computed "
+                        "SELECT kind, value, unit, source, link, note, evidence_sha256, computed "
                         "FROM grading_value WHERE round_id = :r AND city_code = :c "
-                        "AND indicator_id = :i"
+                        "AND indicator_id = :i AND kind = :k"
                     ),
-                    {"r": round_id, "c": e.city, "i": ind.id},
+                    {"r": round_id, "c": e.city, "i": ind.id, "k": kind},
                 )
                 .mappings()
                 .first()
@@ -219,12 +221,13 @@ def set_values(
                 continue
             conn.execute(
                 text(
-                    "INSERT INTO grading_value (round_id, city_code, indicator_id, value, unit, "
-                    "source, link, note, evidence_sha256, computed, entered_by) VALUES "
-                    "(:r, :c, :i, CAST(:v AS jsonb), :unit, :source, :link, :note, :ev, "
+                    "INSERT INTO grading_value (round_id, city_code, indicator_id, kind, value, "
+                    "unit, source, link, note, evidence_sha256, computed, entered_by) VALUES "
+                    "(:r, :c, :i, :k, CAST(:v AS jsonb), :unit, :source, :link, :note, :ev, "
                     "CAST(:computed AS jsonb), :by) ON CONFLICT (round_id, city_code, "
-                    "indicator_id) DO UPDATE SET value = EXCLUDED.value, unit = EXCLUDED.unit, "
-                    "source = EXCLUDED.source, link = EXCLUDED.link, note = EXCLUDED.note, "
+                    "indicator_id, kind) DO UPDATE SET value = EXCLUDED.value, "
+                    "unit = EXCLUDED.unit, source = EXCLUDED.source, link = EXCLUDED.link, "
+                    "note = EXCLUDED.note, "
                     "evidence_sha256 = EXCLUDED.evidence_sha256, computed = EXCLUDED.computed, "
                     "entered_by = EXCLUDED.entered_by, entered_at = now()"
                 ),
@@ -232,6 +235,7 @@ def set_values(
                     "r": round_id,
                     "c": e.city,
                     "i": ind.id,
+                    "k": kind,
                     "v": orjson.dumps(value).decode(),
                     "unit": ind.unit,
                     "source": e.source,
@@ -299,3 +303,69 @@ def enter_cim_indicators(
         ],
     )
     return done
+
+
+def choose(
+    engine: Engine,
+    actor: Actor,
+    round_id: str,
+    city: str,
+    indicator: str,
+    counts: str,
+    reason: str,
+) -> bool:
+    """Record which of a city's two values of an indicator counts: the one it reported or the
+    one computed from the city model, with the committee's reason (audited). Returns whether
+    the choice changed.
+
+    Raises:
+        Forbidden: below reviewer. Conflict: the round is not a draft.
+        InvalidInput: no reason, another kind, or no value of that kind to choose.
+    """
+    require(actor, "reviewer")
+    if counts not in ("reported", "computed"):
+        raise InvalidInput(f"choose 'reported' or 'computed', not {counts!r}")
+    if not reason.strip():
+        raise InvalidInput("a choice needs its reason (it goes into the audit log and the report)")
+    with engine.begin() as conn:
+        require_draft(round_row(conn, round_id, lock=True), "the choice of values")
+        have = set(
+            conn.execute(
+                text(
+                    "SELECT kind FROM grading_value WHERE round_id = :r AND city_code = :c "
+                    "AND indicator_id = :i"
+                ),
+                {"r": round_id, "c": city, "i": indicator},
+            ).scalars()
+        )
+        if counts not in have:
+            raise InvalidInput(
+                f"city {city}, indicator {indicator}: there is no {counts} value to choose "
+                f"(there is: {', '.join(sorted(have)) or 'none'})"
+            )
+        old_row = (
+            conn.execute(
+                text(
+                    "SELECT counts, reason FROM grading_choice WHERE round_id = :r "
+                    "AND city_code = :c AND indicator_id = :i"
+                ),
+                {"r": round_id, "c": city, "i": indicator},
+            )
+            .mappings()
+            .first()
+        )
+        old = dict(old_row) if old_row else None
+        new = {"counts": counts, "reason": reason.strip()}
+        if old == new:
+            return False
+        conn.execute(
+            text(
+                "INSERT INTO grading_choice (round_id, city_code, indicator_id, counts, reason, "
+                "chosen_by) VALUES (:r, :c, :i, :counts, :reason, :by) ON CONFLICT (round_id, "
+                "city_code, indicator_id) DO UPDATE SET counts = EXCLUDED.counts, "
+                "reason = EXCLUDED.reason, chosen_by = EXCLUDED.chosen_by, chosen_at = now()"
+            ),
+            {"r": round_id, "c": city, "i": indicator, **new, "by": actor.name},
+        )
+        audit(conn, actor, "value.choose", round_id, f"{city}/{indicator}", old, new)
+    return True

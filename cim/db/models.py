@@ -8,6 +8,7 @@ from typing import Any
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKeyConstraint,
@@ -45,6 +46,7 @@ WRITERS = {
     "grading_round": "grading.rounds",
     "grading_city": "grading.rounds",
     "grading_value": "grading.values",
+    "grading_choice": "grading.values",
     "grading_evidence": "grading.evidence",
     "api_key": "grading.access",
     "audit_log": "grading.access",
@@ -272,7 +274,9 @@ class GradingEvidence(Base):
 
 
 class GradingValue(Base):
-    """One indicator value of one city in a round, with where it comes from."""
+    """One indicator value of one city in a round, with where it comes from: the value the city
+    reported, and apart from it the value computed from the city model (one never overwrites
+    the other; `grading_choice` says which counts when both are there)."""
 
     __tablename__ = "grading_value"
     __table_args__ = (
@@ -285,11 +289,15 @@ class GradingValue(Base):
             ["round_id", "evidence_sha256"],
             ["grading_evidence.round_id", "grading_evidence.sha256"],
         ),
+        CheckConstraint("kind IN ('reported', 'computed')", name="grading_value_kind"),
     )
 
     round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     indicator_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(
+        Text, primary_key=True, server_default="reported", comment="reported or computed"
+    )
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)
     unit: Mapped[str] = mapped_column(Text, server_default="")
     source: Mapped[str] = mapped_column(Text, server_default="")
@@ -301,6 +309,29 @@ class GradingValue(Base):
     )
     entered_by: Mapped[str] = mapped_column(Text)
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GradingChoice(Base):
+    """Which of a city's two values of an indicator counts (reported or computed), chosen by the
+    committee with its reason."""
+
+    __tablename__ = "grading_choice"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["round_id", "city_code"],
+            ["grading_city.round_id", "grading_city.code"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("counts IN ('reported', 'computed')", name="grading_choice_counts"),
+    )
+
+    round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    indicator_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    counts: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    chosen_by: Mapped[str] = mapped_column(Text)
+    chosen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ApiKey(Base):

@@ -12,7 +12,7 @@ from cli.grade.catalogues import grade_catalogue, grade_policy
 from cli.grade.keys import grade_keys
 from cli.grade.results import allocate_cmd, audit_cmd, rank, report, score
 from cli.grade.rounds import grade_round
-from cli.grade.values import compute_cim, grade_values, template
+from cli.grade.values import choose_cmd, compute_cim, grade_values, template
 
 
 @click.group()
@@ -39,6 +39,7 @@ for command in (
     template,
     grade_values,
     compute_cim,
+    choose_cmd,
     score,
     rank,
     allocate_cmd,

@@ -118,3 +118,29 @@ def compute_cim(
     for ind_id, c in done:
         inputs = ", ".join(f"{k} {v}" for k, v in c.inputs.items())
         click.echo(f"{ind_id:<22} {c.value!s:>10} {c.unit:<5} ({c.name}: {inputs})")
+
+
+@click.command("choose")
+@click.argument("round_id")
+@click.option("--city", required=True, help="City code.")
+@click.option("--indicator", required=True, help="Indicator id.")
+@click.option(
+    "--counts",
+    type=click.Choice(["reported", "computed"]),
+    required=True,
+    help="Which value counts: the one the city reported, or the one computed from the model.",
+)
+@click.option("--reason", required=True, help="Why (kept in the audit log and the report).")
+def choose_cmd(round_id: str, city: str, indicator: str, counts: str, reason: str) -> None:
+    """Choose which of a city's two values of an indicator counts (reviewer or admin)."""
+    from grading.access import cli_actor
+    from grading.values import choose
+
+    try:
+        changed = choose(command_engine(), cli_actor(), round_id, city, indicator, counts, reason)
+    except CimError as exc:
+        fail(exc)
+    click.echo(
+        f"city {city}, indicator {indicator}: the {counts} value counts"
+        + ("" if changed else " (unchanged)")
+    )

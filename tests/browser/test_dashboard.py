@@ -31,7 +31,8 @@ def _value(ind, s: float):  # type: ignore[no-untyped-def]
     if m == "levels":
         return ind.scoring.best_first()[0 if s > 0.9 else 1 if s > 0.7 else 2]
     t = ind.scoring.thresholds
-    return t[0] + (t[4] - t[0]) * s
+    value = t[0] + (t[4] - t[0]) * s
+    return round(value) if ind.range.integer else value  # counts are whole
 
 
 def _round(engine: Engine) -> dict:
