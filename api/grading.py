@@ -119,6 +119,7 @@ class ValueIn(BaseModel):
     link: str | None = Field(None, max_length=2000)
     note: str | None = Field(None, max_length=10000)
     evidence_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    reason: str | None = Field(None, max_length=2000, description="why the value changes")
 
 
 def attachment(filename: str, disposition: str = "attachment") -> str:
@@ -223,7 +224,10 @@ def get_values(round_id: str, _: Reader, engine: DB) -> dict[str, Any]:
 def put_value(
     round_id: str, city: str, indicator: str, value: ValueIn, actor: Writer, engine: DB
 ) -> dict[str, Any]:
-    entry = values.ValueEntry(city=city, indicator=indicator, **value.model_dump())
+    # what the body does not give (source, link, note, evidence) the value keeps
+    entry = values.ValueEntry(
+        city=city, indicator=indicator, **value.model_dump(exclude_unset=True)
+    )
     changed = values.set_values(engine, actor, round_id, [entry])
     stored = values.entered(engine, round_id).get(city, {}).get(indicator)
     return {"changed": changed, "value": stored}
@@ -261,6 +265,16 @@ async def upload_evidence(
     proof = evidence.EvidenceFile(file.filename, file.content, file.media_type)
     digest = await run_in_threadpool(evidence.add_evidence, engine, actor, round_id, proof)
     return {"sha256": digest, "size": len(file.content), "filename": file.filename}
+
+
+@router.get(
+    "/rounds/{round_id}/cities/{city}/values/{indicator}/history",
+    summary="Every change of one value: when, who, old -> new, why",
+)
+def value_history(
+    round_id: str, city: str, indicator: str, _: Reader, engine: DB
+) -> list[dict[str, Any]]:
+    return values.history(engine, round_id, city, indicator)
 
 
 @router.get("/rounds/{round_id}/evidence/{sha256}", summary="Download an evidence file")

@@ -25,7 +25,7 @@ from grading.access import Actor
 from grading.catalogue import Catalogue, Indicator, Qualitative, YesNo
 from grading.evidence import EvidenceFile
 from grading.rounds import CityEntry, cities, get_round
-from grading.values import ValueEntry, coerce_value, entered, set_values
+from grading.values import KEEP, ValueEntry, coerce_value, entered, set_values
 
 COLUMNS = (
     "city_code",
@@ -237,14 +237,19 @@ def _read_rows(content: bytes, name: str) -> list[tuple[str, dict[str, str | For
 
 
 def read_values(
-    content: bytes, name: str, catalogue: Catalogue, folder: Path | None = None
+    content: bytes,
+    name: str,
+    catalogue: Catalogue,
+    folder: Path | None = None,
+    reason: str | None = None,
 ) -> tuple[list[ValueEntry], list[EvidenceFile], int]:
     """The values a filled template (the bytes of a .csv or .xlsx file; `name` says which, and
     names it in messages) enters, rows with an empty value left out; the evidence files they
     name; and how many rows were left empty.
 
     `evidence_file` is `sha256:<hex>` of evidence uploaded before, or, when the template's
-    `folder` is given (on the command line), a path relative to it.
+    `folder` is given (on the command line), a path relative to it. An empty source, link,
+    note or evidence cell keeps what a value already has; `reason` says why values change.
 
     Raises:
         InvalidRows: every row that cannot be entered, each naming the file, sheet, row,
@@ -270,7 +275,7 @@ def read_values(
                     f"{where}: a formula ({shown}); type the value itself, not a formula"
                 )
             text_row = {k: str(v) for k, v in row.items()}
-            entry = _entry(text_row, where, catalogue, indicators, folder, files, name)
+            entry = _entry(text_row, where, catalogue, indicators, folder, files, name, reason)
             if (code, ind_id) in seen:
                 raise InvalidInput(f"{where}: the same city and indicator as {seen[code, ind_id]}")
             seen[code, ind_id] = place
@@ -293,6 +298,7 @@ def _entry(
     folder: Path | None,
     files: dict[str, EvidenceFile],
     name: str,
+    reason: str | None = None,
 ) -> ValueEntry | None:
     """One row's value, checked against its indicator (None: the value is left empty).
 
@@ -339,16 +345,18 @@ def _entry(
         media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         digest = hashlib.sha256(proof).hexdigest()
         files[digest] = EvidenceFile(file.name, proof, media)
-    return ValueEntry(
+    return ValueEntry(  # an empty cell keeps what the value has (its source, its evidence)
         city=code,
         indicator=ind_id,
         value=row["value"],
         unit=row.get("unit", ""),
-        source=row.get("source", "") or f"import {Path(name).name}",
-        link=row.get("link") or None,
-        note=row.get("note") or None,
-        evidence_sha256=digest,
+        source=row.get("source") or KEEP,
+        link=row.get("link") or KEEP,
+        note=row.get("note") or KEEP,
+        evidence_sha256=digest or KEEP,
         where=where,
+        reason=reason,
+        default_source=f"import {Path(name).name}",
     )
 
 
@@ -379,6 +387,7 @@ def import_values(
     content: bytes,
     name: str,
     folder: Path | None = None,
+    reason: str | None = None,
 ) -> Imported:
     """Enter the values of a filled template (see `read_values`): all rows or none.
 
@@ -386,6 +395,6 @@ def import_values(
         InvalidInput: naming the file and row. Forbidden, Conflict: see `set_values`.
     """
     rnd = get_round(engine, round_id)
-    entries, files, empty = read_values(content, name, rnd.catalogue, folder)
+    entries, files, empty = read_values(content, name, rnd.catalogue, folder, reason)
     changed = set_values(engine, actor, round_id, entries, files)
     return Imported(len(entries), changed, empty, len(files))

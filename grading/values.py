@@ -8,6 +8,8 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -34,20 +36,39 @@ _YES = {"yes", "y", "true", "1", "是", "有"}
 _NO = {"no", "n", "false", "0", "否", "无"}
 
 
+class Keep(Enum):
+    """What an entry says of a field it does not give: keep what is stored."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
 @dataclass(frozen=True)
 class ValueEntry:
-    """One value to enter: where it comes from travels with it."""
+    """One value to enter: where it comes from travels with it. A correction keeps the stored
+    source, link, note and evidence of the value unless it gives them (KEEP: not given)."""
 
     city: str
     indicator: str
     value: Any
     unit: str = ""
-    source: str = ""
-    link: str | None = None
-    note: str | None = None
-    evidence_sha256: str | None = None
+    source: str | Keep = KEEP
+    link: str | None | Keep = KEEP
+    note: str | None | Keep = KEEP
+    evidence_sha256: str | None | Keep = KEEP
     computed: dict[str, Any] | None = None
     where: str = ""  # e.g. "values.csv row 7", for error messages
+    reason: str | None = None  # why the value changes (kept in its history)
+    default_source: str = ""  # the source of a new value that gives none
+
+
+def _given(field: Any, stored: dict[str, Any] | None, name: str, default: Any) -> Any:
+    """A field of an entry, or what is stored when the entry does not give it."""
+    if field is not KEEP:
+        return field
+    return stored[name] if stored else default
 
 
 def coerce_value(ind: Indicator, raw: Any, where: str, typed: bool = True) -> Any:
@@ -140,10 +161,10 @@ def _checked(
         raise InvalidInput(
             f"{where}: indicator {ind.id} is measured in {ind.unit!r}, not {e.unit!r}"
         )
-    if e.link and not re.match(r"https?://", e.link, re.IGNORECASE):
+    if isinstance(e.link, str) and e.link and not re.match(r"https?://", e.link, re.IGNORECASE):
         raise InvalidInput(f"{where}: link {e.link!r} is not an http(s) address")
     if (
-        e.evidence_sha256
+        isinstance(e.evidence_sha256, str)
         and not conn.execute(
             text("SELECT 1 FROM grading_evidence WHERE round_id = :r AND sha256 = :s"),
             {"r": round_id, "s": e.evidence_sha256},
@@ -194,16 +215,6 @@ def set_values(
             raise InvalidRows(f"round {round_id}", problems)
         for e, ind, value in checked:
             kind = "reported" if e.computed is None else "computed"  # never one over the other
-            new = {
-                "kind": kind,
-                "value": value,
-                "unit": ind.unit,
-                "source": e.source,
-                "link": e.link,
-                "note": e.note,
-                "evidence_sha256": e.evidence_sha256,
-                "computed": e.computed,
-            }
             old_row = (
                 conn.execute(
                     text(
@@ -217,6 +228,16 @@ def set_values(
                 .first()
             )
             old = dict(old_row) if old_row else None
+            new = {
+                "kind": kind,
+                "value": value,
+                "unit": ind.unit,
+                "source": _given(e.source, old, "source", e.default_source),
+                "link": _given(e.link, old, "link", None),
+                "note": _given(e.note, old, "note", None),
+                "evidence_sha256": _given(e.evidence_sha256, old, "evidence_sha256", None),
+                "computed": e.computed,
+            }
             if old == new:
                 continue
             conn.execute(
@@ -238,15 +259,16 @@ def set_values(
                     "k": kind,
                     "v": orjson.dumps(value).decode(),
                     "unit": ind.unit,
-                    "source": e.source,
-                    "link": e.link,
-                    "note": e.note,
-                    "ev": e.evidence_sha256,
+                    "source": new["source"],
+                    "link": new["link"],
+                    "note": new["note"],
+                    "ev": new["evidence_sha256"],
                     "computed": None if e.computed is None else orjson.dumps(e.computed).decode(),
                     "by": actor.name,
                 },
             )
-            audit(conn, actor, "value.set", round_id, f"{e.city}/{ind.id}", old, new)
+            told = {**new, "reason": e.reason} if e.reason else new
+            audit(conn, actor, "value.set", round_id, f"{e.city}/{ind.id}", old, told)
             changed += 1
     return changed
 
@@ -369,3 +391,22 @@ def choose(
         )
         audit(conn, actor, "value.choose", round_id, f"{city}/{indicator}", old, new)
     return True
+
+
+def history(engine: Engine, round_id: str, city: str, indicator: str) -> list[dict[str, Any]]:
+    """Every change of a city's value of an indicator, oldest first: when, who, old -> new (with
+    the reason given), and the committee's choices between reported and computed values.
+
+    Raises:
+        NotFound: no such round.
+    """
+    with engine.connect() as conn:
+        round_row(conn, round_id)
+        rows = conn.execute(
+            text(
+                "SELECT at, actor, action, old, new FROM audit_log WHERE round_id = :r "
+                "AND target = :t AND action IN ('value.set', 'value.choose') ORDER BY id"
+            ),
+            {"r": round_id, "t": f"{city}/{indicator}"},
+        ).mappings()
+        return [{**r, "at": r["at"].astimezone(UTC).isoformat()} for r in rows]

@@ -39,15 +39,25 @@ def grade_values() -> None:
 @grade_values.command("import")
 @click.argument("round_id")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def values_import(round_id: str, file: Path) -> None:
-    """Import a filled template (.csv or .xlsx): all rows or none; empty values are skipped."""
+@click.option("--reason", help="Why the values change (kept in each value's history).")
+def values_import(round_id: str, file: Path, reason: str | None) -> None:
+    """Import a filled template (.csv or .xlsx): all rows or none; empty values are skipped.
+
+    An empty source, link, note or evidence cell keeps what the value already has.
+    """
     from grading.access import cli_actor
     from grading.templates import import_values
 
     try:
         content = read_file(file)
         done = import_values(
-            command_engine(), cli_actor(), round_id, content, str(file), folder=file.parent
+            command_engine(),
+            cli_actor(),
+            round_id,
+            content,
+            str(file),
+            folder=file.parent,
+            reason=reason,
         )
     except CimError as exc:
         fail(exc)
@@ -55,6 +65,20 @@ def values_import(round_id: str, file: Path) -> None:
         f"{file}: {done.read} values read ({done.changed} changed, {done.empty} rows left "
         f"empty), {done.evidence} evidence files stored"
     )
+
+
+@grade_values.command("history")
+@click.argument("round_id")
+@click.option("--city", required=True, help="City code.")
+@click.option("--indicator", required=True, help="Indicator id.")
+def values_history(round_id: str, city: str, indicator: str) -> None:
+    """Print every change of one value as JSON: when, who, old -> new, why."""
+    from grading.values import history
+
+    try:
+        print_json(history(command_engine(), round_id, city, indicator))
+    except CimError as exc:
+        fail(exc)
 
 
 @grade_values.command("export")

@@ -12,7 +12,7 @@ from cim.errors import InvalidInput, InvalidRows
 from grading.catalogue import built_in
 from grading.rounds import CityEntry
 from grading.templates import COLUMNS, read_values, template_bytes, template_rows
-from grading.values import coerce_value
+from grading.values import KEEP, coerce_value
 
 CATALOGUE = built_in("db37-3890.1-2020")
 CITIES = [CityEntry("370100", "济南市", "Jinan"), CityEntry("370200", "青岛市", "Qingdao")]
@@ -54,7 +54,8 @@ def test_a_filled_template_reads_back(tmp_path: Path, suffix: str) -> None:
     digest = hashlib.sha256("证明材料".encode()).hexdigest()
     assert proof.evidence_sha256 == digest and [f.filename for f in files] == ["proof.txt"]
     assert got["370200", "baozhang.plan"].value == "良"
-    assert got["370200", "baozhang.plan"].source == f"import values{suffix}"
+    plan = got["370200", "baozhang.plan"]  # no source given: a stored one is kept, else this
+    assert plan.source is KEEP and plan.default_source == f"import values{suffix}"
 
 
 def test_the_csv_opens_in_excel_with_chinese(tmp_path: Path) -> None:
