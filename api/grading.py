@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from api.dependencies import DB, Cache, Reader, Upload, Writer, upload
 from cim.errors import InvalidInput
-from grading import access, evidence, outcome, rounds, values
+from grading import access, evidence, exemptions, outcome, rounds, values
 from grading.awards import BUILT_IN_POLICIES, AwardPolicy, built_in_policy, load_policy
 from grading.catalogue import BUILT_IN, Catalogue, built_in, load_catalogue
 from grading.cim_indicators import Parameters
@@ -265,6 +265,25 @@ async def upload_evidence(
     proof = evidence.EvidenceFile(file.filename, file.content, file.media_type)
     digest = await run_in_threadpool(evidence.add_evidence, engine, actor, round_id, proof)
     return {"sha256": digest, "size": len(file.content), "filename": file.filename}
+
+
+class ExemptionIn(BaseModel):
+    """Why a required value of a city (or every value of it) may be missing."""
+
+    model_config = ConfigDict(extra="forbid")
+    indicator: str | None = Field(None, description="default: every indicator of the city")
+    reason: str = Field(min_length=1, max_length=10000)
+
+
+@router.put(
+    "/rounds/{round_id}/cities/{city}/exemptions",
+    summary="Record why a required value may be missing at submission (admin)",
+)
+def put_exemption(
+    round_id: str, city: str, exemption: ExemptionIn, actor: Writer, engine: DB
+) -> dict[str, Any]:
+    exemptions.exempt(engine, actor, round_id, city, exemption.indicator, exemption.reason)
+    return {"city": city, "indicator": exemption.indicator, "reason": exemption.reason}
 
 
 @router.get(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grading.awards import MERIT, MERIT_ZH, AwardPolicy, CityResult, allocate
+from grading.awards import MERIT, MERIT_ZH, Allocation, AwardPolicy, CityResult, allocate
 from grading.catalogue import Catalogue
 from grading.results import (
     PROVENANCE_FIELDS,
@@ -20,6 +20,9 @@ from grading.results import (
     ScoredIndicator,
 )
 from grading.scoring import score_city
+
+NOT_ASSESSED = "not assessed: no value was entered"
+NOT_ASSESSED_ZH = "未评：未录入任何数值"
 
 
 def round_results(
@@ -42,6 +45,12 @@ def round_results(
         )
         for c in cities
     }
+    # a city with no value at all is not assessed: not ranked among the others, no stars
+    assessed = [
+        c
+        for c in cities
+        if any(v.get("value") is not None for v in values.get(c["code"], {}).values())
+    ]
     allocation = allocate(
         policy,
         [
@@ -52,23 +61,29 @@ def round_results(
                 scored[c["code"]].bonus,
                 c["previous_stars"],
             )
-            for c in cities
+            for c in assessed
         ],
     )
+    allocation += [
+        Allocation(c["code"], None, 0, 0.0, 0.0, NOT_ASSESSED, NOT_ASSESSED_ZH)
+        for c in cities
+        if c not in assessed
+    ]
     by_code = {c["code"]: c for c in cities}
     reachable = {a.id: a.weight - a.unallocated for a in catalogue.areas}
     ranked = []
     for award in allocation:
         city, score = by_code[award.code], scored[award.code]
         entered = values.get(award.code, {})
+        judged = award.rank is not None
         ranked.append(
             RankedCity(
                 **city,  # code, names, previous stars and total
                 rank=award.rank,
-                stars=score.stars,
-                subtype=score.subtype,
-                total=score.total,
-                bonus=score.bonus,
+                stars=score.stars if judged else 0,
+                subtype=score.subtype if judged else None,
+                total=score.total if judged else 0.0,
+                bonus=score.bonus if judged else 0.0,
                 score=award.score,
                 vetoed=tuple(score.vetoed),
                 reasons=tuple(score.reasons),
@@ -104,6 +119,7 @@ def round_results(
                     )
                     for s in score.indicators
                 ),
+                not_assessed=None if judged else True,
             )
         )
     given = sum(a.amount for a in allocation)

@@ -60,7 +60,7 @@ class Allocation:
     """One city's place and amount, with the reason."""
 
     code: str
-    rank: int
+    rank: int | None  # None: not assessed, so not ranked
     stars: int
     score: float
     amount: float

@@ -274,8 +274,9 @@ class RankedCity(_Document):
     name_en: str
     previous_stars: int | None
     previous_total: float | None
-    # its place: merit order, star level (基础型/成长型 subtype), points without and with bonus
-    rank: int
+    # its place: merit order (None: not assessed), star level (基础型/成长型 subtype), points
+    # without and with bonus
+    rank: int | None
     stars: int
     subtype: str | None
     total: float
@@ -293,6 +294,8 @@ class RankedCity(_Document):
     missing: tuple[str, ...]
     areas: tuple[AreaShare, ...]
     indicators: tuple[ScoredIndicator, ...]
+    # 未评: no value at all, so neither ranked among the assessed cities nor given stars
+    not_assessed: bool | None = field(default=None, metadata=WHEN_SET)
 
 
 @dataclass(frozen=True)
@@ -353,6 +356,10 @@ class RoundResults(_Document):
         }
 
 
+def _rank_change(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a - b
+
+
 def what_if(a: RoundResults, b: RoundResults) -> list[dict[str, Any]]:
     """Two results of the same round side by side (e.g. two policies or two catalogues), in the
     order of the second, with the change of rank, stars and amount, as JSON-ready rows.
@@ -372,7 +379,7 @@ def what_if(a: RoundResults, b: RoundResults) -> list[dict[str, Any]]:
             "a": _pick(first[c.code], compared),
             "b": _pick(c, compared),
             "amount_change": c.amount - first[c.code].amount,
-            "rank_change": first[c.code].rank - c.rank,
+            "rank_change": _rank_change(first[c.code].rank, c.rank),
         }
         for c in b.cities
     ]

@@ -20,6 +20,7 @@ from cim.errors import Conflict, InvalidInput
 from grading.access import Actor, audit, require
 from grading.awards import AwardPolicy
 from grading.catalogue import Catalogue
+from grading.exemptions import require_complete
 from grading.outcome import compute
 from grading.store import Round, as_round, city_rows, model_json, require_draft, round_row
 
@@ -199,6 +200,8 @@ def move(engine: Engine, actor: Actor, round_id: str, to: str) -> Round:
                 f"{', '.join(allowed) if allowed else 'nothing (final rounds are immutable)'}, "
                 f"not {to}"
             )
+        if to in ("submitted", "final"):
+            require_complete(conn, round_id, to)
         frozen = digest = None
         if to == "final":
             frozen = compute(conn, as_round(row)).to_json()

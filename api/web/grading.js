@@ -5,7 +5,7 @@
 const TEXT = {
   zh: {
     title: "新型智慧城市星级评价", round: "评价轮次", reportPdf: "报告 PDF", viewer: "三维城市",
-    ranking: "排名与奖补", rank: "排名", city: "城市", stars: "星级", subtype: "类型", score: "总分",
+    ranking: "排名与奖补", rank: "排名", not_assessed: "未评", city: "城市", stars: "星级", subtype: "类型", score: "总分",
     amount: "奖补（元）", allocation: "奖补政策与分配", area: "领域", points: "得分", weight: "权重",
     indicator: "指标", value: "数值", level: "等级", reason: "依据", evidence: "来源与佐证",
     policy: "政策", eligibility: "申报条件", fromStars: "星级及以上", cap: "单市上限", budget: "总预算",
@@ -18,7 +18,7 @@ const TEXT = {
   },
   en: {
     title: "Smart-city star rating", round: "Round", reportPdf: "Report PDF", viewer: "3D city",
-    ranking: "Ranking and awards", rank: "Rank", city: "City", stars: "Stars", subtype: "Type",
+    ranking: "Ranking and awards", rank: "Rank", not_assessed: "not assessed", city: "City", stars: "Stars", subtype: "Type",
     score: "Score (with bonus)", amount: "Award (CNY)", allocation: "Award policy and allocation", area: "Area",
     points: "Points", weight: "Weight", indicator: "Indicator", value: "Value", level: "Level",
     reason: "Reason", evidence: "Source and evidence", policy: "Policy", eligibility: "Eligibility",
@@ -92,7 +92,7 @@ function renderRanking() {
   body.replaceChildren();
   for (const c of results.cities) {
     const row = el("tr", { "data-code": c.code, title: lang === "zh" ? c.award_reason_zh : c.award_reason },
-      el("td", { class: "n" }, c.rank),
+      el("td", { class: "n" }, c.rank ?? t("not_assessed")),
       el("td", {}, `${nameOf(c)} `, el("span", { class: "small" }, c.code)),
       el("td", { class: c.stars ? "stars" : "zero" }, c.stars ? "★".repeat(c.stars) : "—"),
       el("td", {}, c.subtype ? (lang === "zh" ? c.subtype : SUBTYPE_EN[c.subtype] || c.subtype) : ""),
@@ -131,7 +131,7 @@ async function showCity(code) {
   const roundId = document.getElementById("round").value;
   document.getElementById("detail").hidden = false;
   document.getElementById("detail-title").textContent =
-    `${nameOf(c)} (${c.code}) — ${t("rank")} ${c.rank}, ${c.stars ? "★".repeat(c.stars) : "—"}`;
+    `${nameOf(c)} (${c.code}) — ${c.rank == null ? t("not_assessed") : `${t("rank")} ${c.rank}`}, ${c.stars ? "★".repeat(c.stars) : "—"}`;
   const svg = await fetch(`/grading/rounds/${encodeURIComponent(roundId)}/cities/${encodeURIComponent(code)}/radar.svg?lang=${lang}`,
     { headers: keyHeaders() });
   const drawing = svg.ok ? await svg.text() : "";

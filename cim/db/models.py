@@ -47,6 +47,7 @@ WRITERS = {
     "grading_city": "grading.rounds",
     "grading_value": "grading.values",
     "grading_choice": "grading.values",
+    "grading_exemption": "grading.exemptions",
     "grading_evidence": "grading.evidence",
     "api_key": "grading.access",
     "audit_log": "grading.access",
@@ -332,6 +333,29 @@ class GradingChoice(Base):
     reason: Mapped[str] = mapped_column(Text)
     chosen_by: Mapped[str] = mapped_column(Text)
     chosen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GradingExemption(Base):
+    """Why a required value of a city (or all of a city's values: indicator "") may be missing
+    when the round is submitted or made final, recorded by the committee."""
+
+    __tablename__ = "grading_exemption"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["round_id", "city_code"],
+            ["grading_city.round_id", "grading_city.code"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    indicator_id: Mapped[str] = mapped_column(
+        Text, primary_key=True, comment="empty: every indicator of the city"
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ApiKey(Base):

@@ -12,7 +12,7 @@ from cli.grade.catalogues import grade_catalogue, grade_policy
 from cli.grade.keys import grade_keys
 from cli.grade.results import allocate_cmd, audit_cmd, rank, report, score
 from cli.grade.rounds import grade_round
-from cli.grade.values import choose_cmd, compute_cim, grade_values, template
+from cli.grade.values import choose_cmd, compute_cim, exempt_cmd, grade_values, template
 
 
 @click.group()
@@ -40,6 +40,7 @@ for command in (
     grade_values,
     compute_cim,
     choose_cmd,
+    exempt_cmd,
     score,
     rank,
     allocate_cmd,

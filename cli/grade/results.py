@@ -81,7 +81,7 @@ def rank(round_id: str, as_json: bool) -> None:
     click.echo(f"merit order: {res.merit_rule}")
     for c in res.cities:
         click.echo(
-            f"{c.rank:>3}. {c.code} {c.name_zh:<6} {STARS * c.stars or '-':<5} {c.score:7.2f}"
+            f"{_place(c.rank)}. {c.code} {c.name_zh:<6} {STARS * c.stars or '-':<5} {c.score:7.2f}"
         )
 
 
@@ -129,7 +129,9 @@ def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_js
     totals = res.allocation
     click.echo(f"policy {res.policy['id']}: budget {totals.budget:,.0f}")
     for c in res.cities:
-        click.echo(f"{c.rank:>3}. {c.code} {c.name_zh:<6} {c.amount:>13,.0f}  {c.award_reason}")
+        click.echo(
+            f"{_place(c.rank)}. {c.code} {c.name_zh:<6} {c.amount:>13,.0f}  {c.award_reason}"
+        )
     click.echo(f"allocated {totals.allocated:,.0f}, left {totals.left:,.0f}")
 
 
@@ -176,3 +178,7 @@ def audit_cmd(round_id: str | None, as_json: bool) -> None:
             f"{e['id']:>5} {e['at'][:19]} {e['actor']:<24} {e['action']:<14} "
             f"{e['target'] or '':<24} {change[:160]}"
         )
+
+
+def _place(rank: int | None) -> str:
+    return f"{rank:>3}" if rank is not None else "未评"  # not assessed

@@ -168,3 +168,21 @@ def choose_cmd(round_id: str, city: str, indicator: str, counts: str, reason: st
         f"city {city}, indicator {indicator}: the {counts} value counts"
         + ("" if changed else " (unchanged)")
     )
+
+
+@click.command("exempt")
+@click.argument("round_id")
+@click.option("--city", required=True, help="City code.")
+@click.option("--indicator", help="Indicator id (default: every indicator of the city).")
+@click.option("--reason", required=True, help="Why the value may be missing (audited).")
+def exempt_cmd(round_id: str, city: str, indicator: str | None, reason: str) -> None:
+    """Record why a required value (or a whole city) may be missing when the round is
+    submitted or made final (admin)."""
+    from grading.access import cli_actor
+    from grading.exemptions import exempt
+
+    try:
+        exempt(command_engine(), cli_actor(), round_id, city, indicator, reason)
+    except CimError as exc:
+        fail(exc)
+    click.echo(f"city {city}{', indicator ' + indicator if indicator else ''}: exempt ({reason})")
