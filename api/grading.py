@@ -90,6 +90,7 @@ class StatusIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: Literal["draft", "submitted", "reviewed", "final"]
+    reason: str = Field(min_length=1, max_length=2000, description="why (kept in the audit log)")
 
 
 class WhatIfIn(BaseModel):
@@ -202,7 +203,7 @@ def get_round(round_id: str, _: Reader, engine: DB) -> dict[str, Any]:
 
 @router.post("/rounds/{round_id}/status", summary="Move a round along its lifecycle")
 def move(round_id: str, move: StatusIn, actor: Writer, engine: DB) -> dict[str, Any]:
-    return rounds.move(engine, actor, round_id, move.status).summary()
+    return rounds.move(engine, actor, round_id, move.status, move.reason).summary()
 
 
 @router.put("/rounds/{round_id}/policy", summary="Replace the award policy (admin)")

@@ -51,3 +51,17 @@ def read_file(path: Path) -> bytes:
 def print_json(data: Any) -> None:
     """Print data as indented JSON (dates and the like as text)."""
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
+
+
+def grade_actor() -> Any:
+    """Who makes a grading change from the command line: the person `cim grade --as NAME` (or
+    CIM_ACTOR) names; a change without one is refused, since the audit log names people."""
+    from grading.access import cli_actor
+
+    name = click.get_current_context().meta.get("cim.actor")
+    if not name:
+        fail(
+            "say who you are: cim grade --as NAME … (or set CIM_ACTOR); every change is audited "
+            "under a person's name"
+        )
+    return cli_actor(name)

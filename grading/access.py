@@ -36,13 +36,15 @@ class Actor:
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
-def cli_actor() -> Actor:
-    """The command line: database access already means full control."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return Actor(f"cli:{user}", "admin")
+def cli_actor(name: str | None = None) -> Actor:
+    """The command line (database access already means full control), named after the person
+    at it (`cim grade --as NAME`), else after the login."""
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = "unknown"
+    return Actor(f"cli:{name}", "admin")
 
 
 def require(actor: Actor, role: str, city: str | None = None) -> None:
@@ -59,6 +61,18 @@ def require(actor: Actor, role: str, city: str | None = None) -> None:
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def refuse_reviewer(actor: Actor) -> None:
+    """Four eyes: a reviewer checks values and evidence, and never changes them.
+
+    Raises:
+        Forbidden: the actor is a reviewer.
+    """
+    if actor.role == "reviewer":
+        raise Forbidden(
+            f"{actor.name} is a reviewer: reviewers check values, they do not change them"
+        )
 
 
 def audit(

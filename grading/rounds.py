@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from cim.errors import Conflict, InvalidInput
+from cim.errors import Conflict, Forbidden, InvalidInput
 from grading.access import Actor, audit, require
 from grading.awards import AwardPolicy
 from grading.catalogue import Catalogue
@@ -33,6 +34,8 @@ MOVES = {
     ("reviewed", "draft"),
     ("reviewed", "final"),
 }
+# four eyes: the move to the key's status is refused to whoever made the move to its value
+FOUR_EYES = {"reviewed": "submitted", "final": "reviewed"}
 ROLE_TO_MOVE = {
     "submitted": "reviewer",
     "reviewed": "reviewer",
@@ -180,16 +183,20 @@ def set_policy(engine: Engine, actor: Actor, round_id: str, policy: AwardPolicy)
         )
 
 
-def move(engine: Engine, actor: Actor, round_id: str, to: str) -> Round:
-    """Move a round along its lifecycle (see MOVES and ROLE_TO_MOVE); finalising freezes its
-    results.
+def move(engine: Engine, actor: Actor, round_id: str, to: str, reason: str) -> Round:
+    """Move a round along its lifecycle (see MOVES and ROLE_TO_MOVE), with the reason; finalising
+    freezes its results. Four eyes: whoever submitted a round does not review it, and whoever
+    reviewed it does not make it final.
 
     Raises:
-        InvalidInput: unknown status. Conflict: a move the lifecycle does not allow.
-        Forbidden: a role too weak for this move.
+        InvalidInput: unknown status, or no reason. Conflict: a move the lifecycle does not
+        allow, or required values missing. Forbidden: a role too weak for this move, or the
+        same person twice.
     """
     if to not in STATUSES:
         raise InvalidInput(f"unknown status {to!r}; statuses are {', '.join(STATUSES)}")
+    if not reason or not reason.strip():
+        raise InvalidInput("a status change needs its reason (it goes into the audit log)")
     require(actor, ROLE_TO_MOVE[to])
     with engine.begin() as conn:
         row = round_row(conn, round_id, lock=True)
@@ -200,6 +207,13 @@ def move(engine: Engine, actor: Actor, round_id: str, to: str) -> Round:
                 f"{', '.join(allowed) if allowed else 'nothing (final rounds are immutable)'}, "
                 f"not {to}"
             )
+        if to in FOUR_EYES:
+            before = FOUR_EYES[to]
+            if _last_mover(conn, round_id, before) == actor.name:
+                raise Forbidden(
+                    f"four eyes: {actor.name} moved round {round_id} to {before}; someone else "
+                    f"must move it to {to}"
+                )
         if to in ("submitted", "final"):
             require_complete(conn, round_id, to)
         frozen = digest = None
@@ -218,13 +232,19 @@ def move(engine: Engine, actor: Actor, round_id: str, to: str) -> Round:
                 "id": round_id,
             },
         )
-        audit(
-            conn,
-            actor,
-            "round.status",
-            round_id,
-            round_id,
-            row.status,
-            to if digest is None else {"status": to, "results_sha256": digest},
-        )
+        change: dict[str, Any] = {"status": to, "reason": reason.strip()}
+        if digest is not None:
+            change["results_sha256"] = digest
+        audit(conn, actor, "round.status", round_id, round_id, row.status, change)
     return get_round(engine, round_id)
+
+
+def _last_mover(conn: Connection, round_id: str, status: str) -> str | None:
+    """Who last moved the round to `status`."""
+    return conn.execute(
+        text(
+            "SELECT actor FROM audit_log WHERE round_id = :r AND action = 'round.status' "
+            "AND (new ->> 'status' = :s OR new #>> '{}' = :s) ORDER BY id DESC LIMIT 1"
+        ),
+        {"r": round_id, "s": status},
+    ).scalar()

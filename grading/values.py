@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, text
 
 from cim.errors import InvalidInput, InvalidRows
 from grading import cim_indicators
-from grading.access import Actor, audit, require
+from grading.access import Actor, audit, refuse_reviewer, require
 from grading.catalogue import (
     STORED,
     Catalogue,
@@ -189,6 +189,7 @@ def set_values(
         InvalidInput: unknown city or indicator, a value of the wrong kind, unknown evidence.
     """
     require(actor, "assessor")
+    refuse_reviewer(actor)
     changed = 0
     with engine.begin() as conn:
         row = round_row(conn, round_id, lock=True)

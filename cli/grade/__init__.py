@@ -16,7 +16,14 @@ from cli.grade.values import choose_cmd, compute_cim, exempt_cmd, grade_values, 
 
 
 @click.group()
-def grade() -> None:
+@click.option(
+    "--as",
+    "as_name",
+    envvar="CIM_ACTOR",
+    metavar="NAME",
+    help="Who you are: every change is audited under this name (or set CIM_ACTOR).",
+)
+def grade(as_name: str | None) -> None:
     """Smart-city star grading (DB37/T 3890, GB/T 33356): catalogues, rounds, scores, awards.
 
     \b
@@ -30,6 +37,7 @@ def grade() -> None:
       cim grade round status sd-2026 submitted|reviewed|final
       cim grade report sd-2026 report.pdf
     """
+    click.get_current_context().meta["cim.actor"] = as_name
 
 
 for command in (

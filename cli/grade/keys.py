@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cim.errors import CimError
-from cli.common import command_engine, fail
+from cli.common import command_engine, fail, grade_actor
 
 
 @click.group("keys")
@@ -21,10 +21,10 @@ def grade_keys() -> None:
 @click.option("--city", "cities", multiple=True, help="A city an assessor may enter values for.")
 def keys_create(name: str, role: str, cities: tuple[str, ...]) -> None:
     """Create a key; it is printed once (only its SHA-256 is stored)."""
-    from grading.access import cli_actor, create_key
+    from grading.access import create_key
 
     try:
-        key_id, secret = create_key(command_engine(), cli_actor(), name, role, list(cities))
+        key_id, secret = create_key(command_engine(), grade_actor(), name, role, list(cities))
     except CimError as exc:
         fail(exc)
     click.echo(f"key {key_id} ({role}) for {name}; hand this over now, it is not stored:", err=True)
@@ -49,10 +49,10 @@ def keys_list() -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; it stops working at once."""
-    from grading.access import cli_actor, revoke_key
+    from grading.access import revoke_key
 
     try:
-        revoke_key(command_engine(), cli_actor(), key_id)
+        revoke_key(command_engine(), grade_actor(), key_id)
     except CimError as exc:
         fail(exc)
     click.echo(f"key {key_id} revoked")

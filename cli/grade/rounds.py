@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cim.errors import CimError, InvalidInput
-from cli.common import command_engine, fail, print_json
+from cli.common import command_engine, fail, grade_actor, print_json
 from cli.grade.catalogues import catalogue_from
 
 
@@ -67,7 +67,6 @@ def round_create(
     round_id: str, year: int, title: str | None, catalogue: str, policy: str, cities: str
 ) -> None:
     """Create a draft round; it keeps a copy of the catalogue and the policy."""
-    from grading.access import cli_actor
     from grading.awards import load_policy
     from grading.rounds import create_round
 
@@ -77,7 +76,7 @@ def round_create(
         entries = _cities(cities)
         rnd = create_round(
             command_engine(),
-            cli_actor(),
+            grade_actor(),
             round_id,
             title or f"{cat.title_zh} {year}",
             year,
@@ -142,17 +141,17 @@ def round_show(round_id: str) -> None:
 @grade_round.command("status")
 @click.argument("round_id")
 @click.argument("to", type=click.Choice(["draft", "submitted", "reviewed", "final"]))
-def round_status(round_id: str, to: str) -> None:
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+def round_status(round_id: str, to: str, reason: str) -> None:
     """Move a round: draft → submitted → reviewed → final (or back to draft for changes).
 
     Values, evidence and the policy change only in a draft. A final round is immutable; its
     results are frozen with their SHA-256 (`cim grade round verify` recomputes them).
     """
-    from grading.access import cli_actor
     from grading.rounds import move
 
     try:
-        rnd = move(command_engine(), cli_actor(), round_id, to)
+        rnd = move(command_engine(), grade_actor(), round_id, to, reason)
     except CimError as exc:
         fail(exc)
     extra = f", results SHA-256 {rnd.results_sha256}" if rnd.results_sha256 else ""
@@ -186,12 +185,11 @@ def round_verify(round_id: str) -> None:
 @click.argument("policy")
 def round_set_policy(round_id: str, policy: str) -> None:
     """Replace a round's award policy (only while the round is a draft)."""
-    from grading.access import cli_actor
     from grading.awards import load_policy
     from grading.rounds import set_policy
 
     try:
-        set_policy(command_engine(), cli_actor(), round_id, load_policy(Path(policy)))
+        set_policy(command_engine(), grade_actor(), round_id, load_policy(Path(policy)))
     except CimError as exc:
         fail(exc)
     click.echo(f"round {round_id}: policy set from {policy}")

@@ -9,7 +9,7 @@ import click
 import orjson
 
 from cim.errors import CimError
-from cli.common import command_engine, fail, print_json, read_file
+from cli.common import command_engine, fail, grade_actor, print_json, read_file
 
 
 @click.command("template")
@@ -45,14 +45,13 @@ def values_import(round_id: str, file: Path, reason: str | None) -> None:
 
     An empty source, link, note or evidence cell keeps what the value already has.
     """
-    from grading.access import cli_actor
     from grading.templates import import_values
 
     try:
         content = read_file(file)
         done = import_values(
             command_engine(),
-            cli_actor(),
+            grade_actor(),
             round_id,
             content,
             str(file),
@@ -120,7 +119,6 @@ def compute_cim(
     share, 5G density and building coverage, camera coverage, smart street lights, IoT node
     density, CIM platform.
     """
-    from grading.access import cli_actor
     from grading.catalogue import parse_model, read_text
     from grading.cim_indicators import Parameters
     from grading.values import enter_cim_indicators
@@ -134,7 +132,7 @@ def compute_cim(
             elif geo.get("type") == "Feature":
                 geo = geo["geometry"]
             p = p.model_copy(update={"built_up": geo})
-        done = enter_cim_indicators(command_engine(), cli_actor(), round_id, city, model_city, p)
+        done = enter_cim_indicators(command_engine(), grade_actor(), round_id, city, model_city, p)
     except (orjson.JSONDecodeError, KeyError, IndexError, AttributeError) as exc:
         fail(f"{built_up}: not a GeoJSON geometry, feature or feature collection ({exc})")
     except CimError as exc:
@@ -157,11 +155,10 @@ def compute_cim(
 @click.option("--reason", required=True, help="Why (kept in the audit log and the report).")
 def choose_cmd(round_id: str, city: str, indicator: str, counts: str, reason: str) -> None:
     """Choose which of a city's two values of an indicator counts (reviewer or admin)."""
-    from grading.access import cli_actor
     from grading.values import choose
 
     try:
-        changed = choose(command_engine(), cli_actor(), round_id, city, indicator, counts, reason)
+        changed = choose(command_engine(), grade_actor(), round_id, city, indicator, counts, reason)
     except CimError as exc:
         fail(exc)
     click.echo(
@@ -178,11 +175,10 @@ def choose_cmd(round_id: str, city: str, indicator: str, counts: str, reason: st
 def exempt_cmd(round_id: str, city: str, indicator: str | None, reason: str) -> None:
     """Record why a required value (or a whole city) may be missing when the round is
     submitted or made final (admin)."""
-    from grading.access import cli_actor
     from grading.exemptions import exempt
 
     try:
-        exempt(command_engine(), cli_actor(), round_id, city, indicator, reason)
+        exempt(command_engine(), grade_actor(), round_id, city, indicator, reason)
     except CimError as exc:
         fail(exc)
     click.echo(f"city {city}{', indicator ' + indicator if indicator else ''}: exempt ({reason})")

@@ -61,6 +61,7 @@ def setup(engine: Engine) -> Iterator[tuple[TestClient, dict[str, str], Engine]]
         "viewer": access.create_key(engine, admin, "v", "viewer")[1],
         "assessor": access.create_key(engine, admin, "a", "assessor", ["370100"])[1],
         "reviewer": access.create_key(engine, admin, "r", "reviewer")[1],
+        "reviewer2": access.create_key(engine, admin, "r2", "reviewer")[1],
         "admin": access.create_key(engine, admin, "boss", "admin")[1],
     }
     yield TestClient(create_app(engine=engine)), keys, engine
@@ -96,7 +97,7 @@ def test_writes_without_a_valid_key_get_401_and_change_nothing(setup) -> None:  
     ):
         for method, url, body in (
             ("PUT", f"/grading/rounds/{ROUND}/cities/370100/values/tese.pilot", {"value": 3}),
-            ("POST", f"/grading/rounds/{ROUND}/status", {"status": "submitted"}),
+            ("POST", f"/grading/rounds/{ROUND}/status", {"status": "submitted", "reason": "test"}),
             (
                 "POST",
                 "/grading/rounds",
@@ -124,7 +125,7 @@ def test_too_weak_a_role_gets_403_and_changes_nothing(setup) -> None:  # type: i
         _put(client, keys["assessor"], "370200", "tese.pilot", 3),  # not the assessor's city
         client.post(
             f"/grading/rounds/{ROUND}/status",
-            json={"status": "reviewed"},
+            json={"status": "reviewed", "reason": "test"},
             headers=_auth(keys["assessor"]),
         ),
         client.put(
@@ -220,7 +221,9 @@ def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[
 
     def move(to: str, role: str) -> Any:
         return client.post(
-            f"/grading/rounds/{ROUND}/status", json={"status": to}, headers=_auth(keys[role])
+            f"/grading/rounds/{ROUND}/status",
+            json={"status": to, "reason": f"to {to}"},
+            headers=_auth(keys[role]),
         )
 
     assert move("final", "admin").status_code == 409  # a draft is not final in one step
@@ -239,7 +242,9 @@ def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[
     assert move("draft", "reviewer").json()["status"] == "draft"  # sent back for changes
     assert _put(client, keys["assessor"], "370100", "zhengfu.online", 97).status_code == 200
     assert move("submitted", "reviewer").status_code == 200
-    assert move("reviewed", "reviewer").status_code == 200
+    refused = move("reviewed", "reviewer")  # four eyes: who submitted does not review
+    assert refused.status_code == 403 and "four eyes" in refused.json()["detail"]
+    assert move("reviewed", "reviewer2").status_code == 200
     assert move("final", "reviewer").status_code == 403
     final = move("final", "admin").json()
     assert final["status"] == "final" and len(final["results_sha256"]) == 64

@@ -68,7 +68,7 @@ def test_a_city_without_values_is_not_assessed(db: Engine) -> None:
 def test_a_round_with_missing_values_cannot_be_submitted(db: Engine) -> None:
     admin = access.cli_actor()
     with pytest.raises(Conflict) as err:
-        rounds.move(db, admin, ROUND, "submitted")
+        rounds.move(db, admin, ROUND, "submitted", "complete")
     message = str(err.value)
     assert "370200: huimin.education" in message and "370300: zhengfu.video" in message
     assert "tese.pilot" not in message  # bonus items are never required
@@ -78,9 +78,9 @@ def test_a_round_with_missing_values_cannot_be_submitted(db: Engine) -> None:
         exemptions.exempt(db, admin, ROUND, "370200", None, " ")
     exemptions.exempt(db, admin, ROUND, "370200", None, "青岛市本年度未申报")
     with pytest.raises(Conflict, match="370300: zhengfu.video"):
-        rounds.move(db, admin, ROUND, "submitted")
+        rounds.move(db, admin, ROUND, "submitted", "complete")
     exemptions.exempt(db, admin, ROUND, "370300", "zhengfu.video", "视频平台迁移，数据缺失")
-    assert rounds.move(db, admin, ROUND, "submitted").status == "submitted"
+    assert rounds.move(db, admin, ROUND, "submitted", "complete").status == "submitted"
     exempted = [e for e in access.audit_log(db, ROUND) if e["action"] == "value.exempt"]
     assert [(e["target"], e["new"]["reason"]) for e in exempted] == [
         ("370200", "青岛市本年度未申报"),
@@ -89,15 +89,22 @@ def test_a_round_with_missing_values_cannot_be_submitted(db: Engine) -> None:
 
 
 def test_the_command_line_shows_and_records_it(db: Engine) -> None:
-    env = {"CIM_DATABASE_URL": db.url.render_as_string(hide_password=False)}
+    env = {
+        "CIM_DATABASE_URL": db.url.render_as_string(hide_password=False),
+        "CIM_ACTOR": "周委员",
+    }
     rank = CliRunner().invoke(main, ["grade", "rank", ROUND], env=env)
     assert rank.exit_code == 0 and "未评. 370200" in rank.output
-    refused = CliRunner().invoke(main, ["grade", "round", "status", ROUND, "submitted"], env=env)
+    refused = CliRunner().invoke(
+        main, ["grade", "round", "status", ROUND, "submitted", "--reason", "齐全"], env=env
+    )
     assert refused.exit_code == 2 and "required value(s) are missing" in refused.output
     for args in (["--city", "370200"], ["--city", "370300", "--indicator", "zhengfu.video"]):
         done = CliRunner().invoke(
             main, ["grade", "exempt", ROUND, *args, "--reason", "委员会决定"], env=env
         )
         assert done.exit_code == 0, done.output
-    moved = CliRunner().invoke(main, ["grade", "round", "status", ROUND, "submitted"], env=env)
+    moved = CliRunner().invoke(
+        main, ["grade", "round", "status", ROUND, "submitted", "--reason", "齐全"], env=env
+    )
     assert moved.exit_code == 0, moved.output

@@ -136,7 +136,10 @@ def test_the_choice_over_the_api_and_the_command_line(db: Engine) -> None:
         main,
         ["grade", "choose", ROUND, "--city", CITY, "--indicator", INDICATOR]
         + ["--counts", "reported", "--reason", "复核后采用上报值"],
-        env={"CIM_DATABASE_URL": db.url.render_as_string(hide_password=False)},
+        env={
+            "CIM_DATABASE_URL": db.url.render_as_string(hide_password=False),
+            "CIM_ACTOR": "赵委员",
+        },
     )
     assert run.exit_code == 0, run.output
     assert "the reported value counts" in run.output

@@ -48,8 +48,8 @@ def cim(db: Engine) -> Iterator[Callable[..., Any]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CIM_DATABASE_URL", db.url.render_as_string(hide_password=False))
 
-        def run(*args: str, ok: bool = True) -> Any:
-            result = CliRunner().invoke(main, ["grade", *args])
+        def run(*args: str, ok: bool = True, who: str = "王委员") -> Any:
+            result = CliRunner().invoke(main, ["grade", "--as", who, *args])
             if ok:
                 assert result.exit_code == 0, (args, result.output)
             return result
@@ -240,8 +240,10 @@ def test_the_api_agrees_and_the_final_report_renders(  # type: ignore[no-untyped
     assert all(i["reason"] for i in one["indicators"])
     assert client.get(f"/grading/rounds/{ROUND}/cities/370300/radar.svg").text.startswith("<svg")
 
-    for to in ("submitted", "reviewed", "final"):
-        assert f"is now {to}" in cim("round", "status", ROUND, to).output
+    # four eyes: who submits does not review, who reviews does not make it final
+    for to, who in (("submitted", "李评估"), ("reviewed", "张复核"), ("final", "王主任")):
+        moved = cim("round", "status", ROUND, to, "--reason", f"{to} by the committee", who=who)
+        assert f"is now {to}" in moved.output
     assert "recomputed results are identical" in cim("round", "verify", ROUND).output
     refused = cim("values", "import", ROUND, str(VALUES), ok=False)
     assert refused.exit_code == 2 and "final" in refused.output

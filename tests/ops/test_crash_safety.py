@@ -30,7 +30,8 @@ KILLS = 20
 
 
 def _env(engine: Engine) -> dict[str, str]:
-    return {**os.environ, "CIM_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
+    url = engine.url.render_as_string(hide_password=False)
+    return {**os.environ, "CIM_DATABASE_URL": url, "CIM_ACTOR": "crash-test"}
 
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[int, float]:

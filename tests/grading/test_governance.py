@@ -1,0 +1,102 @@
+"""Four eyes and named people: who submits a round does not review it, who reviews it does not
+make it final, reviewers do not change values, and every change from the command line names a
+person and every status change its reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.app import create_app
+from cim.errors import Forbidden, InvalidInput
+from cli.main import main
+from grading import access, exemptions, rounds, values
+from grading.awards import built_in_policy
+from grading.catalogue import built_in
+
+ROUND = "eyes-2026"
+CITY = "370100"
+
+
+@pytest.fixture
+def db(new_database: Callable[[], Engine]) -> Engine:
+    engine = new_database()
+    admin = access.cli_actor("秘书")
+    rounds.create_round(
+        engine,
+        admin,
+        ROUND,
+        "t",
+        2026,
+        built_in("db37-3890.1-2020"),
+        built_in_policy("shandong-example"),
+        [rounds.CityEntry(CITY, "济南市", "Jinan")],
+    )
+    values.set_values(engine, admin, ROUND, [values.ValueEntry(CITY, "zhengfu.online", 90)])
+    exemptions.exempt(engine, admin, ROUND, CITY, None, "governance test: values not needed")
+    return engine
+
+
+def test_who_submits_does_not_review_and_who_reviews_does_not_finalise(db: Engine) -> None:
+    li, zhang, wang = (access.cli_actor(n) for n in ("李", "张", "王"))
+    with pytest.raises(InvalidInput, match="needs its reason"):
+        rounds.move(db, li, ROUND, "submitted", " ")
+    rounds.move(db, li, ROUND, "submitted", "材料齐全")
+    with pytest.raises(Forbidden, match="four eyes: cli:李 moved round eyes-2026 to submitted"):
+        rounds.move(db, li, ROUND, "reviewed", "自审")
+    rounds.move(db, zhang, ROUND, "reviewed", "复核通过")
+    with pytest.raises(Forbidden, match="four eyes: cli:张 moved round eyes-2026 to reviewed"):
+        rounds.move(db, zhang, ROUND, "final", "定稿")
+    assert rounds.move(db, wang, ROUND, "final", "委员会定稿").status == "final"
+    moves = [e for e in access.audit_log(db, ROUND) if e["action"] == "round.status"]
+    assert [(e["actor"], e["new"]["status"], e["new"]["reason"]) for e in moves] == [
+        ("cli:李", "submitted", "材料齐全"),
+        ("cli:张", "reviewed", "复核通过"),
+        ("cli:王", "final", "委员会定稿"),
+    ]
+
+
+def test_reviewers_do_not_change_values_or_evidence(db: Engine) -> None:
+    reviewer = access.create_key(db, access.cli_actor("秘书"), "r", "reviewer")[1]
+    client = TestClient(create_app(engine=db))
+    auth = {"Authorization": f"Bearer {reviewer}"}
+    put = client.put(
+        f"/grading/rounds/{ROUND}/cities/{CITY}/values/zhengfu.online",
+        json={"value": 99},
+        headers=auth,
+    )
+    assert put.status_code == 403 and "reviewers check values" in put.json()["detail"]
+    up = client.post(
+        f"/grading/rounds/{ROUND}/evidence?filename=a.txt", content=b"proof", headers=auth
+    )
+    assert up.status_code == 403
+    assert values.entered(db, ROUND)[CITY]["zhengfu.online"]["value"] == 90
+
+
+def test_the_command_line_names_a_person_and_a_reason(db: Engine) -> None:
+    env = {"CIM_DATABASE_URL": db.url.render_as_string(hide_password=False), "CIM_ACTOR": ""}
+    runner = CliRunner()
+    anonymous = runner.invoke(main, ["grade", "round", "status", ROUND, "submitted"], env=env)
+    assert anonymous.exit_code == 2 and "--reason" in anonymous.output
+    nobody = runner.invoke(
+        main, ["grade", "round", "status", ROUND, "submitted", "--reason", "齐"], env=env
+    )
+    assert nobody.exit_code == 2 and "say who you are: cim grade --as NAME" in nobody.output
+    named = runner.invoke(
+        main,
+        ["grade", "--as", "李评估", "round", "status", ROUND, "submitted", "--reason", "齐"],
+        env=env,
+    )
+    assert named.exit_code == 0, named.output
+    assert access.audit_log(db, ROUND)[-1]["actor"] == "cli:李评估"
+    by_env = runner.invoke(
+        main,
+        ["grade", "round", "status", ROUND, "reviewed", "--reason", "复核"],
+        env={**env, "CIM_ACTOR": "张复核"},
+    )
+    assert by_env.exit_code == 0, by_env.output
+    assert access.audit_log(db, ROUND)[-1]["actor"] == "cli:张复核"
