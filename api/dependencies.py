@@ -5,6 +5,7 @@ limit on failed authentications); uploaded files; and the query parameters of th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -12,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.limits import FailureLimiter
 from cim.errors import TooLarge, Unauthorized
@@ -20,6 +22,23 @@ from grading import access, evidence
 from grading.access import Actor
 from grading.outcome import ResultsCache
 
+LOG = logging.getLogger("cim.errors")
+ANONYMOUS = Actor("anonymous", "viewer")
+AUDITED = (401, 403, 409)
+
+
+def record_refusal(request: Request, status: int, detail: str) -> None:
+    """A refused grading request (401, 403, 409) into the audit log, naming its caller."""
+    if status not in AUDITED or not request.url.path.startswith("/grading"):
+        return
+    actor = getattr(request.state, "actor", None) or ANONYMOUS
+    target = f"{request.method} {request.url.path}"
+    round_id = request.path_params.get("round_id")
+    try:
+        access.record_refusal(request.app.state.engine, actor, round_id, target, status, detail)
+    except SQLAlchemyError:  # the refusal stands; the log says the record could not be written
+        LOG.exception("refused request not audited: %s", target)
+
 
 def share_state(app: FastAPI, settings: ApiSettings) -> None:
     """Keep on `app.state` what the dependencies below read besides the engine: the settings,
@@ -27,6 +46,7 @@ def share_state(app: FastAPI, settings: ApiSettings) -> None:
     app.state.settings = settings
     app.state.auth_failures = FailureLimiter(settings.auth_failures, settings.auth_window_s)
     app.state.results_cache = ResultsCache()
+    app.state.record_refusal = record_refusal
 
 
 # async: they only read app.state, so they need no worker thread
@@ -84,7 +104,9 @@ def authenticated(request: Request, key: str | None) -> Actor:
     try:
         if key == "":
             raise Unauthorized("the credentials are empty or not a bearer token")
-        return access.authenticate(request.app.state.engine, key)
+        actor = access.authenticate(request.app.state.engine, key)
+        request.state.actor = actor  # named in the audit log if the request is refused
+        return actor
     except Unauthorized:
         if key is not None:  # a missing key is not a guess
             limiter.failed(client)

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from cim.errors import (
@@ -79,6 +80,9 @@ def install(app: FastAPI) -> None:
     async def cim_error(request: Request, exc: CimError) -> JSONResponse:
         retry = exc.retry_after if isinstance(exc, TooManyAttempts) else None
         errors = exc.problems if isinstance(exc, InvalidRows) else None
+        record = getattr(request.app.state, "record_refusal", None)
+        if record is not None:  # refused attempts are kept where the app wants them
+            await run_in_threadpool(record, request, status_of(exc), str(exc))
         return problem(status_of(exc), str(exc), request.url.path, retry, errors)
 
     @app.exception_handler(RequestValidationError)

@@ -14,7 +14,12 @@ from cim.settings import DatabaseSettings
 
 
 def fail(exc: CimError | str) -> NoReturn:
-    """Print the error in red and exit with status 2."""
+    """Print the error in red and exit with status 2 (a command group may first keep a record
+    of the refusal: `cim grade` audits refused changes)."""
+    context = click.get_current_context(silent=True)
+    record = context.meta.get("cim.on_refused") if context else None
+    if record is not None and isinstance(exc, CimError):
+        record(exc)
     click.secho(f"error: {exc}", fg="red", err=True)
     sys.exit(2)
 

@@ -28,7 +28,7 @@ def load_demo_round(engine: Engine, model_city: str = "370100") -> bool:
         return False
     except NotFound:
         pass
-    actor = cli_actor()
+    actor = cli_actor("demo")
     rounds.create_round(
         engine,
         actor,

@@ -101,6 +101,17 @@ def audit(
     )
 
 
+def record_refusal(
+    engine: Engine, actor: Actor, round_id: str | None, target: str, status: int, detail: str
+) -> None:
+    """Write a refused attempt (401, 403, 409) to the audit log, in a transaction of its own
+    (the refused one wrote nothing)."""
+    with engine.begin() as conn:
+        audit(
+            conn, actor, "refused", round_id, target, None, {"status": status, "why": detail[:500]}
+        )
+
+
 def audit_log(engine: Engine, round_id: str | None = None) -> list[dict[str, Any]]:
     """The audit entries of a round (or all of them), oldest first."""
     sql = text(

@@ -7,7 +7,10 @@ The command line holds the database credentials, so it acts as an admin (audited
 from __future__ import annotations
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
+from cim.errors import CimError, Conflict, Forbidden
+from cli.common import command_engine
 from cli.grade.catalogues import grade_catalogue, grade_policy
 from cli.grade.keys import grade_keys
 from cli.grade.results import allocate_cmd, audit_cmd, rank, report, score
@@ -37,7 +40,30 @@ def grade(as_name: str | None) -> None:
       cim grade round status sd-2026 submitted|reviewed|final
       cim grade report sd-2026 report.pdf
     """
-    click.get_current_context().meta["cim.actor"] = as_name
+    context = click.get_current_context()
+    context.meta["cim.actor"] = as_name
+    context.meta["cim.on_refused"] = _record_refusal
+
+
+def _record_refusal(exc: CimError) -> None:
+    """A change the command line was refused (403, 409) into the round's audit log."""
+    from grading.access import cli_actor, record_refusal
+
+    status = {Forbidden: 403, Conflict: 409}.get(type(exc))
+    context = click.get_current_context()
+    if status is None or not isinstance(context.params.get("round_id"), str):
+        return
+    try:
+        record_refusal(
+            command_engine(),
+            cli_actor(context.meta.get("cim.actor")),
+            context.params["round_id"],
+            context.command_path,
+            status,
+            str(exc),
+        )
+    except (CimError, SQLAlchemyError):
+        pass  # the refusal stands; there is no database to keep it in
 
 
 for command in (

@@ -32,7 +32,10 @@ def _state(engine: Engine) -> tuple[Any, ...]:
     """Everything a refused write must leave as it was."""
     with engine.connect() as conn:
         return (
-            conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one(),
+            # refused attempts are recorded (see below); nothing else may be
+            conn.execute(
+                text("SELECT count(*) FROM audit_log WHERE action <> 'refused'")
+            ).scalar_one(),
             conn.execute(
                 text(
                     "SELECT coalesce(json_agg(v ORDER BY city_code, indicator_id), '[]') "
@@ -115,6 +118,9 @@ def test_writes_without_a_valid_key_get_401_and_change_nothing(setup) -> None:  
             assert r.headers["content-type"] == "application/problem+json"
             assert r.headers["www-authenticate"].startswith("Bearer")
     assert _state(engine) == before
+    tried = [e for e in access.audit_log(engine) if e["action"] == "refused"]
+    assert len(tried) == 5 * 3 and {e["actor"] for e in tried} == {"anonymous"}
+    assert {e["new"]["status"] for e in tried} == {401}
 
 
 def test_too_weak_a_role_gets_403_and_changes_nothing(setup) -> None:  # type: ignore[no-untyped-def]
@@ -154,6 +160,12 @@ def test_too_weak_a_role_gets_403_and_changes_nothing(setup) -> None:  # type: i
     assert "assessor" in refused[0].json()["detail"]
     assert "not assigned to city 370200" in refused[1].json()["detail"]
     assert _state(engine) == before
+    # each refused attempt is in the audit log, naming the key that tried and what it tried
+    tried = [e for e in access.audit_log(engine) if e["action"] == "refused"]
+    assert len(tried) == 6 and all(e["new"]["status"] == 403 for e in tried)
+    assert tried[0]["target"] == f"PUT /grading/rounds/{ROUND}/cities/370100/values/tese.pilot"
+    assert tried[0]["actor"].endswith("(v)") and tried[0]["round_id"] == ROUND
+    assert "not assigned to city 370200" in tried[1]["new"]["why"]
 
 
 def test_each_change_is_audited_with_old_and_new_value(setup) -> None:  # type: ignore[no-untyped-def]

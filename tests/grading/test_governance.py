@@ -100,3 +100,19 @@ def test_the_command_line_names_a_person_and_a_reason(db: Engine) -> None:
     )
     assert by_env.exit_code == 0, by_env.output
     assert access.audit_log(db, ROUND)[-1]["actor"] == "cli:张复核"
+
+
+def test_a_refused_change_is_in_the_audit_log(db: Engine) -> None:
+    env = {"CIM_DATABASE_URL": db.url.render_as_string(hide_password=False), "CIM_ACTOR": "李"}
+    runner = CliRunner()
+    ok = runner.invoke(
+        main, ["grade", "round", "status", ROUND, "submitted", "--reason", "齐"], env=env
+    )
+    assert ok.exit_code == 0, ok.output
+    again = runner.invoke(
+        main, ["grade", "round", "status", ROUND, "reviewed", "--reason", "自审"], env=env
+    )
+    assert again.exit_code == 2 and "four eyes" in again.output
+    entry = access.audit_log(db, ROUND)[-1]
+    assert (entry["action"], entry["actor"], entry["new"]["status"]) == ("refused", "cli:李", 403)
+    assert entry["target"] == "main grade round status" and "four eyes" in entry["new"]["why"]
