@@ -31,6 +31,7 @@ class Actor:
     name: str
     role: str
     cities: tuple[str, ...] = field(default_factory=tuple)
+    rounds: tuple[str, ...] = field(default_factory=tuple)  # empty: every round
 
     def at_least(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
@@ -57,6 +58,22 @@ def require(actor: Actor, role: str, city: str | None = None) -> None:
         raise Forbidden(f"{actor.name} has role {actor.role}; this needs {role} or higher")
     if city is not None and actor.role == "assessor" and city not in actor.cities:
         raise Forbidden(f"{actor.name} is not assigned to city {city}")
+
+
+def require_round(actor: Actor, round_id: str) -> None:
+    """Refuse a write outside the rounds the actor's key is for (an assessor key must name
+    its rounds).
+
+    Raises:
+        Forbidden: another round, or an assessor key that names no round.
+    """
+    if actor.rounds and round_id not in actor.rounds:
+        raise Forbidden(f"{actor.name} is for round(s) {', '.join(actor.rounds)}, not {round_id}")
+    if not actor.rounds and actor.role == "assessor":
+        raise Forbidden(
+            f"{actor.name} is an assessor key that names no round; an admin creates one for the "
+            "round (cim grade keys create … --round ROUND)"
+        )
 
 
 def _digest(key: str) -> str:
@@ -130,12 +147,18 @@ def _json(value: Any) -> str | None:
 
 
 def create_key(
-    engine: Engine, actor: Actor, name: str, role: str, cities: list[str] | None = None
+    engine: Engine,
+    actor: Actor,
+    name: str,
+    role: str,
+    cities: list[str] | None = None,
+    rounds: list[str] | None = None,
 ) -> tuple[str, str]:
-    """A new key: (key id, the secret key to hand over — shown only now).
+    """A new key: (key id, the secret key to hand over — shown only now), for the given rounds
+    (none: every round) and, for an assessor, cities.
 
     Raises:
-        InvalidInput: unknown role, or an assessor key without cities.
+        InvalidInput: unknown role, or an assessor key without cities or rounds.
     """
     require(actor, "admin")
     if role not in ROLES:
@@ -143,15 +166,25 @@ def create_key(
     cities = sorted(set(cities or []))
     if role == "assessor" and not cities:
         raise InvalidInput("an assessor key needs the cities it may enter values for (--city)")
+    rounds = sorted(set(rounds or []))
+    if role == "assessor" and not rounds:
+        raise InvalidInput("an assessor key needs the rounds it may enter values in (--round)")
     key_id = secrets.token_hex(4)
     secret = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO api_key (id, name, role, cities, key_sha256) "
-                "VALUES (:id, :name, :role, :cities, :digest)"
+                "INSERT INTO api_key (id, name, role, cities, rounds, key_sha256) "
+                "VALUES (:id, :name, :role, :cities, :rounds, :digest)"
             ),
-            {"id": key_id, "name": name, "role": role, "cities": cities, "digest": _digest(secret)},
+            {
+                "id": key_id,
+                "name": name,
+                "role": role,
+                "cities": cities,
+                "rounds": rounds,
+                "digest": _digest(secret),
+            },
         )
         audit(
             conn,
@@ -160,7 +193,7 @@ def create_key(
             None,
             key_id,
             None,
-            {"name": name, "role": role, "cities": cities},
+            {"name": name, "role": role, "cities": cities, "rounds": rounds},
         )
     return key_id, secret
 
@@ -190,8 +223,8 @@ def list_keys(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT id, name, role, cities, created_at, revoked_at FROM api_key ORDER BY "
-                "created_at, id"
+                "SELECT id, name, role, cities, rounds, created_at, revoked_at FROM api_key "
+                "ORDER BY created_at, id"
             )
         ).mappings()
         return [dict(r) for r in rows]
@@ -211,11 +244,11 @@ def authenticate(engine: Engine, key: str | None) -> Actor:
     with engine.connect() as conn:
         row = conn.execute(
             text(
-                "SELECT name, role, cities, key_sha256 FROM api_key "
+                "SELECT name, role, cities, rounds, key_sha256 FROM api_key "
                 "WHERE id = :id AND revoked_at IS NULL"
             ),
             {"id": parts[1]},
         ).first()
     if row is None or not hmac.compare_digest(row.key_sha256, _digest(key)):
         raise Unauthorized("the API key is not valid")
-    return Actor(f"key:{parts[1]} ({row.name})", row.role, tuple(row.cities))
+    return Actor(f"key:{parts[1]} ({row.name})", row.role, tuple(row.cities), tuple(row.rounds))

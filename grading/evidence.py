@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, text
 
 from cim.errors import InvalidInput, NotFound
-from grading.access import Actor, audit, refuse_reviewer, require
+from grading.access import Actor, audit, refuse_reviewer, require, require_round
 from grading.store import require_draft, round_row
 
 MAX_EVIDENCE_BYTES = 50 * 1024 * 1024
@@ -31,6 +31,7 @@ def add_evidence(engine: Engine, actor: Actor, round_id: str, file: EvidenceFile
         InvalidInput: empty or too large. Conflict: the round is not a draft.
     """
     require(actor, "assessor")
+    require_round(actor, round_id)
     refuse_reviewer(actor)
     with engine.begin() as conn:
         row = round_row(conn, round_id, lock=True)

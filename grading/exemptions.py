@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine, text
 
 from cim.errors import Conflict, InvalidInput
-from grading.access import Actor, audit, require
+from grading.access import Actor, audit, require, require_round
 from grading.store import as_round, round_row
 
 
@@ -66,6 +66,7 @@ def exempt(
         InvalidInput: no reason, a city not in the round, an indicator not in its catalogue.
     """
     require(actor, "admin")
+    require_round(actor, round_id)
     if not reason.strip():
         raise InvalidInput("an exemption needs its reason (it goes into the audit log)")
     with engine.begin() as conn:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from cim.errors import Conflict, Forbidden, InvalidInput
-from grading.access import Actor, audit, require
+from grading.access import Actor, audit, require, require_round
 from grading.awards import AwardPolicy
 from grading.catalogue import Catalogue
 from grading.exemptions import require_complete
@@ -71,6 +71,7 @@ def create_round(
         Forbidden: not an admin. Conflict: the id is taken. InvalidInput: bad id or no cities.
     """
     require(actor, "admin")
+    require_round(actor, round_id)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", round_id or ""):
         raise InvalidInput(
             f"round id {round_id!r}: up to 64 ASCII letters, digits, '-', '_' or '.'"
@@ -165,6 +166,7 @@ def cities(engine: Engine, round_id: str) -> list[CityEntry]:
 def set_policy(engine: Engine, actor: Actor, round_id: str, policy: AwardPolicy) -> None:
     """Replace a round's award policy (admin; only in a draft, so that reviewers see it)."""
     require(actor, "admin")
+    require_round(actor, round_id)
     with engine.begin() as conn:
         row = round_row(conn, round_id, lock=True)
         require_draft(row, "its policy")
@@ -198,6 +200,7 @@ def move(engine: Engine, actor: Actor, round_id: str, to: str, reason: str) -> R
     if not reason or not reason.strip():
         raise InvalidInput("a status change needs its reason (it goes into the audit log)")
     require(actor, ROLE_TO_MOVE[to])
+    require_round(actor, round_id)
     with engine.begin() as conn:
         row = round_row(conn, round_id, lock=True)
         if (row.status, to) not in MOVES:

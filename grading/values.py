@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, text
 
 from cim.errors import InvalidInput, InvalidRows
 from grading import cim_indicators
-from grading.access import Actor, audit, refuse_reviewer, require
+from grading.access import Actor, audit, refuse_reviewer, require, require_round
 from grading.catalogue import (
     STORED,
     Catalogue,
@@ -189,6 +189,7 @@ def set_values(
         InvalidInput: unknown city or indicator, a value of the wrong kind, unknown evidence.
     """
     require(actor, "assessor")
+    require_round(actor, round_id)
     refuse_reviewer(actor)
     changed = 0
     with engine.begin() as conn:
@@ -206,8 +207,7 @@ def set_values(
         checked: list[tuple[ValueEntry, Indicator, Any]] = []
         problems: list[str] = []
         for e in entries:
-            if e.city in codes:  # a city outside the round is a problem below; a city the
-                require(actor, "assessor", e.city)  # key may not write is refused now (403)
+            require(actor, "assessor", e.city)  # a city outside the key's scope: 403, first
             try:
                 checked.append(_checked(conn, round_id, codes, indicators, catalogue.id, e))
             except InvalidInput as exc:
@@ -346,6 +346,7 @@ def choose(
         InvalidInput: no reason, another kind, or no value of that kind to choose.
     """
     require(actor, "reviewer")
+    require_round(actor, round_id)
     if counts not in ("reported", "computed"):
         raise InvalidInput(f"choose 'reported' or 'computed', not {counts!r}")
     if not reason.strip():

@@ -367,6 +367,11 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(Text)
     cities: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    rounds: Mapped[list[str]] = mapped_column(
+        ARRAY(Text),
+        server_default="{}",
+        comment="the rounds the key may write in; empty: every round (not for assessors)",
+    )
     key_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

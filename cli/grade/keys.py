@@ -19,12 +19,20 @@ def grade_keys() -> None:
     "--role", type=click.Choice(["viewer", "assessor", "reviewer", "admin"]), required=True
 )
 @click.option("--city", "cities", multiple=True, help="A city an assessor may enter values for.")
-def keys_create(name: str, role: str, cities: tuple[str, ...]) -> None:
+@click.option(
+    "--round",
+    "rounds",
+    multiple=True,
+    help="A round the key may write in (an assessor key needs one; default: every round).",
+)
+def keys_create(name: str, role: str, cities: tuple[str, ...], rounds: tuple[str, ...]) -> None:
     """Create a key; it is printed once (only its SHA-256 is stored)."""
     from grading.access import create_key
 
     try:
-        key_id, secret = create_key(command_engine(), grade_actor(), name, role, list(cities))
+        key_id, secret = create_key(
+            command_engine(), grade_actor(), name, role, list(cities), list(rounds)
+        )
     except CimError as exc:
         fail(exc)
     click.echo(f"key {key_id} ({role}) for {name}; hand this over now, it is not stored:", err=True)
@@ -42,7 +50,8 @@ def keys_list() -> None:
         fail(exc)
     for k in keys:
         state = f"revoked {k['revoked_at']:%Y-%m-%d}" if k["revoked_at"] else "active"
-        click.echo(f"{k['id']}  {k['role']:<9} {state:<18} {k['name']}  {' '.join(k['cities'])}")
+        scope = " ".join(k["cities"]) + (f" rounds {','.join(k['rounds'])}" if k["rounds"] else "")
+        click.echo(f"{k['id']}  {k['role']:<9} {state:<18} {k['name']}  {scope}")
 
 
 @grade_keys.command("revoke")

@@ -62,7 +62,7 @@ def setup(engine: Engine) -> Iterator[tuple[TestClient, dict[str, str], Engine]]
     )
     keys = {
         "viewer": access.create_key(engine, admin, "v", "viewer")[1],
-        "assessor": access.create_key(engine, admin, "a", "assessor", ["370100"])[1],
+        "assessor": access.create_key(engine, admin, "a", "assessor", ["370100"], [ROUND])[1],
         "reviewer": access.create_key(engine, admin, "r", "reviewer")[1],
         "reviewer2": access.create_key(engine, admin, "r2", "reviewer")[1],
         "admin": access.create_key(engine, admin, "boss", "admin")[1],

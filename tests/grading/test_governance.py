@@ -116,3 +116,38 @@ def test_a_refused_change_is_in_the_audit_log(db: Engine) -> None:
     entry = access.audit_log(db, ROUND)[-1]
     assert (entry["action"], entry["actor"], entry["new"]["status"]) == ("refused", "cli:李", 403)
     assert entry["target"] == "main grade round status" and "four eyes" in entry["new"]["why"]
+
+
+def test_keys_belong_to_their_rounds(db: Engine) -> None:
+    admin = access.cli_actor("秘书")
+    rounds.create_round(
+        db,
+        admin,
+        "other-2026",
+        "another round with the same city",
+        2026,
+        built_in("db37-3890.1-2020"),
+        built_in_policy("shandong-example"),
+        [rounds.CityEntry(CITY, "济南市", "Jinan")],
+    )
+    with pytest.raises(InvalidInput, match="needs the rounds"):
+        access.create_key(db, admin, "a", "assessor", [CITY])
+    key = access.create_key(db, admin, "jinan", "assessor", [CITY], [ROUND])[1]
+    client = TestClient(create_app(engine=db))
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def put(round_id: str, city: str) -> object:
+        return client.put(
+            f"/grading/rounds/{round_id}/cities/{city}/values/zhengfu.online",
+            json={"value": 91},
+            headers=auth,
+        )
+
+    assert put(ROUND, CITY).status_code == 200  # its own round and city
+    other = put("other-2026", CITY)  # the same city in another round
+    assert other.status_code == 403 and "not other-2026" in other.json()["detail"]
+    elsewhere = put(ROUND, "999999")  # a city outside its scope (and outside the round): 403
+    assert (
+        elsewhere.status_code == 403 and "not assigned to city 999999" in elsewhere.json()["detail"]
+    )
+    assert "zhengfu.online" not in values.entered(db, "other-2026").get(CITY, {})

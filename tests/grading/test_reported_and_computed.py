@@ -122,7 +122,7 @@ def test_the_choice_over_the_api_and_the_command_line(db: Engine) -> None:
 
     admin = access.cli_actor()
     reviewer = access.create_key(db, admin, "r", "reviewer")[1]
-    assessor = access.create_key(db, admin, "a", "assessor", [CITY])[1]
+    assessor = access.create_key(db, admin, "a", "assessor", [CITY], [ROUND])[1]
     client = TestClient(create_app(engine=db))
     url = f"/grading/rounds/{ROUND}/cities/{CITY}/choices/{INDICATOR}"
     body = {"counts": "computed", "reason": "模型覆盖全市建成区"}

@@ -292,7 +292,17 @@ def test_the_api_agrees_and_the_final_report_renders(  # type: ignore[no-untyped
 def test_the_same_round_through_the_api_alone(round_done: Path, cim, db: Engine) -> None:  # type: ignore[no-untyped-def]
     """Created, filled and computed with API keys; it scores exactly as the CLI round did."""
     admin = cim("keys", "create", "committee", "--role", "admin").output.strip().splitlines()[-1]
-    assessor = cim("keys", "create", "jinan", "--role", "assessor", "--city", "370100")
+    assessor = cim(  # for the round this test makes through the API
+        "keys",
+        "create",
+        "jinan",
+        "--role",
+        "assessor",
+        "--city",
+        "370100",
+        "--round",
+        "sd-2026-api",
+    )
     assessor_key = assessor.output.strip().splitlines()[-1]
     client = TestClient(create_app(engine=db))
     auth = {"Authorization": f"Bearer {admin}"}
