@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.limits import FailureLimiter
 from cim.errors import TooLarge, Unauthorized
 from cim.settings import ApiSettings
-from grading import access, evidence
+from grading import access, evidence, rounds
 from grading.access import Actor
 from grading.outcome import ResultsCache
 
@@ -121,6 +121,24 @@ def current_actor(request: Request, key: Presented, settings: Settings) -> Actor
     return None
 
 
+def round_reader(
+    request: Request, round_id: str, actor: Reader, settings: Settings, engine: DB
+) -> Actor | None:
+    """The caller of a read of one round: anyone for a final round; for a round still in
+    progress, only a caller with a key (its values, evidence and audit log name people and are
+    not settled), unless `CIM_API_GRADING_PUBLIC_DRAFTS` opens them.
+
+    Raises:
+        Unauthorized: no key for a round that is not final. NotFound: no such round.
+    """
+    if actor is None and not settings.grading_public_drafts:
+        if rounds.get_round(engine, round_id).status != "final":
+            raise Unauthorized(
+                f"round {round_id} is not final: until it is, reading it needs an API key"
+            )
+    return actor
+
+
 def require_role(role: str) -> Callable[[Request, str | None], Actor]:
     """A dependency: the caller's actor, refused before the operation runs when its role is
     weaker than `role` (finer rules, e.g. an assessor's cities, are the operation's)."""
@@ -134,6 +152,7 @@ def require_role(role: str) -> Callable[[Request, str | None], Actor]:
 
 
 Reader = Annotated[Actor | None, Depends(current_actor)]
+RoundReader = Annotated[Actor | None, Depends(round_reader)]
 # every write needs at least an assessor: a viewer changes nothing
 Writer = Annotated[Actor, Depends(require_role(access.ROLES[1]))]
 

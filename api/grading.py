@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.dependencies import DB, Cache, Reader, Upload, Writer, upload
+from api.dependencies import DB, Cache, Reader, RoundReader, Settings, Upload, Writer, upload
 from cim.errors import InvalidInput
 from grading import access, evidence, exemptions, outcome, rounds, values
 from grading.awards import BUILT_IN_POLICIES, AwardPolicy, built_in_policy, load_policy
@@ -165,8 +165,10 @@ def policies(_: Reader) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- rounds
 @router.get("/rounds", summary="Assessment rounds")
-def list_rounds(_: Reader, engine: DB) -> list[dict[str, Any]]:
-    return [r.summary() for r in rounds.list_rounds(engine)]
+def list_rounds(actor: Reader, engine: DB, settings: Settings) -> list[dict[str, Any]]:
+    # without a key, only final rounds (or every round, when drafts are public)
+    show_all = actor is not None or settings.grading_public_drafts
+    return [r.summary() for r in rounds.list_rounds(engine) if show_all or r.status == "final"]
 
 
 @router.post("/rounds", status_code=201, summary="Create a round (admin)")
@@ -182,7 +184,7 @@ def create_round(spec: RoundIn, actor: Writer, engine: DB) -> dict[str, Any]:
 
 
 @router.get("/rounds/{round_id}", summary="A round, its cities and how many values each has")
-def get_round(round_id: str, _: Reader, engine: DB) -> dict[str, Any]:
+def get_round(round_id: str, _: RoundReader, engine: DB) -> dict[str, Any]:
     rnd = rounds.get_round(engine, round_id)
     entered = values.entered(engine, round_id)
     return {
@@ -214,7 +216,7 @@ def set_policy(round_id: str, policy: AwardPolicy, actor: Writer, engine: DB) ->
 
 # ---------------------------------------------------------------- values and evidence
 @router.get("/rounds/{round_id}/values", summary="Every value with its source and evidence")
-def get_values(round_id: str, _: Reader, engine: DB) -> dict[str, Any]:
+def get_values(round_id: str, _: RoundReader, engine: DB) -> dict[str, Any]:
     return values.entered(engine, round_id)
 
 
@@ -292,13 +294,13 @@ def put_exemption(
     summary="Every change of one value: when, who, old -> new, why",
 )
 def value_history(
-    round_id: str, city: str, indicator: str, _: Reader, engine: DB
+    round_id: str, city: str, indicator: str, _: RoundReader, engine: DB
 ) -> list[dict[str, Any]]:
     return values.history(engine, round_id, city, indicator)
 
 
 @router.get("/rounds/{round_id}/evidence/{sha256}", summary="Download an evidence file")
-def get_evidence(round_id: str, sha256: str, _: Reader, engine: DB) -> Response:
+def get_evidence(round_id: str, sha256: str, _: RoundReader, engine: DB) -> Response:
     name, media, content = evidence.get_evidence(engine, round_id, sha256)
     return Response(
         content,
@@ -312,7 +314,7 @@ def get_evidence(round_id: str, sha256: str, _: Reader, engine: DB) -> Response:
 
 
 @router.get("/rounds/{round_id}/template.{fmt}", summary="The value template (csv or xlsx)")
-def template(round_id: str, fmt: Literal["csv", "xlsx"], _: Reader, engine: DB) -> Response:
+def template(round_id: str, fmt: Literal["csv", "xlsx"], _: RoundReader, engine: DB) -> Response:
     name = f"{round_id}-values.{fmt}"
     data = template_bytes(round_template(engine, round_id), name)
     headers = {"Content-Disposition": attachment(name)}
@@ -362,30 +364,32 @@ def cim_indicators(
 
 # ---------------------------------------------------------------- results
 @router.get("/rounds/{round_id}/results", summary="Scores, ranking and allocation in full")
-def results(round_id: str, _: Reader, engine: DB, cache: Cache) -> dict[str, Any]:
+def results(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).to_dict()
 
 
 @router.get("/rounds/{round_id}/ranking", summary="Cities in merit order")
-def ranking(round_id: str, _: Reader, engine: DB, cache: Cache) -> dict[str, Any]:
+def ranking(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).ranking_dict()
 
 
 @router.get("/rounds/{round_id}/cities/{city}", summary="One city's scores, explained")
-def city_scores(round_id: str, city: str, _: Reader, engine: DB, cache: Cache) -> dict[str, Any]:
+def city_scores(
+    round_id: str, city: str, _: RoundReader, engine: DB, cache: Cache
+) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).city(city).to_dict()
 
 
 @router.get("/rounds/{round_id}/cities/{city}/radar.svg", summary="A city's radar chart")
 def radar(
-    round_id: str, city: str, _: Reader, engine: DB, cache: Cache, lang: Lang = "zh"
+    round_id: str, city: str, _: RoundReader, engine: DB, cache: Cache, lang: Lang = "zh"
 ) -> Response:
     res = outcome.results(engine, round_id, cache)
     return Response(city_radar(res, res.city(city), lang), media_type="image/svg+xml")
 
 
 @router.get("/rounds/{round_id}/allocation", summary="The award allocation with reasons")
-def allocation(round_id: str, _: Reader, engine: DB, cache: Cache) -> dict[str, Any]:
+def allocation(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).allocation_dict()
 
 
@@ -394,7 +398,9 @@ def allocation(round_id: str, _: Reader, engine: DB, cache: Cache) -> dict[str, 
     summary="Score and allocate with another policy or catalogue, side by side (changes nothing)",
     openapi_extra={"x-read-only": True},  # a POST for its body; readers may use it
 )
-def compare(round_id: str, change: WhatIfIn, _: Reader, engine: DB, cache: Cache) -> dict[str, Any]:
+def compare(
+    round_id: str, change: WhatIfIn, _: RoundReader, engine: DB, cache: Cache
+) -> dict[str, Any]:
     if change.policy is None and change.catalogue is None:
         raise InvalidInput("give a policy, a catalogue or both to compare with")
     current = outcome.results(engine, round_id, cache)
@@ -408,7 +414,7 @@ def compare(round_id: str, change: WhatIfIn, _: Reader, engine: DB, cache: Cache
 
 
 @router.get("/rounds/{round_id}/audit", summary="The round's audit log, oldest first")
-def audit(round_id: str, _: Reader, engine: DB) -> list[dict[str, Any]]:
+def audit(round_id: str, _: RoundReader, engine: DB) -> list[dict[str, Any]]:
     rounds.get_round(engine, round_id)
     return access.audit_log(engine, round_id)
 
@@ -417,7 +423,7 @@ def audit(round_id: str, _: Reader, engine: DB) -> list[dict[str, Any]]:
 def report(
     round_id: str,
     fmt: Literal["html", "pdf"],
-    _: Reader,
+    _: RoundReader,
     engine: DB,
     cache: Cache,
     lang: Lang = "zh",

@@ -75,6 +75,11 @@ class ApiSettings(BaseSettings):
     grading_private: bool = Field(
         default=False, description="Grading reads need a key too (any role); writes always do."
     )
+    grading_public_drafts: bool = Field(
+        default=False,
+        description="Rounds that are not final are readable without a key too (a transparent "
+        "process); by default only final rounds are.",
+    )
 
 
 class TileSettings(BaseSettings):

@@ -89,7 +89,8 @@ def test_read_only_posts_change_nothing(engine: Engine) -> None:
     assert _routes(client, read_only=True) == [("POST", "/grading/rounds/x1/what-if")]
     query = text(
         "SELECT (SELECT count(*) FROM grading_round), (SELECT count(*) FROM grading_value),"
-        " (SELECT count(*) FROM audit_log), (SELECT count(*) FROM api_key)"
+        " (SELECT count(*) FROM audit_log WHERE action <> 'refused'),"
+        " (SELECT count(*) FROM api_key)"
     )
 
     def counts() -> tuple[int, ...]:
@@ -100,7 +101,7 @@ def test_read_only_posts_change_nothing(engine: Engine) -> None:
     r = client.post(
         "/grading/rounds/sec-1/what-if", json={"policy": {"id": "x"}, "catalogue": None}
     )
-    assert r.status_code in (200, 400, 404)
+    assert r.status_code in (200, 400, 401, 404)  # 401: a draft round is read with a key
     assert counts() == before
 
 

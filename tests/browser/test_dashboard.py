@@ -66,7 +66,7 @@ def _round(engine: Engine) -> dict:
 def service(new_database: Callable[[], Engine]) -> Iterator[tuple[str, dict]]:
     engine = new_database()
     expected = _round(engine)
-    with running_service(engine) as base:
+    with running_service(engine, ApiSettings(grading_public_drafts=True)) as base:
         yield base, expected
 
 

@@ -175,7 +175,7 @@ def test_each_change_is_audited_with_old_and_new_value(setup) -> None:  # type: 
     assert r.status_code == 200 and r.json()["value"]["value"] == 93.0
     same = _put(client, keys["assessor"], "370100", "zhengfu.online", 93)
     assert same.json()["changed"] == 0  # nothing changed, nothing logged
-    log = client.get(f"/grading/rounds/{ROUND}/audit").json()
+    log = client.get(f"/grading/rounds/{ROUND}/audit", headers=_auth(keys["reviewer"])).json()
     sets = [e for e in log if e["action"] == "value.set"]
     assert [(e["old"] and e["old"]["value"], e["new"]["value"]) for e in sets] == [
         (None, 91.5),
@@ -227,7 +227,9 @@ def test_lifecycle_and_final_round_is_immutable(setup) -> None:  # type: ignore[
         headers=_auth(keys["assessor"]),
     )
     assert up.status_code == 201 and up.json()["sha256"] == hashlib.sha256(evidence).hexdigest()
-    got = client.get(f"/grading/rounds/{ROUND}/evidence/{up.json()['sha256']}")
+    got = client.get(
+        f"/grading/rounds/{ROUND}/evidence/{up.json()['sha256']}", headers=_auth(keys["reviewer"])
+    )
     assert got.content == evidence
     assert got.headers["content-disposition"].startswith('attachment; filename="report.txt"')
 
@@ -366,7 +368,9 @@ def test_uploads_have_limits_and_keep_their_names(setup, monkeypatch) -> None:  
         content=b"%PDF",
         headers={**_auth(keys["assessor"]), "Content-Type": "application/pdf"},
     )
-    got = client.get(f"/grading/rounds/{ROUND}/evidence/{up.json()['sha256']}")
+    got = client.get(
+        f"/grading/rounds/{ROUND}/evidence/{up.json()['sha256']}", headers=_auth(keys["reviewer"])
+    )
     assert got.headers["content-disposition"] == (
         'attachment; filename="_____.pdf"; '
         "filename*=UTF-8''%E4%BD%90%E8%AF%81%20%E6%9D%90%E6%96%99.pdf"

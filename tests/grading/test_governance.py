@@ -151,3 +151,34 @@ def test_keys_belong_to_their_rounds(db: Engine) -> None:
         elsewhere.status_code == 403 and "not assigned to city 999999" in elsewhere.json()["detail"]
     )
     assert "zhengfu.online" not in values.entered(db, "other-2026").get(CITY, {})
+
+
+def test_a_round_is_private_until_final(db: Engine) -> None:
+    from cim.settings import ApiSettings
+
+    viewer = access.create_key(db, access.cli_actor("秘书"), "v", "viewer")[1]
+    client = TestClient(create_app(engine=db))
+    reads = [
+        f"/grading/rounds/{ROUND}",
+        f"/grading/rounds/{ROUND}/values",
+        f"/grading/rounds/{ROUND}/audit",  # it names key holders
+        f"/grading/rounds/{ROUND}/template.csv",
+        f"/grading/rounds/{ROUND}/ranking",
+        f"/grading/rounds/{ROUND}/cities/{CITY}/values/zhengfu.online/history",
+    ]
+    for url in reads:
+        anonymous = client.get(url)
+        assert anonymous.status_code == 401 and "not final" in anonymous.json()["detail"], url
+        assert client.get(url, headers={"Authorization": f"Bearer {viewer}"}).status_code == 200
+    assert client.get("/grading/rounds").json() == []  # drafts are not listed without a key
+    listed = client.get("/grading/rounds", headers={"Authorization": f"Bearer {viewer}"}).json()
+    assert [r["id"] for r in listed] == [ROUND]
+    transparent = TestClient(
+        create_app(engine=db, settings=ApiSettings(grading_public_drafts=True))
+    )
+    assert all(transparent.get(url).status_code == 200 for url in reads)
+
+    for to, who in (("submitted", "李"), ("reviewed", "张"), ("final", "王")):
+        rounds.move(db, access.cli_actor(who), ROUND, to, "定")
+    assert all(client.get(url).status_code == 200 for url in reads)  # final: public
+    assert [r["id"] for r in client.get("/grading/rounds").json()] == [ROUND]

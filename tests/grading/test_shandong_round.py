@@ -22,6 +22,7 @@ from PIL import Image
 from sqlalchemy import Engine
 
 from api.app import create_app
+from cim.settings import ApiSettings
 from cli.main import main
 from demo.city import generate_city
 from demo.round import VALUES
@@ -30,6 +31,7 @@ from ingest.pipeline import ingest_files
 
 DATA = VALUES.parent  # the demo round's values and evidence
 ROUND = "sd-2026"
+OPEN = ApiSettings(grading_public_drafts=True)  # a transparent process: drafts readable by all
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +136,7 @@ def test_a_bad_spreadsheet_stores_nothing_and_names_every_row(  # type: ignore[n
 
     # the same values over the API are refused too, each with its reason
     key = cim("keys", "create", "checker", "--role", "admin").output.strip().splitlines()[-1]
-    client = TestClient(create_app(engine=db))
+    client = TestClient(create_app(engine=db, settings=OPEN))
     put = client.put(
         f"/grading/rounds/{ROUND}/cities/370300/values/huimin.education",
         json={"value": 180, "source": "api"},
@@ -229,7 +231,7 @@ def test_what_if_compares_two_policies(round_done: Path, cim, tmp_path: Path) ->
 def test_the_api_agrees_and_the_final_report_renders(  # type: ignore[no-untyped-def]
     round_done: Path, cim, db: Engine, tmp_path: Path
 ) -> None:
-    client = TestClient(create_app(engine=db))
+    client = TestClient(create_app(engine=db, settings=OPEN))
     ranked_cli = json.loads(cim("rank", ROUND, "--json").output)
     ranked_api = client.get(f"/grading/rounds/{ROUND}/ranking").json()["cities"]
     assert [(r["code"], r["stars"], r["score"]) for r in ranked_api] == [
@@ -304,7 +306,7 @@ def test_the_same_round_through_the_api_alone(round_done: Path, cim, db: Engine)
         "sd-2026-api",
     )
     assessor_key = assessor.output.strip().splitlines()[-1]
-    client = TestClient(create_app(engine=db))
+    client = TestClient(create_app(engine=db, settings=OPEN))
     auth = {"Authorization": f"Bearer {admin}"}
     made = client.post(
         "/grading/rounds",
@@ -393,7 +395,7 @@ def test_what_if_with_a_changed_weight(round_done: Path, cim, db: Engine, tmp_pa
         assert row["b"]["score"] == pytest.approx(row["a"]["score"] + delta, abs=1e-6)
         moved += delta != 0
     assert moved > 0  # the fixture has cities whose education and travel levels differ
-    client = TestClient(create_app(engine=db))
+    client = TestClient(create_app(engine=db, settings=OPEN))
     api = client.post(
         f"/grading/rounds/{ROUND}/what-if", json={"catalogue": yaml.safe_load(text)}
     ).json()

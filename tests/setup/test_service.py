@@ -22,6 +22,7 @@ def test_demo_city_is_loaded_once_and_served(engine: Engine, tmp_path: Path) -> 
         **os.environ,
         "CIM_DATABASE_URL": engine.url.render_as_string(hide_password=False),
         "CIM_DATA_DIR": str(tmp_path),
+        "CIM_API_GRADING_PUBLIC_DRAFTS": "true",  # as `make run` serves the demo round
     }
     load = [CIM, "demo", "load", "--buildings", "300"]
     first = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
