@@ -225,7 +225,13 @@ class StarRule(BaseModel):
     growth_points: float | None = Field(
         None,
         description="a four-star city whose total rose by this much since the previous "
-        "round is 成长型 (growth); otherwise 基础型 (basic)",
+        "round is 成长型 (growth); otherwise 基础型 (basic). Without it no city gets a type: "
+        "how the standard assigns them is not public",
+    )
+    bonus_counts: bool = Field(
+        True,
+        description="whether bonus points count toward the star level (they always count in "
+        "the score the ranking uses)",
     )
     provenance: Provenance
 

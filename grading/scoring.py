@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from grading.catalogue import Catalogue, Indicator, Linear, Qualitative, Thresholds, YesNo
+from grading.catalogue import (
+    Catalogue,
+    Indicator,
+    Linear,
+    Qualitative,
+    StarRule,
+    Thresholds,
+    YesNo,
+)
 
 MAX_LEVEL = 5.0
 
@@ -116,6 +124,36 @@ def indicator_level(ind: Indicator, value: Any) -> tuple[float, Said]:
     )
 
 
+def _star_level(rule: StarRule, points: float, areas: list[AreaScore]) -> tuple[int, list[Said]]:
+    """The star level `points` reach under the rule, and why it is not higher."""
+    stars = 0
+    for level in sorted(rule.thresholds):
+        if points < rule.thresholds[level]:
+            need = _fmt(rule.thresholds[level])
+            return stars, [
+                Said(
+                    f"{level} stars need {need} points, the city has {points:.2f}",
+                    f"{level} 星需 {need} 分，该市得 {points:.2f} 分",
+                )
+            ]
+        share = rule.min_area_share.get(level)
+        weak = [
+            a.id
+            for a in areas
+            if share is not None and not a.bonus and a.points < share * a.weight - 1e-9
+        ]
+        if weak:
+            short = ", ".join(weak)
+            return stars, [
+                Said(
+                    f"{level} stars need every area at {share:.0%} of its weight; short: {short}",
+                    f"{level} 星要求每个领域达到其权重的 {share:.0%}；未达到：{short}",
+                )
+            ]
+        stars = level
+    return stars, []
+
+
 def score_city(
     catalogue: Catalogue, values: dict[str, Any], previous_total: float | None = None
 ) -> CityScore:
@@ -167,40 +205,28 @@ def score_city(
             )
         )
     else:
-        for level in sorted(rule.thresholds):
-            if grand < rule.thresholds[level]:
-                need = _fmt(rule.thresholds[level])
-                reasons.append(
-                    Said(
-                        f"{level} stars need {need} points, the city has {grand:.2f}",
-                        f"{level} 星需 {need} 分，该市得 {grand:.2f} 分",
-                    )
+        # the star thresholds are measured with or without the bonus, as the catalogue says;
+        # the reasons say so wherever the bonus makes a difference
+        stars, because = _star_level(rule, grand if rule.bonus_counts else total, areas)
+        reasons += because
+        if bonus > 0 and not rule.bonus_counts:
+            reasons.append(
+                Said(
+                    f"bonus points do not count toward the star level ({_fmt(bonus)} not counted)",
+                    f"加分项不计入星级（加分 {_fmt(bonus)} 分不计）",
                 )
-                break
-            share = rule.min_area_share.get(level)
-            weak = [
-                a.id
-                for a in areas
-                if share is not None and not a.bonus and a.points < share * a.weight - 1e-9
-            ]
-            if weak:
-                short = ", ".join(weak)
-                reasons.append(
-                    Said(
-                        f"{level} stars need every area at {share:.0%} of its weight; "
-                        f"short: {short}",
-                        f"{level} 星要求每个领域达到其权重的 {share:.0%}；未达到：{short}",
-                    )
+            )
+        elif bonus > 0 and (without := _star_level(rule, total, areas)[0]) != stars:
+            reasons.append(
+                Said(
+                    f"bonus points count toward the star level: {stars} stars with them, "
+                    f"{without} without",
+                    f"加分项计入星级：计入加分 {stars} 星，不计 {without} 星",
                 )
-                break
-            stars = level
+            )
     subtype = None
-    if stars == 4:
-        grew = (
-            rule.growth_points is not None
-            and previous_total is not None
-            and grand - previous_total >= rule.growth_points
-        )
+    if stars == 4 and rule.growth_points is not None:  # a type only where the catalogue says how
+        grew = previous_total is not None and grand - previous_total >= rule.growth_points
         subtype = "成长型" if grew else "基础型"
     return CityScore(
         round(total, 6),

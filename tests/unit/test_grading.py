@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cim.errors import InvalidInput
-from grading.catalogue import built_in, json_schema, parse_catalogue
+from grading.catalogue import Catalogue, built_in, json_schema, parse_catalogue
 from grading.scoring import score_city
 
 SMALL = {
@@ -266,3 +266,30 @@ def test_a_missing_veto_value_is_not_a_veto() -> None:
     vetoed = score_city(cat, values)
     assert vetoed.vetoed == ["baozhang.security"] and vetoed.stars == 0
     assert any(r.startswith("veto: baozhang.security") for r in vetoed.reasons)
+
+
+def test_whether_bonus_points_count_toward_stars_is_the_catalogues_rule() -> None:
+    """A1 35 -> level 3 (24 points), a2 yes (20), b1 30 min -> level 3.5 (28): total 72, and
+    the bonus capped at 4. With the bonus, 76 reaches four stars (75); without, 72 stays at
+    three (60); either way the reasons say what the bonus did."""
+    values = {"a1": 35, "a2": "yes", "b1": 30, "x1": 5}
+    counted = score_city(Catalogue.model_validate(copy.deepcopy(SMALL)), values)
+    assert (counted.total, counted.bonus, counted.stars) == (72, 4, 4)
+    assert counted.reasons[-1] == (
+        "bonus points count toward the star level: 4 stars with them, 3 without"
+    )
+    assert counted.reasons_zh[-1] == "加分项计入星级：计入加分 4 星，不计 3 星"
+    doc = copy.deepcopy(SMALL)
+    doc["stars"]["bonus_counts"] = False
+    apart = score_city(Catalogue.model_validate(doc), values)
+    assert (apart.total, apart.bonus, apart.stars) == (72, 4, 3)
+    assert "4 stars need 75 points, the city has 72.00" in apart.reasons
+    assert apart.reasons[-1] == "bonus points do not count toward the star level (4 not counted)"
+
+
+def test_a_city_type_only_where_the_catalogue_says_how() -> None:
+    doc = copy.deepcopy(SMALL)
+    del doc["stars"]["growth_points"]
+    four = score_city(Catalogue.model_validate(doc), {"a1": 35, "a2": "yes", "b1": 20, "x1": 5}, 60)
+    assert (four.stars, four.subtype) == (4, None)  # no rule for 基础型/成长型: no type
+    assert built_in("db37-3890.1-2020").stars.growth_points is None  # the rule is not public
