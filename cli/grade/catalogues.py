@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cim.errors import CimError
-from cli.common import fail
+from cli.common import fail, read_file
 
 
 @click.group("catalogue")
@@ -54,6 +54,75 @@ def catalogue_validate(file: Path) -> None:
             f"  {len(provisional)} indicators have provisional numbers: " + ", ".join(provisional),
             fg="yellow",
         )
+
+
+@grade_catalogue.command("import")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--id", "catalogue_id", required=True, help="Catalogue id, e.g. db37-3890.1-2020.")
+@click.option("--version", "version", required=True, help="Its version, e.g. 2026-adopted.")
+@click.option("--standard", required=True, help="The standard it implements.")
+@click.option("--title-zh", required=True, help="Title in Chinese.")
+@click.option("--title-en", required=True, help="Title in English.")
+@click.option(
+    "--stars",
+    required=True,
+    help="Total points for 1 to 5 stars, e.g. 40,55,65,78,90.",
+)
+@click.option("--scale", type=float, default=100, show_default=True, help="Points of a city.")
+@click.option("--published", is_flag=True, help="The star rule is published (default: assumed).")
+@click.option("--stars-source", default="the committee's star rule", help="Where it comes from.")
+def catalogue_import(
+    table: Path,
+    out: Path,
+    catalogue_id: str,
+    version: str,
+    standard: str,
+    title_zh: str,
+    title_en: str,
+    stars: str,
+    scale: float,
+    published: bool,
+    stars_source: str,
+) -> None:
+    """Read a committee's indicator table (.xlsx: area, indicator, unit, range, direction,
+    weight, five level thresholds, bonus, veto; see grading/catalogue_table.py) into a
+    validated catalogue file OUT. Every bad row is reported; nothing is written then."""
+    from grading.catalogue_table import catalogue_from_table, catalogue_yaml
+
+    try:
+        points = [float(x) for x in stars.split(",")]
+    except ValueError:
+        fail(f"--stars takes five numbers separated by commas, not {stars!r}")
+    if len(points) != 5:
+        fail(f"--stars takes five numbers (1 to 5 stars), not {len(points)}")
+    meta = {
+        "id": catalogue_id,
+        "version": version,
+        "standard": standard,
+        "title_zh": title_zh,
+        "title_en": title_en,
+        "scale": scale,
+    }
+    rule = {
+        "thresholds": {level: p for level, p in enumerate(points, 1)},
+        "provenance": {
+            "status": "published" if published else "provisional",
+            "source": stars_source,
+        },
+    }
+    try:
+        catalogue = catalogue_from_table(read_file(table), str(table), meta, rule)
+    except CimError as exc:
+        fail(exc)
+    text = catalogue_yaml(catalogue)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(out)
+    click.echo(
+        f"{out}: catalogue {catalogue.id} with {len(catalogue.areas)} areas and "
+        f"{len(catalogue.indicators)} indicators (check it: cim grade catalogue validate {out})"
+    )
 
 
 @grade_catalogue.command("schema")
