@@ -377,7 +377,7 @@ def ranking(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str
 def city_scores(
     round_id: str, city: str, _: RoundReader, engine: DB, cache: Cache
 ) -> dict[str, Any]:
-    return outcome.results(engine, round_id, cache).city(city).to_dict()
+    return outcome.results(engine, round_id, cache).city_dict(city)
 
 
 @router.get("/rounds/{round_id}/cities/{city}/radar.svg", summary="A city's radar chart")

@@ -33,6 +33,12 @@ class AwardPolicy(BaseModel):
     )
     per_point: float = Field(0, ge=0, description="per_point: CNY per point of total + bonus")
     step_up: float = Field(0, ge=0, description="CNY more for a city that rose a star level")
+    placeholders: list[
+        Literal["min_stars", "cap_per_city", "budget", "amounts", "per_point", "step_up"]
+    ] = Field(
+        default_factory=list,
+        description="the values that are placeholders, not published; the others are published",
+    )
     provenance: Provenance
 
     @model_validator(mode="after")

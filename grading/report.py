@@ -23,7 +23,7 @@ WORDS = {
         "status": "状态",
         "generated": "生成时间",
         "sha": "定稿结果 SHA-256",
-        "provisional": "注意：本报告所用指标体系或奖补政策中含有暂定（provisional）数值，"
+        "provisional": "注意：本报告所用指标体系或奖补政策中含有暂定（provisional）数值（见附录），"
         "须由评审委员会确认后方可采用。",
         "summary": "评价结果汇总",
         "rank": "排名",
@@ -58,6 +58,11 @@ WORDS = {
         "source": "来源与佐证",
         "computed": "由城市信息模型计算",
         "not_assessed": "未评",
+        "annex": "附录：暂定数值及其依据",
+        "annex_intro": "下列数值为暂定（未公开或未经委员会确认），"
+        "本报告的得分、星级与奖补金额以其为准，须由评审委员会逐项确认：",
+        "what": "项目",
+        "basis": "依据",
         "reported": "城市上报",
         "alternative": "另一数值",
         "chosen": "委员会选定",
@@ -77,7 +82,7 @@ WORDS = {
         "generated": "Generated",
         "sha": "Final results SHA-256",
         "provisional": "Note: the catalogue or award policy of this report contains provisional "
-        "numbers; the committee must confirm them before they are adopted.",
+        "numbers (see the annex); the committee must confirm them before they are adopted.",
         "summary": "Results",
         "rank": "Rank",
         "city": "City",
@@ -111,6 +116,12 @@ WORDS = {
         "source": "Source and evidence",
         "computed": "computed from the city model",
         "not_assessed": "not assessed",
+        "annex": "Annex: provisional numbers and their basis",
+        "annex_intro": "These numbers are provisional (not public, or not confirmed by the "
+        "committee); the scores, star levels and amounts of this report rest on them, and the "
+        "committee must confirm each:",
+        "what": "Item",
+        "basis": "Basis",
         "reported": "reported by the city",
         "alternative": "other value",
         "chosen": "chosen by the committee",
@@ -186,6 +197,7 @@ def render_html(results: RoundResults, round_info: dict[str, Any], lang: str = "
             areas={a.id: a for a in cat.areas},
             indicators={i.id: i for i in cat.indicators},
             provisional=provisional,
+            annex=results.provisional_numbers(),
             subtype=(lambda s: s if lang == "zh" or s is None else SUBTYPES_EN.get(s, s)),
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         )

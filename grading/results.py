@@ -340,20 +340,89 @@ class RoundResults(_Document):
         raise NotFound(f"city {code!r} is not in round {self.round.id!r}")
 
     def ranking_dict(self) -> dict[str, Any]:
-        """The cities in merit order, with the rule, as JSON-ready data."""
+        """The cities in merit order, with the rule, as JSON-ready data; `provisional` marks a
+        city whose stars or score rest on a provisional weight, threshold or star rule."""
         return {
             "merit_rule": self.merit_rule,
-            "cities": [_pick(c, RANKING_FIELDS) for c in self.cities],
+            "cities": [
+                {**_pick(c, RANKING_FIELDS), "provisional": self.scores_provisional()}
+                for c in self.cities
+            ],
         }
 
     def allocation_dict(self) -> dict[str, Any]:
-        """The policy, the totals and each city's amount with its reason, as JSON-ready data."""
+        """The policy, the totals and each city's amount with its reason, as JSON-ready data;
+        `provisional` marks an amount that rests on a provisional number (of the catalogue, or
+        a placeholder of the policy)."""
         return {
             "policy": _plain(self.policy),
             "merit_rule": self.merit_rule,
             "allocation": self.allocation.to_dict(),
-            "cities": [_pick(c, ALLOCATION_FIELDS) for c in self.cities],
+            "cities": [
+                {**_pick(c, ALLOCATION_FIELDS), "provisional": self.amounts_provisional()}
+                for c in self.cities
+            ],
         }
+
+    def city_dict(self, code: str) -> dict[str, Any]:
+        """One city's results as JSON-ready data, each indicator and the city marked
+        `provisional` where they rest on a provisional number.
+
+        Raises:
+            NotFound: the city is not in the round.
+        """
+        flagged = {i.id: i.provisional for i in self.catalogue.indicators}
+        doc = self.city(code).to_dict()
+        for row in doc["indicators"]:
+            row["provisional"] = flagged.get(row["id"], False)
+        doc["provisional"] = self.scores_provisional()
+        return doc
+
+    def scores_provisional(self) -> bool:
+        """True when scores and stars rest on a provisional weight, threshold or star rule."""
+        cat = self.catalogue
+        return (
+            cat.star_rule_provisional
+            or any(a.provisional for a in cat.areas)
+            or any(i.provisional for i in cat.indicators)
+        )
+
+    def amounts_provisional(self) -> bool:
+        """True when award amounts rest on a provisional number (scores, or the policy)."""
+        policy = self.policy
+        placeholder = bool(policy.get("placeholders")) or (
+            policy.get("provenance", {}).get("status") == "provisional"
+        )
+        return placeholder or self.scores_provisional()
+
+    def provisional_numbers(self) -> list[dict[str, str]]:
+        """Every provisional number the results rest on, with its basis (the report's annex)."""
+        cat, out = self.catalogue, []
+        if cat.star_rule_provisional:
+            out.append(
+                {"what": "star rule", "value": str(cat.star_thresholds), "basis": "provisional"}
+            )
+        for a in cat.areas:
+            if a.provisional:
+                out.append({"what": f"area {a.id} weight", "value": f"{a.weight:g}", "basis": ""})
+        for i in cat.indicators:
+            if i.provisional:
+                out.append(
+                    {
+                        "what": f"indicator {i.id} weight and thresholds",
+                        "value": f"{i.weight:g}",
+                        "basis": i.provenance,
+                    }
+                )
+        for name in self.policy.get("placeholders", []):
+            out.append(
+                {
+                    "what": f"policy {name}",
+                    "value": str(self.policy.get(name)),
+                    "basis": self.policy.get("provenance", {}).get("source", ""),
+                }
+            )
+        return out
 
 
 def _rank_change(a: int | None, b: int | None) -> int | None:

@@ -87,6 +87,15 @@ function applyLanguage() {
   document.getElementById("lang").textContent = lang === "zh" ? "EN" : "中文";
 }
 
+// whether the results rest on provisional numbers (catalogue or policy): marked on every row
+function provisional() {
+  return results.catalogue.star_rule_provisional
+    || results.catalogue.areas.some((a) => a.provisional)
+    || results.catalogue.indicators.some((i) => i.provisional)
+    || results.policy.provenance.status === "provisional"
+    || (results.policy.placeholders || []).length > 0;
+}
+
 function renderRanking() {
   const body = document.querySelector("#ranking tbody");
   body.replaceChildren();
@@ -94,7 +103,8 @@ function renderRanking() {
     const row = el("tr", { "data-code": c.code, title: lang === "zh" ? c.award_reason_zh : c.award_reason },
       el("td", { class: "n" }, c.rank ?? t("not_assessed")),
       el("td", {}, `${nameOf(c)} `, el("span", { class: "small" }, c.code)),
-      el("td", { class: c.stars ? "stars" : "zero" }, c.stars ? "★".repeat(c.stars) : "—"),
+      el("td", { class: c.stars ? "stars" : "zero", title: provisional() ? t("provisional") : "" },
+        (c.stars ? "★".repeat(c.stars) : "—") + (provisional() ? " *" : "")),
       el("td", {}, c.subtype ? (lang === "zh" ? c.subtype : SUBTYPE_EN[c.subtype] || c.subtype) : ""),
       el("td", { class: "n" }, c.score.toFixed(2)),
       el("td", { class: "n" }, money(c.amount)));

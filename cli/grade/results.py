@@ -13,6 +13,7 @@ from cli.common import command_engine, fail, print_json
 from cli.grade.catalogues import catalogue_from
 
 STARS = "★"
+PROVISIONAL_MARK = "*"
 
 
 if TYPE_CHECKING:
@@ -51,22 +52,25 @@ def score(round_id: str, city: str | None, as_json: bool) -> None:
     if city and not rows:
         fail(f"city {city} is not in round {round_id}")
     if as_json:
-        print_json([c.to_dict() for c in rows])
+        print_json([res.city_dict(c.code) for c in rows])
         return
     names = {i.id: i for i in res.catalogue.indicators}
+    mark = PROVISIONAL_MARK if res.scores_provisional() else ""
     for c in sorted(rows, key=lambda c: c.code):
         click.echo(
             f"{c.code} {c.name_zh:<6} total {c.total:6.2f} + bonus {c.bonus:4.2f}  "
-            f"{STARS * c.stars or '-':<5} {c.subtype or ''}"
+            f"{STARS * c.stars or '-'}{mark:<{6 - c.stars}} {c.subtype or ''}"
         )
         if city:
             for s in c.indicators:
+                flag = PROVISIONAL_MARK if names[s.id].provisional else " "
                 click.echo(
                     f"   {s.id:<22} {names[s.id].name_zh:<14} {s.points:6.2f} / "
-                    f"{names[s.id].weight:<4g} {s.reason}"
+                    f"{names[s.id].weight:<4g}{flag} {s.reason}"
                 )
             for r in c.reasons:
                 click.echo(f"   {r}")
+    _footnote(mark)
 
 
 @click.command("rank")
@@ -79,10 +83,13 @@ def rank(round_id: str, as_json: bool) -> None:
         print_json(res.ranking_dict()["cities"])
         return
     click.echo(f"merit order: {res.merit_rule}")
+    mark = PROVISIONAL_MARK if res.scores_provisional() else ""
     for c in res.cities:
         click.echo(
-            f"{_place(c.rank)}. {c.code} {c.name_zh:<6} {STARS * c.stars or '-':<5} {c.score:7.2f}"
+            f"{_place(c.rank)}. {c.code} {c.name_zh:<6} {STARS * c.stars or '-':<5} "
+            f"{c.score:7.2f}{mark}"
         )
+    _footnote(mark)
 
 
 @click.command("allocate")
@@ -127,12 +134,14 @@ def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_js
         print_json(res.allocation_dict())
         return
     totals = res.allocation
-    click.echo(f"policy {res.policy['id']}: budget {totals.budget:,.0f}")
+    mark = PROVISIONAL_MARK if res.amounts_provisional() else ""
+    click.echo(f"policy {res.policy['id']}: budget {totals.budget:,.0f}{mark}")
     for c in res.cities:
         click.echo(
-            f"{_place(c.rank)}. {c.code} {c.name_zh:<6} {c.amount:>13,.0f}  {c.award_reason}"
+            f"{_place(c.rank)}. {c.code} {c.name_zh:<6} {c.amount:>13,.0f}{mark:1} {c.award_reason}"
         )
     click.echo(f"allocated {totals.allocated:,.0f}, left {totals.left:,.0f}")
+    _footnote(mark)
 
 
 @click.command("report")
@@ -182,3 +191,12 @@ def audit_cmd(round_id: str | None, as_json: bool) -> None:
 
 def _place(rank: int | None) -> str:
     return f"{rank:>3}" if rank is not None else "未评"  # not assessed
+
+
+def _footnote(mark: str) -> None:
+    if mark:
+        click.echo(
+            f"{PROVISIONAL_MARK} provisional: rests on a weight, threshold, star rule or policy "
+            "value the committee has not confirmed (see the catalogue's and policy's provenance, "
+            "and the report's annex) / 暂定数值，须评审委员会确认"
+        )

@@ -95,6 +95,7 @@ def test_the_command_line_shows_and_records_it(db: Engine) -> None:
     }
     rank = CliRunner().invoke(main, ["grade", "rank", ROUND], env=env)
     assert rank.exit_code == 0 and "未评. 370200" in rank.output
+    assert "* provisional: rests on a weight, threshold, star rule or policy value" in rank.output
     refused = CliRunner().invoke(
         main, ["grade", "round", "status", ROUND, "submitted", "--reason", "齐全"], env=env
     )

@@ -132,3 +132,33 @@ def test_results_frozen_by_an_older_version_still_read() -> None:
     assert older.cities[0].reasons_zh is None
     assert older.cities[0].code == "370100"
     assert older.ranking_dict()["cities"][0]["code"] == "370100"
+
+
+def test_numbers_that_rest_on_provisional_values_are_marked() -> None:
+    """The built-in example catalogue and policy are provisional: every ranking row, allocation
+    row and scored indicator says so, and the annex lists each provisional number with its
+    basis. A catalogue and policy the committee confirmed carry no mark."""
+    cities, values = _inputs([("370100", [0.7] * len(CATALOGUE.indicators), 3)])
+    res = round_results(META, CATALOGUE, POLICY, cities, values)
+    assert all(c["provisional"] for c in res.ranking_dict()["cities"])
+    assert all(c["provisional"] for c in res.allocation_dict()["cities"])
+    city = res.city_dict("370100")
+    assert city["provisional"] and all(i["provisional"] for i in city["indicators"])
+    annex = {p["what"]: p for p in res.provisional_numbers()}
+    assert annex["policy budget"]["value"] == "60000000.0"
+    assert "policy amounts" in annex and "policy step_up" in annex
+    assert "policy cap_per_city" not in annex  # published: 12,000,000 per city
+    assert "star rule" in annex and "indicator zhengfu.online weight and thresholds" in annex
+
+    confirmed = CATALOGUE.model_copy(deep=True)
+    for item in (*confirmed.areas, *confirmed.indicators, confirmed.stars):
+        item.provenance.status = "published"
+    adopted = POLICY.model_copy(update={"placeholders": []}, deep=True)
+    adopted.provenance.status = "published"
+    final = round_results(META, confirmed, adopted, cities, values)
+    assert not any(c["provisional"] for c in final.ranking_dict()["cities"])
+    assert not any(c["provisional"] for c in final.allocation_dict()["cities"])
+    assert final.provisional_numbers() == []
+    # the canonical document (what a final round freezes) is not changed by the marks
+    assert final.to_json() == round_results(META, confirmed, adopted, cities, values).to_json()
+    assert b"provisional_numbers" not in res.to_json()
