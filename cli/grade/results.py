@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,11 +56,15 @@ def score(round_id: str, city: str | None, as_json: bool) -> None:
         print_json([res.city_dict(c.code) for c in rows])
         return
     names = {i.id: i for i in res.catalogue.indicators}
+    areas = {a.id: a.name_zh for a in res.catalogue.areas}
     mark = PROVISIONAL_MARK if res.scores_provisional() else ""
     for c in sorted(rows, key=lambda c: c.code):
         click.echo(
             f"{c.code} {c.name_zh:<6} total {c.total:6.2f} + bonus {c.bonus:4.2f}  "
             f"{STARS * c.stars or '-'}{mark:<{6 - c.stars}} {c.subtype or ''}"
+        )
+        click.echo(  # the area subtotals, as the committee's papers show them
+            "   " + "  ".join(f"{areas[a.id]} {a.points:.2f}/{a.weight:g}" for a in c.areas)
         )
         if city:
             for s in c.indicators:
@@ -182,11 +187,13 @@ def audit_cmd(round_id: str | None, as_json: bool) -> None:
         print_json(entries)
         return
     for e in entries:
-        change = orjson.dumps(e["old"]).decode() + " -> " + orjson.dumps(e["new"]).decode()
         click.echo(
-            f"{e['id']:>5} {e['at'][:19]} {e['actor']:<24} {e['action']:<14} "
-            f"{e['target'] or '':<24} {change[:160]}"
+            f"{e['id']:>5} {e['at'][:19]} {e['actor']:<24} {e['action']:<14} {e['target'] or ''}"
         )
+        # the whole change, wrapped under the entry: an audit never cuts a value short
+        change = orjson.dumps(e["old"]).decode() + " -> " + orjson.dumps(e["new"]).decode()
+        for line in textwrap.wrap(change, 94, break_long_words=True, break_on_hyphens=False):
+            click.echo(f"      {line}")
 
 
 def _place(rank: int | None) -> str:

@@ -182,3 +182,22 @@ def test_a_round_is_private_until_final(db: Engine) -> None:
         rounds.move(db, access.cli_actor(who), ROUND, to, "定")
     assert all(client.get(url).status_code == 200 for url in reads)  # final: public
     assert [r["id"] for r in client.get("/grading/rounds").json()] == [ROUND]
+
+
+def test_the_audit_shows_whole_values_and_scores_show_area_subtotals(db: Engine) -> None:
+    note = "复核说明：" + "，".join(f"第{n}项材料已核对原件" for n in range(1, 40))
+    values.set_values(
+        db,
+        access.cli_actor("秘书"),
+        ROUND,
+        [values.ValueEntry(CITY, "zhengfu.online", 92, note=note)],
+    )
+    env = {"CIM_DATABASE_URL": db.url.render_as_string(hide_password=False)}
+    audit = CliRunner().invoke(main, ["grade", "audit", ROUND], env=env)
+    assert audit.exit_code == 0, audit.output
+    unwrapped = "".join(line.strip() for line in audit.output.splitlines())
+    assert note in unwrapped  # wrapped over lines, never cut
+    score = CliRunner().invoke(main, ["grade", "score", ROUND], env=env)
+    assert score.exit_code == 0, score.output
+    subtotals = score.output.splitlines()[1]
+    assert "数字政府 " in subtotals and "数字惠民 0.00/" in subtotals
