@@ -232,8 +232,7 @@ def put_value(
         city=city, indicator=indicator, **value.model_dump(exclude_unset=True)
     )
     changed = values.set_values(engine, actor, round_id, [entry])
-    stored = values.entered(engine, round_id).get(city, {}).get(indicator)
-    return {"changed": changed, "value": stored}
+    return _changed(engine, round_id, city, indicator, changed)
 
 
 class ChoiceIn(BaseModel):
@@ -252,8 +251,15 @@ def put_choice(
     round_id: str, city: str, indicator: str, choice: ChoiceIn, actor: Writer, engine: DB
 ) -> dict[str, Any]:
     changed = values.choose(engine, actor, round_id, city, indicator, **choice.model_dump())
-    stored = values.entered(engine, round_id).get(city, {}).get(indicator)
-    return {"changed": changed, "value": stored}
+    return _changed(engine, round_id, city, indicator, changed)
+
+
+def _changed(engine: Any, round_id: str, city: str, indicator: str, changed: Any) -> dict[str, Any]:
+    """What a change answers: whether anything changed, and the value that counts now."""
+    return {
+        "changed": changed,
+        "value": values.entered(engine, round_id).get(city, {}).get(indicator),
+    }
 
 
 @router.post(

@@ -10,10 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
-from grading import access, evidence, rounds, values
-from grading.awards import built_in_policy
-from grading.catalogue import built_in
+from grading import access, evidence, values
 from grading.templates import import_values, round_template, template_bytes
+from tests.grading.one_city import one_city_round
 
 ROUND = "fix-2026"
 CITY, IND = "370100", "zhengfu.online"
@@ -23,16 +22,7 @@ CITY, IND = "370100", "zhengfu.online"
 def db(new_database: Callable[[], Engine]) -> Engine:
     engine = new_database()
     admin = access.cli_actor()
-    rounds.create_round(
-        engine,
-        admin,
-        ROUND,
-        "test",
-        2026,
-        built_in("db37-3890.1-2020"),
-        built_in_policy("shandong-example"),
-        [rounds.CityEntry(CITY, "济南市", "Jinan")],
-    )
+    one_city_round(engine, ROUND, CITY, admin)
     proof = evidence.add_evidence(
         engine,
         admin,

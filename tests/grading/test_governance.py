@@ -15,8 +15,7 @@ from api.app import create_app
 from cim.errors import Forbidden, InvalidInput
 from cli.main import main
 from grading import access, exemptions, rounds, values
-from grading.awards import built_in_policy
-from grading.catalogue import built_in
+from tests.grading.one_city import one_city_round
 
 ROUND = "eyes-2026"
 CITY = "370100"
@@ -26,16 +25,7 @@ CITY = "370100"
 def db(new_database: Callable[[], Engine]) -> Engine:
     engine = new_database()
     admin = access.cli_actor("秘书")
-    rounds.create_round(
-        engine,
-        admin,
-        ROUND,
-        "t",
-        2026,
-        built_in("db37-3890.1-2020"),
-        built_in_policy("shandong-example"),
-        [rounds.CityEntry(CITY, "济南市", "Jinan")],
-    )
+    one_city_round(engine, ROUND, CITY, admin)
     values.set_values(engine, admin, ROUND, [values.ValueEntry(CITY, "zhengfu.online", 90)])
     exemptions.exempt(engine, admin, ROUND, CITY, None, "governance test: values not needed")
     return engine
@@ -120,16 +110,7 @@ def test_a_refused_change_is_in_the_audit_log(db: Engine) -> None:
 
 def test_keys_belong_to_their_rounds(db: Engine) -> None:
     admin = access.cli_actor("秘书")
-    rounds.create_round(
-        db,
-        admin,
-        "other-2026",
-        "another round with the same city",
-        2026,
-        built_in("db37-3890.1-2020"),
-        built_in_policy("shandong-example"),
-        [rounds.CityEntry(CITY, "济南市", "Jinan")],
-    )
+    one_city_round(db, "other-2026", CITY, admin)
     with pytest.raises(InvalidInput, match="needs the rounds"):
         access.create_key(db, admin, "a", "assessor", [CITY])
     key = access.create_key(db, admin, "jinan", "assessor", [CITY], [ROUND])[1]

@@ -12,9 +12,8 @@ from sqlalchemy import Engine
 from cim.errors import Forbidden, InvalidInput
 from demo.city import generate_city
 from grading import access, outcome, rounds, values
-from grading.awards import built_in_policy
-from grading.catalogue import built_in
 from ingest.pipeline import ingest_files
+from tests.grading.one_city import one_city_round
 
 ROUND = "rc-2026"
 CITY = "370100"
@@ -27,16 +26,7 @@ def db(new_database: Callable[[], Engine], tmp_path_factory: pytest.TempPathFact
     city = generate_city(tmp_path_factory.mktemp("m") / "c.city.json", buildings=150, seed=3)
     ingest_files(engine, [city.path], CITY, city_name_zh="济南市")
     admin = access.cli_actor()
-    rounds.create_round(
-        engine,
-        admin,
-        ROUND,
-        "test",
-        2026,
-        built_in("db37-3890.1-2020"),
-        built_in_policy("shandong-example"),
-        [rounds.CityEntry(CITY, "济南市", "Jinan")],
-    )
+    one_city_round(engine, ROUND, CITY, admin)
     values.set_values(
         engine, admin, ROUND, [values.ValueEntry(CITY, INDICATOR, 72, source="市统计局 2026")]
     )
