@@ -109,3 +109,12 @@ def test_the_command_line_shows_and_records_it(db: Engine) -> None:
         main, ["grade", "round", "status", ROUND, "submitted", "--reason", "齐全"], env=env
     )
     assert moved.exit_code == 0, moved.output
+
+
+def test_the_report_lists_unassessed_cities_once(db: Engine) -> None:
+    from grading.report import render_html
+
+    html = render_html(outcome.results(db, ROUND), rounds.get_round(db, ROUND).summary(), "zh")
+    assert html.count('id="city-370200"') == 0  # no empty detail page for it
+    assert html.count('id="city-370100"') == 1 and html.count('id="city-370300"') == 1
+    assert "未评: 青岛市 (370200)" in html
