@@ -132,7 +132,7 @@ def round_reader(
         Unauthorized: no key for a round that is not final. NotFound: no such round.
     """
     if actor is None and not settings.grading_public_drafts:
-        if rounds.get_round(engine, round_id).status != "final":
+        if rounds.status(engine, round_id) != "final":
             raise Unauthorized(
                 f"round {round_id} is not final: until it is, reading it needs an API key"
             )

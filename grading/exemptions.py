@@ -8,12 +8,12 @@ from sqlalchemy import Connection, Engine, text
 
 from cim.errors import Conflict, InvalidInput
 from grading.access import Actor, audit, require, require_round
-from grading.store import as_round, round_row
+from grading.store import Round, as_round, round_row
 
 
-def missing_required(conn: Connection, round_id: str) -> dict[str, list[str]]:
+def missing_required(conn: Connection, rnd: Round) -> dict[str, list[str]]:
     """city -> the required (non-bonus) indicators with no value and no exemption."""
-    rnd = as_round(round_row(conn, round_id))
+    round_id = rnd.id
     required = [i.id for i in rnd.catalogue.indicators if not i.bonus]
     cities = conn.execute(
         text("SELECT code FROM grading_city WHERE round_id = :r ORDER BY code"), {"r": round_id}
@@ -39,13 +39,14 @@ def missing_required(conn: Connection, round_id: str) -> dict[str, list[str]]:
     return out
 
 
-def require_complete(conn: Connection, round_id: str, to: str) -> None:
+def require_complete(conn: Connection, rnd: Round, to: str) -> None:
     """Refuse to submit or finalise a round that lacks required values.
 
     Raises:
         Conflict: naming each city and what it lacks.
     """
-    missing = missing_required(conn, round_id)
+    round_id = rnd.id
+    missing = missing_required(conn, rnd)
     if missing:
         count = sum(map(len, missing.values()))
         listed = "; ".join(f"{city}: {', '.join(inds)}" for city, inds in missing.items())

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from cim.errors import Conflict, Forbidden, InvalidInput
+from cim.errors import Conflict, Forbidden, InvalidInput, NotFound
 from grading.access import Actor, audit, require, require_round
 from grading.awards import AwardPolicy
 from grading.catalogue import Catalogue
@@ -145,6 +145,21 @@ def get_round(engine: Engine, round_id: str) -> Round:
         return as_round(round_row(conn, round_id))
 
 
+def status(engine: Engine, round_id: str) -> str:
+    """Where a round is in its lifecycle (a cheap read: no catalogue or policy parsed).
+
+    Raises:
+        NotFound: no such round.
+    """
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT status FROM grading_round WHERE id = :id"), {"id": round_id}
+        ).scalar()
+    if found is None:
+        raise NotFound(f"no grading round {round_id!r}")
+    return str(found)
+
+
 def list_rounds(engine: Engine) -> list[Round]:
     """Every round, newest year first."""
     with engine.connect() as conn:
@@ -217,11 +232,12 @@ def move(engine: Engine, actor: Actor, round_id: str, to: str, reason: str) -> R
                     f"four eyes: {actor.name} moved round {round_id} to {before}; someone else "
                     f"must move it to {to}"
                 )
+        rnd = as_round(row)
         if to in ("submitted", "final"):
-            require_complete(conn, round_id, to)
+            require_complete(conn, rnd, to)
         frozen = digest = None
         if to == "final":
-            frozen = compute(conn, as_round(row)).to_json()
+            frozen = compute(conn, rnd).to_json()
             digest = hashlib.sha256(frozen).hexdigest()
         conn.execute(
             text(
