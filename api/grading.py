@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +19,18 @@ from starlette.responses import Response
 
 from api.dependencies import DB, Cache, Reader, RoundReader, Settings, Upload, Writer, upload
 from cim.errors import InvalidInput
-from grading import access, evidence, exemptions, outcome, rounds, values
+from grading import (
+    access,
+    areas,
+    comparison,
+    computed,
+    evidence,
+    exemptions,
+    outcome,
+    platform,
+    rounds,
+    values,
+)
 from grading.awards import BUILT_IN_POLICIES, AwardPolicy, built_in_policy, load_policy
 from grading.catalogue import BUILT_IN, Catalogue, built_in, load_catalogue
 from grading.cim_indicators import Parameters
@@ -352,9 +364,14 @@ def cim_indicators(
     engine: DB,
     params: Parameters | None = None,
     model_city: str | None = None,
+    only: Annotated[
+        list[str], Query(description="only these indicators (ids or CIM names); default: all")
+    ] = [],  # noqa: B006  (FastAPI copies the default)
 ) -> list[dict[str, Any]]:
     access.require(actor, "assessor", city)
-    done = values.enter_cim_indicators(engine, actor, round_id, city, model_city, params)
+    done = computed.enter_cim_indicators(
+        engine, actor, round_id, city, model_city, params, tuple(only)
+    )
     return [
         {
             "indicator": ind_id,
@@ -368,7 +385,119 @@ def cim_indicators(
     ]
 
 
-# ---------------------------------------------------------------- results
+AreaUpload = Annotated[
+    Upload,
+    Depends(
+        upload(
+            r"^[^\x00-\x1f/\\]{1,200}\.([gG][eE][oO])?([jJ][sS][oO][nN]|[gG][pP][kK][gG]|"
+            r"[kK][mM][lL]|[zZ][iI][pP])$"
+        )
+    ),
+]
+
+
+@router.put(
+    "/rounds/{round_id}/cities/{city}/area",
+    summary="Declare the area a city's coverage and densities are computed over (admin)",
+    description="The request body is the boundary file (GeoJSON, GeoPackage, KML or a zipped "
+    "Shapefile); it is kept as evidence under its SHA-256.",
+    openapi_extra=BINARY_BODY,
+)
+async def put_area(
+    round_id: str,
+    city: str,
+    actor: Writer,
+    engine: DB,
+    kind: Annotated[Literal["built_up", "administrative"], Query()],
+    reason: Annotated[str, Query(min_length=1, max_length=10000)],
+    file: AreaUpload,
+    name: Annotated[str, Query(max_length=200)] = "",
+    crs: Annotated[str | None, Query(description="the file's CRS when it names none")] = None,
+) -> dict[str, Any]:
+    proof = evidence.EvidenceFile(file.filename, file.content, file.media_type)
+    area = await run_in_threadpool(
+        areas.declare_area, engine, actor, round_id, city, proof, kind, reason, crs, name
+    )
+    return {"city": city, **area.summary()}
+
+
+@router.get("/rounds/{round_id}/areas", summary="The declared areas of a round (no geometry)")
+def get_areas(round_id: str, _: RoundReader, engine: DB) -> list[dict[str, Any]]:
+    return [{"city": a.city, **a.summary()} for a in areas.list_areas(engine, round_id)]
+
+
+@router.get(
+    "/rounds/{round_id}/cities/{city}/area",
+    summary="A city's declared area as a GeoJSON feature (lon/lat)",
+)
+def get_area(round_id: str, city: str, _: RoundReader, engine: DB) -> JSONResponse:
+    area = areas.area_of(engine, round_id, city)
+    feature = {
+        "type": "Feature",
+        "id": city,
+        "properties": {"city": city, **area.summary()},
+        "geometry": orjson.loads(area.geojson),
+    }
+    return JSONResponse(feature, media_type="application/geo+json")
+
+
+class PlatformFunctionIn(BaseModel):
+    """A function group the city's CIM platform offers, with its evidence (uploaded first)."""
+
+    model_config = ConfigDict(extra="forbid")
+    evidence_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    note: str = Field("", max_length=10000)
+
+
+@router.get(
+    "/rounds/{round_id}/cities/{city}/platform-functions",
+    summary="The CIM platform function groups a city declared (CJJ/T 315-2022 §4.3.2)",
+)
+def get_platform_functions(round_id: str, city: str, _: RoundReader, engine: DB) -> dict[str, Any]:
+    declared = platform.platform_functions(engine, round_id, city)
+    offered = {f["group"] for f in declared}
+    return {
+        "declared": declared,
+        "missing": [g for g in platform.FUNCTION_GROUPS if g not in offered],
+        "rule": platform.RULE,
+    }
+
+
+@router.put(
+    "/rounds/{round_id}/cities/{city}/platform-functions/{group}",
+    summary="Declare a function group the city's CIM platform offers, with its evidence",
+)
+def put_platform_function(
+    round_id: str,
+    city: str,
+    group: str,
+    body: PlatformFunctionIn,
+    actor: Writer,
+    engine: DB,
+) -> dict[str, Any]:
+    changed = platform.declare_function(
+        engine, actor, round_id, city, group, body.evidence_sha256, body.note
+    )
+    return {"changed": changed, "group": group, **body.model_dump()}
+
+
+@router.delete(
+    "/rounds/{round_id}/cities/{city}/platform-functions/{group}",
+    summary="Withdraw a declared function group, with the reason",
+    status_code=204,
+)
+def delete_platform_function(
+    round_id: str,
+    city: str,
+    group: str,
+    reason: Annotated[str, Query(min_length=1, max_length=10000)],
+    actor: Writer,
+    engine: DB,
+) -> Response:
+    platform.withdraw_function(engine, actor, round_id, city, group, reason)
+    return Response(status_code=204)
+
+
 @router.get("/rounds/{round_id}/results", summary="Scores, ranking and allocation in full")
 def results(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).to_dict()
@@ -399,6 +528,27 @@ def allocation(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[
     return outcome.results(engine, round_id, cache).allocation_dict()
 
 
+XLSX_FILE = {TEMPLATE_MEDIA["xlsx"]: {"schema": {"type": "string", "format": "binary"}}}
+
+
+@router.get(
+    "/rounds/{round_id}/export.xlsx",
+    summary="Ranking, allocation and values as an Excel workbook (DRAFT marked until final)",
+    response_class=Response,
+    responses={200: {"content": XLSX_FILE}},
+)
+def export_workbook(
+    round_id: str, _: RoundReader, engine: DB, cache: Cache, lang: Lang = "zh"
+) -> Response:
+    from grading.workbook import export  # imported here: this block is the route, whole
+
+    return Response(
+        export(engine, round_id, lang, cache),
+        media_type=TEMPLATE_MEDIA["xlsx"],
+        headers={"Content-Disposition": attachment(f"{round_id}-results.xlsx")},
+    )
+
+
 @router.post(
     "/rounds/{round_id}/what-if",
     summary="Score and allocate with another policy or catalogue, side by side (changes nothing)",
@@ -417,6 +567,28 @@ def compare(
         "allocated": {"a": current.allocation.allocated, "b": other.allocation.allocated},
         "cities": what_if(current, other),
     }
+
+
+class PreviousIn(BaseModel):
+    """The round this one is compared with (None: no previous round), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    previous_round: str | None = Field(description="a final round of an earlier year, or null")
+    reason: str = Field(min_length=1, max_length=10000)
+
+
+@router.put("/rounds/{round_id}/previous", summary="Link the previous round (admin, in a draft)")
+def put_previous(round_id: str, link: PreviousIn, actor: Writer, engine: DB) -> dict[str, Any]:
+    changed = rounds.link_previous(engine, actor, round_id, link.previous_round, link.reason)
+    return {"changed": changed, "previous_round": link.previous_round}
+
+
+@router.get(
+    "/rounds/{round_id}/comparison",
+    summary="Each city compared with the previous round: rank, stars, score, award, areas",
+)
+def get_comparison(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str, Any]:
+    return comparison.compare(engine, round_id, cache).to_dict()
 
 
 @router.get("/rounds/{round_id}/audit", summary="The round's audit log, oldest first")

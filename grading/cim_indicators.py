@@ -1,14 +1,15 @@
 """Indicators the city model itself can evidence, computed in PostGIS.
 
 Each result keeps the SQL that produced it, the parameters it ran with (including the metric CRS
-and the built-up area) and the datasets (with their SHA-256) it read, so that anyone can run the
+and the area it covers) and the datasets (with their SHA-256) it read, so that anyone can run the
 query again on the same data and get the same number.
 
 Definitions (all distances and areas in a metric CRS: the UTM zone of the city's centre unless
 the parameters name another):
-- built-up area: the polygon given in the parameters (GeoJSON, lon/lat), else the convex hull
-  of the buildings' footprints;
-- model_coverage: % of the built-up area's grid cells (`cell_size_m`) holding the footprint
+- the area: the city's declared area (its administrative or built-up boundary, `grading.areas`);
+  the three area-based indicators (`AREA_NAMES`) are not computed without one, and not over an
+  area that holds none of the model's buildings (a wrong file or CRS);
+- model_coverage: % of the area's grid cells (`cell_size_m`) holding the footprint
   centroid of at least one building with a 3D geometry (LoD 1 or more);
 - lod2_share: % of buildings whose best geometry (their own or their parts') is LoD 2 or more;
 - g5_density: 5G base stations in the built-up area per km²;
@@ -18,7 +19,8 @@ the parameters name another):
   (the camera's own radius attribute, else `camera_radius_m`);
 - smart_light_ratio: % of street lights flagged smart;
 - iot_density: IoT sensing nodes in the built-up area per km²;
-- cim_platform: yes when the city has 3D buildings in the model (so the CIM platform serves them).
+- cim_platform: not from the model: whether the city's platform offers the seven function
+  groups of CJJ/T 315-2022 §4.3.2, each with evidence (`grading.platform`).
 Which objects are stations, cameras, lights and sensors is an attribute test each, with defaults
 that match CIM's demo city (e.g. `function = 5g_base_station`).
 """
@@ -26,12 +28,12 @@ that match CIM's demo city (e.g. `function = 5g_base_station`).
 # ruff: noqa: S608  (the SQL is composed of constants only; every value is a bind parameter)
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -53,9 +55,6 @@ class Parameters(BaseModel):
     """What the computation needs to know about the city's data; every value is recorded."""
 
     model_config = ConfigDict(extra="forbid")
-    built_up: dict[str, Any] | None = Field(
-        None, description="GeoJSON geometry (lon/lat) of the built-up area"
-    )
     metric_crs: int | None = Field(
         None, description="EPSG code of a projected CRS in metres; default: UTM zone of the centre"
     )
@@ -92,6 +91,14 @@ class Parameters(BaseModel):
 
 
 @dataclass(frozen=True)
+class Area:
+    """The area the area-based indicators cover: GeoJSON (lon/lat) and what to show about it."""
+
+    geojson: str
+    about: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Computed:
     """One computed indicator, with everything needed to recompute it."""
 
@@ -103,7 +110,7 @@ class Computed:
 
 
 STATEMENT_TIMEOUT_S = 300  # a runaway query (a huge area, a tiny cell) stops with an error
-NAMES = (
+MODEL_NAMES = (
     "model_coverage",
     "lod2_share",
     "g5_density",
@@ -111,16 +118,16 @@ NAMES = (
     "camera_coverage",
     "smart_light_ratio",
     "iot_density",
-    "cim_platform",
 )
+AREA_NAMES = ("model_coverage", "g5_density", "iot_density")
+NAMES = (*MODEL_NAMES, "cim_platform")  # what a catalogue may name as computed_from_cim
 
 # The SQL below takes only bind parameters; the metric CRS is bound too (:srid).
-_BUILT_UP_GIVEN = (
-    "SELECT ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:built_up), 4326), :srid) AS geom"
-)
-_BUILT_UP_HULL = """SELECT ST_ConvexHull(ST_Collect(
-         ST_Transform(COALESCE(o.footprint, o.bbox), :srid))) AS geom
-  FROM city_object o WHERE o.city_code = :city AND o.type = ANY(:building_types)"""
+_AREA = "SELECT ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:area), 4326), :srid) AS geom"
+_IN_AREA = f"""WITH area AS ({_AREA})
+SELECT count(*) FROM city_object o, area
+ WHERE o.city_code = :city AND o.type = ANY(:building_types)
+   AND ST_Intersects(ST_Transform(COALESCE(o.footprint, o.bbox), :srid), area.geom)"""
 
 _BUILDINGS = """SELECT o.id,
        ST_Centroid(ST_Transform(COALESCE(o.footprint, o.bbox), :srid)) AS c,
@@ -142,7 +149,7 @@ def _points(layer: str) -> str:
 
 
 QUERIES: dict[str, str] = {
-    "model_coverage": f"""WITH area AS ({{built_up}}),
+    "model_coverage": f"""WITH area AS ({_AREA}),
 cells AS (
   SELECT g.i, g.j FROM area, ST_SquareGrid(:cell_size_m, area.geom) g
   WHERE ST_Intersects(g.geom, area.geom)),
@@ -155,7 +162,7 @@ SELECT (SELECT count(*) FROM cells) AS cells,
     "lod2_share": f"""WITH buildings AS ({_BUILDINGS})
 SELECT count(*) AS buildings, count(*) FILTER (WHERE best_lod >= '2') AS lod2
   FROM buildings""",
-    "g5_density": f"""WITH area AS ({{built_up}}), stations AS ({_points("g5")})
+    "g5_density": f"""WITH area AS ({_AREA}), stations AS ({_points("g5")})
 SELECT (SELECT count(*) FROM stations, area WHERE ST_Intersects(stations.p, area.geom))
          AS stations,
        (SELECT ST_Area(geom) FROM area) AS area_m2""",
@@ -189,20 +196,18 @@ SELECT (SELECT ST_Area(geom) FROM roads) AS road_m2,
 SELECT count(*) AS lights,
        count(*) FILTER (WHERE attributes ->> :smart_attribute IN ('true', '1', 'yes')) AS smart
   FROM lights""",
-    "iot_density": f"""WITH area AS ({{built_up}}), sensors AS ({_points("iot")})
+    "iot_density": f"""WITH area AS ({_AREA}), sensors AS ({_points("iot")})
 SELECT (SELECT count(*) FROM sensors, area WHERE ST_Intersects(sensors.p, area.geom))
          AS sensors,
        (SELECT ST_Area(geom) FROM area) AS area_m2""",
-    "cim_platform": f"""WITH buildings AS ({_BUILDINGS})
-SELECT count(*) FILTER (WHERE best_lod >= '1') AS buildings_3d FROM buildings""",
 }
 
 
-def _binds(city: str, p: Parameters, srid: int) -> dict[str, Any]:
+def _binds(city: str, p: Parameters, srid: int, area: Area | None) -> dict[str, Any]:
     return {
         "city": city,
         "srid": srid,
-        "built_up": None if p.built_up is None else orjson.dumps(p.built_up).decode(),
+        "area": None if area is None else area.geojson,
         "cell_size_m": p.cell_size_m,
         "g5_radius_m": p.g5_radius_m,
         "camera_radius_m": p.camera_radius_m,
@@ -246,10 +251,8 @@ def _value(name: str, r: dict[str, Any]) -> tuple[Any, str]:
         return _percent(r["seen_m2"] or 0.0, r["road_m2"] or 0.0), "%"
     if name == "smart_light_ratio":
         return _percent(r["smart"], r["lights"]), "%"
-    if name == "iot_density":
-        return _per_km2(r["sensors"], r["area_m2"]), "/km²"
-    assert name == "cim_platform"
-    return r["buildings_3d"] > 0, ""
+    assert name == "iot_density"
+    return _per_km2(r["sensors"], r["area_m2"]), "/km²"
 
 
 def _datasets(conn: Connection, city: str) -> list[dict[str, Any]]:
@@ -267,25 +270,37 @@ def _datasets(conn: Connection, city: str) -> list[dict[str, Any]]:
 
 
 def compute(
-    engine: Engine, city: str, params: Parameters | None = None, names: tuple[str, ...] = NAMES
+    engine: Engine,
+    city: str,
+    params: Parameters | None = None,
+    names: tuple[str, ...] = MODEL_NAMES,
+    area: Area | None = None,
 ) -> list[Computed]:
-    """Compute indicators for a city in one read-only snapshot of the database.
+    """Compute indicators for a city in one read-only snapshot of the database; the area-based
+    ones (`AREA_NAMES`) over `area`.
 
     Raises:
-        NotFound: no such city, or a city without buildings. InvalidInput: a bad built-up
-        polygon or an unknown indicator name.
+        NotFound: no such city, or a city without buildings. InvalidInput: an area-based
+        indicator without an area, an area holding none of the buildings, a bad area, or an
+        unknown indicator name.
     """
     p = params or Parameters()
     unknown = [n for n in names if n not in QUERIES]
     if unknown:
-        raise InvalidInput(f"unknown CIM indicator(s) {unknown}; known: {', '.join(NAMES)}")
+        known = ", ".join(MODEL_NAMES)
+        raise InvalidInput(f"unknown model indicator(s) {unknown}; known: {known}")
+    over_area = [n for n in names if n in AREA_NAMES]
+    if over_area and area is None:
+        raise InvalidInput(
+            f"{', '.join(over_area)} are computed over the city's declared area, and none was given"
+        )
     with engine.connect() as conn:
         conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
         conn.execute(text(f"SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT_S * 1000)}"))
         centre = conn.execute(
             text(
-                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(bbox)::geometry) c "
-                "FROM city_object WHERE city_code = :c AND type = ANY(:t)) s"
+                "SELECT ST_X(c), ST_Y(c), n FROM (SELECT ST_Centroid(ST_Extent(bbox)::geometry) c, "
+                "count(*) n FROM city_object WHERE city_code = :c AND type = ANY(:t)) s"
             ),
             {"c": city, "t": p.building_types},
         ).first()
@@ -297,23 +312,26 @@ def compute(
             )
         srid = p.metric_crs or utm_epsg(centre[0], centre[1])
         datasets = _datasets(conn, city)
-        binds = _binds(city, p, srid)
-        built_up = _BUILT_UP_HULL if p.built_up is None else _BUILT_UP_GIVEN
+        binds = _binds(city, p, srid, area)
+        if over_area and area is not None:
+            inside = _run(conn, "area", _IN_AREA, binds).scalar_one()
+            if not inside:
+                raise InvalidInput(
+                    f"the declared area ({area.about.get('file', 'given')}) holds none of the "
+                    f"{centre[2]:,} buildings of city {city} in the model: is it this city's "
+                    "boundary, in the CRS it names?"
+                )
+        # the area by what it is, not by its (possibly large) geometry: the file's SHA-256 and
+        # that of the GeoJSON bound as :area, which the round serves to rerun the query
+        about = None
+        if area is not None:
+            digest = hashlib.sha256(area.geojson.encode()).hexdigest()
+            about = {**area.about, "geojson_sha256": digest}
+        recorded = {**binds, "area": about}
         out = []
         for name in names:
-            sql = QUERIES[name].replace("{built_up}", built_up)
-            try:
-                row = conn.execute(text(sql), binds).mappings().one()
-            except DBAPIError as exc:
-                cause = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-                if p.built_up is not None and "GeoJSON" in cause:
-                    raise InvalidInput(f"built-up area: not a GeoJSON geometry ({cause})") from None
-                if "statement timeout" in cause:
-                    raise InvalidInput(
-                        f"{name}: stopped after {STATEMENT_TIMEOUT_S} s; use a larger cell size "
-                        f"or a smaller built-up area"
-                    ) from None
-                raise
+            sql = QUERIES[name]
+            row = _run(conn, name, sql, binds).mappings().one()
             inputs = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
             value, unit = _value(name, dict(row))
             evidence = {
@@ -321,7 +339,7 @@ def compute(
                 "value": value,
                 "unit": unit,
                 "query": sql,
-                "parameters": {k: v for k, v in binds.items()},
+                "parameters": recorded if name in AREA_NAMES else {**recorded, "area": None},
                 "inputs": inputs,
                 "model": {"city": city, "datasets": datasets},
                 "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -329,3 +347,18 @@ def compute(
             }
             out.append(Computed(name, value, unit, inputs, evidence))
     return out
+
+
+def _run(conn: Connection, name: str, sql: str, binds: dict[str, Any]) -> Any:
+    try:
+        return conn.execute(text(sql), binds)
+    except DBAPIError as exc:
+        cause = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+        if "GeoJSON" in cause:
+            raise InvalidInput(f"the area is not a GeoJSON geometry ({cause})") from None
+        if "statement timeout" in cause:
+            raise InvalidInput(
+                f"{name}: stopped after {STATEMENT_TIMEOUT_S} s; use a larger cell size "
+                f"or a smaller area"
+            ) from None
+        raise

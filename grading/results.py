@@ -115,10 +115,10 @@ def _absent(member: Field[Any]) -> Any:
     return None
 
 
-D = TypeVar("D", bound="_Document")
+D = TypeVar("D", bound="Document")
 
 
-class _Document:
+class Document:
     """A part of the results document that can be written as JSON and read back."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class _Document:
 
 
 @dataclass(frozen=True)
-class RoundMeta(_Document):
+class RoundMeta(Document):
     """Which round the results are of."""
 
     id: str
@@ -141,7 +141,7 @@ class RoundMeta(_Document):
 
 
 @dataclass(frozen=True)
-class AreaSummary(_Document):
+class AreaSummary(Document):
     """An area of the catalogue, as a reader of the results needs it."""
 
     id: str
@@ -154,7 +154,7 @@ class AreaSummary(_Document):
 
 
 @dataclass(frozen=True)
-class IndicatorSummary(_Document):
+class IndicatorSummary(Document):
     """An indicator of the catalogue, as a reader of the results needs it."""
 
     id: str
@@ -173,7 +173,7 @@ class IndicatorSummary(_Document):
 
 
 @dataclass(frozen=True)
-class CatalogueSummary(_Document):
+class CatalogueSummary(Document):
     """What a reader of the results needs of the catalogue."""
 
     id: str
@@ -229,7 +229,7 @@ class CatalogueSummary(_Document):
 
 
 @dataclass(frozen=True)
-class AreaShare(_Document):
+class AreaShare(Document):
     """A city's points in one area, and their share of what the area's indicators can give."""
 
     id: str
@@ -240,7 +240,7 @@ class AreaShare(_Document):
 
 
 @dataclass(frozen=True)
-class ScoredIndicator(_Document):
+class ScoredIndicator(Document):
     """One indicator of a city: value -> level -> points with the reason, and where the value
     came from (source, link, evidence, the query of a model-computed value, who entered it)."""
 
@@ -265,7 +265,7 @@ class ScoredIndicator(_Document):
 
 
 @dataclass(frozen=True)
-class RankedCity(_Document):
+class RankedCity(Document):
     """A city's scores with their reasons, its place in merit order and its award."""
 
     # the city, as the round lists it
@@ -299,7 +299,7 @@ class RankedCity(_Document):
 
 
 @dataclass(frozen=True)
-class AllocationTotals(_Document):
+class AllocationTotals(Document):
     """The budget, what was allocated and left, and how many cities were eligible."""
 
     budget: float
@@ -309,7 +309,7 @@ class AllocationTotals(_Document):
 
 
 @dataclass(frozen=True)
-class RoundResults(_Document):
+class RoundResults(Document):
     """A round's results: cities in merit order with scores, reasons and awards."""
 
     round: RoundMeta

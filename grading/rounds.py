@@ -200,6 +200,57 @@ def set_policy(engine: Engine, actor: Actor, round_id: str, policy: AwardPolicy)
         )
 
 
+def link_previous(
+    engine: Engine, actor: Actor, round_id: str, previous_id: str | None, reason: str
+) -> bool:
+    """Link the round a committee compares this one with (a final round of an earlier year), or
+    unlink it with None. Admin, in a draft; audited with the reason. Returns whether it changed.
+
+    Raises:
+        Forbidden: below admin. Conflict: this round is not a draft, or the other is not final.
+        NotFound: no such round. InvalidInput: no reason, itself, or not an earlier year.
+    """
+    require(actor, "admin")
+    require_round(actor, round_id)
+    if not reason.strip():
+        raise InvalidInput(
+            "linking the previous round needs its reason (it goes into the audit log)"
+        )
+    with engine.begin() as conn:
+        row = round_row(conn, round_id, lock=True)
+        require_draft(row, "its previous round")
+        if previous_id is not None:
+            if previous_id == round_id:
+                raise InvalidInput(f"round {round_id} cannot be its own previous round")
+            prev = round_row(conn, previous_id)
+            if prev.status != "final":
+                raise Conflict(
+                    f"round {previous_id} is {prev.status}: only a final round, whose results are "
+                    "frozen, can be compared with"
+                )
+            if prev.year >= row.year:
+                raise InvalidInput(
+                    f"round {previous_id} is of {prev.year}, not earlier than {round_id} "
+                    f"({row.year})"
+                )
+        if row.previous_round_id == previous_id:
+            return False
+        conn.execute(
+            text("UPDATE grading_round SET previous_round_id = :p WHERE id = :id"),
+            {"p": previous_id, "id": round_id},
+        )
+        audit(
+            conn,
+            actor,
+            "round.previous",
+            round_id,
+            round_id,
+            {"previous_round": row.previous_round_id},
+            {"previous_round": previous_id, "reason": reason.strip()},
+        )
+    return True
+
+
 def move(engine: Engine, actor: Actor, round_id: str, to: str, reason: str) -> Round:
     """Move a round along its lifecycle (see MOVES and ROLE_TO_MOVE), with the reason; finalising
     freezes its results. Four eyes: whoever submitted a round does not review it, and whoever

@@ -31,6 +31,7 @@ class Round:
     created_at: Any
     results: dict[str, Any] | None  # a final round's frozen results, as stored
     results_sha256: str | None
+    previous_round_id: str | None = None  # the round it is compared with
 
     def summary(self) -> dict[str, Any]:
         """The round without its catalogue and policy in full, as JSON-ready data."""
@@ -44,6 +45,7 @@ class Round:
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
             "results_sha256": self.results_sha256,
+            "previous_round": self.previous_round_id,
         }
 
 
@@ -54,7 +56,7 @@ def model_json(model: BaseModel) -> str:
 
 _ROUND = (
     "SELECT id, title, year, status, catalogue, policy, created_by, created_at, results, "
-    "results_sha256 FROM grading_round WHERE id = :id"
+    "results_sha256, previous_round_id FROM grading_round WHERE id = :id"
 )
 
 
@@ -84,6 +86,7 @@ def as_round(row: Any) -> Round:
         row.created_at,
         row.results,
         row.results_sha256,
+        row.previous_round_id,
     )
 
 

@@ -1,6 +1,6 @@
 """Indicator values of a round: what a value may be for its indicator, entering values (all or
-none, each change audited, their evidence stored in the same transaction), reading them back, and
-entering the values the city model proves."""
+none, each change audited, their evidence stored in the same transaction), reading them back,
+the committee's choice between a reported and a computed value, and each value's history."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import orjson
 from sqlalchemy import Connection, Engine, text
 
 from cim.errors import InvalidInput, InvalidRows
-from grading import cim_indicators
 from grading.access import Actor, audit, refuse_reviewer, require, require_round
 from grading.catalogue import (
     STORED,
@@ -28,7 +27,6 @@ from grading.catalogue import (
     YesNo,
 )
 from grading.evidence import EvidenceFile, store_evidence
-from grading.rounds import get_round
 from grading.store import require_draft, round_row, stored_values
 
 MAX_ABS_VALUE = 1e15  # no indicator needs more; JSON and spreadsheets keep it exact
@@ -283,49 +281,6 @@ def entered(engine: Engine, round_id: str) -> dict[str, dict[str, dict[str, Any]
     with engine.connect() as conn:
         round_row(conn, round_id)
         return stored_values(conn, round_id)
-
-
-def enter_cim_indicators(
-    engine: Engine,
-    actor: Actor,
-    round_id: str,
-    city: str,
-    model_city: str | None = None,
-    params: cim_indicators.Parameters | None = None,
-) -> list[tuple[str, cim_indicators.Computed]]:
-    """Compute, from the city model, the indicators the round's catalogue marks
-    `computed_from_cim`, and enter them as the city's values with the query as evidence.
-    Returns (indicator id, computed) for each.
-
-    Raises:
-        InvalidInput: the catalogue has no such indicators. NotFound: no model of the city.
-    """
-    rnd = get_round(engine, round_id)
-    wanted = [(i.id, i.computed_from_cim) for i in rnd.catalogue.indicators if i.computed_from_cim]
-    if not wanted:
-        raise InvalidInput(f"catalogue {rnd.catalogue.id} has no CIM-computed indicators")
-    model = model_city or city
-    names = tuple(dict.fromkeys(name for _, name in wanted))
-    by_name = {c.name: c for c in cim_indicators.compute(engine, model, params, names)}
-    done = [(ind_id, by_name[name]) for ind_id, name in wanted]
-    set_values(
-        engine,
-        actor,
-        round_id,
-        [
-            ValueEntry(
-                city=city,
-                indicator=ind_id,
-                value=c.value,
-                unit=c.unit,
-                source=f"CIM model of city {model}: {c.name}",
-                note=", ".join(f"{k} {v}" for k, v in c.inputs.items()),
-                computed=c.evidence,
-            )
-            for ind_id, c in done
-        ],
-    )
-    return done
 
 
 def choose(

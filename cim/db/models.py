@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Float,
+    ForeignKey,
     ForeignKeyConstraint,
     Identity,
     Index,
@@ -49,6 +50,8 @@ WRITERS = {
     "grading_choice": "grading.values",
     "grading_exemption": "grading.exemptions",
     "grading_evidence": "grading.evidence",
+    "grading_area": "grading.areas",
+    "grading_platform_function": "grading.platform",
     "api_key": "grading.access",
     "audit_log": "grading.access",
 }
@@ -240,6 +243,11 @@ class GradingRound(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     results: Mapped[dict[str, Any] | None] = mapped_column(JSONB, comment="frozen when final")
     results_sha256: Mapped[str | None] = mapped_column(String(64))
+    previous_round_id: Mapped[str | None] = mapped_column(
+        String(64),
+        ForeignKey("grading_round.id"),
+        comment="the round this one is compared with, linked by the committee",
+    )
 
 
 class GradingCity(Base):
@@ -270,6 +278,70 @@ class GradingEvidence(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_by: Mapped[str] = mapped_column(Text)
     uploaded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GradingArea(Base):
+    """The area a city's area-based model indicators are computed over (its administrative or
+    built-up boundary), from a file the committee supplies, kept as evidence under its SHA-256."""
+
+    __tablename__ = "grading_area"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["round_id", "city_code"],
+            ["grading_city.round_id", "grading_city.code"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["round_id", "evidence_sha256"],
+            ["grading_evidence.round_id", "grading_evidence.sha256"],
+        ),
+        CheckConstraint("kind IN ('administrative', 'built_up')", name="grading_area_kind"),
+    )
+
+    round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, comment="administrative or built_up")
+    name: Mapped[str] = mapped_column(Text, server_default="")
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)
+    )
+    area_km2: Mapped[float] = mapped_column(Float, comment="on the WGS 84 ellipsoid")
+    source_crs: Mapped[str] = mapped_column(Text, comment="the file's CRS")
+    features: Mapped[int] = mapped_column(Integer)
+    evidence_sha256: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    declared_by: Mapped[str] = mapped_column(Text)
+    declared_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GradingPlatformFunction(Base):
+    """A function group of a city-level CIM platform (CJJ/T 315-2022 §4.3.2) that the city's
+    platform offers, with its evidence."""
+
+    __tablename__ = "grading_platform_function"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["round_id", "city_code"],
+            ["grading_city.round_id", "grading_city.code"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["round_id", "evidence_sha256"],
+            ["grading_evidence.round_id", "grading_evidence.sha256"],
+        ),
+    )
+
+    round_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    function_group: Mapped[str] = mapped_column(Text, primary_key=True)
+    evidence_sha256: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    declared_by: Mapped[str] = mapped_column(Text)
+    declared_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
 

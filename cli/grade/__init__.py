@@ -11,9 +11,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cim.errors import CimError, Conflict, Forbidden
 from cli.common import command_engine
+from cli.grade.areas import grade_area, grade_platform
 from cli.grade.catalogues import grade_catalogue, grade_policy
 from cli.grade.keys import grade_keys
-from cli.grade.results import allocate_cmd, audit_cmd, rank, report, score
+from cli.grade.results import (
+    allocate_cmd,
+    audit_cmd,
+    compare_cmd,
+    export_cmd,
+    rank,
+    report,
+    score,
+)
 from cli.grade.rounds import grade_round
 from cli.grade.values import choose_cmd, compute_cim, exempt_cmd, grade_values, template
 
@@ -35,10 +44,13 @@ def grade(as_name: str | None) -> None:
             --policy shandong-example --cities shandong
       cim grade template sd-2026 values.xlsx           fill it in (evidence files beside it)
       cim grade values import sd-2026 values.xlsx
+      cim grade area declare sd-2026 --city 370100 built-up.geojson --kind built_up …
+      cim grade platform declare sd-2026 --city 370100 GROUP --evidence FILE
       cim grade compute-cim-indicators sd-2026 --city 370100
       cim grade score sd-2026 ; cim grade rank sd-2026 ; cim grade allocate sd-2026
       cim grade round status sd-2026 submitted|reviewed|final
       cim grade report sd-2026 report.pdf
+      cim grade export sd-2026 --out sd-2026.xlsx      ranking, awards, values in Excel
     """
     context = click.get_current_context()
     context.meta["cim.actor"] = as_name
@@ -72,13 +84,17 @@ for command in (
     grade_round,
     template,
     grade_values,
+    grade_area,
+    grade_platform,
     compute_cim,
     choose_cmd,
     exempt_cmd,
     score,
     rank,
     allocate_cmd,
+    compare_cmd,
     report,
+    export_cmd,
     audit_cmd,
     grade_keys,
 ):

@@ -1,4 +1,5 @@
-"""`cim grade score|rank|allocate|report|audit`: what a round's values come to, and its record."""
+"""`cim grade score|rank|allocate|report|export|audit`: what a round's values come to, and its
+record."""
 
 from __future__ import annotations
 
@@ -97,6 +98,46 @@ def rank(round_id: str, as_json: bool) -> None:
     _footnote(mark)
 
 
+@click.command("compare")
+@click.argument("round_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare_cmd(round_id: str, as_json: bool) -> None:
+    """Each city compared with the previous round linked to this one (`cim grade round link`):
+    rank, stars, score and award then -> now, and the change of each area's points."""
+    from grading.comparison import compare
+
+    try:
+        cmp = compare(command_engine(), round_id)
+    except CimError as exc:
+        fail(exc)
+    if as_json:
+        print_json(cmp.to_dict())
+        return
+    click.echo(
+        f"{round_id} compared with {cmp.previous_round_id} ({cmp.previous_year}, "
+        f"SHA-256 {cmp.previous_sha256[:12]}…)"
+    )
+    if not cmp.same_catalogue:
+        click.echo(f"catalogues differ: {cmp.catalogues[0]} -> {cmp.catalogues[1]}")
+    for c in cmp.cities:
+        then = _standing(c.before)
+        now = _standing(c.now)
+        moved = "" if c.rank_change is None else f" ({c.rank_change:+d})"
+        score = "" if c.score_change is None else f" {c.score_change:+.2f}"
+        click.echo(f"{c.code} {c.name_zh:<6} {then}  ->  {now}{moved}{score}")
+        areas = [f"{a.id} {'-' if a.change is None else f'{a.change:+.2f}'}" for a in c.areas]
+        click.echo(f"{'':<8}{', '.join(areas)}")
+
+
+def _standing(s: object) -> str:
+    if s is None:
+        return "not in the round"
+    if getattr(s, "not_assessed", False):
+        return "not assessed"
+    rank, stars, score = (getattr(s, k) for k in ("rank", "stars", "score"))
+    return f"{_place(rank)}. {STARS * stars or '-':<5} {score:7.2f}"
+
+
 @click.command("allocate")
 @click.argument("round_id")
 @click.option("--policy", help="What-if: allocate with another policy file and compare.")
@@ -170,6 +211,52 @@ def report(round_id: str, out: Path, lang: str) -> None:
     except CimError as exc:
         fail(exc)
     click.echo(f"{out}: report of round {round_id} ({rnd.status})")
+
+
+@click.command("export")
+@click.argument("round_id")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The workbook to write (.xlsx); an existing file is replaced.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    default="zh",
+    show_default=True,
+    help="Sheet names and headers in Chinese or English.",
+)
+def export_cmd(round_id: str, out: Path, lang: str) -> None:
+    """Write the round's papers as an Excel workbook: ranking, allocation, values, round.
+
+    \b
+    Sheets (named in Chinese, or in English with --lang en):
+      Ranking      排名: rank, city, stars, each area's subtotal, total, bonus, score, award;
+                   cities not assessed (未评) last
+      Allocation   奖补分配: each award and its reason; budget, =SUM of awards, what is left
+      Values       指标数值: every city x indicator: value, unit, kind, level, points,
+                   source, evidence SHA-256, who entered it
+      Round        轮次信息: status, catalogue, policy, generated time; if final, the SHA-256
+    A round that is not final says "DRAFT — not final" on every sheet. Totals are formulas,
+    computed when Excel or LibreOffice opens the file.
+
+    \b
+    Example:
+      cim grade export sd-2026 --out sd-2026.xlsx --lang en
+    """
+    from grading.workbook import export
+
+    try:
+        if out.suffix.lower() != ".xlsx":
+            raise InvalidInput(f"{out}: the workbook is written as .xlsx")
+        out.write_bytes(export(command_engine(), round_id, lang))
+    except CimError as exc:
+        fail(exc)
+    except OSError as exc:
+        fail(f"{out}: cannot write the workbook ({exc.strerror})")
+    click.echo(f"{out}: workbook of round {round_id}")
 
 
 @click.command("audit")

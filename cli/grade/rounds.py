@@ -158,6 +158,29 @@ def round_status(round_id: str, to: str, reason: str) -> None:
     click.echo(f"round {rnd.id} is now {rnd.status}{extra}")
 
 
+@grade_round.command("link")
+@click.argument("round_id")
+@click.option("--previous", metavar="ROUND", help="The final round of an earlier year.")
+@click.option("--none", "unlink", is_flag=True, help="Remove the link.")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+def round_link(round_id: str, previous: str | None, unlink: bool, reason: str) -> None:
+    """Link the previous round this one is compared with (admin, in a draft).
+
+    `cim grade compare`, the report and the dashboard then show each city's rank, stars, score,
+    award and area points then and now.
+    """
+    from grading.rounds import link_previous
+
+    if unlink == bool(previous):
+        fail("give --previous ROUND, or --none to remove the link")
+    try:
+        changed = link_previous(command_engine(), grade_actor(), round_id, previous, reason)
+    except CimError as exc:
+        fail(exc)
+    what = f"compared with {previous}" if previous else "compared with no previous round"
+    click.echo(f"round {round_id}: {what}{'' if changed else ' (unchanged)'}")
+
+
 @grade_round.command("verify")
 @click.argument("round_id")
 def round_verify(round_id: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import orjson
 
 from cim.errors import CimError
 from cli.common import command_engine, fail, grade_actor, print_json, read_file
@@ -102,44 +101,47 @@ def values_export(round_id: str) -> None:
     help="YAML/JSON parameters: radii, cell size, which attributes mark stations, cameras...",
 )
 @click.option(
-    "--built-up",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="GeoJSON (lon/lat) of the built-up area (default: the buildings' convex hull).",
+    "--only",
+    multiple=True,
+    metavar="INDICATOR",
+    help="Compute only this indicator (its id, or its CIM name such as lod2_share); repeatable.",
 )
 def compute_cim(
     round_id: str,
     city: str,
     model_city: str | None,
     params: Path | None,
-    built_up: Path | None,
+    only: tuple[str, ...],
 ) -> None:
     """Compute the indicators the city model proves and enter them with their query as evidence.
 
-    The catalogue's indicators marked `computed_from_cim` are filled: 3D model coverage, LoD2
-    share, 5G density and building coverage, camera coverage, smart street lights, IoT node
-    density, CIM platform.
+    The catalogue's indicators marked `computed_from_cim` are filled, as the city's computed
+    values (next to the values it reported, never over them): 3D model coverage, LoD2 share, 5G
+    density and building coverage, camera coverage, smart street lights, IoT node density, and
+    "CIM platform in place".
+
+    \b
+    What they need first:
+      coverage and densities   the city's declared area:  cim grade area declare
+      CIM platform in place    its function groups:       cim grade platform declare
     """
     from grading.catalogue import parse_model, read_text
     from grading.cim_indicators import Parameters
-    from grading.values import enter_cim_indicators
+    from grading.computed import enter_cim_indicators
 
     try:
         p = parse_model(Parameters, read_text(params), str(params)) if params else Parameters()
-        if built_up:
-            geo = orjson.loads(read_text(built_up))
-            if geo.get("type") == "FeatureCollection":
-                geo = geo["features"][0]["geometry"]
-            elif geo.get("type") == "Feature":
-                geo = geo["geometry"]
-            p = p.model_copy(update={"built_up": geo})
-        done = enter_cim_indicators(command_engine(), grade_actor(), round_id, city, model_city, p)
-    except (orjson.JSONDecodeError, KeyError, IndexError, AttributeError) as exc:
-        fail(f"{built_up}: not a GeoJSON geometry, feature or feature collection ({exc})")
+        done = enter_cim_indicators(
+            command_engine(), grade_actor(), round_id, city, model_city, p, only
+        )
     except CimError as exc:
         fail(exc)
     for ind_id, c in done:
         inputs = ", ".join(f"{k} {v}" for k, v in c.inputs.items())
         click.echo(f"{ind_id:<22} {c.value!s:>10} {c.unit:<5} ({c.name}: {inputs})")
+        area = (c.evidence.get("parameters") or {}).get("area")
+        if area:
+            click.echo(f"{'':<22} over {area['name'] or area['kind']}: {area['area_km2']:,.2f} km²")
 
 
 @click.command("choose")

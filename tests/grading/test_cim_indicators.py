@@ -3,13 +3,13 @@
 A synthetic demo city (CityJSON 2.0, EPSG:4548) is ingested into a fresh database and
 `cim_indicators.compute` runs on it. The test then reads the same CityJSON file with `json`,
 places its vertices in UTM zone 50N (EPSG:32650) with pyproj directly from EPSG:4548 (never via
-the database or the ingest code) and recomputes every indicator with shapely: built-up area as
-the convex hull of the GroundSurface footprints, grid cells aligned to the CRS origin, station,
-sensor and camera points, the road surface and the camera buffers. Counts must be equal; areas
-and the derived values equal within tolerances that only allow for floating-point differences
-between the two paths (see `AREA_REL` and `UNION_REL`). The evidence of each result must let
-anyone rerun its SQL on the same data and get the same inputs, and name the dataset by the
-SHA-256 of the file.
+the database or the ingest code) and recomputes every indicator with shapely: the declared area
+(here a lon/lat polygon around the GroundSurface footprints' convex hull), grid cells aligned to
+the CRS origin, station, sensor and camera points, the road surface and the camera buffers.
+Counts must be equal; areas and the derived values equal within tolerances that only allow for
+floating-point differences between the two paths (see `AREA_REL` and `UNION_REL`). The evidence
+of each result must let anyone rerun its SQL on the same data and get the same inputs, and name
+the dataset by the SHA-256 of the file.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import Engine, text
 
-from cim.errors import NotFound
+from cim.errors import InvalidInput, NotFound
 from demo.city import generate_city
-from grading.cim_indicators import Computed, Parameters, compute
+from grading.cim_indicators import AREA_NAMES, Area, Computed, Parameters, compute
 from ingest.pipeline import ingest_files
 
 CITY = "370100"
@@ -162,8 +162,19 @@ def utm_zone_epsg(lon: float, lat: float) -> int:
 
 
 def hull(source: Source) -> Polygon:
-    """Built-up area by default: the convex hull of all building footprints."""
+    """The convex hull of all building footprints."""
     return shapely.GeometryCollection([b.footprint for b in source.buildings]).convex_hull
+
+
+def declared(corners: list[tuple[float, float]]) -> tuple[Area, Polygon]:
+    """A polygon given by metric corners as the module receives an area (lon/lat GeoJSON, 7
+    decimals), and the same polygon as the test sees it (those lon/lat back in EPSG:32650)."""
+    to_lonlat = Transformer.from_crs(f"EPSG:{METRIC_EPSG}", "EPSG:4326", always_xy=True)
+    to_metric = Transformer.from_crs("EPSG:4326", f"EPSG:{METRIC_EPSG}", always_xy=True)
+    ring = [tuple(round(c, 7) for c in to_lonlat.transform(x, y)) for x, y in corners]
+    geojson = {"type": "Polygon", "coordinates": [[list(c) for c in [*ring, ring[0]]]]}
+    about = {"file": "test-area.geojson", "sha256": "0" * 64}
+    return Area(json.dumps(geojson), about), Polygon([to_metric.transform(*c) for c in ring])
 
 
 def grid_cells(area: Polygon, size: float) -> set[tuple[int, int]]:
@@ -227,7 +238,6 @@ def expected_inputs(source: Source, area: Polygon, p: Parameters) -> dict[str, d
             "smart": sum(source.lights_smart),
         },
         "iot_density": {"sensors": inside(source.sensors, area), "area_m2": area.area},
-        "cim_platform": {"buildings_3d": sum(b.lod >= 1 for b in source.buildings)},
     }
 
 
@@ -243,10 +253,8 @@ def expected_value(name: str, r: dict[str, Any]) -> Any:
     if name in ratio:
         part, whole = ratio[name]
         return 100.0 * r[part] / r[whole]
-    if name in ("g5_density", "iot_density"):
-        return r["stations" if name == "g5_density" else "sensors"] / (r["area_m2"] / 1e6)
-    assert name == "cim_platform"
-    return r["buildings_3d"] > 0
+    assert name in ("g5_density", "iot_density")
+    return r["stations" if name == "g5_density" else "sensors"] / (r["area_m2"] / 1e6)
 
 
 # --- comparisons -----------------------------------------------------------------------------
@@ -270,9 +278,7 @@ def assert_inputs_equal(name: str, got: dict[str, Any], want: dict[str, Any]) ->
 
 def assert_value_equal(result: Computed, want: dict[str, Any]) -> None:
     exact = expected_value(result.name, want)
-    if isinstance(exact, bool):
-        assert result.value is exact
-    elif any(isinstance(v, float) for v in want.values()):
+    if any(isinstance(v, float) for v in want.values()):
         rel = UNION_REL if result.name == "camera_coverage" else AREA_REL
         assert close(result.value, exact, rel, HALF_UNIT_VALUE), (result.name, result.value, exact)
     else:  # a ratio of counts: exactly the rounded ratio
@@ -309,8 +315,14 @@ def source(city_path: Path) -> Source:
 
 
 @pytest.fixture(scope="module")
-def results(city_engine: Engine) -> dict[str, Computed]:
-    return by_name(compute(city_engine, CITY, Parameters(metric_crs=METRIC_EPSG)))
+def area(source: Source) -> tuple[Area, Polygon]:
+    """The city's area: its buildings' hull, 30 m wider, as a declared polygon."""
+    return declared(list(hull(source).buffer(30, join_style="mitre").exterior.coords)[:-1])
+
+
+@pytest.fixture(scope="module")
+def results(city_engine: Engine, area: tuple[Area, Polygon]) -> dict[str, Computed]:
+    return by_name(compute(city_engine, CITY, Parameters(metric_crs=METRIC_EPSG), area=area[0]))
 
 
 # --- tests -----------------------------------------------------------------------------------
@@ -328,9 +340,9 @@ def test_source_is_placed_at_jinan(source: Source) -> None:
 
 
 def test_every_indicator_equals_shapely_from_the_file(
-    results: dict[str, Computed], source: Source
+    results: dict[str, Computed], source: Source, area: tuple[Area, Polygon]
 ) -> None:
-    want = expected_inputs(source, hull(source), DEFAULTS)
+    want = expected_inputs(source, area[1], DEFAULTS)
     assert set(results) == set(want)
     for name, result in results.items():
         assert_inputs_equal(name, result.inputs, want[name])
@@ -340,22 +352,22 @@ def test_every_indicator_equals_shapely_from_the_file(
     assert 0 < want["g5_building_coverage"]["covered"] < BUILDINGS
     assert 0 < want["camera_coverage"]["seen_m2"] < want["camera_coverage"]["road_m2"]
     assert 0 < want["smart_light_ratio"]["smart"] < want["smart_light_ratio"]["lights"]
-    assert results["lod2_share"].value == 100.0 and results["cim_platform"].value is True
+    assert results["lod2_share"].value == 100.0
     assert {r.unit for n, r in results.items() if n.endswith("_density")} == {"/km²"}
 
 
 def test_default_metric_crs_is_the_utm_zone_of_the_centre(
-    city_engine: Engine, results: dict[str, Computed], source: Source
+    city_engine: Engine, results: dict[str, Computed], source: Source, area: tuple[Area, Polygon]
 ) -> None:
     assert utm_zone_epsg(*source.lonlat_centre) == METRIC_EPSG
-    default = by_name(compute(city_engine, CITY))
+    default = by_name(compute(city_engine, CITY, area=area[0]))
     for name, result in default.items():
         assert result.evidence["parameters"]["srid"] == METRIC_EPSG
         assert (result.value, result.inputs) == (results[name].value, results[name].inputs)
 
 
 def test_evidence_reruns_to_the_same_inputs(
-    city_engine: Engine, results: dict[str, Computed], city_path: Path
+    city_engine: Engine, results: dict[str, Computed], city_path: Path, area: tuple[Area, Polygon]
 ) -> None:
     sha256 = hashlib.sha256(city_path.read_bytes()).hexdigest()
     for name, result in results.items():
@@ -364,7 +376,12 @@ def test_evidence_reruns_to_the_same_inputs(
         assert ev["inputs"] == result.inputs
         params = ev["parameters"]
         assert params["srid"] == METRIC_EPSG and params["city"] == CITY
-        assert params["built_up"] is None
+        if name in AREA_NAMES:  # the area by its file and the digest of the GeoJSON bound
+            digest = hashlib.sha256(area[0].geojson.encode()).hexdigest()
+            assert params["area"] == {**area[0].about, "geojson_sha256": digest}
+            params = {**params, "area": area[0].geojson}
+        else:
+            assert params["area"] is None
         assert params["cell_size_m"] == DEFAULTS.cell_size_m
         assert params["g5_radius_m"] == DEFAULTS.g5_radius_m
         assert params["camera_radius_m"] == DEFAULTS.camera_radius_m
@@ -373,40 +390,30 @@ def test_evidence_reruns_to_the_same_inputs(
         [dataset] = ev["model"]["datasets"]
         assert dataset["sha256"] == sha256
         query = ev["query"]
-        assert "{built_up}" not in query
-        if "area_m2" in result.inputs:
-            assert "ST_ConvexHull" in query
+        assert ("ST_GeomFromGeoJSON(:area)" in query) == (name in AREA_NAMES)
         with city_engine.connect() as conn:
             row = conn.execute(text(query), params).mappings().one()
         rerun = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
         assert rerun == result.inputs, name
 
 
-def test_given_built_up_polygon_changes_densities_as_shapely_predicts(
+def test_a_smaller_area_changes_densities_as_shapely_predicts(
     city_engine: Engine, results: dict[str, Computed], source: Source
 ) -> None:
-    """A lon/lat rectangle over the western half of the city replaces the hull."""
-    to_lonlat = Transformer.from_crs(f"EPSG:{METRIC_EPSG}", "EPSG:4326", always_xy=True)
+    """A rectangle over the western half of the city: the area-based indicators follow it,
+    the others do not move."""
     x0, y0, x1, y1 = hull(source).bounds
     corners = [(x0 - 20, y0 - 20), ((x0 + x1) / 2, y0 - 20), ((x0 + x1) / 2, y1 + 20)]
-    corners.append((x0 - 20, y1 + 20))
-    ring = [tuple(round(c, 7) for c in to_lonlat.transform(x, y)) for x, y in corners]
-    geojson = {"type": "Polygon", "coordinates": [[list(c) for c in [*ring, ring[0]]]]}
-    p = Parameters(built_up=geojson, metric_crs=METRIC_EPSG)
-    given = by_name(compute(city_engine, CITY, p))
-
-    to_metric = Transformer.from_crs("EPSG:4326", f"EPSG:{METRIC_EPSG}", always_xy=True)
-    area = Polygon([to_metric.transform(lon, lat) for lon, lat in ring])
-    want = expected_inputs(source, area, p)
+    west, polygon = declared([*corners, (x0 - 20, y1 + 20)])
+    p = Parameters(metric_crs=METRIC_EPSG)
+    given = by_name(compute(city_engine, CITY, p, area=west))
+    want = expected_inputs(source, polygon, p)
     assert 0 < want["g5_density"]["stations"] < len(source.stations)
     assert 0 < want["iot_density"]["sensors"] < len(source.sensors)
-    for name in ("model_coverage", "g5_density", "iot_density"):
+    for name in AREA_NAMES:
         assert_inputs_equal(name, given[name].inputs, want[name])
         assert_value_equal(given[name], want[name])
-        assert given[name].inputs != results[name].inputs, f"{name} ignored the polygon"
-        ev = given[name].evidence
-        assert "ST_GeomFromGeoJSON" in ev["query"] and "ST_ConvexHull" not in ev["query"]
-        assert json.loads(ev["parameters"]["built_up"]) == geojson
+        assert given[name].inputs != results[name].inputs, f"{name} ignored the area"
     assert given["model_coverage"].inputs["area_m2"] < 0.6 * results["g5_density"].inputs["area_m2"]
     for name in ("lod2_share", "g5_building_coverage", "camera_coverage", "smart_light_ratio"):
         assert (given[name].value, given[name].inputs) == (
@@ -415,6 +422,19 @@ def test_given_built_up_polygon_changes_densities_as_shapely_predicts(
         )
 
 
+def test_no_area_no_area_based_indicator(city_engine: Engine, source: Source) -> None:
+    """Without a declared area the area-based indicators refuse; the others need none. An area
+    that holds none of the buildings (another city's boundary, a wrong CRS) is refused too."""
+    with pytest.raises(InvalidInput, match="model_coverage, g5_density, iot_density are computed"):
+        compute(city_engine, CITY)
+    alone = by_name(compute(city_engine, CITY, names=("lod2_share", "smart_light_ratio")))
+    assert set(alone) == {"lod2_share", "smart_light_ratio"}
+    x0, y0, x1, y1 = hull(source).bounds
+    away = [(x1 + 5000, y0), (x1 + 6000, y0), (x1 + 6000, y1), (x1 + 5000, y1)]
+    with pytest.raises(InvalidInput, match=f"holds none of the {BUILDINGS} buildings"):
+        compute(city_engine, CITY, names=("g5_density",), area=declared(away)[0])
+
+
 def test_unknown_city_is_not_found(city_engine: Engine) -> None:
     with pytest.raises(NotFound, match="no city '999999'"):
-        compute(city_engine, "999999", Parameters(metric_crs=METRIC_EPSG))
+        compute(city_engine, "999999", names=("lod2_share",))

@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from cim.errors import Forbidden, InvalidInput
 from demo.city import generate_city
-from grading import access, outcome, rounds, values
+from grading import access, computed, outcome, rounds, values
 from ingest.pipeline import ingest_files
-from tests.grading.one_city import one_city_round
+from tests.grading.one_city import declare_area_and_platform, one_city_round
 
 ROUND = "rc-2026"
 CITY = "370100"
@@ -30,7 +30,8 @@ def db(new_database: Callable[[], Engine], tmp_path_factory: pytest.TempPathFact
     values.set_values(
         engine, admin, ROUND, [values.ValueEntry(CITY, INDICATOR, 72, source="市统计局 2026")]
     )
-    values.enter_cim_indicators(engine, admin, ROUND, CITY)
+    declare_area_and_platform(engine, ROUND, CITY, admin)
+    computed.enter_cim_indicators(engine, admin, ROUND, CITY)
     return engine
 
 
@@ -54,7 +55,7 @@ def test_the_computed_value_is_kept_beside_the_reported_one(db: Engine) -> None:
 
 def test_the_committee_chooses_with_a_reason_and_it_is_audited(db: Engine) -> None:
     admin = access.cli_actor()
-    computed = values.entered(db, ROUND)[CITY][INDICATOR]["alternative"]["value"]
+    model_value = values.entered(db, ROUND)[CITY][INDICATOR]["alternative"]["value"]
     reviewer = access.Actor("key:reviewer", "reviewer", ())
     assessor = access.Actor("key:assessor", "assessor", (CITY,))
     with pytest.raises(Forbidden):
@@ -66,7 +67,7 @@ def test_the_committee_chooses_with_a_reason_and_it_is_audited(db: Engine) -> No
     reason = "统计口径与建成区不一致，采用模型计算值"
     assert values.choose(db, reviewer, ROUND, CITY, INDICATOR, "computed", reason)
     scored = _scored(db)
-    assert scored["value"] == computed
+    assert scored["value"] == model_value
     assert scored["choice"]["counts"] == "computed" and scored["choice"]["reason"] == reason
     assert scored["alternative"] == {
         "kind": "reported",
@@ -87,7 +88,7 @@ def test_the_committee_chooses_with_a_reason_and_it_is_audited(db: Engine) -> No
     assert (entry["action"], entry["target"]) == ("value.choose", f"{CITY}/{INDICATOR}")
     assert entry["new"] == {"counts": "computed", "reason": reason}
     # computing again never touches the reported value, and the choice stands
-    values.enter_cim_indicators(db, admin, ROUND, CITY)
+    computed.enter_cim_indicators(db, admin, ROUND, CITY)
     after = values.entered(db, ROUND)[CITY][INDICATOR]
     assert after["alternative"]["value"] == 72 and after["choice"]["reason"] == reason
     assert values.choose(db, reviewer, ROUND, CITY, INDICATOR, "reported", "复核后采用上报值")

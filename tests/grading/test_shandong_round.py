@@ -25,7 +25,8 @@ from api.app import create_app
 from cim.settings import ApiSettings
 from cli.main import main
 from demo.city import generate_city
-from demo.round import VALUES
+from demo.round import BUILT_UP, PLATFORM, VALUES
+from grading.platform import FUNCTION_GROUPS
 from grading.regions import SHANDONG
 from ingest.pipeline import ingest_files
 
@@ -81,8 +82,31 @@ def round_done(cim: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
     assert "280 values read (280 changed, 8 rows left empty), 1 evidence files stored" in (
         imported.output
     )
+    # what the model indicators stand on: the committee's area, the platform's function groups
+    refused = cim("compute-cim-indicators", ROUND, "--city", "370100", ok=False)
+    assert refused.exit_code != 0 and "has none in round" in refused.output
+    assert "cim grade area declare" in refused.output and "cim grade platform" in refused.output
+    area = cim(
+        "area",
+        "declare",
+        ROUND,
+        str(BUILT_UP),
+        "--city",
+        "370100",
+        "--kind",
+        "built_up",
+        "--name",
+        "示例城区建成区",
+        "--reason",
+        "委员会提供的建成区边界",
+    )
+    assert "7.88 km²" in area.output and "EPSG:4548" in area.output
+    for group in FUNCTION_GROUPS:
+        cim("platform", "declare", ROUND, group, "--city", "370100", "--evidence", str(PLATFORM))
     computed = cim("compute-cim-indicators", ROUND, "--city", "370100")
-    assert computed.output.count("\n") == 8  # the catalogue's 8 model-computed indicators
+    lines = computed.output.splitlines()
+    assert sum(not line.startswith(" ") for line in lines) == 8  # the 8 computed indicators
+    assert sum("over 示例城区建成区: 7.88 km²" in line for line in lines) == 3  # per area
     return out
 
 
@@ -344,6 +368,26 @@ def test_the_same_round_through_the_api_alone(round_done: Path, cim, db: Engine)
         headers=auth,
     )
     assert imported.json() == {"read": 280, "changed": 280, "empty": 8}, imported.text
+    jinan = "/grading/rounds/sd-2026-api/cities/370100"
+    declared = client.put(  # the committee's area file is the request body
+        f"{jinan}/area?filename={BUILT_UP.name}&kind=built_up&name=示例城区建成区"
+        "&reason=委员会提供的建成区边界",
+        content=BUILT_UP.read_bytes(),
+        headers=auth,
+    )
+    assert declared.status_code == 200 and declared.json()["area_km2"] == 7.882, declared.text
+    proof = client.post(
+        f"/grading/rounds/sd-2026-api/evidence?filename={PLATFORM.name}",
+        content=PLATFORM.read_bytes(),
+        headers={"X-API-Key": assessor_key, "Content-Type": "text/plain"},
+    )
+    for group in FUNCTION_GROUPS:
+        put = client.put(
+            f"{jinan}/platform-functions/{group}",
+            json={"evidence_sha256": proof.json()["sha256"], "note": "验收记录"},
+            headers={"X-API-Key": assessor_key},
+        )
+        assert put.status_code == 200, put.text
     computed = client.post(
         "/grading/rounds/sd-2026-api/cities/370100/cim-indicators",
         headers={"X-API-Key": assessor_key},
