@@ -6,6 +6,7 @@ Reads are open unless `CIM_API_GRADING_PRIVATE=true`; every write needs an API k
 (see api/dependencies.py). Each route parses, calls the grading package and serialises.
 """
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -441,6 +442,10 @@ def get_area(round_id: str, city: str, _: RoundReader, engine: DB) -> JSONRespon
     return JSONResponse(feature, media_type="application/geo+json")
 
 
+# the seven function groups, so that the API document lists them
+FunctionGroup = Enum("FunctionGroup", {g: g for g in platform.FUNCTION_GROUPS}, type=str)  # type: ignore[misc]
+
+
 class PlatformFunctionIn(BaseModel):
     """A function group the city's CIM platform offers, with its evidence (uploaded first)."""
 
@@ -470,15 +475,15 @@ def get_platform_functions(round_id: str, city: str, _: RoundReader, engine: DB)
 def put_platform_function(
     round_id: str,
     city: str,
-    group: str,
+    group: FunctionGroup,
     body: PlatformFunctionIn,
     actor: Writer,
     engine: DB,
 ) -> dict[str, Any]:
     changed = platform.declare_function(
-        engine, actor, round_id, city, group, body.evidence_sha256, body.note
+        engine, actor, round_id, city, group.value, body.evidence_sha256, body.note
     )
-    return {"changed": changed, "group": group, **body.model_dump()}
+    return {"changed": changed, "group": group.value, **body.model_dump()}
 
 
 @router.delete(
@@ -489,12 +494,12 @@ def put_platform_function(
 def delete_platform_function(
     round_id: str,
     city: str,
-    group: str,
+    group: FunctionGroup,
     reason: Annotated[str, Query(min_length=1, max_length=10000)],
     actor: Writer,
     engine: DB,
 ) -> Response:
-    platform.withdraw_function(engine, actor, round_id, city, group, reason)
+    platform.withdraw_function(engine, actor, round_id, city, group.value, reason)
     return Response(status_code=204)
 
 

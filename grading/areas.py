@@ -11,6 +11,7 @@ are not computed: the convex hull of whatever buildings happen to be loaded is n
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,9 +145,11 @@ def read_boundary(content: bytes, filename: str, crs: str | None = None) -> Boun
             warnings.simplefilter("ignore", RuntimeWarning)  # extension": it has no file name
             meta, _, wkbs, _ = pyogrio.raw.read(io.BytesIO(content))
     except Exception as exc:  # GDAL's errors come in many classes; each one means unreadable
+        why = str(exc).splitlines()[0].split(";")[0] if str(exc) else type(exc).__name__
+        why = re.sub(r"'?/vsimem/[^\s']*'? ?", "", why)  # GDAL names its in-memory copy
         raise InvalidInput(
             f"{filename}: not a readable vector file (GeoJSON, GeoPackage, KML or a zipped "
-            f"Shapefile): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"Shapefile): {why}"
         ) from None
     source = _crs_of(content, filename, meta.get("crs"), crs)
     polys = _polygons(filename, wkbs)
@@ -217,7 +220,6 @@ def declare_area(
         raise InvalidInput(f"an area is {' or '.join(KINDS)}, not {kind!r}")
     if not reason.strip():
         raise InvalidInput("declaring an area needs its reason (it goes into the audit log)")
-    boundary = read_boundary(file.content, file.filename, crs)
     with engine.begin() as conn:
         require_draft(round_row(conn, round_id, lock=True), "its areas")
         known = conn.execute(
@@ -226,6 +228,7 @@ def declare_area(
         ).first()
         if known is None:
             raise NotFound(f"no city {city!r} in round {round_id!r}")
+        boundary = read_boundary(file.content, file.filename, crs)
         old = get_area(conn, round_id, city)
         sha = store_evidence(conn, actor, round_id, file)
         conn.execute(

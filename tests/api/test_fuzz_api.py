@@ -50,13 +50,15 @@ def api_schema(new_database: Callable[[], Engine]) -> Any:
 
 # bodies whose meaning is checked beyond what a JSON Schema can say: a schema-valid body may
 # rightly get 400 there (a policy's amounts keyed by star level, a catalogue's thresholds
-# increasing, a CRS that EPSG knows, a spreadsheet whose columns and rows make sense)
+# increasing, a CRS that EPSG knows, a spreadsheet whose columns and rows make sense, a
+# boundary file of polygons)
 MEANING_CHECKED = {
     "/grading/rounds",
     "/grading/rounds/{round_id}/policy",
     "/grading/rounds/{round_id}/what-if",
     "/grading/rounds/{round_id}/cities/{city}/cim-indicators",
     "/grading/rounds/{round_id}/imports",
+    "/grading/rounds/{round_id}/cities/{city}/area",
 }
 
 
