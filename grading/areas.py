@@ -30,7 +30,7 @@ from cim.crs import crs_label
 from cim.errors import InvalidInput, NotFound
 from grading.access import Actor, audit, require, require_round
 from grading.evidence import EvidenceFile, store_evidence
-from grading.store import require_draft, round_row
+from grading.store import require_city, require_draft, round_row
 
 KINDS = {
     "administrative": ("行政区域", "administrative area"),
@@ -222,12 +222,7 @@ def declare_area(
         raise InvalidInput("declaring an area needs its reason (it goes into the audit log)")
     with engine.begin() as conn:
         require_draft(round_row(conn, round_id, lock=True), "its areas")
-        known = conn.execute(
-            text("SELECT 1 FROM grading_city WHERE round_id = :r AND code = :c"),
-            {"r": round_id, "c": city},
-        ).first()
-        if known is None:
-            raise NotFound(f"no city {city!r} in round {round_id!r}")
+        require_city(conn, round_id, city)
         boundary = read_boundary(file.content, file.filename, crs)
         old = get_area(conn, round_id, city)
         sha = store_evidence(conn, actor, round_id, file)

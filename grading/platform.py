@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, text
 from cim.errors import InvalidInput, NotFound
 from grading.access import Actor, audit, refuse_reviewer, require, require_round
 from grading.evidence import EvidenceFile, store_evidence
-from grading.store import require_draft, round_row
+from grading.store import require_city, require_draft, round_row
 
 RULE = "CJJ/T 315-2022 §4.3.2"
 # id -> (Chinese, English), in the standard's order
@@ -61,11 +61,7 @@ def declare_function(
     _check_group(group)
     with engine.begin() as conn:
         require_draft(round_row(conn, round_id, lock=True), "its platform functions")
-        if not conn.execute(
-            text("SELECT 1 FROM grading_city WHERE round_id = :r AND code = :c"),
-            {"r": round_id, "c": city},
-        ).first():
-            raise NotFound(f"no city {city!r} in round {round_id!r}")
+        require_city(conn, round_id, city)
         if isinstance(evidence, EvidenceFile):
             sha = store_evidence(conn, actor, round_id, evidence)
         else:

@@ -105,6 +105,19 @@ def require_draft(row: Any, what: str) -> None:
         )
 
 
+def require_city(conn: Connection, round_id: str, city: str) -> None:
+    """Refuse a city that is not in the round.
+
+    Raises:
+        NotFound: naming both.
+    """
+    if not conn.execute(
+        text("SELECT 1 FROM grading_city WHERE round_id = :r AND code = :c"),
+        {"r": round_id, "c": city},
+    ).first():
+        raise NotFound(f"no city {city!r} in round {round_id!r}")
+
+
 def city_rows(conn: Connection, round_id: str) -> list[dict[str, Any]]:
     """The cities of a round by code: code, names, previous stars and total."""
     sql = text(
