@@ -94,7 +94,7 @@ def enter_cim_indicators(
                 indicator=ind_id,
                 value=c.value,
                 unit=c.unit,
-                source=_computed_source(c, model, area),
+                source=computed_source(c, model, area),
                 note=", ".join(f"{k} {v}" for k, v in c.inputs.items()),
                 computed=c.evidence,
             )
@@ -104,7 +104,10 @@ def enter_cim_indicators(
     return done
 
 
-def _computed_source(c: cim_indicators.Computed, model: str, area: DeclaredArea | None) -> str:
+def computed_source(c: cim_indicators.Computed, model: str, area: DeclaredArea | None) -> str:
+    """The source a computed value is entered with: the model and, for an area-based one, the
+    area it covers (name, kind, size, file and SHA-256); for the platform, its function groups.
+    (grading.report_words reads these sentences to say them in Chinese.)"""
     if c.name == "cim_platform":
         offered = c.inputs["offered"]
         return f"{offered} of 7 function groups declared with evidence ({platform.RULE})"

@@ -34,6 +34,9 @@ const TEXT = {
   },
 };
 const SUBTYPE_EN = { "基础型": "basic", "成长型": "growth" };
+// in Chinese, units and the ids inside the results' reasons are said as the report says them
+// (grading/report.py UNITS_ZH, zh_reason)
+const UNITS_ZH = { "/km²": "个/平方公里", "km²": "平方公里", km: "公里", m: "米", count: "个", grade: "等级", score: "分", points: "分", CNY: "元" };
 
 let lang = localStorage.getItem("cim.lang") || "zh";
 let results = null;
@@ -49,6 +52,32 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
   return node;
+}
+function unitText(unit) { return lang === "zh" ? UNITS_ZH[unit] ?? unit : unit; }
+function zhNames() {
+  return Object.fromEntries([...results.catalogue.areas, ...results.catalogue.indicators].map((x) => [x.id, x.name_zh]));
+}
+function reasonText(zh, en, unit = "") {
+  if (lang !== "zh" || !zh) return en;
+  const names = zhNames();
+  let text = zh;
+  if (unit && unit in UNITS_ZH) {
+    const escaped = unit.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    text = text.replace(new RegExp(`(?<=\\d) ${escaped}(?=[ ：;；)）]|$)`, "g"), UNITS_ZH[unit] ? ` ${UNITS_ZH[unit]}` : "");
+  }
+  return text.replace(/(?<![\w.])[A-Za-z][\w.]*\w(?![\w.])/g, (id) => names[id] ?? id);
+}
+// the standard's code alone (DB37/T 3890.1-2020), and one language of a bilingual title
+// ("山东… / Shandong…"), in Chinese, as the report prints them
+function standardText(standard) {
+  const code = standard.match(/^[A-Z]+\d*(?:\/[A-Z])? [\d.]+(?:-\d{4})?/);
+  return lang === "zh" && code ? code[0] : standard;
+}
+function titleIn(title) {
+  const parts = title.split(" / ").map((p) => p.trim());
+  const chinese = parts.filter((p) => /[\u4e00-\u9fff]/.test(p));
+  if (parts.length !== 2 || chinese.length !== 1) return title;
+  return lang === "zh" ? chinese[0] : parts.find((p) => p !== chinese[0]);
 }
 function valueText(v) {
   if (v === null || v === undefined) return "—";
@@ -96,16 +125,38 @@ function provisional() {
     || (results.policy.placeholders || []).length > 0;
 }
 
+// one column per area of the catalogue, with each city's subtotal (as in the report's summary)
+function renderAreaHeads() {
+  const head = document.querySelector("#ranking thead tr");
+  head.querySelectorAll("th.area").forEach((th) => th.remove());
+  const before = head.querySelector("th[data-i18n=score]");
+  for (const a of results.catalogue.areas) {
+    const most = a.bonus && a.cap != null ? a.cap : a.weight;
+    before.before(el("th", { class: "n area", "data-area": a.id, title: `${nameOf(a)}: ${t("points")} / ${most}` },
+      nameOf(a), el("br"), el("span", { class: "small" }, most)));
+  }
+}
+
+function areaCells(c) {
+  const subtotal = Object.fromEntries(c.areas.map((a) => [a.id, a.points]));
+  return results.catalogue.areas.map((a) => el("td", { class: "n area", "data-area": a.id },
+    c.not_assessed || subtotal[a.id] == null ? "—" : subtotal[a.id].toFixed(2)));
+}
+
 function renderRanking() {
+  renderAreaHeads();
+  const typed = results.cities.some((c) => c.subtype);  // the type column only where a city has one
+  document.querySelector("#ranking th[data-i18n=subtype]").hidden = !typed;
   const body = document.querySelector("#ranking tbody");
   body.replaceChildren();
   for (const c of results.cities) {
     const row = el("tr", { "data-code": c.code, title: lang === "zh" ? c.award_reason_zh : c.award_reason },
       el("td", { class: "n" }, c.rank ?? t("not_assessed")),
-      el("td", {}, `${nameOf(c)} `, el("span", { class: "small" }, c.code)),
+      el("td", { class: "city" }, `${nameOf(c)} `, el("span", { class: "small" }, c.code)),
       el("td", { class: c.stars ? "stars" : "zero", title: provisional() ? t("provisional") : "" },
         (c.stars ? "★".repeat(c.stars) : "—") + (provisional() ? " *" : "")),
-      el("td", {}, c.subtype ? (lang === "zh" ? c.subtype : SUBTYPE_EN[c.subtype] || c.subtype) : ""),
+      ...(typed ? [el("td", {}, c.subtype ? (lang === "zh" ? c.subtype : SUBTYPE_EN[c.subtype] || c.subtype) : "")] : []),
+      ...areaCells(c),
       el("td", { class: "n" }, c.score.toFixed(2)),
       el("td", { class: "n" }, money(c.amount)));
     if (c.code === selected) row.classList.add("selected");
@@ -121,7 +172,7 @@ function renderPolicy() {
     ? `${t("perStar")}: ` + Object.entries(p.amounts).map(([s, v]) => `${s}★ ${money(v)}`).join(", ")
     : `${t("perPoint")}: ${money(p.per_point)}`;
   const rows = [
-    [t("policy"), `${p.title} (${p.id})`],
+    [t("policy"), `${titleIn(p.title)} (${p.id})`],
     [t("eligibility"), `${p.min_stars} ${t("fromStars")}`],
     [t("cap"), money(p.cap_per_city)],
     [t("budget"), money(p.budget)],
@@ -154,7 +205,8 @@ async function showCity(code) {
     ...c.areas.map((a) => el("tr", {}, el("td", {}, nameOf(areas[a.id])),
       el("td", { class: "n" }, a.points.toFixed(2)), el("td", { class: "n" }, a.weight))),
     el("tr", {}, el("th", {}, t("total")), el("th", { class: "n" }, c.score.toFixed(2)), el("th")));
-  const reasons = [...(lang === "zh" ? c.reasons_zh : c.reasons), ...(c.missing.length ? [`${t("missing")}: ${c.missing.join(", ")}`] : [])];
+  const missing = c.missing.map((id) => (lang === "zh" ? zhNames()[id] ?? id : id)).join(", ");
+  const reasons = [...c.reasons.map((r, k) => reasonText(c.reasons_zh[k], r)), ...(c.missing.length ? [`${t("missing")}: ${missing}`] : [])];
   document.getElementById("reasons").replaceChildren(...reasons.map((r) => el("li", {}, r)));
   const inds = Object.fromEntries(results.catalogue.indicators.map((i) => [i.id, i]));
   document.querySelector("#indicators tbody").replaceChildren(...c.indicators.map((s) => {
@@ -178,10 +230,10 @@ async function showCity(code) {
     if (s.entered_by) source.append(el("br"), s.entered_by);
     return el("tr", { "data-indicator": s.id },
       el("td", {}, nameOf(ind), el("br"), el("span", { class: "small" }, s.id)),
-      el("td", { class: "n" }, `${valueText(s.value)} ${ind.unit}`),
+      el("td", { class: "n" }, `${valueText(s.value)} ${unitText(ind.unit)}`),
       el("td", { class: "n" }, Number(s.level.toPrecision(3))),
       el("td", { class: "n" }, `${s.points.toFixed(2)} / ${ind.weight}`),
-      el("td", { class: "small" }, lang === "zh" ? s.reason_zh : s.reason),
+      el("td", { class: "small" }, reasonText(s.reason_zh, s.reason, ind.unit)),
       source);
   }));
 }
@@ -194,7 +246,7 @@ async function loadRound(roundId) {
   results = res;
   const status = t("status")[info.status] || info.status;
   document.getElementById("round-meta").textContent =
-    `${info.year} · ${res.catalogue.standard} · ${status}` + (info.results_sha256 ? ` · SHA-256 ${info.results_sha256.slice(0, 12)}` : "");
+    `${info.year} · ${standardText(res.catalogue.standard)} · ${status}` + (info.results_sha256 ? ` · SHA-256 ${info.results_sha256.slice(0, 12)}` : "");
   document.getElementById("report-pdf").href = `/grading/rounds/${encodeURIComponent(roundId)}/report.pdf?lang=${lang}`;
   const provisional = res.catalogue.star_rule_provisional || res.catalogue.indicators.some((i) => i.provisional)
     || res.policy.provenance.status === "provisional";

@@ -80,7 +80,7 @@ def test_the_committee_chooses_with_a_reason_and_it_is_audited(db: Engine) -> No
 
     html = render_html(outcome.results(db, ROUND), rounds.get_round(db, ROUND).summary(), "zh")
     # the example catalogue and policy are provisional: the annex lists what rests on them
-    assert "附录：暂定数值及其依据" in html and "policy budget" in html
+    assert "附录：暂定数值及其依据" in html and "奖补政策的总预算" in html
     assert (
         "另一数值 (城市上报): 72" in html and f"委员会选定: 由城市信息模型计算 — {reason}" in html
     )
