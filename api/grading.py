@@ -613,10 +613,11 @@ def report(
 ) -> Any:
     res = outcome.results(engine, round_id, cache)
     info = rounds.get_round(engine, round_id).summary()
+    cmp = comparison.linked_comparison(engine, round_id, cache)
     if fmt == "html":
-        return HTMLResponse(render_html(res, info, lang))
+        return HTMLResponse(render_html(res, info, lang, cmp))
     return Response(
-        render_pdf(res, info, lang),
+        render_pdf(res, info, lang, cmp),
         media_type="application/pdf",
         headers={"Content-Disposition": attachment(f"{round_id}-report.pdf", "inline")},
     )

@@ -172,3 +172,12 @@ def compare(engine: Engine, round_id: str, cache: ResultsCache | None = None) ->
     a = results(engine, previous.id, cache)  # frozen, checked against its SHA-256
     b = results(engine, round_id, cache)
     return compare_results(round_id, previous.id, previous.results_sha256 or "", a, b)
+
+
+def linked_comparison(
+    engine: Engine, round_id: str, cache: ResultsCache | None = None
+) -> Comparison | None:
+    """The round compared with its previous round, or None when none is linked."""
+    if get_round(engine, round_id).previous_round_id is None:
+        return None
+    return compare(engine, round_id, cache)

@@ -70,12 +70,16 @@ def enter_cim_indicators(
     if lacking:
         raise InvalidInput("cannot compute the CIM indicators:\n" + "\n".join(lacking))
     model_names = tuple(n for n in names if n != "cim_platform")
-    computed = cim_indicators.compute(
-        engine,
-        model,
-        params,
-        model_names,
-        None if area is None else cim_indicators.Area(area.geojson, area.summary()),
+    computed = (
+        cim_indicators.compute(
+            engine,
+            model,
+            params,
+            model_names,
+            None if area is None else cim_indicators.Area(area.geojson, area.summary()),
+        )
+        if model_names
+        else []  # the platform alone needs no model
     )
     by_name = {c.name: c for c in computed}
     if "cim_platform" in names:

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from grading.charts import radar, score_bars
+from grading.comparison import Comparison
 from grading.report_words import (
     BEIJING,
     STATUS_ZH,
@@ -48,8 +49,14 @@ def city_radar(results: RoundResults, city: RankedCity, lang: str = "zh") -> str
     return radar(labels, [a.share for a in shown], title=name)
 
 
-def render_html(results: RoundResults, round_info: dict[str, Any], lang: str = "zh") -> str:
-    """The report as one self-contained HTML page, every word in `lang` (zh or en)."""
+def render_html(
+    results: RoundResults,
+    round_info: dict[str, Any],
+    lang: str = "zh",
+    comparison: Comparison | None = None,
+) -> str:
+    """The report as one self-contained HTML page, every word in `lang` (zh or en), with the
+    comparison with the previous round when there is one."""
     words = WORDS[lang]
     name = "name_zh" if lang == "zh" else "name_en"
     cat = results.catalogue
@@ -90,13 +97,33 @@ def render_html(results: RoundResults, round_info: dict[str, Any], lang: str = "
             standard=standard_code(cat.standard) if zh else cat.standard,
             policy_title=title_in(results.policy["title"], lang),
             say=Wording(lang, names),
+            cmp=comparison,
+            cmp_areas=_compared_areas(results, comparison),
+            dict_of=lambda items: {x.id: x for x in items},
             generated=now.strftime("%Y-%m-%d %H:%M") + (" 北京时间" if zh else " UTC"),
         )
     )
 
 
-def render_pdf(results: RoundResults, round_info: dict[str, Any], lang: str = "zh") -> bytes:
+def _compared_areas(results: RoundResults, comparison: Comparison | None) -> list[Any]:
+    """The areas the comparison has, as the current catalogue names them (else the previous)."""
+    if comparison is None:
+        return []
+    known = {a.id: a for a in results.catalogue.areas}
+    out: dict[str, Any] = {}
+    for city in comparison.cities:
+        for a in city.areas:
+            out.setdefault(a.id, known.get(a.id, a))
+    return list(out.values())
+
+
+def render_pdf(
+    results: RoundResults,
+    round_info: dict[str, Any],
+    lang: str = "zh",
+    comparison: Comparison | None = None,
+) -> bytes:
     """The report as PDF (A4)."""
     from weasyprint import HTML
 
-    return HTML(string=render_html(results, round_info, lang)).write_pdf()
+    return HTML(string=render_html(results, round_info, lang, comparison)).write_pdf()

@@ -26,6 +26,12 @@ WORDS = {
         "provisional": "注意：本报告所用指标体系或奖补政策中含有暂定数值（见附录），"
         "须由评审委员会确认后方可采用。",
         "summary": "评价结果汇总",
+        "compared": "与上一轮比较",
+        "compared_intro": "上一轮为定稿结果（下列为其 SHA-256 前缀）；"
+        "各领域列为本轮较上一轮得分的变化。",
+        "catalogue_changed": "两轮指标体系不同",
+        "new_in_round": "上一轮未参评",
+        "not_in_round": "本轮未参评",
         "rank": "排名",
         "city": "城市",
         "stars": "星级",
@@ -84,6 +90,12 @@ WORDS = {
         "provisional": "Note: the catalogue or award policy of this report contains provisional "
         "numbers (see the annex); the committee must confirm them before they are adopted.",
         "summary": "Results",
+        "compared": "Compared with the previous round",
+        "compared_intro": "The previous round's results are its final ones (SHA-256 prefix below); "
+        "each area column is the change of the city's points since then.",
+        "catalogue_changed": "the rounds use different catalogues",
+        "new_in_round": "not in the previous round",
+        "not_in_round": "not in this round",
         "rank": "Rank",
         "city": "City",
         "stars": "Stars",

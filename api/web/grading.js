@@ -15,6 +15,8 @@ const TEXT = {
     provisional: "注意：当前指标体系或奖补政策含暂定数值，须由评审委员会确认。",
     noRounds: "尚无评价轮次：用 cim grade round create 创建。", yes: "是", no: "否", total: "合计",
     missing: "缺少数值", needKey: "此服务的评价数据需要 API 密钥", keyLabel: "API 密钥", keyGo: "确定",
+    previous: "较上一轮", newCity: "新参评", change: "变化", functions: "平台功能组",
+    lacking: "缺少",
   },
   en: {
     title: "Smart-city star rating", round: "Round", reportPdf: "Report PDF", viewer: "3D city",
@@ -31,6 +33,8 @@ const TEXT = {
     noRounds: "No rounds yet: create one with cim grade round create.", yes: "yes", no: "no",
     total: "Total", missing: "values missing", needKey: "This service's grading data needs an API key",
     keyLabel: "API key", keyGo: "OK",
+    previous: "vs previous round", newCity: "new", change: "Change", functions: "platform function groups",
+    lacking: "missing",
   },
 };
 const SUBTYPE_EN = { "基础型": "basic", "成长型": "growth" };
@@ -41,6 +45,7 @@ const UNITS_ZH = { "/km²": "个/平方公里", "km²": "平方公里", km: "公
 let lang = localStorage.getItem("cim.lang") || "zh";
 let results = null;
 let selected = null;
+let compared = null;  // city code -> its comparison with the previous round, when one is linked
 
 function t(key) { return (TEXT[lang] || TEXT.zh)[key] ?? key; }
 function nameOf(x) { return lang === "zh" ? x.name_zh : x.name_en; }
@@ -143,8 +148,21 @@ function areaCells(c) {
     c.not_assessed || subtotal[a.id] == null ? "—" : subtotal[a.id].toFixed(2)));
 }
 
+// the change since the previous round: places (↑ up, ↓ down) and points
+function previousCell(c) {
+  const x = compared?.[c.code];
+  if (!x) return el("td", { class: "n small" }, "");
+  if (!x.before) return el("td", { class: "n small" }, t("newCity"));
+  const moved = x.rank_change == null || x.rank_change === 0 ? "＝" : x.rank_change > 0 ? `↑${x.rank_change}` : `↓${-x.rank_change}`;
+  const points = x.score_change == null ? "" : ` ${x.score_change >= 0 ? "+" : ""}${x.score_change.toFixed(2)}`;
+  return el("td", { class: "n small", title: `${x.before.rank ?? t("not_assessed")} → ${x.now?.rank ?? t("not_assessed")}` }, moved + points);
+}
+
 function renderRanking() {
   renderAreaHeads();
+  const head = document.querySelector("#ranking thead tr");
+  head.querySelectorAll("th.previous").forEach((th) => th.remove());
+  if (compared) head.append(el("th", { class: "n previous" }, t("previous")));
   const typed = results.cities.some((c) => c.subtype);  // the type column only where a city has one
   document.querySelector("#ranking th[data-i18n=subtype]").hidden = !typed;
   const body = document.querySelector("#ranking tbody");
@@ -158,7 +176,8 @@ function renderRanking() {
       ...(typed ? [el("td", {}, c.subtype ? (lang === "zh" ? c.subtype : SUBTYPE_EN[c.subtype] || c.subtype) : "")] : []),
       ...areaCells(c),
       el("td", { class: "n" }, c.score.toFixed(2)),
-      el("td", { class: "n" }, money(c.amount)));
+      el("td", { class: "n" }, money(c.amount)),
+      ...(compared ? [previousCell(c)] : []));
     if (c.code === selected) row.classList.add("selected");
     row.addEventListener("click", () => showCity(c.code));
     body.append(row);
@@ -201,10 +220,17 @@ async function showCity(code) {
   radar.innerHTML = drawing;  // SVG made by this service from the round's own data
   radar.dataset.code = code;
   const areas = Object.fromEntries(results.catalogue.areas.map((a) => [a.id, a]));
+  const then = Object.fromEntries((compared?.[code]?.areas || []).map((a) => [a.id, a.change]));
+  const signed = (v) => (v == null ? "—" : `${v >= 0 ? "+" : ""}${v.toFixed(2)}`);
+  const areaHead = document.querySelector("#areas thead tr");
+  areaHead.querySelectorAll("th.previous").forEach((th) => th.remove());
+  if (compared) areaHead.append(el("th", { class: "n previous" }, t("previous")));
   document.querySelector("#areas tbody").replaceChildren(
     ...c.areas.map((a) => el("tr", {}, el("td", {}, nameOf(areas[a.id])),
-      el("td", { class: "n" }, a.points.toFixed(2)), el("td", { class: "n" }, a.weight))),
-    el("tr", {}, el("th", {}, t("total")), el("th", { class: "n" }, c.score.toFixed(2)), el("th")));
+      el("td", { class: "n" }, a.points.toFixed(2)), el("td", { class: "n" }, a.weight),
+      ...(compared ? [el("td", { class: "n", "data-area": a.id }, signed(then[a.id]))] : []))),
+    el("tr", {}, el("th", {}, t("total")), el("th", { class: "n" }, c.score.toFixed(2)), el("th"),
+      ...(compared ? [el("th", { class: "n" }, signed(compared[code]?.score_change))] : [])));
   const missing = c.missing.map((id) => (lang === "zh" ? zhNames()[id] ?? id : id)).join(", ");
   const reasons = [...c.reasons.map((r, k) => reasonText(c.reasons_zh[k], r)), ...(c.missing.length ? [`${t("missing")}: ${missing}`] : [])];
   document.getElementById("reasons").replaceChildren(...reasons.map((r) => el("li", {}, r)));
@@ -214,9 +240,8 @@ async function showCity(code) {
     const source = el("td", { class: "small" }, s.source || "");
     if (s.computed) {
       source.append(" ", el("span", { class: "badge" }, t("computed")));
-      const details = el("details", {}, el("summary", {}, t("query")),
-        el("pre", {}, `${s.computed.query}\n\n${JSON.stringify(s.computed.parameters, null, 1)}\n\n${JSON.stringify(s.computed.inputs)}`));
-      source.append(details);
+      source.append(s.computed.functions ? platformDetails(s.computed, roundId) : el("details", {}, el("summary", {}, t("query")),
+        el("pre", {}, `${s.computed.query}\n\n${JSON.stringify(s.computed.parameters, null, 1)}\n\n${JSON.stringify(s.computed.inputs)}`)));
     }
     if (s.evidence_sha256) {
       const link = el("a", { href: `/grading/rounds/${encodeURIComponent(roundId)}/evidence/${s.evidence_sha256}` },
@@ -238,12 +263,29 @@ async function showCity(code) {
   }));
 }
 
+// "CIM platform in place": each function group declared with its evidence, and the missing ones
+function platformDetails(computed, roundId) {
+  const items = computed.functions.map((f) => {
+    const link = el("a", { href: `/grading/rounds/${encodeURIComponent(roundId)}/evidence/${f.evidence_sha256}` }, f.file);
+    link.addEventListener("click", openFile);
+    return el("li", {}, `${nameOf(f)}: `, link, f.note ? ` (${f.note})` : "");
+  });
+  const missing = computed.missing.map((f) => el("li", { class: "missing" }, `${nameOf(f)}: ${t("lacking")}`));
+  return el("details", {}, el("summary", {}, `${t("functions")} ${computed.functions.length}/7`),
+    el("ul", {}, ...items, ...missing));
+}
+
 async function loadRound(roundId) {
   const [info, res] = await Promise.all([
     getJSON(`/grading/rounds/${encodeURIComponent(roundId)}`),
     getJSON(`/grading/rounds/${encodeURIComponent(roundId)}/results`),
   ]);
   results = res;
+  compared = null;
+  if (info.previous_round) {
+    const cmp = await getJSON(`/grading/rounds/${encodeURIComponent(roundId)}/comparison`);
+    compared = Object.fromEntries(cmp.cities.map((c) => [c.code, c]));
+  }
   const status = t("status")[info.status] || info.status;
   document.getElementById("round-meta").textContent =
     `${info.year} · ${standardText(res.catalogue.standard)} · ${status}` + (info.results_sha256 ? ` · SHA-256 ${info.results_sha256.slice(0, 12)}` : "");

@@ -196,16 +196,18 @@ def allocate_cmd(round_id: str, policy: str | None, catalogue: str | None, as_js
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 def report(round_id: str, out: Path, lang: str) -> None:
     """Write the round report, ready to sign: .pdf or .html (by the file's suffix)."""
+    from grading.comparison import linked_comparison
     from grading.report import render_html, render_pdf
     from grading.rounds import get_round
 
     res = _results(round_id)
     try:
         rnd = get_round(command_engine(), round_id)
+        cmp = linked_comparison(command_engine(), round_id)
         if out.suffix.lower() == ".pdf":
-            out.write_bytes(render_pdf(res, rnd.summary(), lang))
+            out.write_bytes(render_pdf(res, rnd.summary(), lang, cmp))
         elif out.suffix.lower() in (".html", ".htm"):
-            out.write_text(render_html(res, rnd.summary(), lang), encoding="utf-8")
+            out.write_text(render_html(res, rnd.summary(), lang, cmp), encoding="utf-8")
         else:
             raise InvalidInput(f"{out}: reports are .pdf or .html")
     except CimError as exc:

@@ -4,7 +4,9 @@ and per area, then and now, through the library, the command line and the API.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,8 +20,9 @@ from cli.main import main
 from grading import access, outcome, rounds, values
 from grading.awards import built_in_policy
 from grading.catalogue import built_in
-from grading.comparison import compare
+from grading.comparison import compare, linked_comparison
 from grading.exemptions import exempt
+from grading.report import render_html
 
 ADMIN = access.cli_actor("王委员")
 FIRST = access.Actor("key:r1", "reviewer")
@@ -137,3 +140,35 @@ def test_the_command_line_and_the_api_agree(db: Engine, monkeypatch: pytest.Monk
         headers={"X-API-Key": key},
     )
     assert put.status_code == 400 and "not earlier than" in put.json()["detail"]
+
+
+def test_the_report_compares_in_each_language(
+    db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.grading.test_report_layout import english_words, ids_of, visible_text
+
+    res = outcome.results(db, "cmp-2026")
+    info = rounds.get_round(db, "cmp-2026").summary()
+    cmp = linked_comparison(db, "cmp-2026")
+    assert cmp is not None and linked_comparison(db, "cmp-draft") is None
+    zh = render_html(res, info, "zh", cmp)
+    section = zh[zh.index("与上一轮比较") : zh.index("各市得分")]
+    jinan = re.search(r'<tr data-code="370100">(.*?)</tr>', section, re.S)
+    assert jinan is not None
+    cells = [" ".join(c.split()) for c in re.findall(r"<td[^>]*>(.*?)</td>", jinan[1], re.S)]
+    change = {x.id: x.change for x in {c.code: c for c in cmp.cities}["370100"].areas}
+    assert cells[1] == "2 → 1 (+1)"
+    assert cells[-len(change) :] == [f"{v:+.2f}" for v in change.values()]
+    assert "上一轮未参评" in section  # Zibo
+    text = visible_text(section)
+    assert not english_words(text, ids_of(res) | {"cmp-2025"}), english_words(text, ids_of(res))
+    en = render_html(res, info, "en", cmp)
+    assert "Compared with the previous round: cmp-2025 (2025)" in en
+    assert "not in the previous round" in en
+    assert "与上一轮比较" not in render_html(res, info, "zh")  # no link, no section
+    # the command line's report has it too
+    monkeypatch.setenv("CIM_DATABASE_URL", db.url.render_as_string(hide_password=False))
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["grade", "report", "cmp-2026", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "与上一轮比较" in out.read_text(encoding="utf-8")
