@@ -37,6 +37,7 @@ KINDS = {
     "built_up": ("建成区", "built-up area"),
 }
 MAX_KM2 = 500_000.0  # larger than any city; a bigger "area" is a unit or CRS mistake
+MIN_KM2 = 0.01  # one hectare: smaller is a unit or CRS mistake (degrees read as metres)
 _WGS84 = Geod(ellps="WGS84")
 
 
@@ -79,7 +80,7 @@ class DeclaredArea:
             "features": self.features,
             "reason": self.reason,
             "declared_by": self.declared_by,
-            "declared_at": self.declared_at.isoformat(timespec="seconds"),
+            "declared_at": self.declared_at.isoformat(),
         }
 
     def label(self) -> str:
@@ -115,7 +116,7 @@ def _polygons(filename: str, wkbs: Any) -> list[Polygon]:
     for n, wkb in enumerate(wkbs, start=1):
         if wkb is None:
             raise InvalidInput(f"{filename}, feature {n}: has no geometry")
-        geom = shapely.from_wkb(wkb)
+        geom = shapely.force_2d(shapely.from_wkb(wkb))  # an area has no heights (KML, PolygonZ)
         if geom.is_empty:
             raise InvalidInput(f"{filename}, feature {n}: the geometry is empty")
         if not isinstance(geom, (Polygon, MultiPolygon)):
@@ -179,8 +180,11 @@ def read_boundary(content: bytes, filename: str, crs: str | None = None) -> Boun
     merged = shapely.union_all(lonlat)
     geom = merged if isinstance(merged, MultiPolygon) else MultiPolygon([merged])
     area_km2 = sum(abs(_WGS84.geometry_area_perimeter(orient(p))[0]) for p in geom.geoms) / 1e6
-    if not area_km2 > 0:
-        raise InvalidInput(f"{filename}: the area has no size")
+    if area_km2 < MIN_KM2:
+        raise InvalidInput(
+            f"{filename}: the area is {area_km2 * 1e6:,.0f} m², smaller than any city "
+            f"(at least {MIN_KM2:g} km²); is it the right file, and the right CRS?"
+        )
     if area_km2 > MAX_KM2:
         raise InvalidInput(
             f"{filename}: the area is {area_km2:,.0f} km², larger than any city "

@@ -2,9 +2,10 @@
 city, the rank, stars, score and award then and now, and the points of each area.
 
 The previous round's results are its frozen ones (checked against their SHA-256); the current
-round's are computed now (frozen too once final). Areas are matched by id: when the two rounds
-use different catalogues, the comparison says so, and an area only one of them has shows on one
-side only. A city in only one of the rounds shows with the other side empty.
+round's are computed now (frozen too once final). Areas are matched by id, and only those both
+rounds have are compared; when the two rounds use different catalogues, the comparison says so,
+and the areas' shares of their points compare where their points do not. A city in only one of
+the rounds shows with the other side empty; a city not assessed on either side has no change.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ class Standing(Document):
 
 @dataclass(frozen=True)
 class AreaChange(Document):
-    """A city's points in one area, then and now (None: the area is not in that round)."""
+    """A city's points in one area, then and now (None: the area is not in that round, or the
+    city was not assessed), and its share of what the area can give, in percent: when the two
+    rounds weigh an area differently, the shares compare and the points do not."""
 
     id: str
     name_zh: str
@@ -40,6 +43,9 @@ class AreaChange(Document):
     before: float | None
     now: float | None
     change: float | None
+    share_before: float | None
+    share_now: float | None
+    share_change: float | None
 
 
 @dataclass(frozen=True)
@@ -77,12 +83,9 @@ def _standing(c: RankedCity) -> Standing:
 
 
 def _areas(a: RoundResults, b: RoundResults) -> list[tuple[str, str, str]]:
-    """(id, zh, en) of the areas of both rounds: the current round's first, in its order."""
-    seen: dict[str, tuple[str, str, str]] = {}
-    for res in (b, a):
-        for area in res.catalogue.areas:
-            seen.setdefault(area.id, (area.id, area.name_zh, area.name_en))
-    return list(seen.values())
+    """(id, zh, en) of the areas both rounds have, in the current round's order and names."""
+    before = {area.id for area in a.catalogue.areas}
+    return [(x.id, x.name_zh, x.name_en) for x in b.catalogue.areas if x.id in before]
 
 
 def _change(x: float | None, y: float | None) -> float | None:
@@ -99,15 +102,41 @@ def _city(
     assert named is not None
     before = None if then is None else _standing(then)
     after = None if now is None else _standing(now)
-    points_then = {a.id: a.points for a in then.areas} if then else {}
-    points_now = {a.id: a.points for a in now.areas} if now else {}
+    # a city not assessed on either side has no change to show: 未评 is not a zero
+    assessed = (
+        before is not None
+        and after is not None
+        and not before.not_assessed
+        and not after.not_assessed
+    )
+    shares_then = _shares(then)
+    shares_now = _shares(now)
     rank_change = stars_change = score_change = amount_change = None
-    if before is not None and after is not None:
+    if assessed and before is not None and after is not None:
         if before.rank is not None and after.rank is not None:
             rank_change = before.rank - after.rank
         stars_change = after.stars - before.stars
         score_change = _change(before.score, after.score)
         amount_change = _change(before.amount, after.amount)
+    areas_changed = []
+    for a_id, zh, en in areas:
+        if a_id not in shares_then and a_id not in shares_now:
+            continue
+        p0, s0 = shares_then.get(a_id, (None, None))
+        p1, s1 = shares_now.get(a_id, (None, None))
+        areas_changed.append(
+            AreaChange(
+                a_id,
+                zh,
+                en,
+                p0,
+                p1,
+                _change(p0, p1) if assessed else None,
+                s0,
+                s1,
+                _change(s0, s1) if assessed else None,
+            )
+        )
     return CityChange(
         code=code,
         name_zh=named.name_zh,
@@ -118,19 +147,17 @@ def _city(
         stars_change=stars_change,
         score_change=score_change,
         amount_change=amount_change,
-        areas=tuple(
-            AreaChange(
-                a_id,
-                zh,
-                en,
-                points_then.get(a_id),
-                points_now.get(a_id),
-                _change(points_then.get(a_id), points_now.get(a_id)),
-            )
-            for a_id, zh, en in areas
-            if a_id in points_then or a_id in points_now
-        ),
+        areas=tuple(areas_changed),
     )
+
+
+def _shares(city: RankedCity | None) -> dict[str, tuple[float | None, float | None]]:
+    """area id -> (points, share in percent) of a city, None for a city not assessed."""
+    if city is None:
+        return {}
+    if city.not_assessed:
+        return {a.id: (None, None) for a in city.areas}
+    return {a.id: (a.points, round(100.0 * a.share, 4)) for a in city.areas}
 
 
 def compare_results(

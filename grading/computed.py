@@ -113,8 +113,9 @@ def computed_source(c: cim_indicators.Computed, model: str, area: DeclaredArea |
     area it covers (name, kind, size, file and SHA-256); for the platform, its function groups.
     (grading.report_words reads these sentences to say them in Chinese.)"""
     if c.name == "cim_platform":
-        offered = c.inputs["offered"]
-        return f"{offered} of 7 function groups declared with evidence ({platform.RULE})"
+        offered, missing = c.inputs["offered"], c.inputs.get("missing") or []
+        lacking = f"; missing: {', '.join(missing)}" if missing else ""
+        return f"{offered} of 7 function groups declared with evidence ({platform.RULE}){lacking}"
     if c.name in cim_indicators.AREA_NAMES and area is not None:
         return f"CIM model of city {model}: {c.name}, over {area.label()}"
     return f"CIM model of city {model}: {c.name}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
 
+from grading.platform import FUNCTION_GROUPS
 from grading.results import RoundResults
 
 WORDS = {
@@ -29,6 +30,8 @@ WORDS = {
         "compared": "与上一轮比较",
         "compared_intro": "上一轮为定稿结果（下列为其 SHA-256 前缀）；"
         "各领域列为本轮较上一轮得分的变化。",
+        "compared_intro_share": "上一轮为定稿结果（下列为其 SHA-256 前缀）；两轮各领域权重不同，"
+        "各领域列为得分率（占该领域可得分的百分比）的变化。",
         "catalogue_changed": "两轮指标体系不同",
         "new_in_round": "上一轮未参评",
         "not_in_round": "本轮未参评",
@@ -63,6 +66,7 @@ WORDS = {
         "level": "等级",
         "source": "来源与佐证",
         "computed": "由城市信息模型计算",
+        "declared": "由平台功能申报得出",
         "not_assessed": "未评",
         "annex": "附录：暂定数值及其依据",
         "annex_intro": "下列数值为暂定（未公开或未经委员会确认），"
@@ -93,6 +97,9 @@ WORDS = {
         "compared": "Compared with the previous round",
         "compared_intro": "The previous round's results are its final ones (SHA-256 prefix below); "
         "each area column is the change of the city's points since then.",
+        "compared_intro_share": "The previous round's results are its final ones (SHA-256 prefix "
+        "below); the rounds weigh the areas differently, so each area column is the change of "
+        "the city's share of the area's points, in percent.",
         "catalogue_changed": "the rounds use different catalogues",
         "new_in_round": "not in the previous round",
         "not_in_round": "not in this round",
@@ -127,6 +134,7 @@ WORDS = {
         "level": "Level",
         "source": "Source and evidence",
         "computed": "computed from the city model",
+        "declared": "from the platform's declared function groups",
         "not_assessed": "not assessed",
         "annex": "Annex: provisional numbers and their basis",
         "annex_intro": "These numbers are provisional (not public, or not confirmed by the "
@@ -220,10 +228,27 @@ def _area_zh(m: re.Match[str]) -> str:
     )
 
 
+# what the city model's indicators are (grading.cim_indicators), as a Chinese reader names them
+CIM_NAMES_ZH = {
+    "model_coverage": "三维建筑模型网格覆盖率",
+    "lod2_share": "LOD2及以上建筑占比",
+    "g5_density": "5G基站密度",
+    "g5_building_coverage": "5G信号建筑覆盖率",
+    "camera_coverage": "公共视频监控道路覆盖率",
+    "smart_light_ratio": "智慧路灯比例",
+    "iot_density": "物联感知节点密度",
+}
+
+
+def _groups_zh(ids: str) -> str:
+    return "、".join(FUNCTION_GROUPS[g][0] if g in FUNCTION_GROUPS else g for g in ids.split(", "))
+
+
 def _over_zh(m: re.Match[str]) -> str:
     area = _AREA.fullmatch(m["area"])
+    name = CIM_NAMES_ZH.get(m["name"], m["name"])
     return (
-        f"城市 {m['city']} 的城市信息模型：{m['name']}，计算范围："
+        f"城市 {m['city']} 的城市信息模型：{name}，计算范围："
         f"{_area_zh(area) if area else m['area']}"
     )
 
@@ -231,14 +256,18 @@ def _over_zh(m: re.Match[str]) -> str:
 SOURCES_ZH: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (
         re.compile(r"CIM model of city (?P<city>\S+): (?P<name>\w+)"),
-        lambda m: f"城市 {m['city']} 的城市信息模型：{m['name']}",
+        lambda m: f"城市 {m['city']} 的城市信息模型：{CIM_NAMES_ZH.get(m['name'], m['name'])}",
     ),
     (re.compile(r"CIM model of city (?P<city>\S+): (?P<name>\w+), over (?P<area>.+)"), _over_zh),
     (
         re.compile(
-            r"(?P<n>\d+) of (?P<of>\d+) function groups declared with evidence \((?P<rule>.+)\)"
+            r"(?P<n>\d+) of (?P<of>\d+) function groups declared with evidence \((?P<rule>[^)]+)\)"
+            r"(?:; missing: (?P<missing>.+))?"
         ),
-        lambda m: f"已凭佐证申报 {m['n']}/{m['of']} 个功能组（{m['rule']}）",
+        lambda m: (
+            f"已凭佐证申报 {m['n']}/{m['of']} 个功能组（{m['rule']}）"
+            + (f"；缺少：{_groups_zh(m['missing'])}" if m["missing"] else "")
+        ),
     ),
     (re.compile(r"import (?P<file>.+)"), lambda m: f"导入 {m['file']}"),
 ]
@@ -321,13 +350,18 @@ def standard_code(standard: str) -> str:
 
 
 def value_text(value: Any, lang: str = "zh") -> str:
-    """An indicator value as a reader expects it: 3 not 3.0, yes/no (是/否), — for none."""
+    """An indicator value as a reader expects it: 3 not 3.0, 1,234.56, yes/no (是/否), — for
+    none."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return ("是" if value else "否") if lang == "zh" else ("yes" if value else "no")
     if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+        # as entered, never rounded to fewer digits: 89.996 is not 90, a threshold it misses
+        text = f"{value:,.10f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    if isinstance(value, int):
+        return f"{value:,}"
     return str(value)
 
 

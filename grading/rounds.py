@@ -22,6 +22,7 @@ from grading.access import Actor, audit, require, require_round
 from grading.awards import AwardPolicy
 from grading.catalogue import Catalogue
 from grading.exemptions import require_complete
+from grading.freshness import require_fresh
 from grading.outcome import compute
 from grading.store import Round, as_round, city_rows, model_json, require_draft, round_row
 
@@ -286,6 +287,7 @@ def move(engine: Engine, actor: Actor, round_id: str, to: str, reason: str) -> R
         rnd = as_round(row)
         if to in ("submitted", "final"):
             require_complete(conn, rnd, to)
+            require_fresh(conn, round_id, to)
         frozen = digest = None
         if to == "final":
             frozen = compute(conn, rnd).to_json()

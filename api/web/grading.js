@@ -15,7 +15,7 @@ const TEXT = {
     provisional: "注意：当前指标体系或奖补政策含暂定数值，须由评审委员会确认。",
     noRounds: "尚无评价轮次：用 cim grade round create 创建。", yes: "是", no: "否", total: "合计",
     missing: "缺少数值", needKey: "此服务的评价数据需要 API 密钥", keyLabel: "API 密钥", keyGo: "确定",
-    previous: "较上一轮", newCity: "新参评", change: "变化", functions: "平台功能组",
+    previous: "较上一轮", newCity: "新参评", otherCatalogue: "上一轮采用另一指标体系：各领域比较得分率（%）的变化。", change: "变化", functions: "平台功能组",
     lacking: "缺少",
   },
   en: {
@@ -33,7 +33,7 @@ const TEXT = {
     noRounds: "No rounds yet: create one with cim grade round create.", yes: "yes", no: "no",
     total: "Total", missing: "values missing", needKey: "This service's grading data needs an API key",
     keyLabel: "API key", keyGo: "OK",
-    previous: "vs previous round", newCity: "new", change: "Change", functions: "platform function groups",
+    previous: "vs previous round", newCity: "new", otherCatalogue: "The previous round used another catalogue: areas compare by their share of points (%).", change: "Change", functions: "platform function groups",
     lacking: "missing",
   },
 };
@@ -46,6 +46,7 @@ let lang = localStorage.getItem("cim.lang") || "zh";
 let results = null;
 let selected = null;
 let compared = null;  // city code -> its comparison with the previous round, when one is linked
+let comparedSameCatalogue = true;
 
 function t(key) { return (TEXT[lang] || TEXT.zh)[key] ?? key; }
 function nameOf(x) { return lang === "zh" ? x.name_zh : x.name_en; }
@@ -87,7 +88,7 @@ function titleIn(title) {
 function valueText(v) {
   if (v === null || v === undefined) return "—";
   if (typeof v === "boolean") return v ? t("yes") : t("no");
-  if (typeof v === "number") return Number(v.toPrecision(4)).toLocaleString("en-US");
+  if (typeof v === "number") return v.toLocaleString("en-US", { maximumFractionDigits: 4 });  // never rounded up to a threshold
   return String(v);
 }
 // When the service keeps grading private (CIM_API_GRADING_PRIVATE), reads need a key too: the
@@ -153,6 +154,7 @@ function previousCell(c) {
   const x = compared?.[c.code];
   if (!x) return el("td", { class: "n small" }, "");
   if (!x.before) return el("td", { class: "n small" }, t("newCity"));
+  if (x.before.not_assessed || x.now?.not_assessed) return el("td", { class: "n small" }, t("not_assessed"));
   const moved = x.rank_change == null || x.rank_change === 0 ? "＝" : x.rank_change > 0 ? `↑${x.rank_change}` : `↓${-x.rank_change}`;
   const points = x.score_change == null ? "" : ` ${x.score_change >= 0 ? "+" : ""}${x.score_change.toFixed(2)}`;
   return el("td", { class: "n small", title: `${x.before.rank ?? t("not_assessed")} → ${x.now?.rank ?? t("not_assessed")}` }, moved + points);
@@ -175,7 +177,7 @@ function renderRanking() {
         (c.stars ? "★".repeat(c.stars) : "—") + (provisional() ? " *" : "")),
       ...(typed ? [el("td", {}, c.subtype ? (lang === "zh" ? c.subtype : SUBTYPE_EN[c.subtype] || c.subtype) : "")] : []),
       ...areaCells(c),
-      el("td", { class: "n" }, c.score.toFixed(2)),
+      el("td", { class: "n" }, c.not_assessed ? "—" : c.score.toFixed(2)),
       el("td", { class: "n" }, money(c.amount)),
       ...(compared ? [previousCell(c)] : []));
     if (c.code === selected) row.classList.add("selected");
@@ -220,11 +222,12 @@ async function showCity(code) {
   radar.innerHTML = drawing;  // SVG made by this service from the round's own data
   radar.dataset.code = code;
   const areas = Object.fromEntries(results.catalogue.areas.map((a) => [a.id, a]));
-  const then = Object.fromEntries((compared?.[code]?.areas || []).map((a) => [a.id, a.change]));
+  const byShare = compared && !comparedSameCatalogue;  // other weights: shares compare, points do not
+  const then = Object.fromEntries((compared?.[code]?.areas || []).map((a) => [a.id, byShare ? a.share_change : a.change]));
   const signed = (v) => (v == null ? "—" : `${v >= 0 ? "+" : ""}${v.toFixed(2)}`);
   const areaHead = document.querySelector("#areas thead tr");
   areaHead.querySelectorAll("th.previous").forEach((th) => th.remove());
-  if (compared) areaHead.append(el("th", { class: "n previous" }, t("previous")));
+  if (compared) areaHead.append(el("th", { class: "n previous" }, t("previous") + (byShare ? " (%)" : "")));
   document.querySelector("#areas tbody").replaceChildren(
     ...c.areas.map((a) => el("tr", {}, el("td", {}, nameOf(areas[a.id])),
       el("td", { class: "n" }, a.points.toFixed(2)), el("td", { class: "n" }, a.weight),
@@ -285,6 +288,7 @@ async function loadRound(roundId) {
   if (info.previous_round) {
     const cmp = await getJSON(`/grading/rounds/${encodeURIComponent(roundId)}/comparison`);
     compared = Object.fromEntries(cmp.cities.map((c) => [c.code, c]));
+    comparedSameCatalogue = cmp.same_catalogue;
   }
   const status = t("status")[info.status] || info.status;
   document.getElementById("round-meta").textContent =
@@ -293,8 +297,9 @@ async function loadRound(roundId) {
   const provisional = res.catalogue.star_rule_provisional || res.catalogue.indicators.some((i) => i.provisional)
     || res.policy.provenance.status === "provisional";
   const notice = document.getElementById("notice");
-  notice.hidden = !provisional;
-  notice.textContent = t("provisional");
+  const notes = [...(provisional ? [t("provisional")] : []), ...(compared && !comparedSameCatalogue ? [t("otherCatalogue")] : [])];
+  notice.hidden = !notes.length;
+  notice.textContent = notes.join(" ");
   renderRanking();
   renderPolicy();
   const first = selected && res.cities.some((c) => c.code === selected) ? selected : res.cities[0]?.code;

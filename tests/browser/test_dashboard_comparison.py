@@ -92,10 +92,16 @@ def test_the_ranking_shows_each_city_since_the_previous_round(
     assert {c.code: c.rank_change for c in cmp.cities} == {"370100": 1, "370200": -1}
 
 
+def _show(page: Page, code: str) -> None:
+    """Open a city and wait until its detail is drawn (the radar is marked last)."""
+    page.evaluate("document.getElementById('radar').dataset.code = ''")
+    page.click(f'#ranking tbody tr[data-code="{code}"]')
+    page.wait_for_selector(f'#radar[data-code="{code}"]')
+
+
 def test_a_city_shows_the_change_of_each_area(page: Page, service: tuple[str, Any]) -> None:
     _, cmp = service
-    page.click('#ranking tbody tr[data-code="370100"]')
-    page.wait_for_selector('#radar[data-code="370100"]')
+    _show(page, "370100")
     jinan = {c.code: c for c in cmp.cities}["370100"]
     for area in jinan.areas:
         shown = page.inner_text(f'#areas tbody td[data-area="{area.id}"]')
@@ -103,7 +109,7 @@ def test_a_city_shows_the_change_of_each_area(page: Page, service: tuple[str, An
 
 
 def test_the_platform_lists_its_function_groups_with_evidence(page: Page) -> None:
-    page.click('#ranking tbody tr[data-code="370100"]')
+    _show(page, "370100")
     row = page.wait_for_selector('#indicators tr[data-indicator="sheshi.cim"]')
     assert row is not None
     assert row.inner_text().count("否") >= 1  # six of seven: not in place

@@ -105,9 +105,32 @@ def test_bad_geometries_are_refused_naming_the_feature() -> None:
         read_boundary(_geojson([square], "LineString"), "l.geojson")
     with pytest.raises(InvalidInput, match="not a readable vector file"):
         read_boundary(b"name,geometry\n", "x.geojson")
+    tiny = [[[117.0, 36.6], [117.0001, 36.6], [117.0001, 36.6001], [117.0, 36.6]]]
+    with pytest.raises(InvalidInput, match="smaller than any city"):
+        read_boundary(_geojson([tiny]), "tiny.geojson")
     huge = [[[70.0, 10.0], [130.0, 10.0], [130.0, 50.0], [70.0, 50.0], [70.0, 10.0]]]
     with pytest.raises(InvalidInput, match="larger than any city"):
         read_boundary(_geojson([huge]), "china.geojson")
+
+
+def test_heights_in_a_boundary_are_dropped() -> None:
+    """KML with altitudes, PolygonZ Shapefiles, GeoJSON with a third coordinate: the same area."""
+    flat = read_boundary(BUILT_UP.read_bytes(), BUILT_UP.name)
+    doc = json.loads(BUILT_UP.read_bytes())
+    ring = doc["features"][0]["geometry"]["coordinates"][0]
+    doc["features"][0]["geometry"]["coordinates"][0] = [[x, y, 35.5] for x, y in ring]
+    high = read_boundary(json.dumps(doc).encode(), "with-heights.geojson")
+    assert high.area_km2 == flat.area_km2 and not high.geom.has_z
+    to_lonlat = Transformer.from_crs(4548, 4326, always_xy=True)
+    coords = " ".join(f"{x},{y},120" for x, y in (to_lonlat.transform(*p) for p in ring))
+    kml = (
+        '<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+        "<Placemark><name>建成区</name><Polygon><altitudeMode>absolute</altitudeMode>"
+        f"<outerBoundaryIs><LinearRing><coordinates>{coords}</coordinates></LinearRing>"
+        "</outerBoundaryIs></Polygon></Placemark></kml>"
+    )
+    from_kml = read_boundary(kml.encode(), "建成区.kml")
+    assert from_kml.area_km2 == pytest.approx(flat.area_km2, rel=1e-6)
 
 
 def test_several_features_and_other_formats(tmp_path: Path) -> None:
@@ -297,3 +320,28 @@ def test_a_submitted_round_keeps_its_area_and_platform(db: Engine) -> None:
         declare_area(db, ADMIN, "area-sub", CITY, _file(BUILT_UP), "built_up", "late")
     with pytest.raises(Conflict, match="submitted"):
         declare_function(db, ADMIN, "area-sub", CITY, "analysis", _file(PLATFORM))
+
+
+def test_values_computed_over_a_superseded_area_stop_a_submission(db: Engine) -> None:
+    """Declaring the area again, or withdrawing a function group, leaves the values computed
+    before resting on what changed: the round is not submitted until they are computed again."""
+    from grading.exemptions import exempt
+
+    one_city_round(db, "area-stale", CITY, ADMIN)
+    declare_area(db, ADMIN, "area-stale", CITY, _file(BUILT_UP), "built_up", "first")
+    proof = _file(PLATFORM, "text/plain")
+    for group in FUNCTION_GROUPS:
+        declare_function(db, ADMIN, "area-stale", CITY, group, proof)
+    only = ("sheshi.iot", "sheshi.cim")
+    computed.enter_cim_indicators(db, ADMIN, "area-stale", CITY, only=only)
+    exempt(db, ADMIN, "area-stale", CITY, None, "test: the other values are not the point")
+    declare_area(db, ADMIN, "area-stale", CITY, _file(BUILT_UP), "administrative", "corrected")
+    withdraw_function(db, ADMIN, "area-stale", CITY, "analysis", "not accepted")
+    with pytest.raises(Conflict) as refused:
+        rounds.move(db, REVIEWER, "area-stale", "submitted", "complete")
+    why = str(refused.value)
+    assert f"{CITY}/sheshi.iot: the city's area was declared again since" in why
+    assert f"{CITY}/sheshi.cim: the platform's function groups changed since" in why
+    assert "compute-cim-indicators" in why
+    computed.enter_cim_indicators(db, ADMIN, "area-stale", CITY, only=only)
+    assert rounds.move(db, REVIEWER, "area-stale", "submitted", "complete").status == "submitted"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -155,7 +156,10 @@ def test_the_report_compares_in_each_language(
     section = zh[zh.index("与上一轮比较") : zh.index("各市得分")]
     jinan = re.search(r'<tr data-code="370100">(.*?)</tr>', section, re.S)
     assert jinan is not None
-    cells = [" ".join(c.split()) for c in re.findall(r"<td[^>]*>(.*?)</td>", jinan[1], re.S)]
+    cells = [
+        " ".join(re.sub(r"<[^>]+>", " ", c).split())
+        for c in re.findall(r"<td[^>]*>(.*?)</td>", jinan[1], re.S)
+    ]
     change = {x.id: x.change for x in {c.code: c for c in cmp.cities}["370100"].areas}
     assert cells[1] == "2 → 1 (+1)"
     assert cells[-len(change) :] == [f"{v:+.2f}" for v in change.values()]
@@ -172,3 +176,76 @@ def test_the_report_compares_in_each_language(
     result = CliRunner().invoke(main, ["grade", "report", "cmp-2026", str(out)])
     assert result.exit_code == 0, result.output
     assert "与上一轮比较" in out.read_text(encoding="utf-8")
+
+
+def _overflowing_text(page: str) -> list[str]:
+    """Text of the comparison table that the PDF lays out beyond its cell's right edge."""
+    from weasyprint import HTML
+    from weasyprint.formatting_structure import boxes
+
+    def walk(box: Any, cell: Any, inside: bool) -> Iterator[str]:
+        classes = (box.element.get("class") or "") if box.element is not None else ""
+        inside = inside or (isinstance(box, boxes.TableBox) and "comparison" in classes)
+        if isinstance(box, boxes.TableCellBox):
+            cell = box
+        if inside and cell is not None and isinstance(box, boxes.TextBox):
+            right = cell.content_box_x() + cell.width
+            if box.position_x + box.width > right + 0.5:
+                yield box.text
+        for child in getattr(box, "children", ()):
+            yield from walk(child, cell, inside)
+
+    document = HTML(string=page).render()
+    return [t for p in document.pages for t in walk(p._page_box, None, False)]
+
+
+def test_not_assessed_and_another_catalogue(db: Engine) -> None:
+    """A city not assessed on one side has no change (未评 is not a zero); a previous round on
+    another catalogue compares the areas' shares, not their points; the PDF keeps every figure
+    inside its cell."""
+    catalogue, policy = built_in("gbt-33356-2016"), built_in_policy("shandong-example")
+    rounds.create_round(db, ADMIN, "cmp-gbt", "gbt", 2024, catalogue, policy, CITIES)
+    first = catalogue.indicators[0]
+    value = first.scoring.thresholds[2] if hasattr(first.scoring, "thresholds") else 80
+    values.set_values(db, ADMIN, "cmp-gbt", [values.ValueEntry("370100", first.id, value)])
+    for city in CITIES:
+        exempt(db, ADMIN, "cmp-gbt", city.code, None, "test")
+    for who, to in ((FIRST, "submitted"), (SECOND, "reviewed"), (ADMIN, "final")):
+        rounds.move(db, who, "cmp-gbt", to, "test")
+    rounds.create_round(
+        db,
+        ADMIN,
+        "cmp-2025b",
+        "b",
+        2025,
+        built_in("db37-3890.1-2020"),
+        policy,
+        CITIES,
+    )
+    values.set_values(db, ADMIN, "cmp-2025b", [values.ValueEntry("370100", "sheshi.5g", 99.5)])
+    rounds.link_previous(db, ADMIN, "cmp-2025b", "cmp-gbt", "另一指标体系")
+    cmp = compare(db, "cmp-2025b")
+    assert not cmp.same_catalogue and cmp.catalogues[0].startswith("gbt-33356-2016")
+    by_code = {c.code: c for c in cmp.cities}
+    qingdao = by_code["370200"]  # no value in either round: not assessed
+    assert qingdao.now.not_assessed and qingdao.score_change is None
+    assert qingdao.rank_change is None and all(a.change is None for a in qingdao.areas)
+    jinan = by_code["370100"]
+    shares = {a.id: a for a in jinan.areas if a.share_before is not None and a.share_now}
+    assert shares, "an area both catalogues have"
+    for a in shares.values():
+        assert a.share_change == round(a.share_now - a.share_before, 4)
+    res = outcome.results(db, "cmp-2025b")
+    info = rounds.get_round(db, "cmp-2025b").summary()
+    zh = render_html(res, info, "zh", cmp)
+    assert "两轮各领域权重不同" in zh and "(%)" in zh
+    row = re.search(r'<tr data-code="370200">(.*?)</tr>', zh[zh.index("与上一轮比较") :], re.S)
+    assert row is not None and "未评" in row[1] and "+" not in row[1]
+    # the demo-sized comparison (2 → 1, 12,000,000-yuan awards) fits its cells in the PDF
+    full = render_html(
+        outcome.results(db, "cmp-2026"),
+        rounds.get_round(db, "cmp-2026").summary(),
+        "zh",
+        compare(db, "cmp-2026"),
+    )
+    assert _overflowing_text(full) == [] and _overflowing_text(zh) == []

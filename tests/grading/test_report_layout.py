@@ -61,7 +61,7 @@ AREA = DeclaredArea(
 
 
 def source(name: str) -> str:
-    inputs = {"offered": 7} if name == "cim_platform" else {}
+    inputs = {"offered": 6, "missing": ["analysis"]} if name == "cim_platform" else {}
     return computed_source(Computed(name, None, "", inputs, {}), "370100", AREA)
 
 
@@ -121,11 +121,10 @@ def visible_text(page: str) -> str:
 
 def ids_of(results: RoundResults) -> set[str]:
     """What a report prints as it is: the ids of the round, catalogue, policy, areas,
-    indicators and model computations, and who entered or chose a value."""
+    indicators, and who entered or chose a value."""
     cat = results.catalogue
     ids = {results.round.id, results.round.title, cat.id, results.policy["id"]}
     ids |= {a.id for a in cat.areas} | {i.id for i in cat.indicators}
-    ids |= {i.computed_from_cim for i in cat.indicators if i.computed_from_cim}
     for city in results.cities:
         for s in city.indicators:
             ids |= {s.entered_by or "", (s.choice or {}).get("by", "")}
@@ -155,8 +154,8 @@ def test_the_chinese_report_is_in_chinese_throughout(results: RoundResults) -> N
         found = english_words(text, ids_of(results))
         assert not found, "English in the Chinese report:\n" + "\n".join(found)
         # what used to be English: units, status, sources, the annex, ids in reasons
-        assert "个/平方公里" in text and "城市 370100 的城市信息模型：camera_coverage" in text
-        assert "建成区" in text and "已凭佐证申报 7/7 个功能组" in text
+        assert "个/平方公里" in text and "城市 370100 的城市信息模型：公共视频监控道路覆盖率" in text
+        assert "建成区" in text and "已凭佐证申报 6/7 个功能组（CJJ/T 315-2022 §4.3.2）；缺少：分析应用" in text
         assert "指标「智慧教育」的权重与分级阈值" in text and "奖补政策的总预算" in text
         assert ("草稿" if info["status"] == "draft" else "已定稿") in text
 
@@ -319,3 +318,12 @@ def test_a_split_row_is_seen() -> None:
     assert count == 2 and len(split) == 1
     assert split[0][0].startswith("row 5") and split[0][1] == [1, 2]
     assert split_rows(page.format("avoid", rows)) == (2, [])
+
+
+def test_values_print_as_entered_never_rounded_to_a_threshold() -> None:
+    from grading.report_words import value_text
+
+    shown = {89.996: "89.996", 1234.56: "1,234.56", 9999.5: "9,999.5", 3.0: "3", 0.1 + 0.2: "0.3"}
+    assert {v: value_text(v) for v in shown} == shown
+    assert (value_text(True), value_text(False, "en"), value_text(None)) == ("是", "no", "—")
+    assert value_text(12_000_000) == "12,000,000"
