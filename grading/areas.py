@@ -143,7 +143,9 @@ def read_boundary(content: bytes, filename: str, crs: str | None = None) -> Boun
     """
     try:
         with warnings.catch_warnings():  # e.g. "GPKG application_id, but non conformant file
-            warnings.simplefilter("ignore", RuntimeWarning)  # extension": it has no file name
+            warnings.simplefilter("ignore")  # extension" (it has no file name); several layers
+            # are refused below
+            layers = pyogrio.list_layers(io.BytesIO(content))
             meta, _, wkbs, _ = pyogrio.raw.read(io.BytesIO(content))
     except Exception as exc:  # GDAL's errors come in many classes; each one means unreadable
         why = str(exc).splitlines()[0].split(";")[0] if str(exc) else type(exc).__name__
@@ -152,6 +154,12 @@ def read_boundary(content: bytes, filename: str, crs: str | None = None) -> Boun
             f"{filename}: not a readable vector file (GeoJSON, GeoPackage, KML or a zipped "
             f"Shapefile): {why}"
         ) from None
+    if len(layers) > 1:
+        names = ", ".join(str(name) for name, _ in layers)
+        raise InvalidInput(
+            f"{filename} holds {len(layers)} layers ({names}); an area file holds one: export "
+            "the boundary layer alone"
+        )
     source = _crs_of(content, filename, meta.get("crs"), crs)
     polys = _polygons(filename, wkbs)
     to_lonlat = Transformer.from_crs(source, 4326, always_xy=True)

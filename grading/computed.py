@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from cim.errors import InvalidInput
 from grading import cim_indicators, platform
-from grading.access import Actor
+from grading.access import Actor, require
 from grading.areas import DeclaredArea, get_area
 from grading.platform import declared_functions
 from grading.rounds import get_round
@@ -33,6 +33,7 @@ def enter_cim_indicators(
     Raises:
         InvalidInput: the catalogue has no such indicators, or what they need is missing (the
         city's declared area, its platform's function groups), all named at once.
+        Forbidden: another city's model, asked for by less than an admin.
         NotFound: no model of the city.
     """
     rnd = get_round(engine, round_id)
@@ -47,6 +48,8 @@ def enter_cim_indicators(
             + (f" among {', '.join(only)}" if only else "")
         )
     model = model_city or city
+    if model != city:  # another city's model would prove nothing about this one
+        require(actor, "admin")
     names = tuple(dict.fromkeys(name for _, name in wanted))
     with engine.connect() as conn:
         area = get_area(conn, round_id, city)

@@ -345,3 +345,26 @@ def test_values_computed_over_a_superseded_area_stop_a_submission(db: Engine) ->
     assert "compute-cim-indicators" in why
     computed.enter_cim_indicators(db, ADMIN, "area-stale", CITY, only=only)
     assert rounds.move(db, REVIEWER, "area-stale", "submitted", "complete").status == "submitted"
+
+
+def test_one_layer_and_the_citys_own_model(db: Engine, tmp_path: Path) -> None:
+    """A GeoPackage of several layers is refused (which one is the area?); an assessor computes
+    from its city's own model only."""
+    ring = Polygon(_gk_ring())
+    path = tmp_path / "two.gpkg"
+    for layer in ("built_up", "districts"):
+        pyogrio.raw.write(
+            str(path),
+            np.array([shapely.to_wkb(ring)], dtype=object),
+            [],
+            [],
+            layer=layer,
+            geometry_type="Polygon",
+            crs=GK,
+            driver="GPKG",
+            append=path.exists(),
+        )
+    with pytest.raises(InvalidInput, match=r"two.gpkg holds 2 layers \(built_up, districts\)"):
+        read_boundary(path.read_bytes(), path.name)
+    with pytest.raises(Forbidden, match="needs admin"):
+        computed.enter_cim_indicators(db, ASSESSOR, ROUND, CITY, "370200", only=("sheshi.lod2",))
