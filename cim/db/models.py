@@ -304,9 +304,7 @@ class GradingArea(Base):
     city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(Text, comment="administrative or built_up")
     name: Mapped[str] = mapped_column(Text, server_default="")
-    geom: Mapped[Any] = mapped_column(
-        Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)
-    )
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False))
     area_km2: Mapped[float] = mapped_column(Float, comment="on the WGS 84 ellipsoid")
     source_crs: Mapped[str] = mapped_column(Text, comment="the file's CRS")
     features: Mapped[int] = mapped_column(Integer)

@@ -154,8 +154,10 @@ def test_the_chinese_report_is_in_chinese_throughout(results: RoundResults) -> N
         found = english_words(text, ids_of(results))
         assert not found, "English in the Chinese report:\n" + "\n".join(found)
         # what used to be English: units, status, sources, the annex, ids in reasons
-        assert "个/平方公里" in text and "城市 370100 的城市信息模型：公共视频监控道路覆盖率" in text
-        assert "建成区" in text and "已凭佐证申报 6/7 个功能组（CJJ/T 315-2022 §4.3.2）；缺少：分析应用" in text
+        assert "个/平方公里" in text
+        assert "城市 370100 的城市信息模型：公共视频监控道路覆盖率" in text
+        assert "建成区" in text
+        assert "已凭佐证申报 6/7 个功能组（CJJ/T 315-2022 §4.3.2）；缺少：分析应用" in text
         assert "指标「智慧教育」的权重与分级阈值" in text and "奖补政策的总预算" in text
         assert ("草稿" if info["status"] == "draft" else "已定稿") in text
 
