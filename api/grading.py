@@ -12,28 +12,47 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.dependencies import DB, Cache, Reader, RoundReader, Settings, Upload, Writer, upload
+from api.dependencies import (
+    DB,
+    Cache,
+    HeavySlot,
+    Reader,
+    Reports,
+    RoundReader,
+    Settings,
+    Upload,
+    Writer,
+    upload,
+)
 from cim.errors import InvalidInput
 from grading import (
     access,
     areas,
     comparison,
-    computed,
     evidence,
     exemptions,
+    jobs,
     outcome,
     platform,
     rounds,
     values,
 )
 from grading.awards import BUILT_IN_POLICIES, AwardPolicy, built_in_policy, load_policy
-from grading.catalogue import BUILT_IN, Catalogue, built_in, load_catalogue
+from grading.catalogue import (
+    BUILT_IN,
+    MAX_AREAS,
+    MAX_INDICATORS,
+    Catalogue,
+    built_in,
+    load_catalogue,
+)
 from grading.cim_indicators import Parameters
 from grading.regions import REGIONS
 from grading.report import city_radar, render_html, render_pdf
@@ -356,34 +375,35 @@ async def import_values(
 
 @router.post(
     "/rounds/{round_id}/cities/{city}/cim-indicators",
-    summary="Compute the indicators the city model proves and enter them, with the query",
+    status_code=202,
+    summary="Start computing the indicators the city model proves (a job: GET its Location)",
 )
 def cim_indicators(
     round_id: str,
     city: str,
     actor: Writer,
     engine: DB,
+    response: Response,
     params: Parameters | None = None,
-    model_city: str | None = None,
+    model_city: Annotated[
+        str | None,
+        Query(description="another city's model, named on purpose (admin; recorded)"),
+    ] = None,
     only: Annotated[
         list[str], Query(description="only these indicators (ids or CIM names); default: all")
     ] = [],  # noqa: B006  (FastAPI copies the default)
-) -> list[dict[str, Any]]:
-    access.require(actor, "assessor", city)
-    done = computed.enter_cim_indicators(
-        engine, actor, round_id, city, model_city, params, tuple(only)
-    )
-    return [
-        {
-            "indicator": ind_id,
-            "name": c.name,
-            "value": c.value,
-            "unit": c.unit,
-            "inputs": c.inputs,
-            "evidence": c.evidence,
-        }
-        for ind_id, c in done
-    ]
+) -> dict[str, Any]:
+    job = jobs.start(engine, actor, round_id, city, model_city, params, tuple(only))
+    response.headers["Location"] = f"/grading/rounds/{quote(round_id)}/jobs/{job.id}"
+    return job.to_dict()
+
+
+@router.get(
+    "/rounds/{round_id}/jobs/{job_id}",
+    summary="A computation's progress and outcome (running, done with its values, or failed)",
+)
+def get_job(round_id: str, job_id: str, _: RoundReader, engine: DB) -> dict[str, Any]:
+    return jobs.get_job(engine, round_id, job_id).to_dict()
 
 
 AreaUpload = Annotated[
@@ -554,24 +574,53 @@ def export_workbook(
     )
 
 
+# the body as parsed JSON, not validated by FastAPI (on the event loop, before the caller is
+# checked) but by the route, in its worker thread; its schema is still WhatIfIn's
+WhatIfBody = Annotated[WhatIfIn, SkipValidation, Body()]
+
+
 @router.post(
     "/rounds/{round_id}/what-if",
     summary="Score and allocate with another policy or catalogue, side by side (changes nothing)",
+    description="Open to whoever may read the round (without a key: a final round, or any round "
+    "when drafts are public). The body is at most 256 KiB; a catalogue has at most "
+    f"{MAX_AREAS} areas and {MAX_INDICATORS} indicators. A few what-ifs run at a time.",
     openapi_extra={"x-read-only": True},  # a POST for its body; readers may use it
 )
 def compare(
-    round_id: str, change: WhatIfIn, _: RoundReader, engine: DB, cache: Cache
+    round_id: str,
+    change: WhatIfBody,
+    _: RoundReader,
+    __: HeavySlot,
+    engine: DB,
+    cache: Cache,
 ) -> dict[str, Any]:
-    if change.policy is None and change.catalogue is None:
-        raise InvalidInput("give a policy, a catalogue or both to compare with")
+    checked = _what_if_in(change)
     current = outcome.results(engine, round_id, cache)
-    other = outcome.recompute(engine, round_id, policy=change.policy, catalogue=change.catalogue)
+    other = outcome.recompute(engine, round_id, policy=checked.policy, catalogue=checked.catalogue)
     return {
         "a": {"policy": current.policy["id"], "catalogue": current.catalogue.id},
         "b": {"policy": other.policy["id"], "catalogue": other.catalogue.id},
         "allocated": {"a": current.allocation.allocated, "b": other.allocation.allocated},
         "cities": what_if(current, other),
     }
+
+
+def _what_if_in(body: object) -> WhatIfIn:
+    """The what-if body validated (here, in a worker thread), errors answered as FastAPI would.
+
+    Raises:
+        RequestValidationError: the body breaks the schema or a rule. InvalidInput: it gives
+        neither a policy nor a catalogue.
+    """
+    try:
+        change = WhatIfIn.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+    if change.policy is None and change.catalogue is None:
+        raise InvalidInput("give a policy, a catalogue or both to compare with")
+    return change
 
 
 class PreviousIn(BaseModel):
@@ -602,22 +651,30 @@ def audit(round_id: str, _: RoundReader, engine: DB) -> list[dict[str, Any]]:
     return access.audit_log(engine, round_id)
 
 
-@router.get("/rounds/{round_id}/report.{fmt}", summary="The round report (html or pdf)")
+@router.get(
+    "/rounds/{round_id}/report.{fmt}",
+    summary="The round report (html or pdf)",
+    description="Rendered once for the results, round and comparison it shows, then kept: the "
+    "report of a draft changes with its values, and shows the time it was rendered.",
+)
 def report(
     round_id: str,
     fmt: Literal["html", "pdf"],
     _: RoundReader,
     engine: DB,
     cache: Cache,
+    reports: Reports,
     lang: Lang = "zh",
 ) -> Any:
     res = outcome.results(engine, round_id, cache)
     info = rounds.get_round(engine, round_id).summary()
     cmp = comparison.linked_comparison(engine, round_id, cache)
+    shown = {"results": res.sha256(), "round": info, "cmp": cmp and cmp.to_dict()}
+    key = reports.key(fmt=fmt, lang=lang, **shown)
     if fmt == "html":
-        return HTMLResponse(render_html(res, info, lang, cmp))
+        return HTMLResponse(reports.made(key, lambda: render_html(res, info, lang, cmp).encode()))
     return Response(
-        render_pdf(res, info, lang, cmp),
+        reports.made(key, lambda: render_pdf(res, info, lang, cmp)),
         media_type="application/pdf",
         headers={"Content-Disposition": attachment(f"{round_id}-report.pdf", "inline")},
     )

@@ -42,6 +42,8 @@ COLUMNS = (
 )
 REQUIRED = ("city_code", "indicator_id", "value")
 MAX_ROWS = 100_000
+MAX_COLUMNS = 100  # a template has 11; a wider sheet or line is not one
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
 def accepted(catalogue: Catalogue, indicator_id: str) -> str:
@@ -91,12 +93,20 @@ def template_rows(
     return rows
 
 
-FORMULA_START = ("=", "+", "-", "@")
+# what makes a spreadsheet (Excel, LibreOffice, WPS) run text as a formula: these first
+# characters, the full-width ones too, also after leading blanks; a leading tab or line break
+FORMULA_START = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
+_BLANKS = " \t\r\n\u00a0\u3000"
+
+
+def formula_like(text: str) -> bool:
+    """Whether a spreadsheet could read this text as a formula."""
+    return text[:1] in ("\t", "\r", "\n") or text.lstrip(_BLANKS).startswith(FORMULA_START)
 
 
 def _safe(value: Any) -> Any:
     """Text a spreadsheet would run as a formula gets a leading apostrophe (removed on import)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and formula_like(value):
         return "'" + value
     return value
 
@@ -153,10 +163,10 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    text = str(value).strip()
-    if text.startswith("'") and text[1:].startswith(FORMULA_START):
-        return text[1:]  # escaped by template_bytes
-    return text
+    text = str(value)
+    if text.startswith("'") and formula_like(text[1:]):
+        return text[1:].strip()  # escaped by template_bytes
+    return text.strip()
 
 
 _QUOTED = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
@@ -193,14 +203,45 @@ def _bounded(rows: Any, name: str) -> list[list[Any]]:
     return table
 
 
+def _csv_rows(content: bytes, name: str) -> list[list[Any]]:
+    """A CSV's rows, refused before parsing when a line holds more fields than any template
+    could (a line of commas would otherwise become millions of empty cells)."""
+    text = content.decode("utf-8-sig")
+    widest = max((line.count(",") for line in text.splitlines()), default=0)
+    if widest >= MAX_COLUMNS:
+        raise InvalidInput(
+            f"{name}: a line has {widest + 1:,} fields; a template has {len(COLUMNS)} columns "
+            f"(the limit is {MAX_COLUMNS})"
+        )
+    return _bounded(csv.reader(io.StringIO(text, newline="")), name)
+
+
+def _xlsx_rows(sheet: Any, name: str) -> list[list[Any]]:
+    """A sheet's rows, read only as wide as its header (one more column, to see a value put
+    beside the table): a cell far to the right never makes every row that wide."""
+    declared = sheet.max_column or 0  # the sheet's own dimension, read without its cells
+    if declared > MAX_COLUMNS:
+        raise InvalidInput(
+            f"{name} sheet {sheet.title}: the sheet spans {declared:,} columns; a template has "
+            f"{len(COLUMNS)} (the limit is {MAX_COLUMNS}): delete the cells to the right of it"
+        )
+    head = next(sheet.iter_rows(min_row=1, max_row=1, max_col=MAX_COLUMNS), ())
+    width = max((i + 1 for i, c in enumerate(head) if _cell(c.value)), default=0)
+    rows = sheet.iter_rows(max_col=max(width, 1) + 1)
+    return _bounded(([_xlsx_cell(c) for c in row] for row in rows), name)
+
+
 def _read_rows(content: bytes, name: str) -> list[tuple[str, dict[str, str | Formula]]]:
     """The non-empty rows of a template, each with where it is (file, sheet and row)."""
     suffix = Path(name).suffix.lower()
     try:
+        if len(content) > MAX_IMPORT_BYTES:
+            raise InvalidInput(
+                f"{name}: {len(content):,} bytes; a value file is at most {MAX_IMPORT_BYTES:,} "
+                "(a round of 100 cities and 100 indicators is under 2 MB)"
+            )
         if suffix == ".csv":
-            text = content.decode("utf-8-sig")
-            reader = csv.reader(io.StringIO(text, newline=""))
-            table: list[list[Any]] = _bounded(reader, name)
+            table: list[list[Any]] = _csv_rows(content, name)
             place = name
         elif suffix == ".xlsx":
             from openpyxl import load_workbook
@@ -208,7 +249,7 @@ def _read_rows(content: bytes, name: str) -> list[tuple[str, dict[str, str | For
             # not data_only: a formula must be seen as one, not as the result Excel cached
             book = load_workbook(io.BytesIO(content), read_only=True, data_only=False)
             sheet = book["values"] if "values" in book.sheetnames else book.active
-            table = _bounded(([_xlsx_cell(c) for c in row] for row in sheet.iter_rows()), name)
+            table = _xlsx_rows(sheet, name)
             place = f"{name} sheet {sheet.title}"
             book.close()
         else:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -52,6 +53,7 @@ WRITERS = {
     "grading_evidence": "grading.evidence",
     "grading_area": "grading.areas",
     "grading_platform_function": "grading.platform",
+    "grading_job": "grading.jobs",
     "api_key": "grading.access",
     "audit_log": "grading.access",
 }
@@ -426,6 +428,45 @@ class GradingExemption(Base):
     reason: Mapped[str] = mapped_column(Text)
     granted_by: Mapped[str] = mapped_column(Text)
     granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GradingJob(Base):
+    """A background computation of a city's CIM indicators, with its progress and outcome; at
+    most one runs per city of a round."""
+
+    __tablename__ = "grading_job"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["round_id", "city_code"],
+            ["grading_city.round_id", "grading_city.code"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("status IN ('running', 'done', 'failed')", name="grading_job_status"),
+        Index(
+            "grading_job_one_per_city",
+            "round_id",
+            "city_code",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(String(64))
+    city_code: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(Text, server_default="running")
+    request: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, comment="what was asked: model, only, ..."
+    )
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSONB, comment="step, done, of")
+    result: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    heartbeat_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Base):

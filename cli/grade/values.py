@@ -125,21 +125,38 @@ def compute_cim(
       coverage and densities   the city's declared area:  cim grade area declare
       CIM platform in place    its function groups:       cim grade platform declare
     """
+    from grading import jobs
     from grading.catalogue import parse_model, read_text
     from grading.cim_indicators import Parameters
-    from grading.computed import enter_cim_indicators
+
+    def step(name: str, done: int, of: int) -> None:
+        click.echo(f"[{done + 1 if done < of else of}/{of}] {name}", err=True)
 
     try:
         p = parse_model(Parameters, read_text(params), str(params)) if params else Parameters()
-        done = enter_cim_indicators(
-            command_engine(), grade_actor(), round_id, city, model_city, p, only
+        job = jobs.start(
+            command_engine(),
+            grade_actor(),
+            round_id,
+            city,
+            model_city,
+            p,
+            only,
+            background=False,
+            progress=step,
         )
     except CimError as exc:
         fail(exc)
-    for ind_id, c in done:
-        inputs = ", ".join(f"{k} {v}" for k, v in c.inputs.items())
-        click.echo(f"{ind_id:<22} {c.value!s:>10} {c.unit:<5} ({c.name}: {inputs})")
-        area = (c.evidence.get("parameters") or {}).get("area")
+    from grading.values import entered
+
+    values = entered(command_engine(), round_id).get(city, {})
+    for row in job.result or []:
+        inputs = ", ".join(f"{k} {v}" for k, v in row["inputs"].items())
+        value, unit = row["value"], row["unit"]
+        click.echo(f"{row['indicator']:<22} {value!s:>10} {unit:<5} ({row['name']}: {inputs})")
+        entry = values.get(row["indicator"]) or {}
+        kept = entry if entry.get("computed") else entry.get("alternative") or {}
+        area = ((kept.get("computed") or {}).get("parameters") or {}).get("area")
         if area:
             click.echo(f"{'':<22} over {area['name'] or area['kind']}: {area['area_km2']:,.2f} km²")
 

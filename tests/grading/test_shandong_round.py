@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from cim.settings import ApiSettings
 from cli.main import main
 from demo.city import generate_city
 from demo.round import BUILT_UP, PLATFORM, VALUES
+from grading import jobs
 from grading.platform import FUNCTION_GROUPS
 from grading.regions import SHANDONG
 from ingest.pipeline import ingest_files
@@ -105,7 +107,8 @@ def round_done(cim: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
         cim("platform", "declare", ROUND, group, "--city", "370100", "--evidence", str(PLATFORM))
     computed = cim("compute-cim-indicators", ROUND, "--city", "370100")
     lines = computed.output.splitlines()
-    assert sum(not line.startswith(" ") for line in lines) == 8  # the 8 computed indicators
+    assert sum(bool(re.match(r"[a-z]+\.\w+ ", line)) for line in lines) == 8  # 8 indicators
+    assert "[1/7] camera_coverage" in computed.output  # its progress, step by step
     assert sum("over 示例城区建成区: 7.88 km²" in line for line in lines) == 3  # per area
     return out
 
@@ -392,7 +395,13 @@ def test_the_same_round_through_the_api_alone(round_done: Path, cim, db: Engine)
         "/grading/rounds/sd-2026-api/cities/370100/cim-indicators",
         headers={"X-API-Key": assessor_key},
     )
-    assert computed.status_code == 200 and len(computed.json()) == 8
+    assert computed.status_code == 202, computed.text
+    job = computed.json()
+    assert computed.headers["location"] == f"/grading/rounds/sd-2026-api/jobs/{job['id']}"
+    done = jobs.wait(db, "sd-2026-api", job["id"])
+    assert done.status == "done" and len(done.result or []) == 8, done.error
+    polled = client.get(computed.headers["location"]).json()
+    assert polled["status"] == "done" and polled["progress"]["of"] == 7
     via_api = client.get("/grading/rounds/sd-2026-api/results").json()
     via_cli = client.get(f"/grading/rounds/{ROUND}/results").json()
 
