@@ -83,14 +83,13 @@ def main() -> None:
             now = time.perf_counter()
             if last[1]:
                 times[str(last[1])] = now - float(last[0])
+                print(f"  {last[1]:<22} {times[str(last[1])]:8.1f} s", flush=True)
             last[0], last[1] = now, name
 
         t = time.perf_counter()
         job = jobs.start(engine, admin, "bench", "370100", background=False, progress=step)
         total = time.perf_counter() - t
         print(f"{args.buildings:,} buildings, area {declared.area_km2:,.1f} km²")
-        for name, seconds in times.items():
-            print(f"  {name:<22} {seconds:8.1f} s")
         print(f"  {'all (one job)':<22} {total:8.1f} s   status {job.status}")
 
 

@@ -130,13 +130,20 @@ SELECT count(*) FROM city_object o, area
  WHERE o.city_code = :city AND o.type = ANY(:building_types)
    AND ST_Intersects(ST_Transform(COALESCE(o.footprint, o.bbox), :srid), area.geom)"""
 
+# a building's best LoD is the best of its own geometries and its parts': the parts are found
+# by one join of all children (a hash join), not by a lookup per building
 _BUILDINGS = """SELECT o.id,
        ST_Centroid(ST_Transform(COALESCE(o.footprint, o.bbox), :srid)) AS c,
        (SELECT max(l) FROM unnest(o.lods || COALESCE(parts.lods, '{}')) l) AS best_lod
   FROM city_object o
-  LEFT JOIN LATERAL (
-    SELECT array_agg(l) AS lods FROM city_object p, unnest(p.lods) l
-    WHERE p.city_code = o.city_code AND p.source_id = ANY(o.children)) parts ON true
+  LEFT JOIN (
+    SELECT b.id, array_agg(l) AS lods
+      FROM city_object b
+      CROSS JOIN LATERAL unnest(b.children) AS child(source_id)
+      JOIN city_object p ON p.city_code = b.city_code AND p.source_id = child.source_id
+      CROSS JOIN LATERAL unnest(p.lods) AS l
+     WHERE b.city_code = :city AND b.type = ANY(:building_types)
+     GROUP BY b.id) parts ON parts.id = o.id
   WHERE o.city_code = :city AND o.type = ANY(:building_types)"""
 
 
@@ -149,47 +156,49 @@ def _points(layer: str) -> str:
   WHERE o.city_code = :city AND o.attributes ->> :{layer}_attribute = :{layer}_value"""
 
 
+# every CTE is MATERIALIZED: computed once, its transforms too; inlined, the planner joins all
+# of a city's geometries before the attribute test that picks the stations (minutes, not ms)
 QUERIES: dict[str, str] = {
-    "model_coverage": f"""WITH area AS ({_AREA}),
-cells AS (
+    "model_coverage": f"""WITH area AS MATERIALIZED ({_AREA}),
+cells AS MATERIALIZED (
   SELECT g.i, g.j FROM area, ST_SquareGrid(:cell_size_m, area.geom) g
   WHERE ST_Intersects(g.geom, area.geom)),
-buildings AS ({_BUILDINGS})
+buildings AS MATERIALIZED ({_BUILDINGS})
 SELECT (SELECT count(*) FROM cells) AS cells,
        (SELECT count(*) FROM cells WHERE (i, j) IN (
           SELECT floor(ST_X(c) / :cell_size_m)::int, floor(ST_Y(c) / :cell_size_m)::int
           FROM buildings WHERE best_lod >= '1')) AS covered,
        (SELECT ST_Area(geom) FROM area) AS area_m2""",
-    "lod2_share": f"""WITH buildings AS ({_BUILDINGS})
+    "lod2_share": f"""WITH buildings AS MATERIALIZED ({_BUILDINGS})
 SELECT count(*) AS buildings, count(*) FILTER (WHERE best_lod >= '2') AS lod2
   FROM buildings""",
-    "g5_density": f"""WITH area AS ({_AREA}), stations AS ({_points("g5")})
+    "g5_density": f"""WITH area AS MATERIALIZED ({_AREA}), stations AS MATERIALIZED ({_points("g5")})
 SELECT (SELECT count(*) FROM stations, area WHERE ST_Intersects(stations.p, area.geom))
          AS stations,
        (SELECT ST_Area(geom) FROM area) AS area_m2""",
     # stations and buildings meet in a grid of cells as wide as the radius: each building looks
     # for stations in its cell and the eight around it (a hash join, not buildings x stations)
-    "g5_building_coverage": f"""WITH buildings AS ({_BUILDINGS}), stations AS ({_points("g5")}),
-station_cells AS (
+    "g5_building_coverage": f"""WITH buildings AS MATERIALIZED ({_BUILDINGS}), stations AS MATERIALIZED ({_points("g5")}),
+station_cells AS MATERIALIZED (
   SELECT p, floor(ST_X(p) / :g5_radius_m)::bigint AS i, floor(ST_Y(p) / :g5_radius_m)::bigint AS j
   FROM stations),
-building_cells AS (
+building_cells AS MATERIALIZED (
   SELECT b.id, b.c, floor(ST_X(b.c) / :g5_radius_m)::bigint + di AS i,
          floor(ST_Y(b.c) / :g5_radius_m)::bigint + dj AS j
   FROM buildings b, (VALUES (-1), (0), (1)) x(di), (VALUES (-1), (0), (1)) y(dj)),
-covered AS (
+covered AS MATERIALIZED (
   SELECT DISTINCT bc.id FROM building_cells bc JOIN station_cells s USING (i, j)
   WHERE ST_DWithin(s.p, bc.c, :g5_radius_m))
 SELECT (SELECT count(*) FROM buildings) AS buildings, (SELECT count(*) FROM covered) AS covered""",
-    "camera_coverage": f"""WITH roads AS (
+    "camera_coverage": f"""WITH roads AS MATERIALIZED (
   SELECT ST_Union(ST_MakeValid(ST_Transform(ST_SetSRID(ST_Force2D(g.geom), 4326), :srid)))
          AS geom
   FROM city_object o
   JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
    AND g.idx = COALESCE(o.display_idx, 0)
   WHERE o.city_code = :city AND o.type = ANY(:road_types)),
-cameras AS ({_points("camera")}),
-seen AS (
+cameras AS MATERIALIZED ({_points("camera")}),
+seen AS MATERIALIZED (
   SELECT ST_Union(ST_Buffer(p, COALESCE(
            CASE WHEN jsonb_typeof(attributes -> :camera_radius_attribute) = 'number'
                 THEN (attributes ->> :camera_radius_attribute)::float8 END,
@@ -202,11 +211,11 @@ SELECT (SELECT ST_Area(geom) FROM roads) AS road_m2,
        (SELECT count(*) FROM cameras
          WHERE CAST(:camera_public_attribute AS text) IS NULL
             OR attributes ->> :camera_public_attribute IN ('true', '1', 'yes')) AS cameras""",
-    "smart_light_ratio": f"""WITH lights AS ({_points("street_light")})
+    "smart_light_ratio": f"""WITH lights AS MATERIALIZED ({_points("street_light")})
 SELECT count(*) AS lights,
        count(*) FILTER (WHERE attributes ->> :smart_attribute IN ('true', '1', 'yes')) AS smart
   FROM lights""",
-    "iot_density": f"""WITH area AS ({_AREA}), sensors AS ({_points("iot")})
+    "iot_density": f"""WITH area AS MATERIALIZED ({_AREA}), sensors AS MATERIALIZED ({_points("iot")})
 SELECT (SELECT count(*) FROM sensors, area WHERE ST_Intersects(sensors.p, area.geom))
          AS sensors,
        (SELECT ST_Area(geom) FROM area) AS area_m2""",
