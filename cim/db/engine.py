@@ -42,6 +42,7 @@ def make_engine(url: str) -> Engine:
         pool_size=8,
         max_overflow=8,
         connect_args={"connect_timeout": 10},  # an unreachable host fails, not hangs
+        hide_parameters=True,  # errors and logs never carry the values a statement was given
     )
 
 
