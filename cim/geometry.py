@@ -7,6 +7,11 @@ exterior ring, which CityJSON and CityGML define as facing outwards.
 
 Coordinates arrive as one (n, 3) array of ring vertices back to back (rings are not closed);
 `ring_sizes` splits it into rings and `polygon_rings` groups rings into polygons (exterior first).
+
+Earcut triangulates the polygons of up to EARCUT_VERTICES vertices (nearly all of them), the larger
+ones a sweep in O(n log n) (cim/monotone.py): earcut's time grows with the square of a polygon's
+vertices in the worst case (32,000 holes: minutes). No polygon may exceed MAX_SURFACE_VERTICES or
+MAX_SURFACE_RINGS: the ingest refuses it, and `triangulate` leaves it without triangles.
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ import struct
 import mapbox_earcut
 import numpy as np
 from numpy.typing import NDArray
+
+from cim.monotone import triangulate_polygon
+
+MAX_SURFACE_VERTICES = 250_000  # about 2 s to triangulate: far beyond any real face
+MAX_SURFACE_RINGS = 50_000  # the exterior and 49,999 holes
+EARCUT_VERTICES = 1_000  # earcut's worst case here: about 10 ms
+EARCUT_FALLBACK_VERTICES = 5_000  # where rings touch (the sweep gives up): earcut, about 0.1 s
 
 _Z = 0x80000000
 _SRID = 0x20000000
@@ -60,7 +72,9 @@ def newell_normals(points: Float, sizes: Int) -> Float:
 
 def triangulate(points: Float, ring_sizes: Int, polygon_rings: Int) -> tuple[Int, Int, int]:
     """Triangles of every polygon as indices into `points`, the polygon of each triangle (in
-    polygon order), and the number of degenerate polygons (no area) that gave no triangles."""
+    polygon order), and the number of polygons that gave no triangles: degenerate ones (no area),
+    those beyond the size limits, and those of more than EARCUT_FALLBACK_VERTICES vertices whose
+    rings cross or touch."""
     n_poly = len(polygon_rings)
     if n_poly == 0:
         return np.zeros((0, 3), np.int64), np.zeros(0, np.int64), 0
@@ -132,7 +146,12 @@ def triangulate(points: Float, ring_sizes: Int, polygon_rings: Int) -> tuple[Int
         found_len: list[int] = []
         for p in rest:
             a = os_[p]
-            flat = earcut(xy[a : a + vp[p]], ends_u32[fr[p] : fr[p] + pr[p]])
+            ends = ends_u32[fr[p] : fr[p] + pr[p]]
+            flat: NDArray[np.integer]
+            if vp[p] <= EARCUT_VERTICES:
+                flat = earcut(xy[a : a + vp[p]], ends)
+            else:
+                flat = _large_polygon(xy[a : a + vp[p]], ends)
             if len(flat) == 0:
                 bad += 1
                 continue
@@ -154,6 +173,19 @@ def triangulate(points: Float, ring_sizes: Int, polygon_rings: Int) -> tuple[Int
     flip = (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0
     t[flip] = t[flip][:, [0, 2, 1]]
     return t, owner, bad
+
+
+def _large_polygon(xy: Float, ends: NDArray[np.uint32]) -> NDArray[np.integer]:
+    """Triangles (flat) of a polygon of more than EARCUT_VERTICES vertices, none beyond the
+    limits or where its rings cross or touch and it is too large for earcut's worst case."""
+    if len(xy) > MAX_SURFACE_VERTICES or len(ends) > MAX_SURFACE_RINGS:
+        return np.zeros(0, np.int64)
+    triangles = triangulate_polygon(xy, ends.astype(np.int64))
+    if triangles is not None:
+        return triangles.ravel()
+    if len(xy) <= EARCUT_FALLBACK_VERTICES:
+        return mapbox_earcut.triangulate_float64(xy, ends)
+    return np.zeros(0, np.int64)
 
 
 def _put_u32(buf: NDArray[np.uint8], at: Int, values: Int) -> None:

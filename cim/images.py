@@ -1,10 +1,25 @@
-"""Images as glTF wants them: JPEG, or PNG when there is transparency."""
+"""Images as glTF wants them: JPEG, or PNG when there is transparency; and the limit on the pixels
+of any image the service decodes."""
 
 from __future__ import annotations
 
 import io
 
 from PIL import Image
+
+MAX_PIXELS = 64_000_000  # refused above this: a decompression bomb or a mistake
+# Pillow's own guard, for every image any library opens in this process: it warns above this and
+# refuses above twice this when the header is read. Callers check `image.size` against
+# MAX_PIXELS themselves before decoding: a warning does not stop a decoder.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def too_many_pixels(image: Image.Image) -> str | None:
+    """Why an opened (not yet decoded) image must not be decoded, or None: its header's size."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        return f"too many pixels for a texture ({width:,} × {height:,}; limit {MAX_PIXELS:,})"
+    return None
 
 
 def has_alpha(image: Image.Image) -> bool:

@@ -14,16 +14,22 @@ the 3D Tiles draw.
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 from pyproj import Transformer
 
 from cim.crs import lonlath_to_ecef
 from cim.errors import IngestError
+from cim.images import MAX_PIXELS
 from ingest.model import ReadOptions, SourceGeometry, SourceObject
 
 SUFFIXES = {".obj", ".glb", ".gltf", ".ply", ".stl"}
@@ -62,9 +68,11 @@ class MeshReader:
         self.options = options or ReadOptions()
         suffix = path.suffix.lower()
         try:
-            self.scene = trimesh.load(str(path), force="scene", process=False)
+            with _dropped_images() as dropped:
+                scene = trimesh.load(str(path), force="scene", process=False)
         except Exception as exc:  # trimesh raises many kinds on a broken file
             raise IngestError(path, f"not a readable mesh ({type(exc).__name__}: {exc})") from None
+        self.scene: Any = cast(Any, scene)  # a Scene (force="scene"); trimesh's types are loose
         if not self.scene.geometry:
             raise IngestError(path, "the mesh has no geometry")
         if not any(len(getattr(g, "faces", ())) for g in self.scene.geometry.values()):
@@ -80,7 +88,12 @@ class MeshReader:
             raise IngestError(path, "give --origin or --offset, not both")
         # with --origin the reader writes longitude, latitude, height itself
         self.crs_name: str | None = "EPSG:4979" if o.origin is not None else None
-        self.warnings: list[str] = []
+        self.warnings: list[str] = [
+            f"texture image {problem}: its surfaces are drawn without texture"
+            for problem in dropped.problems[:10]
+        ]
+        if len(dropped.problems) > 10:
+            self.warnings.append(f"... and {len(dropped.problems) - 10} more texture images")
         self.metadata: dict[str, Any] = {
             "up": self.up,
             "origin": list(o.origin) if o.origin else None,
@@ -196,6 +209,49 @@ class MeshReader:
 
     def close(self) -> None:
         """Nothing to release: trimesh read the file whole."""
+
+
+class _DroppedImages(logging.Handler):
+    """What trimesh says (at debug level) when it goes on without an image it cannot open: too
+    many pixels for Pillow's guard, a broken or missing image. The texture would then just be
+    missing; kept here for the ingest report, so that nothing is lost silently."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.problems: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "image" not in text.lower() and "texture" not in text.lower():
+            return
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, Image.DecompressionBombError):
+            pixels = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's message gives them
+            size = f"{int(pixels[1]):,} pixels, " if pixels else ""
+            self.problems.append(
+                f"not opened: too many pixels for a texture ({size}limit {MAX_PIXELS:,})"
+            )
+        elif exc is not None:
+            self.problems.append(f"not opened ({type(exc).__name__}: {exc})")
+        else:
+            self.problems.append(f"not opened ({text})")
+
+
+@contextmanager
+def _dropped_images() -> Iterator[_DroppedImages]:
+    """Listen to trimesh's log while it loads a file. Pillow's warning about an image above
+    MAX_PIXELS is not shown: the images are held to that limit before they are decoded."""
+    log = logging.getLogger("trimesh")
+    handler, level = _DroppedImages(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield handler
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _triangles(

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from cim.crs import ToStorage, crs_label, gml_axes_swapped, parse_crs
 from cim.errors import DatabaseUnavailable, IngestError, InvalidCRS
+from cim.geometry import EARCUT_FALLBACK_VERTICES
 from cim.settings import IngestSettings
 from ingest.datasets import ensure_city, finish_dataset, replace_dataset
 from ingest.formats import open_reader
@@ -190,8 +191,9 @@ def _ingest_one(
         total = sum(by_type.values())
         if degenerate:
             warnings.append(
-                f"{degenerate} surfaces have no area and were stored but not "
-                "triangulated (they will not show in 3D views)"
+                f"{degenerate} surfaces have no area (or over {EARCUT_FALLBACK_VERTICES:,} "
+                "vertices and rings that cross or touch) and were stored but not triangulated "
+                "(they will not show in 3D views)"
             )
         writer.flush()
         # the texture images the file names, stored beside its objects (or reported)

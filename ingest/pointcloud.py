@@ -12,9 +12,10 @@ header (WKT or GeoTIFF keys), else `--crs`.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +32,10 @@ OVERVIEWS = 3
 SPACING = 0.02
 GRID_LIMIT = 8_000_000  # columns of a level kept over the whole file (40 MB at most)
 SUFFIXES = {".las", ".laz"}
+# the header's size by version (1.0-1.2, 1.3, 1.4), variable-length record headers (VLR, EVLR)
+HEADER_SIZES = {0: 227, 1: 227, 2: 227, 3: 235, 4: 375}
+VLR_HEADER, EVLR_HEADER = 54, 60
+MAX_RECORDS = 10_000  # variable-length records of each kind (files hold a handful)
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -52,6 +57,7 @@ class PointCloudReader:
         self.options = options or ReadOptions()
         if self.options.cell_size <= 0:
             raise IngestError(path, "--cell-size must be above 0")
+        check_header(path)
         try:
             with laspy.open(str(path)) as las:
                 header = las.header
@@ -206,6 +212,125 @@ class PointCloudReader:
 
     def close(self) -> None:
         """Nothing to release: each pass opens and closes the file."""
+
+
+def check_header(path: Path) -> None:
+    """Hold every count, length and offset of a LAS/LAZ header to the file's size, before laspy
+    reads what they announce (a 30 KB file claiming 4,294,967,295 variable-length records made
+    it run for minutes while its memory grew to gigabytes). Fields are named as in the LAS
+    specification.
+
+    Raises:
+        IngestError: naming the field, its value and what the file can hold.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(HEADER_SIZES[4])
+        if len(head) < HEADER_SIZES[0] or not head.startswith(b"LASF"):
+            raise IngestError(path, f"{size:,} bytes: too short for a LAS header (227 bytes)")
+        minor = head[25]
+        header_size, offset, vlrs, format_id, record_length, count = struct.unpack(
+            "<HIIBHI", head[94:111]
+        )
+        least = HEADER_SIZES.get(minor, HEADER_SIZES[4])
+        if not least <= header_size <= size:
+            raise _refused(
+                path,
+                "Header Size",
+                header_size,
+                f"a LAS 1.{minor} header takes {least} bytes (the file has {size:,})",
+            )
+        evlr_start = evlrs = 0
+        if minor >= 4:
+            evlr_start, evlrs, count = struct.unpack("<QIQ", head[235:255])
+        if not header_size <= offset <= size:
+            raise _refused(
+                path,
+                "Offset to Point Data",
+                offset,
+                f"not between the end of the header "
+                f"({header_size:,}) and the end of the file ({size:,} bytes)",
+            )
+        room = (offset - header_size) // VLR_HEADER
+        if vlrs > min(room, MAX_RECORDS):
+            raise _refused(
+                path,
+                "Number of Variable Length Records",
+                vlrs,
+                f"the "
+                f"{offset - header_size:,} bytes between the header and the points hold at most "
+                f"{room:,} (and a file may have {MAX_RECORDS:,})",
+            )
+        _check_records(path, f, header_size, vlrs, offset, extended=False)
+        if evlrs and not offset <= evlr_start <= size:
+            raise _refused(
+                path,
+                "Start of First Extended Variable Length Record",
+                evlr_start,
+                f"not "
+                f"between the start of the points ({offset:,}) and the end of the file "
+                f"({size:,} bytes)",
+            )
+        end = evlr_start if evlrs else size  # where the points must end
+        compressed = format_id & 0x80 and not format_id & 0x40  # LAZ
+        if compressed and offset + 8 > end:
+            raise _refused(path, "Offset to Point Data", offset, "no room for the LAZ chunk table")
+        if not compressed and count * record_length > end - offset:
+            raise _refused(
+                path,
+                "Number of Point Records",
+                count,
+                f"{count:,} records of {record_length} "
+                f"bytes (Point Data Record Length) take {count * record_length:,} bytes; the "
+                f"file holds {end - offset:,} bytes of points",
+            )
+        room = (size - evlr_start) // EVLR_HEADER if evlrs else 0
+        if evlrs > min(room, MAX_RECORDS):
+            raise _refused(
+                path,
+                "Number of Extended Variable Length Records",
+                evlrs,
+                f"the "
+                f"{size - evlr_start:,} bytes from the first one hold at most {room:,} (and a "
+                f"file may have {MAX_RECORDS:,})",
+            )
+        _check_records(path, f, evlr_start, evlrs, size, extended=True)
+
+
+def _check_records(
+    path: Path, f: BinaryIO, start: int, count: int, end: int, extended: bool
+) -> None:
+    """Walk `count` (extended) variable-length records from byte `start`: each must end by
+    byte `end` (the points, or the end of the file).
+
+    Raises:
+        IngestError: a record that does not.
+    """
+    header = EVLR_HEADER if extended else VLR_HEADER
+    kind = "extended variable length record" if extended else "variable length record"
+    at = start
+    for n in range(count):
+        f.seek(at)
+        record = f.read(header)
+        if len(record) < header:
+            raise IngestError(path, f"the LAS {kind} {n} starts at byte {at:,}, past the end")
+        if extended:
+            (length,) = struct.unpack("<Q", record[20:28])
+        else:
+            (length,) = struct.unpack("<H", record[20:22])
+        at += header + length
+        if at > end:
+            limit = "the end of the file" if extended else "the start of the points"
+            raise _refused(
+                path,
+                f"Record Length After Header of {kind} {n}",
+                length,
+                f"the record would end at byte {at:,}, past {limit} ({end:,})",
+            )
+
+
+def _refused(path: Path, field: str, value: int, problem: str) -> IngestError:
+    return IngestError(path, f"LAS {field} is {value:,}: {problem}; nothing was read")
 
 
 class _Columns:

@@ -5,6 +5,7 @@ the cost per object stays small whatever the file holds."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,11 +16,14 @@ from numpy.typing import NDArray
 from cim.crs import FOOTPRINT_EPSG, STORAGE_EPSG, ToStorage, lonlath_to_ecef
 from cim.errors import IngestError
 from cim.geometry import (
+    MAX_SURFACE_RINGS,
+    MAX_SURFACE_VERTICES,
     ewkb_boxes,
     ewkb_multilinestring,
     ewkb_multipoints,
     ewkb_multipolygons,
     segment_min_max,
+    segment_sums,
     starts_of,
     triangulate,
 )
@@ -63,7 +67,7 @@ def _jsonb(value: Any) -> bytes:
     return b"\x01" + orjson.dumps(value)
 
 
-def _check_indices(flat: list[Any], n_vertices: int) -> tuple[Int | None, str]:
+def _check_indices(flat: Sequence[Any], n_vertices: int) -> tuple[Int | None, str]:
     """The indices as an array, or None and the reason they are wrong."""
     try:
         arr = np.array(flat) if flat else np.zeros(0, dtype=np.int64)
@@ -184,6 +188,7 @@ def _surfaces(
     sizes = np.array([x for g in geoms for x in g.ring_sizes], dtype=np.int64)
     rings = np.array([x for g in geoms for x in g.polygon_rings], dtype=np.int64)
     n_poly = np.array([len(g.polygon_rings) for g in geoms], dtype=np.int64)
+    _check_surface_sizes(batch, sel, sizes, rings, n_poly)
     counts = batch.counts[sel]
     pts = llh[ranges(batch.vstart[sel], counts)]
     ecef = lonlath_to_ecef(pts)
@@ -223,6 +228,28 @@ def _surfaces(
             )
         out[k] = (wkb[n], *mesh)
     return out
+
+
+def _check_surface_sizes(
+    batch: _Batch, sel: list[int], sizes: Int, rings: Int, n_poly: Int
+) -> None:
+    """Refuse a surface beyond the size a surface may have (its triangulation takes seconds).
+
+    Raises:
+        IngestError: naming the object, the geometry, the surface and its size.
+    """
+    vertices = segment_sums(sizes, starts_of(rings), rings)
+    over = (rings > MAX_SURFACE_RINGS) | (vertices > MAX_SURFACE_VERTICES)
+    if not over.any():
+        return
+    p = int(np.argmax(over))
+    geom = int(np.searchsorted(starts_of(n_poly), p, side="right") - 1)
+    raise batch.fail(
+        sel[geom],
+        f"surface {p - int(starts_of(n_poly)[geom])} has {int(rings[p]):,} rings and "
+        f"{int(vertices[p]):,} vertices: a surface may have at most {MAX_SURFACE_RINGS:,} "
+        f"rings and {MAX_SURFACE_VERTICES:,} vertices",
+    )
 
 
 def _texturing(

@@ -16,10 +16,9 @@ from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
-from cim.images import encode_for_gltf
+from cim.images import MAX_PIXELS, encode_for_gltf, too_many_pixels
 
 MAX_SIDE = 4096  # pixels: larger images are scaled down (what WebGL viewers load everywhere)
-MAX_PIXELS = 64_000_000  # refused above this: a decompression bomb or a mistake
 MAX_BYTES = 256_000_000  # a texture file larger than this is refused unread
 KEPT = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
@@ -55,8 +54,10 @@ class TextureImages:
     def __iter__(self) -> Iterator[TextureImage]:
         for idx, texture in enumerate(self.textures):
             undrawn = self.drawn is not None and idx not in self.drawn
-            if idx in self.embedded and not undrawn:  # decoded by the mesh library
-                yield self._reencoded(idx, f"embedded image {idx}", self.embedded[idx])
+            if idx in self.embedded and not undrawn:  # opened (not decoded) by the mesh library
+                embedded = self._embedded(idx, self.embedded[idx])
+                if embedded is not None:
+                    yield embedded
                 continue
             name = texture.get("image") if isinstance(texture, dict) else None
             if not isinstance(name, str) or not name:
@@ -101,13 +102,34 @@ class TextureImages:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(io.BytesIO(data)) as img:  # the header: pixels checked first
-                    width, height = img.size
-                    if width * height > MAX_PIXELS:
-                        raise Image.DecompressionBombError(f"{width}×{height}")
+                    too_many = too_many_pixels(img)
+                    if too_many:
+                        self.refused.append(f"{name}: {too_many}")
+                        return None
                     img.load()
+                    width, height = img.size
                     if img.format in KEPT and max(width, height) <= MAX_SIDE:
                         return TextureImage(idx, name, KEPT[img.format], width, height, data)
                     return self._reencoded(idx, name, img)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            self.refused.append(f"{name}: too many pixels for a texture (limit {MAX_PIXELS:,})")
+            return None
+        except (OSError, ValueError, SyntaxError) as exc:
+            self.refused.append(f"{name}: not a readable image ({exc})")
+            return None
+
+    def _embedded(self, idx: int, img: Image.Image) -> TextureImage | None:
+        """An image inside the model file (a glTF's), opened by the mesh library but not yet
+        decoded: held to the same limits as an image file, its size checked first."""
+        name = f"embedded image {idx}"
+        too_many = too_many_pixels(img)
+        if too_many:
+            self.refused.append(f"{name}: {too_many}")
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                return self._reencoded(idx, name, img)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             self.refused.append(f"{name}: too many pixels for a texture (limit {MAX_PIXELS:,})")
             return None
