@@ -174,13 +174,15 @@ SELECT (SELECT count(*) FROM cells) AS cells,
     "lod2_share": f"""WITH buildings AS MATERIALIZED ({_BUILDINGS})
 SELECT count(*) AS buildings, count(*) FILTER (WHERE best_lod >= '2') AS lod2
   FROM buildings""",
-    "g5_density": f"""WITH area AS MATERIALIZED ({_AREA}), stations AS MATERIALIZED ({_points("g5")})
+    "g5_density": f"""WITH area AS MATERIALIZED ({_AREA}),
+stations AS MATERIALIZED ({_points("g5")})
 SELECT (SELECT count(*) FROM stations, area WHERE ST_Intersects(stations.p, area.geom))
          AS stations,
        (SELECT ST_Area(geom) FROM area) AS area_m2""",
     # stations and buildings meet in a grid of cells as wide as the radius: each building looks
     # for stations in its cell and the eight around it (a hash join, not buildings x stations)
-    "g5_building_coverage": f"""WITH buildings AS MATERIALIZED ({_BUILDINGS}), stations AS MATERIALIZED ({_points("g5")}),
+    "g5_building_coverage": f"""WITH buildings AS MATERIALIZED ({_BUILDINGS}),
+stations AS MATERIALIZED ({_points("g5")}),
 station_cells AS MATERIALIZED (
   SELECT p, floor(ST_X(p) / :g5_radius_m)::bigint AS i, floor(ST_Y(p) / :g5_radius_m)::bigint AS j
   FROM stations),
@@ -239,7 +241,8 @@ SELECT (SELECT sum(ST_Area(geom)) FROM road_cells) AS road_m2,
 SELECT count(*) AS lights,
        count(*) FILTER (WHERE attributes ->> :smart_attribute IN ('true', '1', 'yes')) AS smart
   FROM lights""",
-    "iot_density": f"""WITH area AS MATERIALIZED ({_AREA}), sensors AS MATERIALIZED ({_points("iot")})
+    "iot_density": f"""WITH area AS MATERIALIZED ({_AREA}),
+sensors AS MATERIALIZED ({_points("iot")})
 SELECT (SELECT count(*) FROM sensors, area WHERE ST_Intersects(sensors.p, area.geom))
          AS sensors,
        (SELECT ST_Area(geom) FROM area) AS area_m2""",
