@@ -13,16 +13,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from api import ops, problems, web
-from api.dependencies import share_state
+from api.dependencies import KeyFirst, share_state
+from api.edge import NoNul, RealClient
 from api.features import CONFORMANCE, features_router
 from api.grading import router as grading_router
-from api.limits import BodyLimit
+from api.limits import BodyLimit, Lifetime, body_limit
 from api.openapi import openapi_30
 from api.tiles import tiles_router
 from cim import __version__
 from cim.db.engine import database_url, make_engine
 from cim.settings import ApiSettings, DatabaseSettings, TileSettings
-from grading.evidence import MAX_EVIDENCE_BYTES
 from tiles.service import TileService
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
@@ -65,9 +65,15 @@ def create_app(
     app.include_router(grading_router)
 
     web.mount(app, settings.cesium_dir)
-    # bodies over the upload limit refused before anything parses them (JSON bodies are read
-    # before the key is checked)
-    app.add_middleware(BodyLimit, limit=MAX_EVIDENCE_BYTES + 1_000_000)
+    # a write's caller is checked before its body is read, and a body over its route's limit
+    # (kilobytes for JSON, 50 MB for uploads) is refused before anything parses it
+    app.add_middleware(KeyFirst)
+    # before a key or a round is looked up: no NUL in any text, and the client behind trusted
+    # proxies (the failed-login limit counts it)
+    app.add_middleware(NoNul)
+    app.add_middleware(RealClient, trusted=settings.trusted_proxies)
+    app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(Lifetime)  # at start: the app out of the collector's way; at end: workers
     ops.install(app, engine, app.state.tiles.results)  # outermost: times and logs every request
 
     @app.get(

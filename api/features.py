@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse as _StdJSONResponse
+from pyproj import Transformer
+from pyproj.exceptions import ProjError
 from sqlalchemy import Engine
 
 from api import store
 from api.dependencies import CrsParam, ItemsQuery, items_query
-from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs
+from api.limits import HeavyGate, worker_engine
+from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs, parse_crs
 from cim.errors import InvalidCRS, InvalidInput
 from cim.settings import ApiSettings
 
@@ -43,6 +47,10 @@ COMMON_CRS = [
     "http://www.opengis.net/def/crs/EPSG/0/3857",
 ]
 _RESERVED = {"bbox", "bbox-crs", "crs", "limit", "offset", "type", "dataset", "datetime", "f"}
+# metres (or feet) from a projected CRS's origin: beyond, no place on the Earth (false eastings
+# with a zone prefix reach 4e7)
+MAX_PROJECTED = 1e8
+LONLAT = (-180.0, -90.0, 180.0, 90.0)
 
 
 def _base(request: Request) -> str:
@@ -116,6 +124,58 @@ def collection_doc(engine: Engine, city: dict[str, Any], base: str) -> dict[str,
     return doc
 
 
+@lru_cache(maxsize=64)
+def _crs_area(srid: int) -> tuple[float, float, float, float] | None:
+    """Where EPSG:`srid` is meant to be used, in its own x, y (easting, northing; lon, lat);
+    None for a geographic CRS (its domain is the globe)."""
+    crs = parse_crs(f"EPSG:{srid}")
+    use = crs.area_of_use
+    if crs.is_geographic or use is None:
+        return None
+    to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    try:
+        x0, y0, x1, y1 = to_crs.transform_bounds(use.west, use.south, use.east, use.north, 21)
+    except ProjError:
+        return (-MAX_PROJECTED, -MAX_PROJECTED, MAX_PROJECTED, MAX_PROJECTED)
+    return (x0, y0, x1, y1)
+
+
+def _within_crs(
+    bbox: tuple[float, float, float, float], srid: int
+) -> tuple[float, float, float, float]:
+    """A bbox (x, y order) as searched: lon/lat within the globe; projected coordinates within
+    ±1e8 and then cut to the CRS's area of use (beyond it a projection has no meaning, and some
+    fail: a transverse Mercator far off its meridian), so a box larger than the area finds all
+    the area holds.
+
+    Raises:
+        InvalidInput: lon/lat off the globe, absurd coordinates, or a box outside the area.
+    """
+    area = _crs_area(srid)
+    if area is None:
+        west, south, east, north = LONLAT
+        if bbox[0] < west or bbox[2] > east or bbox[1] < south or bbox[3] > north:
+            raise InvalidInput("bbox: longitudes lie within -180..180, latitudes within -90..90")
+        return bbox
+    if max(abs(v) for v in bbox) > MAX_PROJECTED:
+        raise InvalidInput(
+            f"bbox {list(bbox)}: coordinates beyond ±{MAX_PROJECTED:,.0f} are no place on "
+            f"the Earth in EPSG:{srid}"
+        )
+    cut = (
+        max(bbox[0], area[0]),
+        max(bbox[1], area[1]),
+        min(bbox[2], area[2]),
+        min(bbox[3], area[3]),
+    )
+    if cut[0] > cut[2] or cut[1] > cut[3]:
+        raise InvalidInput(
+            f"bbox {list(bbox)} lies outside the area of use of EPSG:{srid}, from "
+            f"({area[0]:,.0f}, {area[1]:,.0f}) to ({area[2]:,.0f}, {area[3]:,.0f})"
+        )
+    return cut
+
+
 def _item_query(engine: Engine, city: str, params: ItemsQuery, request: Request) -> store.ItemQuery:
     """The search an items request asks for: page, output CRS, bbox, types, attribute filters.
 
@@ -134,6 +194,7 @@ def _item_query(engine: Engine, city: str, params: ItemsQuery, request: Request)
         if bcrs.lat_first:
             q.bbox = (q.bbox[1], q.bbox[0], q.bbox[3], q.bbox[2])
         q.bbox_srid = 4326 if bcrs.uri in (OGC_CRS84, OGC_CRS84H) else bcrs.srid
+        q.bbox = _within_crs(q.bbox, q.bbox_srid)
     elif params.bbox_crs is not None:
         raise InvalidInput("bbox-crs given without bbox")
     if params.type:
@@ -152,9 +213,10 @@ def _item_query(engine: Engine, city: str, params: ItemsQuery, request: Request)
 
 
 def _page_links(
-    request: Request, city: str, params: ItemsQuery, returned: int, matched: int
+    request: Request, city: str, params: ItemsQuery, returned: int, matched: int, deepest: int
 ) -> list[dict[str, Any]]:
-    """self and collection links of an items page, and next and prev where there are more."""
+    """self and collection links of an items page, and next and prev where there are more (next
+    only while its offset is at most `deepest`, the deepest a page may start at)."""
     base = f"{_base(request)}/collections/{city}/items"
     query = dict(request.query_params)
     links = [
@@ -170,7 +232,7 @@ def _page_links(
         },
     ]
     offset, limit = params.offset, params.limit
-    if offset + returned < matched:
+    if offset + returned < matched and offset + limit <= deepest:
         links.append(
             {
                 "href": f"{base}?{urlencode({**query, 'offset': offset + limit})}",
@@ -187,6 +249,14 @@ def _page_links(
             }
         )
     return links
+
+
+def page_features(db: Engine | str, q: store.ItemQuery) -> tuple[bytes, int, int]:
+    """A page's features as a JSON array, how many, and how many match in all; `db` is an
+    engine, or in a heavy worker process (see `HeavyGate.run`) the database's URL."""
+    engine = worker_engine(db) if isinstance(db, str) else db
+    features, matched = store.search_items(engine, q)
+    return cast(bytes, JSONResponse(features).body), len(features), matched
 
 
 def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
@@ -231,24 +301,25 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
 
     # a default, not an Annotated alias: annotations are strings here, read in module scope
     read_items_query = Depends(items_query(settings))
+    url = engine.url.render_as_string(hide_password=False)  # for heavy worker processes
 
     @router.get(
         "/collections/{city}/items",
         summary="City objects, filtered and paged",
         response_class=JSONResponse,
     )
-    def items(city: str, request: Request, params: ItemsQuery = read_items_query) -> JSONResponse:
+    def items(city: str, request: Request, params: ItemsQuery = read_items_query) -> Response:
         store.require_city(engine, city)
         q = _item_query(engine, city, params, request)
-        features, matched = store.search_items(engine, q)
-        body = {
-            "type": "FeatureCollection",
-            "features": features,
-            "numberMatched": matched,
-            "numberReturned": len(features),
-            "links": _page_links(request, city, params, len(features), matched),
-        }
-        return JSONResponse(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
+        if params.limit > settings.heavy_page:  # made in a heavy worker process, with its slot
+            gate: HeavyGate = request.app.state.heavy
+            features, returned, matched = gate.run(page_features, url, q)
+        else:
+            features, returned, matched = page_features(engine, q)
+        links = _page_links(request, city, params, returned, matched, settings.max_offset)
+        rest = orjson.dumps({"numberMatched": matched, "numberReturned": returned, "links": links})
+        body = b'{"type":"FeatureCollection","features":' + features + b"," + rest[1:]
+        return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"})
 
     @router.get(
         "/collections/{city}/items/{item_id:path}",

@@ -6,6 +6,7 @@ Reads are open unless `CIM_API_GRADING_PRIVATE=true`; every write needs an API k
 (see api/dependencies.py). Each route parses, calls the grading package and serialises.
 """
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -24,6 +26,7 @@ from api.dependencies import (
     Cache,
     HeavySlot,
     Reader,
+    ReportCache,
     Reports,
     RoundReader,
     Settings,
@@ -31,6 +34,7 @@ from api.dependencies import (
     Writer,
     upload,
 )
+from api.limits import worker_engine
 from cim.errors import InvalidInput
 from grading import (
     access,
@@ -575,7 +579,7 @@ def export_workbook(
 
 
 # the body as parsed JSON, not validated by FastAPI (on the event loop, before the caller is
-# checked) but by the route, in its worker thread; its schema is still WhatIfIn's
+# checked) but by the route's work, in a heavy worker process; its schema is still WhatIfIn's
 WhatIfBody = Annotated[WhatIfIn, SkipValidation, Body()]
 
 
@@ -588,39 +592,46 @@ WhatIfBody = Annotated[WhatIfIn, SkipValidation, Body()]
     openapi_extra={"x-read-only": True},  # a POST for its body; readers may use it
 )
 def compare(
-    round_id: str,
-    change: WhatIfBody,
-    _: RoundReader,
-    __: HeavySlot,
-    engine: DB,
-    cache: Cache,
+    round_id: str, change: WhatIfBody, _: RoundReader, heavy: HeavySlot, engine: DB
 ) -> dict[str, Any]:
-    checked = _what_if_in(change)
-    current = outcome.results(engine, round_id, cache)
-    other = outcome.recompute(engine, round_id, policy=checked.policy, catalogue=checked.catalogue)
-    return {
+    url = engine.url.render_as_string(hide_password=False)
+    done, answer = heavy.run(what_if_work, url, round_id, change)
+    if done == "invalid":
+        raise RequestValidationError(answer)
+    return answer  # type: ignore[no-any-return]
+
+
+# a heavy worker process's results of the rounds as they are (computed again when they change)
+WHAT_IF_RESULTS = outcome.ResultsCache(size=8)
+
+
+def what_if_work(
+    db: Engine | str, round_id: str, body: object
+) -> tuple[Literal["done", "invalid"], Any]:
+    """A what-if's work (in a heavy worker process, see `HeavyGate.run`, where `db` is the
+    database's URL): the body checked, the round computed again with it and set beside its
+    current results. ("done", the answer), or ("invalid", the body's errors as FastAPI words
+    them).
+
+    Raises:
+        InvalidInput: the body gives neither a policy nor a catalogue.
+    """
+    try:
+        change = WhatIfIn.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        return "invalid", [{**e, "loc": ("body", *e["loc"])} for e in errors]
+    if change.policy is None and change.catalogue is None:
+        raise InvalidInput("give a policy, a catalogue or both to compare with")
+    engine = worker_engine(db) if isinstance(db, str) else db
+    current = outcome.results(engine, round_id, WHAT_IF_RESULTS)
+    other = outcome.recompute(engine, round_id, policy=change.policy, catalogue=change.catalogue)
+    return "done", {
         "a": {"policy": current.policy["id"], "catalogue": current.catalogue.id},
         "b": {"policy": other.policy["id"], "catalogue": other.catalogue.id},
         "allocated": {"a": current.allocation.allocated, "b": other.allocation.allocated},
         "cities": what_if(current, other),
     }
-
-
-def _what_if_in(body: object) -> WhatIfIn:
-    """The what-if body validated (here, in a worker thread), errors answered as FastAPI would.
-
-    Raises:
-        RequestValidationError: the body breaks the schema or a rule. InvalidInput: it gives
-        neither a policy nor a catalogue.
-    """
-    try:
-        change = WhatIfIn.model_validate(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
-    if change.policy is None and change.catalogue is None:
-        raise InvalidInput("give a policy, a catalogue or both to compare with")
-    return change
 
 
 class PreviousIn(BaseModel):
@@ -657,7 +668,7 @@ def audit(round_id: str, _: RoundReader, engine: DB) -> list[dict[str, Any]]:
     description="Rendered once for the results, round and comparison it shows, then kept: the "
     "report of a draft changes with its values, and shows the time it was rendered.",
 )
-def report(
+async def report(  # async: it waits for a heavy slot without holding a worker thread
     round_id: str,
     fmt: Literal["html", "pdf"],
     _: RoundReader,
@@ -666,18 +677,33 @@ def report(
     reports: Reports,
     lang: Lang = "zh",
 ) -> Any:
+    key, render = await run_in_threadpool(_report, engine, round_id, cache, reports, fmt, lang)
+    if fmt == "html":
+        return HTMLResponse(await reports.made(key, render))
+    return Response(
+        await reports.made(key, render),
+        media_type="application/pdf",
+        headers={"Content-Disposition": attachment(f"{round_id}-report.pdf", "inline")},
+    )
+
+
+def _report(
+    engine: Engine,
+    round_id: str,
+    cache: outcome.ResultsCache,
+    reports: ReportCache,
+    fmt: str,
+    lang: str,
+) -> tuple[str, Callable[[], bytes]]:
+    """A report's key (what it shows) and how to render it (a PDF in a heavy worker process)."""
     res = outcome.results(engine, round_id, cache)
     info = rounds.get_round(engine, round_id).summary()
     cmp = comparison.linked_comparison(engine, round_id, cache)
     shown = {"results": res.sha256(), "round": info, "cmp": cmp and cmp.to_dict()}
     key = reports.key(fmt=fmt, lang=lang, **shown)
     if fmt == "html":
-        return HTMLResponse(reports.made(key, lambda: render_html(res, info, lang, cmp).encode()))
-    return Response(
-        reports.made(key, lambda: render_pdf(res, info, lang, cmp)),
-        media_type="application/pdf",
-        headers={"Content-Disposition": attachment(f"{round_id}-report.pdf", "inline")},
-    )
+        return key, lambda: render_html(res, info, lang, cmp).encode()
+    return key, lambda: reports.gate.run(render_pdf, res, info, lang, cmp)
 
 
 @router.get("/dashboard", summary="The grading dashboard (web page)", response_class=HTMLResponse)

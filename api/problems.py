@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import traceback
 from http import HTTPStatus
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from cim.errors import (
     CimError,
@@ -106,12 +111,58 @@ def install(app: FastAPI) -> None:
             }
             response.headers["Allow"] = ", ".join(sorted(methods))
         return response
-        return response
+
+    @app.exception_handler(DataError)
+    async def unusable_value(request: Request, exc: DataError) -> JSONResponse:
+        # a backstop: inputs are checked before they reach the database (no NUL, bounded
+        # numbers), but a value the database still refuses is the request's, not a fault
+        why = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        LOG.warning(
+            json.dumps({"event": "refused", "path": request.url.path, "error": type(exc).__name__})
+        )
+        return problem(400, f"a value of the request cannot be used: {why}", request.url.path)
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client left (or was cut off for sending too slowly): nobody reads the answer
+        return problem(400, "the client disconnected", request.url.path)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        hidden = _query_values(request)
         LOG.error(
-            json.dumps({"event": "error", "path": request.url.path, "error": repr(exc)}),
-            exc_info=exc,
+            json.dumps(
+                {
+                    "event": "error",
+                    "path": request.url.path,
+                    "error": scrubbed(f"{type(exc).__name__}: {exc}", hidden),
+                    "traceback": scrubbed("".join(traceback.format_exception(exc)), hidden),
+                },
+                ensure_ascii=False,
+            )
         )
         return problem(500, "internal error; see the server log", request.url.path)
+
+
+# SQLAlchemy puts a statement's bound values into its errors' text
+_PARAMETERS = re.compile(r"^\[parameters: .*$", re.MULTILINE)
+HIDDEN = "[hidden]"
+MIN_HIDDEN = 4  # shorter values are no secret, and hiding them would garble the traceback
+
+
+def _query_values(request: Request) -> list[str]:
+    """The query string's values (and its names without a value), as sent and as decoded."""
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    found = {raw} | set(raw.split("&"))
+    for name, value in parse_qsl(raw, keep_blank_values=True):
+        found |= {value, repr(value)[1:-1]} if value else {name, repr(name)[1:-1]}
+    return sorted((v for v in found if len(v) >= MIN_HIDDEN), key=len, reverse=True)
+
+
+def scrubbed(text: str, hidden: list[str]) -> str:
+    """A log text without a query string's values (`hidden`, longest first) nor the values
+    SQLAlchemy bound to a statement: the README promises no query string reaches the log."""
+    text = _PARAMETERS.sub(f"[parameters: {HIDDEN}]", text)
+    for value in hidden:
+        text = text.replace(value, HIDDEN)
+    return text

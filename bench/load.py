@@ -5,6 +5,12 @@ and viewers do. Prints throughput, p50/p95/p99 latency and errors per kind of re
 server's memory at the start and the end. Not a test: it passes or fails on nothing.
 
     python bench/load.py --clients 64 --seconds 60
+
+With --hostile, instead: heavy reads against `cim serve` (24 clients paging limit=10000 with
+geometry, 4 clients asking for the report PDF again and again), with /health timed meanwhile
+(median, p99):
+
+    python bench/load.py --hostile --seconds 30
 """
 
 from __future__ import annotations
@@ -122,7 +128,11 @@ def main() -> None:
     parser.add_argument("--buildings", type=int, default=5000)
     parser.add_argument("--processes", type=int, default=2, help="client processes")
     parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--hostile", action="store_true", help="heavy reads instead")
     args = parser.parse_args()
+    if args.hostile:
+        hostile(args)
+        return
 
     from cim.db.engine import make_engine
     from demo.city import generate_city
@@ -226,6 +236,53 @@ def main() -> None:
         f"({change:+.1f} %)"
     )
     print(f"median latency, all: {statistics.median(r[1] for r in results) * 1000:.1f} ms")
+
+
+def hostile(args: argparse.Namespace) -> None:
+    """The heavy reads of issue 13 against `cim serve` (`--workers`; drafts public, as `make
+    run` serves them), /health timed during each case."""
+    from bench._hostile import HEADER, HealthProbe, idle, repeat, run_case, send_request, serving
+    from cim.db.engine import make_engine
+    from demo.city import generate_city
+    from demo.round import DEMO_ROUND, load_demo_round
+    from ingest.pipeline import ingest_files
+
+    with bench_database() as url, tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(url)
+        city = generate_city(Path(tmp) / "demo.city.json", buildings=args.buildings, seed=5)
+        ingest_files(engine, [city.path], "370100", city_name_zh="济南市")
+        load_demo_round(engine)
+        public = {"CIM_API_GRADING_PUBLIC_DRAFTS": "true"}
+        with serving(url, args.workers, **public) as (base, pid), HealthProbe(base) as probe:
+            page = httpx.get(f"{base}/collections/370100/items?limit=10000", timeout=300)
+            print(
+                f"a page of limit=10000: {page.json()['numberReturned']:,} objects, "
+                f"{len(page.content) / 1e6:.1f} MB"
+            )
+            print(f"\n{args.workers} server process(es), {os.cpu_count()} CPUs\n{HEADER}")
+            run_case("at rest", probe, lambda: idle(3), pid)
+
+            async def big_page(k: int) -> str:
+                path = f"/collections/370100/items?limit=10000&offset={k % 2}"
+                return (await send_request(base, "GET", path))[0]
+
+            run_case(
+                "24 clients, items?limit=10000",
+                probe,
+                lambda: repeat(args.seconds, 24, big_page),
+                pid,
+            )
+
+            async def pdf(k: int) -> str:
+                path = f"/grading/rounds/{DEMO_ROUND}/report.pdf?lang={('zh', 'en')[k % 2]}"
+                return (await send_request(base, "GET", path))[0]
+
+            run_case(
+                "4 clients, report.pdf (zh, en)",
+                probe,
+                lambda: repeat(args.seconds, 4, pdf),
+                pid,
+            )
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 from platformdirs import user_data_dir
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def default_data_dir() -> Path:
@@ -53,6 +56,28 @@ class IngestSettings(BaseSettings):
     )
 
 
+def _networks(value: object) -> list[str]:
+    """Addresses and networks (an address is a network of one), from a list, a JSON list or a
+    comma-separated string; a typo is an error at start-up rather than a proxy not trusted."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else text.split(",")
+    if not isinstance(value, list):
+        raise ValueError("a list of addresses or networks, e.g. 10.0.0.2,172.16.0.0/12")
+    out = []
+    for item in (str(v).strip() for v in value):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return out
+
+
+Networks = Annotated[list[str], NoDecode, BeforeValidator(_networks)]
+
+
 class ApiSettings(BaseSettings):
     """How the HTTP service listens and pages."""
 
@@ -72,6 +97,35 @@ class ApiSettings(BaseSettings):
     auth_window_s: float = Field(
         default=60.0, gt=0, description="The window of auth_failures, in seconds"
     )
+    trusted_proxies: Networks = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the reverse proxies in front of the "
+        "service, whose X-Forwarded-For and X-Forwarded-Proto are believed (comma-separated or "
+        "a JSON list); none by default: the client is the connection's peer",
+    )
+    max_offset: int = Field(
+        default=1_000_000, ge=0, description="The deepest item a Features page may start at"
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's head, from its connection or its "
+        "previous response; then 408 and the connection is closed",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a client has to send a request's body, one more for every "
+        "body_min_rate bytes it sent; then 408 and the connection is closed",
+    )
+    body_min_rate: int = Field(
+        default=1000, gt=0, description="Bytes a second a slow body must keep up (see above)"
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Connections each server process holds at once; a request beyond gets 503",
+    )
     grading_private: bool = Field(
         default=False, description="Grading reads need a key too (any role); writes always do."
     )
@@ -79,6 +133,18 @@ class ApiSettings(BaseSettings):
         default=False,
         description="Rounds that are not final are readable without a key too (a transparent "
         "process); by default only final rounds are.",
+    )
+    heavy_requests: int = Field(
+        default=2,
+        ge=1,
+        description="Heavy requests (large feature pages, report renders, what-ifs) each server "
+        "process runs at once; more wait for a slot",
+    )
+    heavy_wait_s: float = Field(
+        default=10.0, ge=0, description="How long a heavy request waits for a slot before a 503"
+    )
+    heavy_page: int = Field(
+        default=1000, ge=1, description="A feature page of more objects than this is heavy"
     )
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from grading.catalogue import Provenance, built_in_file, parse_model, read_text
+from grading.catalogue import ID, TEXT, Provenance, built_in_file, parse_model, read_text
 
 BUILT_IN_POLICIES = Path(__file__).resolve().parent / "policies"
 
@@ -22,14 +22,14 @@ class AwardPolicy(BaseModel):
     """How a round's award budget is shared."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str
-    title: str
+    id: str = Field(max_length=ID)
+    title: str = Field(max_length=TEXT)
     min_stars: int = Field(3, ge=1, le=5, description="eligible from this star level up")
     cap_per_city: float = Field(12_000_000, ge=0, description="CNY")
     budget: float = Field(ge=0, description="CNY for the whole round")
     method: Literal["per_star", "per_point"]
     amounts: dict[int, float] = Field(
-        default_factory=dict, description="per_star: CNY for each star level"
+        default_factory=dict, max_length=5, description="per_star: CNY for each star level"
     )
     per_point: float = Field(0, ge=0, description="per_point: CNY per point of total + bonus")
     step_up: float = Field(0, ge=0, description="CNY more for a city that rose a star level")
@@ -37,6 +37,7 @@ class AwardPolicy(BaseModel):
         Literal["min_stars", "cap_per_city", "budget", "amounts", "per_point", "step_up"]
     ] = Field(
         default_factory=list,
+        max_length=6,
         description="the values that are placeholders, not published; the others are published",
     )
     provenance: Provenance

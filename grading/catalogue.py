@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -28,6 +28,15 @@ BUILT_IN = Path(__file__).resolve().parent / "catalogues"
 STORED = {"stored": True}
 TOLERANCE = 1e-6
 M = TypeVar("M", bound=BaseModel)
+# Bounds that hold wherever a catalogue comes from (a file, the API, a what-if): real ones are far
+# smaller (DB37/T 3890.1 has 6 areas and 49 city indicators), and checking and scoring one cost
+# in proportion to them
+MAX_AREAS = 50
+MAX_INDICATORS = 500
+MAX_GRADES = 20  # named grades of a qualitative indicator
+ID = 100  # characters of an id
+NAME = 200  # of a name, a unit, a version
+TEXT = 2000  # of a title, a standard, a source
 
 
 class Provenance(BaseModel):
@@ -35,7 +44,9 @@ class Provenance(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: Literal["published", "provisional"]
-    source: str = Field(min_length=1, description="document and clause, or why it is assumed")
+    source: str = Field(
+        min_length=1, max_length=TEXT, description="document and clause, or why it is assumed"
+    )
 
 
 class Thresholds(BaseModel):
@@ -74,7 +85,7 @@ class Qualitative(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     method: Literal["levels"]
-    levels: dict[str, float] = Field(min_length=1)
+    levels: dict[str, float] = Field(min_length=1, max_length=MAX_GRADES)
 
     def best_first(self) -> list[str]:
         """The grades from the highest level down (a stored copy may not keep the file's order)."""
@@ -130,12 +141,12 @@ class Indicator(BaseModel):
     """One indicator: its weight (maximum points) and how a value becomes a star level."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
-    name_zh: str
-    name_en: str
-    area: str
+    id: str = Field(max_length=ID, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name_zh: str = Field(max_length=NAME)
+    name_en: str = Field(max_length=NAME)
+    area: str = Field(max_length=ID)
     weight: float = Field(ge=0)
-    unit: str = ""
+    unit: str = Field("", max_length=NAME)
     range: ValueRange | None = Field(
         None, description="the values the indicator can take; numeric indicators declare it"
     )
@@ -203,9 +214,9 @@ class Area(BaseModel):
     """A first-level area (数字惠民, 数字政府, ...) and its weight."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str
-    name_zh: str
-    name_en: str
+    id: str = Field(max_length=ID)
+    name_zh: str = Field(max_length=NAME)
+    name_en: str = Field(max_length=NAME)
     weight: float = Field(ge=0)
     bonus: bool = False
     cap: float | None = Field(None, ge=0, description="most bonus points the area can add")
@@ -217,9 +228,12 @@ class StarRule(BaseModel):
     """From total points to the city's star level."""
 
     model_config = ConfigDict(extra="forbid")
-    thresholds: dict[int, float] = Field(description="star level -> minimum total points")
+    thresholds: dict[int, float] = Field(
+        max_length=5, description="star level -> minimum total points"
+    )
     min_area_share: dict[int, float] = Field(
         default_factory=dict,
+        max_length=5,
         description="star level -> every (non-bonus) area must reach this share of its weight",
     )
     growth_points: float | None = Field(
@@ -250,34 +264,50 @@ class Catalogue(BaseModel):
     """A versioned indicator catalogue."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
-    version: str
-    standard: str
-    title_zh: str
-    title_en: str
+    id: str = Field(max_length=ID, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    version: str = Field(max_length=NAME)
+    standard: str = Field(max_length=TEXT)
+    title_zh: str = Field(max_length=TEXT)
+    title_en: str = Field(max_length=TEXT)
     scale: float = Field(100, gt=0, description="points of a perfect city, bonus excluded")
-    areas: list[Area] = Field(min_length=1)
-    indicators: list[Indicator] = Field(min_length=1)
+    areas: list[Area] = Field(min_length=1, max_length=MAX_AREAS)
+    indicators: list[Indicator] = Field(min_length=1, max_length=MAX_INDICATORS)
     stars: StarRule
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        """Too many areas or indicators refused before any of them is checked, saying so."""
+        if isinstance(data, dict):
+            for name, most in (("areas", MAX_AREAS), ("indicators", MAX_INDICATORS)):
+                given = data.get(name)
+                if isinstance(given, list) and len(given) > most:
+                    raise ValueError(
+                        f"a catalogue has at most {most} {name}; this one has {len(given):,}"
+                    )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Catalogue:
+        # one pass over the areas and one over the indicators: the cost grows with their sum
         areas = {a.id: a for a in self.areas}
         if len(areas) != len(self.areas):
             raise ValueError("area ids must be unique")
-        ids = [i.id for i in self.indicators]
-        if len(set(ids)) != len(ids):
+        ids = {i.id for i in self.indicators}
+        if len(ids) != len(self.indicators):
             raise ValueError("indicator ids must be unique")
+        carried = dict.fromkeys(areas, 0.0)  # indicator weight per area
         for ind in self.indicators:
             if ind.area not in areas:
                 raise ValueError(f"indicator {ind.id}: unknown area {ind.area!r}")
             if ind.bonus != areas[ind.area].bonus:
                 raise ValueError(f"indicator {ind.id}: bonus indicators belong to bonus areas")
+            carried[ind.area] += ind.weight
         regular = sum(a.weight for a in self.areas if not a.bonus)
         if abs(regular - self.scale) > TOLERANCE:
             raise ValueError(f"area weights add up to {regular:g}, not the scale {self.scale:g}")
         for area in self.areas:
-            total = sum(i.weight for i in self.indicators if i.area == area.id)
+            total = carried[area.id]
             if abs(total + area.unallocated - area.weight) > TOLERANCE:
                 raise ValueError(
                     f"area {area.id}: indicator weights ({total:g}) plus unallocated "
