@@ -20,7 +20,6 @@ import asyncio
 import multiprocessing
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,25 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._cluster import bench_database  # noqa: E402
+from bench._hostile import percentile, rss_mb, serving  # noqa: E402
 
 # share of each kind of request, and its URLs (filled once the city is loaded)
 MIX = {"tile": 0.6, "features": 0.25, "dashboard": 0.15}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def _get(
@@ -115,11 +103,6 @@ def _run_clients(args: tuple[str, dict[str, list[str]], int, float, int]) -> lis
     return out
 
 
-def _rss(pid: int) -> float:
-    process = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
-
-
 def analyze(engine: Any) -> None:
     """Table statistics gathered now, as autovacuum does within a minute or so: without them a
     page of 50 objects was planned as a sort of the whole city, ten times slower (the load would
@@ -160,26 +143,8 @@ def main() -> None:
         # read is a 401, and an audited one)
         env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_API_GRADING_PUBLIC_DRAFTS": "true"}
         subprocess.run([cim, "tiles", "seed", "--city", "370100"], env=env, check=True)
-        port = _free_port()
-        server = subprocess.Popen(
-            [cim, "serve", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--workers", str(args.workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    sys.exit("the server did not start")
-                time.sleep(0.2)
+        public = {"CIM_API_GRADING_PUBLIC_DRAFTS": "true"}
+        with serving(url, args.workers, **public) as (base, pid):
             tileset = httpx.get(f"{base}/collections/370100/3dtiles/tileset.json").json()
             tiles: list[str] = []
 
@@ -215,15 +180,12 @@ def main() -> None:
                 # the same load, unmeasured, until every server process has its caches warm
                 warm = [(base, urls, per, args.warmup, 100 + n) for n in range(args.processes)]
                 pool.map(_run_clients, warm)
-                start_rss = _rss(server.pid)
+                start_rss = rss_mb(pid)
                 jobs = [(base, urls, per, args.seconds, n) for n in range(args.processes)]
                 t0 = time.perf_counter()
                 results = [r for part in pool.map(_run_clients, jobs) for r in part]
                 elapsed = time.perf_counter() - t0
-            end_rss = _rss(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            end_rss = rss_mb(pid)
 
     print(
         f"\n{args.clients} clients, {args.seconds:.0f} s after {args.warmup:.0f} s of warm-up, "
@@ -240,8 +202,8 @@ def main() -> None:
         lat = [r[1] * 1000 for r in rows]
         errors = sum(1 for r in rows if not 200 <= r[2] < 400)
         print(
-            f"{kind:<10} {len(rows):>7} {len(rows) / elapsed:>7.1f} {_percentile(lat, 0.5):>7.1f} "
-            f"{_percentile(lat, 0.95):>7.1f} {_percentile(lat, 0.99):>7.1f} {errors:>6}"
+            f"{kind:<10} {len(rows):>7} {len(rows) / elapsed:>7.1f} {percentile(lat, 0.5):>7.1f} "
+            f"{percentile(lat, 0.95):>7.1f} {percentile(lat, 0.99):>7.1f} {errors:>6}"
         )
     change = (end_rss - start_rss) / start_rss * 100
     print(
@@ -254,7 +216,7 @@ def main() -> None:
 def hostile(args: argparse.Namespace) -> None:
     """The heavy reads of issue 13 against `cim serve` (`--workers`; drafts public, as `make
     run` serves them), /health timed during each case."""
-    from bench._hostile import HEADER, HealthProbe, idle, repeat, run_case, send_request, serving
+    from bench._hostile import HEADER, HealthProbe, idle, repeat, run_case, send_request
     from cim.db.engine import make_engine
     from demo.city import generate_city
     from demo.round import DEMO_ROUND, load_demo_round
