@@ -6,8 +6,7 @@ this service has one)."""
 from __future__ import annotations
 
 import ipaddress
-import json
-from typing import Any
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -136,9 +135,7 @@ def _json_checked(receive: Receive) -> Receive:
         message = await receive()
         if message["type"] == "http.request":
             body.extend(message.get("body", b""))
-            # a raw NUL or surrogate is not JSON; escaped, it is `\u` (the body is parsed only
-            # if it has one)
-            if not message.get("more_body", False) and b"\\u" in body:
+            if not message.get("more_body", False):
                 bad = _bad_text(bytes(body))
                 if bad is not None:
                     raise HTTPException(400, f"the JSON body holds {bad}")
@@ -147,25 +144,25 @@ def _json_checked(receive: Receive) -> Receive:
     return checked
 
 
+# In JSON text a NUL or a surrogate can only be written escaped (raw, it is not JSON, and the
+# route refuses the body itself); these find the escapes in the raw bytes, at C speed, without
+# parsing the body on the event loop. An escaped backslash (`\\`) is taken out first, so that
+# `\\u0000` (a backslash, then "u0000") is not taken for a NUL.
+_ESCAPED_BACKSLASH = b"\\\\"
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"  # high, no low after
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # low, no high before
+)
+
+
 def _bad_text(body: bytes) -> str | None:
-    """What in a JSON document's strings no database text can hold; None for none (and for a
-    body that is not JSON, which the route refuses itself)."""
-    try:
-        doc: Any = json.loads(body)
-    except (ValueError, RecursionError):
+    """What in a JSON document's strings no database text can hold; None for none."""
+    if b"\\u" not in body:
         return None
-    stack = [doc]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack += list(item.keys()) + list(item.values())
-        elif isinstance(item, list):
-            stack += item
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return NUL
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "an unpaired surrogate (\\ud800-\\udfff); text must be valid Unicode"
+    if b"\\\\" in body:
+        body = body.replace(_ESCAPED_BACKSLASH, b"")
+    if b"\\u0000" in body:
+        return NUL
+    if (b"\\ud" in body or b"\\uD" in body) and _LONE_SURROGATE.search(body):
+        return "an unpaired surrogate (\\ud800-\\udfff); text must be valid Unicode"
     return None

@@ -53,6 +53,8 @@ from grading.catalogue import (
     BUILT_IN,
     MAX_AREAS,
     MAX_INDICATORS,
+    NAME,
+    TEXT,
     Catalogue,
     built_in,
     load_catalogue,
@@ -91,10 +93,10 @@ class CityIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=64)
-    name_zh: str
-    name_en: str
+    name_zh: str = Field(min_length=1, max_length=NAME)
+    name_en: str = Field(min_length=1, max_length=NAME)
     previous_stars: int | None = Field(None, ge=0, le=5)
-    previous_total: float | None = None
+    previous_total: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class RoundIn(BaseModel):
@@ -103,10 +105,12 @@ class RoundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64)
     year: int = Field(ge=2000, le=2100)
-    title: str | None = None
+    title: str | None = Field(None, min_length=1, max_length=TEXT)
     catalogue: str | Catalogue
     policy: str | AwardPolicy
-    cities: str | list[CityIn] = Field(description="'shandong' or a list of cities")
+    cities: str | list[CityIn] = Field(
+        description="'shandong' or a list of cities", max_length=rounds.MAX_CITIES
+    )
 
     def members(self) -> list[rounds.CityEntry]:
         """The round's cities: a named region's, or the ones listed.

@@ -61,7 +61,11 @@ _REASONS = {
     "413": "The upload is over the size limit",
     "429": "Too many failed authentications from this address (see Retry-After)",
     "500": "An unexpected error (logged by the server)",
-    "503": "The database cannot be reached",
+    "503": (
+        "The database cannot be reached; or, for a heavy request (a feature page of more than "
+        "1,000 objects, a report, a what-if), every heavy slot stayed taken: retry after the "
+        "seconds Retry-After says"
+    ),
 }
 
 

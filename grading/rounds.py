@@ -10,6 +10,7 @@ is checked against the caller's role and written to the audit log in the same tr
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,15 @@ from sqlalchemy.exc import IntegrityError
 from cim.errors import Conflict, Forbidden, InvalidInput, NotFound
 from grading.access import Actor, audit, require, require_round
 from grading.awards import AwardPolicy
-from grading.catalogue import Catalogue
+from grading.catalogue import NAME, TEXT, Catalogue
 from grading.exemptions import require_complete
 from grading.freshness import require_fresh
 from grading.outcome import compute
 from grading.store import Round, as_round, city_rows, model_json, require_draft, round_row
 
+# cities in one round: a province's cities, districts and counties (Shandong has 16 cities and
+# 136 county-level divisions) fit many times over; ranking and reports cost in proportion
+MAX_CITIES = 500
 STATUSES = ("draft", "submitted", "reviewed", "final")
 # the moves a round can make, and the role each target status needs
 MOVES = {
@@ -77,8 +81,35 @@ def create_round(
         raise InvalidInput(
             f"round id {round_id!r}: up to 64 ASCII letters, digits, '-', '_' or '.'"
         )
+    if not title or len(title) > TEXT:
+        raise InvalidInput(f"round {round_id}: a title must have 1 to {TEXT} characters")
     if not cities:
         raise InvalidInput(f"round {round_id}: no cities")
+    if len(cities) > MAX_CITIES:
+        raise InvalidInput(
+            f"round {round_id}: {len(cities)} cities; a round holds at most {MAX_CITIES} "
+            "(every city, district and county of a province is fewer)"
+        )
+    for c in cities:
+        named = {"code": c.code, "name_zh": c.name_zh, "name_en": c.name_en}
+        for field, value in named.items():
+            most = 64 if field == "code" else NAME
+            if not value or len(value) > most:
+                raise InvalidInput(
+                    f"round {round_id}: city {c.code[:64]!r}: {field} must have 1 to {most} "
+                    "characters"
+                )
+        total = c.previous_total
+        if total is not None and not (math.isfinite(total) and total >= 0):
+            raise InvalidInput(
+                f"round {round_id}: city {c.code}: previous_total {total} is not a total of "
+                "points (a finite number, 0 or more)"
+            )
+        if c.previous_stars is not None and not 0 <= c.previous_stars <= 5:
+            raise InvalidInput(
+                f"round {round_id}: city {c.code}: previous_stars {c.previous_stars} is not "
+                "0 to 5"
+            )
     codes = [c.code for c in cities]
     if len(set(codes)) != len(codes):
         raise InvalidInput(f"round {round_id}: a city is listed twice")

@@ -164,11 +164,14 @@ def score_city(
         points = ind.weight * level / MAX_LEVEL
         indicators.append(IndicatorScore(ind.id, values.get(ind.id), level, points, why.en, why.zh))
     by_id = {s.id: s for s in indicators}
+    earned: dict[str, float] = {}  # each area's points, in one pass (not areas x indicators)
+    for ind, score in zip(catalogue.indicators, indicators, strict=True):
+        earned[ind.area] = earned.get(ind.area, 0.0) + score.points
     areas: list[AreaScore] = []
     total = bonus = 0.0
     reasons: list[Said] = []
     for area in catalogue.areas:
-        raw = sum(by_id[i.id].points for i in catalogue.indicators if i.area == area.id)
+        raw = earned.get(area.id, 0.0)
         points = min(raw, area.cap) if area.bonus and area.cap is not None else raw
         if area.bonus:
             bonus += points

@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 import grading.catalogue
+import grading.scoring
 from api.app import create_app
 from api.limits import (
     JSON_BODY,
@@ -36,7 +37,8 @@ from api.limits import (
     body_limit,
 )
 from cim.settings import ApiSettings
-from grading import access, values
+from cim.errors import InvalidInput
+from grading import access, rounds, values
 from grading.awards import AwardPolicy, built_in_policy
 from grading.catalogue import MAX_AREAS, MAX_INDICATORS, Catalogue
 from grading.evidence import MAX_EVIDENCE_BYTES
@@ -250,6 +252,45 @@ def test_a_catalogue_is_checked_in_linear_time() -> None:
     lines_few = _lines_run(lambda: Catalogue.model_validate(few), grading.catalogue)
     lines_many = _lines_run(lambda: Catalogue.model_validate(many), grading.catalogue)
     assert (lines_many - lines_few) / 45 < 25  # was 506: one per indicator
+
+
+def test_a_city_is_scored_in_linear_time() -> None:
+    """Scoring a city costs lines in proportion to areas plus indicators: each area's points
+    were once a walk over every indicator for every area."""
+    few = Catalogue.model_validate(_catalogue(5, 500))
+    many = Catalogue.model_validate(_catalogue(50, 500))
+    lines_few = _lines_run(lambda: grading.scoring.score_city(few, {}), grading.scoring)
+    lines_many = _lines_run(lambda: grading.scoring.score_city(many, {}), grading.scoring)
+    assert (lines_many - lines_few) / 45 < 25  # was over 500: one per indicator
+
+
+def test_a_round_is_bounded_in_cities_and_their_texts(
+    engine: Engine, keys: dict[str, str]
+) -> None:
+    """A round holds at most MAX_CITIES cities, each with bounded names and a finite previous
+    total; the API refuses more in its schema, the core wherever a round comes from."""
+    app = create_app(engine=engine)
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    city = {"code": "370100", "name_zh": "济南市", "name_en": "Jinan"}
+    spec = {"id": "big-1", "year": 2026, "catalogue": "db37-3890.1-2020"}
+    spec["policy"] = "shandong-example"
+    many = [{**city, "code": f"{n:06d}"} for n in range(rounds.MAX_CITIES + 1)]
+    with TestClient(app) as http:
+        for cities in (many, [{**city, "name_en": "x" * 3000}], [{**city, "name_zh": ""}]):
+            r = http.post("/grading/rounds", json={**spec, "cities": cities}, headers=admin)
+            assert r.status_code == 400, r.text
+        assert http.get("/grading/rounds/big-1", headers=admin).status_code == 404
+    cli = access.cli_actor()
+    cat, pol = grading.catalogue.built_in("db37-3890.1-2020"), built_in_policy("shandong-example")
+    entries = [rounds.CityEntry(f"{n:06d}", "市", "City") for n in range(rounds.MAX_CITIES + 1)]
+    with pytest.raises(InvalidInput, match=f"at most {rounds.MAX_CITIES}"):
+        rounds.create_round(engine, cli, "big-2", "t", 2026, cat, pol, entries)
+    with pytest.raises(InvalidInput, match="previous_total inf"):
+        bad = [rounds.CityEntry("370100", "济南市", "Jinan", 3, float("inf"))]
+        rounds.create_round(engine, cli, "big-3", "t", 2026, cat, pol, bad)
+    with pytest.raises(InvalidInput, match="name_en must have 1 to 200"):
+        bad = [rounds.CityEntry("370100", "济南市", "J" * 201)]
+        rounds.create_round(engine, cli, "big-4", "t", 2026, cat, pol, bad)
 
 
 def test_catalogues_and_policies_are_bounded() -> None:

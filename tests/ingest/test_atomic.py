@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -56,3 +57,20 @@ def test_interrupted_ingest_leaves_nothing(engine: Engine, tmp_path: Path) -> No
     assert proc.returncode == 130, err
     assert "nothing was written" in err
     assert _rows(engine) == before
+
+
+def test_a_landed_ingest_leaves_the_planner_fresh_statistics(
+    new_database: Callable[[], Engine],
+) -> None:
+    """The queries that follow an ingest (tiles, indicators) are planned for the tables as they
+    are now: the ingest analyses what it wrote, without waiting for autovacuum."""
+    engine = new_database()
+    ingest_files(engine, [SHARED / "cityjson/delft_mixed_objects_v2.0/delft.city.json"], "d")
+    with engine.connect() as conn:
+        for table in ("city_object", "object_geometry", "dataset"):
+            counted = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608
+            estimated = conn.execute(
+                text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                {"t": table},
+            ).scalar_one()
+            assert (table, estimated) == (table, counted)
