@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.limits import FailureLimiter, HeavyGate
+from api.limits import FailureLimiter, HeavyGate, RefusalSampler
 from cim.errors import TooLarge, Unauthorized
 from cim.settings import ApiSettings
 from grading import access, evidence, rounds
@@ -38,14 +38,26 @@ AUDITED = (401, 403, 409)
 
 
 def record_refusal(request: Request, status: int, detail: str) -> None:
-    """A refused grading request (401, 403, 409) into the audit log, naming its caller."""
+    """A refused grading request (401, 403, 409) into the audit log, naming its caller. Every
+    refusal of a key's holder is written; those of callers without a valid key are sampled per
+    address (`RefusalSampler`): a row for each of the first few a minute, then a count."""
     if status not in AUDITED or not request.url.path.startswith("/grading"):
         return
-    actor = getattr(request.state, "actor", None) or ANONYMOUS
+    actor = getattr(request.state, "actor", None)
+    unwritten = 0
+    if actor is None:  # no valid key
+        actor = ANONYMOUS
+        client = request.client.host if request.client else "unknown"
+        sampled = request.app.state.refusals.admit(client)
+        if sampled is None:
+            return
+        unwritten = sampled
     target = f"{request.method} {request.url.path}"
     round_id = request.path_params.get("round_id")
     try:
-        access.record_refusal(request.app.state.engine, actor, round_id, target, status, detail)
+        access.record_refusal(
+            request.app.state.engine, actor, round_id, target, status, detail, unwritten
+        )
     except SQLAlchemyError:  # the refusal stands; the log says the record could not be written
         LOG.exception("refused request not audited: %s", target)
 
@@ -57,6 +69,7 @@ def share_state(app: FastAPI, settings: ApiSettings) -> None:
     app.state.auth_failures = FailureLimiter(settings.auth_failures, settings.auth_window_s)
     app.state.results_cache = ResultsCache()
     app.state.record_refusal = record_refusal
+    app.state.refusals = RefusalSampler()
     app.state.heavy = HeavyGate(settings.heavy_requests, settings.heavy_wait_s)
     app.state.reports = ReportCache(app.state.heavy)
 

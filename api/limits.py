@@ -93,6 +93,41 @@ class FailureLimiter:
                 self._failures.popitem(last=False)
 
 
+class RefusalSampler:
+    """Which refusals of callers without a valid key are written to the audit log: the first
+    `rows` of each client (its address, see `client_key`) within a window, the rest counted and
+    the count written with that client's next row. Each such refusal was a database write: a
+    flood of anonymous requests (5,000 in 20 s) made as many audit rows, filling the log and
+    holding the connection pool. Every request still has its line in the request log."""
+
+    def __init__(
+        self, rows: int = 10, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rows = rows
+        self.window = window
+        self.clock = clock
+        self._clients: OrderedDict[str, tuple[float, int, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def admit(self, client: str) -> int | None:
+        """None: count this refusal, write nothing. Else write it, with the number of this
+        client's refusals counted and not written since its last row."""
+        client = client_key(client)
+        now = self.clock()
+        with self._lock:
+            since, written, unwritten = self._clients.get(client, (now, 0, 0))
+            if now - since >= self.window:  # a new window: its first row carries the count
+                since, written = now, 0
+            if written >= self.rows:
+                self._clients[client] = (since, written, unwritten + 1)
+                return None
+            self._clients[client] = (since, written + 1, 0)
+            self._clients.move_to_end(client)
+            while len(self._clients) > MAX_CLIENTS:
+                self._clients.popitem(last=False)
+            return unwritten
+
+
 # request bodies, by the kind of route: a JSON body is parsed whole before anything else runs, so
 # it gets what its largest honest content needs; only file uploads get megabytes
 JSON_BODY = 1_000_000  # a round with its catalogue, policy and cities; a policy

@@ -105,7 +105,7 @@ class GmlSink(Sink):
         surfaces = geom["boundaries"][0] if gtype == "Solid" else geom["boundaries"]
         sem = geom.get("semantics")
         values = (sem["values"][0] if gtype == "Solid" else sem["values"]) if sem else None
-        if kind in SURFACE_PREFIX and sem:
+        if kind in SURFACE_PREFIX and sem and values is not None:
             # semantic boundary surfaces own the polygons; the geometry refers to them
             bounded, members = [], []
             sp = SURFACE_PREFIX[kind]

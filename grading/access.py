@@ -119,14 +119,22 @@ def audit(
 
 
 def record_refusal(
-    engine: Engine, actor: Actor, round_id: str | None, target: str, status: int, detail: str
+    engine: Engine,
+    actor: Actor,
+    round_id: str | None,
+    target: str,
+    status: int,
+    detail: str,
+    unwritten: int = 0,
 ) -> None:
     """Write a refused attempt (401, 403, 409) to the audit log, in a transaction of its own
-    (the refused one wrote nothing)."""
+    (the refused one wrote nothing); `unwritten`: refusals of the same caller before it that
+    were counted, not written one by one (the API samples those of callers without a key)."""
+    new: dict[str, Any] = {"status": status, "why": detail[:500]}
+    if unwritten:
+        new["unwritten_before"] = unwritten
     with engine.begin() as conn:
-        audit(
-            conn, actor, "refused", round_id, target, None, {"status": status, "why": detail[:500]}
-        )
+        audit(conn, actor, "refused", round_id, target, None, new)
 
 
 def audit_log(engine: Engine, round_id: str | None = None) -> list[dict[str, Any]]:

@@ -107,8 +107,7 @@ def create_round(
             )
         if c.previous_stars is not None and not 0 <= c.previous_stars <= 5:
             raise InvalidInput(
-                f"round {round_id}: city {c.code}: previous_stars {c.previous_stars} is not "
-                "0 to 5"
+                f"round {round_id}: city {c.code}: previous_stars {c.previous_stars} is not 0 to 5"
             )
     codes = [c.code for c in cities]
     if len(set(codes)) != len(codes):

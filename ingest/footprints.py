@@ -313,5 +313,5 @@ def _geometry(
         ring_sizes=[len(r) for r in rings],
         polygon_rings=[len(f) for f in faces],
         structure=structure,
-        surface_semantics=semantics,
+        surface_semantics=list(semantics) if semantics else None,
     )

@@ -36,8 +36,8 @@ from api.limits import (
     HeavyGate,
     body_limit,
 )
-from cim.settings import ApiSettings
 from cim.errors import InvalidInput
+from cim.settings import ApiSettings
 from grading import access, rounds, values
 from grading.awards import AwardPolicy, built_in_policy
 from grading.catalogue import MAX_AREAS, MAX_INDICATORS, Catalogue
@@ -264,9 +264,7 @@ def test_a_city_is_scored_in_linear_time() -> None:
     assert (lines_many - lines_few) / 45 < 25  # was over 500: one per indicator
 
 
-def test_a_round_is_bounded_in_cities_and_their_texts(
-    engine: Engine, keys: dict[str, str]
-) -> None:
+def test_a_round_is_bounded_in_cities_and_their_texts(engine: Engine, keys: dict[str, str]) -> None:
     """A round holds at most MAX_CITIES cities, each with bounded names and a finite previous
     total; the API refuses more in its schema, the core wherever a round comes from."""
     app = create_app(engine=engine)
@@ -338,22 +336,25 @@ def test_what_ifs_are_bounded_checked_off_the_event_loop_and_private_with_drafts
     big = public.post(path, json={"catalogue": _catalogue(50, 5000)})
     assert big.status_code == 413 and "262,144 bytes" in big.json()["detail"]
 
-    # its work (checks and scoring) is handed to a heavy worker process, from a worker thread:
-    # none of it runs on the event loop
-    handed: list[tuple[str, bool]] = []
+    # its work (parsing, checks and scoring) is handed to a heavy worker process, from a
+    # worker thread: none of it runs on the event loop, and the body goes as the bytes it came as
+    handed: list[tuple[str, bool, type]] = []
     run = HeavyGate.run
 
     def watched(gate: HeavyGate, work: Callable[..., Any], *args: Any) -> Any:
-        handed.append((work.__name__, _on_loop()))
+        handed.append((work.__name__, _on_loop(), type(args[-1])))
         return run(gate, work, *args)
 
     monkeypatch.setattr(HeavyGate, "run", watched)
     ok = public.post(path, json={"catalogue": _catalogue(5, 50)})
     assert ok.status_code == 200, ok.text
     assert ok.json()["b"]["catalogue"] == "wide"
-    assert handed == [("what_if_work", False)]
+    assert handed == [("what_if_work", False, bytes)]
     # the schema FastAPI no longer checks is the route's to check, with the same answers
     assert public.post(path, json={}).status_code == 400
+    json_type = {"content-type": "application/json"}
+    broken = public.post(path, content=b'{"catalogue": ', headers=json_type)
+    assert broken.status_code == 400 and "not JSON" in broken.json()["detail"]
     assert public.post(path, json=[1]).status_code == 400
     bad = public.post(path, json={"policy": {"id": "x"}})
     assert bad.status_code == 400 and "policy.title" in bad.json()["detail"]

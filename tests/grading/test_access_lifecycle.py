@@ -6,6 +6,7 @@ append-only audit log that records every change with old and new value."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -118,9 +119,17 @@ def test_writes_without_a_valid_key_get_401_and_change_nothing(setup) -> None:  
             assert r.headers["content-type"] == "application/problem+json"
             assert r.headers["www-authenticate"].startswith("Bearer")
     assert _state(engine) == before
+    # the first 10 refusals of an address in a minute are written one by one, the rest counted
     tried = [e for e in access.audit_log(engine) if e["action"] == "refused"]
-    assert len(tried) == 5 * 3 and {e["actor"] for e in tried} == {"anonymous"}
+    assert len(tried) == 10 and {e["actor"] for e in tried} == {"anonymous"}
     assert {e["new"]["status"] for e in tried} == {401}
+    assert not any("unwritten_before" in e["new"] for e in tried)
+    # a minute later, the next one is written with the count of those that were not
+    sampler = client.app.state.refusals
+    sampler.clock = lambda: time.monotonic() + 61
+    assert _put(client, None, "370100", "tese.pilot", 3).status_code == 401
+    last = [e for e in access.audit_log(engine) if e["action"] == "refused"][-1]
+    assert last["new"]["unwritten_before"] == 5 * 3 - 10
 
 
 def test_too_weak_a_role_gets_403_and_changes_nothing(setup) -> None:  # type: ignore[no-untyped-def]
