@@ -2,7 +2,8 @@
 # Installs the OS packages CIM needs when they are missing: PostgreSQL + PostGIS (the embedded
 # database and the tests), Python's venv module, Node.js and npm (the glTF validator the tests
 # run), Chromium and CJK fonts (the viewer's browser tests), Pango (PDF grading reports),
-# poppler-utils (the report test renders a page) and GNU time (bench/).
+# poppler-utils (the report test renders a page), GDAL's ogr2ogr (a test and bench/ read the
+# Features API with it) and GNU time (bench/).
 # Idempotent, and quick when everything is present. Debian/Ubuntu (apt); run as root or with sudo.
 set -euo pipefail
 
@@ -32,6 +33,8 @@ if [[ ! -x /usr/bin/chromium ]]; then need+=(chromium); fi  # the viewer's brows
 if [[ ! -d /usr/share/fonts/opentype/noto ]]; then need+=(fonts-noto-cjk); fi  # Chinese text
 if ! ldconfig -p | grep -q libpangoft2-1.0; then need+=(libpango-1.0-0 libpangoft2-1.0-0); fi  # PDF reports
 if ! command -v pdftoppm >/dev/null; then need+=(poppler-utils); fi  # report tests render a page
+if [[ ! -f /usr/share/proj/egm96_15.gtx ]]; then need+=(proj-data); fi  # EGM96 geoid, BETA2007
+if ! command -v ogr2ogr >/dev/null; then need+=(gdal-bin); fi  # GDAL reads the Features API
 if [[ ${#need[@]} -gt 0 ]]; then apt_install "${need[@]}"; fi
 
 # PostGIS for the server version that is installed (Debian names it postgresql-NN-postgis-3)

@@ -417,7 +417,12 @@ def items_query(settings: ApiSettings) -> Callable[..., AsyncIterator[ItemsQuery
     async def query(  # async: it only reads the parameters, so it needs no worker thread
         request: Request,
         limit: int = Query(
-            settings.default_limit, ge=1, description=f"page size (at most {settings.max_limit})"
+            settings.default_limit,
+            ge=1,
+            description=f"page size (at most {settings.max_limit}; a larger one is cut to it)",
+            # in the parameter's schema, where OGC API Features puts it and clients look, but
+            # not enforced: a larger limit is cut to it, as the standard allows
+            json_schema_extra={"maximum": settings.max_limit},
         ),
         offset: int = Query(0, ge=0, le=settings.max_offset),
         bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),

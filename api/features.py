@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, cast
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse as _StdJSONResponse
 from pyproj import Transformer
 from pyproj.exceptions import ProjError
@@ -16,27 +16,43 @@ from sqlalchemy import Engine
 from api import store
 from api.dependencies import CrsParam, ItemsQuery, items_query
 from api.limits import HeavyGate, worker_engine
+from api.properties import PropertyCache, feature_doc, queryables_doc, schema_doc
+from cim.attributes import ITEMS_PARAMETERS, attribute_key
 from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs, parse_crs
 from cim.errors import InvalidCRS, InvalidInput
 from cim.settings import ApiSettings
 
 
 class JSONResponse(_StdJSONResponse):
-    """JSON rendered with orjson (feature pages are large: several times faster than json)."""
+    """JSON rendered with orjson (feature pages are large: several times faster than json);
+    geometries come as GeoJSON text from PostGIS, put in as they are (orjson.Fragment)."""
 
     def render(self, content: Any) -> bytes:
         try:
             return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # e.g. an integer beyond 64 bits in an attribute: the slow way
-            return super().render(content)
+        except TypeError:  # an integer beyond 64 bits in an attribute: written as its digits
+            return orjson.dumps(_big_integers(content), option=orjson.OPT_NON_STR_KEYS)
+
+
+def _big_integers(node: Any) -> Any:
+    """`node` with every integer orjson cannot write (beyond 64 bits) as its JSON text."""
+    if isinstance(node, dict):
+        return {k: _big_integers(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_big_integers(v) for v in node]
+    if isinstance(node, int) and not -(2**63) <= node < 2**64:
+        return orjson.Fragment(str(node).encode())
+    return node
 
 
 GEOJSON = "application/geo+json"
+SCHEMA_JSON = "application/schema+json"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
 ]
 # CRSs every collection offers, besides the city's own
 COMMON_CRS = [
@@ -46,7 +62,6 @@ COMMON_CRS = [
     "http://www.opengis.net/def/crs/EPSG/0/4979",
     "http://www.opengis.net/def/crs/EPSG/0/3857",
 ]
-_RESERVED = {"bbox", "bbox-crs", "crs", "limit", "offset", "type", "dataset", "datetime", "f"}
 # metres (or feet) from a projected CRS's origin: beyond, no place on the Earth (false eastings
 # with a zone prefix reach 4e7)
 MAX_PROJECTED = 1e8
@@ -103,7 +118,20 @@ def collection_doc(engine: Engine, city: dict[str, Any], base: str) -> dict[str,
             {
                 "href": f"{base}/collections/{code}/queryables",
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                "type": "application/schema+json",
+                "type": SCHEMA_JSON,
+            },
+            {
+                "href": f"{base}/collections/{code}/schema",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/schema",
+                "type": SCHEMA_JSON,
+                "title": "the features' properties and geometry, typed (Part 5)",
+            },
+            {
+                "href": f"{base}/collections/{code}/schema/feature",
+                # relation types are case-insensitive; GDAL 3.6 (Debian 12) knows only this spelling
+                "rel": "describedBy",
+                "type": SCHEMA_JSON,
+                "title": "one GeoJSON feature of the items",
             },
         ],
     }
@@ -176,11 +204,15 @@ def _within_crs(
     return cut
 
 
-def _item_query(engine: Engine, city: str, params: ItemsQuery, request: Request) -> store.ItemQuery:
-    """The search an items request asks for: page, output CRS, bbox, types, attribute filters.
+def _item_query(
+    engine: Engine, city: str, params: ItemsQuery, request: Request, cache: PropertyCache
+) -> store.ItemQuery:
+    """The search an items request asks for: page, output CRS, bbox, types, attribute filters
+    (each compared as the type its property has in the city, see api.properties).
 
     Raises:
-        InvalidInput: a parameter that is not valid, or a filter on an unknown attribute.
+        InvalidInput: a parameter that is not valid, a filter on an unknown attribute, or a
+            filter value that cannot be of its property's type.
     """
     q = store.ItemQuery(city=city, limit=params.limit, offset=params.offset, dataset=params.dataset)
     q.crs = _output_crs(engine, city, params.crs, "crs")
@@ -199,17 +231,31 @@ def _item_query(engine: Engine, city: str, params: ItemsQuery, request: Request)
         raise InvalidInput("bbox-crs given without bbox")
     if params.type:
         q.types = [t.strip() for t in params.type.split(",") if t.strip()]
-    allowed = set(store.queryables(engine, city))
-    for key, value in request.query_params.items():
-        if key in _RESERVED:
-            continue
-        if key not in allowed:
+    filters = {k: v for k, v in request.query_params.items() if k not in ITEMS_PARAMETERS}
+    if not filters:  # the city's types are read only for a filter
+        return q
+    known = cache.get(city).values()
+    for name, value in filters.items():
+        if name not in known:
             raise InvalidInput(
-                f"unknown parameter {key!r}: filters must name an attribute of this "
+                f"unknown parameter {name!r}: filters must name an attribute of this "
                 f"collection (see /collections/{city}/queryables)"
             )
-        q.attributes[key] = value
+        q.attributes[attribute_key(name)] = known[name].match(name, value)
     return q
+
+
+TypesParam = Annotated[
+    str | None,
+    Query(description="only these city object types, comma-separated (as the items' type)"),
+]
+
+
+def _types(given: str | None) -> list[str] | None:
+    """The object types a `type` parameter names (None: every type)."""
+    if given is None:
+        return None
+    return sorted({t.strip() for t in given.split(",") if t.strip()})
 
 
 def _page_links(
@@ -262,6 +308,7 @@ def page_features(db: Engine | str, q: store.ItemQuery) -> tuple[bytes, int, int
 def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     """Routes of the Features API bound to `engine`."""
     router = APIRouter(tags=["Features"])
+    cache = PropertyCache(engine)  # each city's property types, per generation of its data
 
     @router.get("/conformance", summary="Conformance classes this service implements")
     def conformance() -> dict[str, Any]:
@@ -285,19 +332,37 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         counts = store.type_counts(engine, city)
         return {"types": sorted(counts), "counts": counts}
 
-    @router.get("/collections/{city}/queryables", summary="Attributes usable as filters")
+    @router.get(
+        "/collections/{city}/queryables",
+        summary="Properties usable as filters, with their types",
+        response_class=JSONResponse,
+    )
     def queryables(city: str, request: Request) -> JSONResponse:
         store.require_city(engine, city)
-        props: dict[str, Any] = {"type": {"type": "string", "description": "city object type"}}
-        props.update({k: {"description": "attribute"} for k in store.queryables(engine, city)})
-        body = {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"{_base(request)}/collections/{city}/queryables",
-            "type": "object",
-            "title": city,
-            "properties": props,
-        }
-        return JSONResponse(body, media_type="application/schema+json")
+        body = queryables_doc(
+            cache.get(city), f"{_base(request)}/collections/{city}/queryables", city
+        )
+        return JSONResponse(body, media_type=SCHEMA_JSON)
+
+    @router.get(
+        "/collections/{city}/schema",
+        summary="The features' properties and geometry, typed (OGC API Features Part 5)",
+        response_class=JSONResponse,
+    )
+    def schema(city: str, request: Request, type: TypesParam = None) -> JSONResponse:
+        store.require_city(engine, city)
+        body = schema_doc(cache.get(city), _types(type), str(request.url), city)
+        return JSONResponse(body, media_type=SCHEMA_JSON)
+
+    @router.get(
+        "/collections/{city}/schema/feature",
+        summary="The JSON Schema of one GeoJSON feature of the items (the describedby link)",
+        response_class=JSONResponse,
+    )
+    def feature_schema(city: str, request: Request, type: TypesParam = None) -> JSONResponse:
+        store.require_city(engine, city)
+        body = feature_doc(cache.get(city), _types(type), str(request.url), city)
+        return JSONResponse(body, media_type=SCHEMA_JSON)
 
     # a default, not an Annotated alias: annotations are strings here, read in module scope
     read_items_query = Depends(items_query(settings))
@@ -310,7 +375,7 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     )
     def items(city: str, request: Request, params: ItemsQuery = read_items_query) -> Response:
         store.require_city(engine, city)
-        q = _item_query(engine, city, params, request)
+        q = _item_query(engine, city, params, request, cache)
         if params.limit > settings.heavy_page:  # made in a heavy worker process, with its slot
             gate: HeavyGate = request.app.state.heavy
             features, returned, matched = gate.run(page_features, url, q)

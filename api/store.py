@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from cim.attributes import published_name as property_name
 from cim.crs import STORAGE_EPSG, OutputCrs, parse_crs
 from cim.db import cities
 from cim.errors import InvalidCRS, InvalidInput, NotFound
@@ -144,7 +145,8 @@ class ItemQuery:
     bbox_srid: int = 4326
     types: list[str] = field(default_factory=list)
     dataset: str | None = None
-    attributes: dict[str, str] = field(default_factory=dict)
+    # attribute key -> the JSON values (as text) any of which it must equal (api.properties)
+    attributes: dict[str, list[str]] = field(default_factory=dict)
     crs: OutputCrs = field(default_factory=lambda: OutputCrs.from_uri("OGC:CRS84"))
 
 
@@ -167,30 +169,34 @@ def _where(q: ItemQuery) -> tuple[str, dict[str, Any]]:
             " AND d.name = :dataset)"
         )
         params["dataset"] = q.dataset
-    for n, (key, value) in enumerate(sorted(q.attributes.items())):
-        clauses.append(f"o.attributes ->> :k{n} = :v{n}")
+    for n, (key, values) in enumerate(sorted(q.attributes.items())):
+        # jsonb equality: numbers as numbers (23 = 23.0), strings as strings ("007" <> 7)
+        clauses.append(f"o.attributes -> :k{n} = ANY(CAST(:v{n} AS jsonb[]))")
         params[f"k{n}"] = key
-        params[f"v{n}"] = value
+        params[f"v{n}"] = values
     return " AND ".join(clauses), params
 
 
 def _feature(row: Any, geometries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    # CIM's own properties, then each attribute at the top level (api.properties names them)
     props: dict[str, Any] = {
         "type": row.type,
         "dataset": row.dataset,
         "lods": row.lods,
         "parents": row.parents,
         "children": row.children,
-        "attributes": row.attributes,
     }
     if row.z_min is not None:
-        props["height"] = {"min": row.z_min, "max": row.z_max}
+        props["height_min"] = row.z_min
+        props["height_max"] = row.z_max
+    props.update((property_name(k), v) for k, v in row.attributes.items())
     if geometries is not None:
         props["geometries"] = geometries
     return {
         "type": "Feature",
         "id": row.source_id,
-        "geometry": orjson.loads(row.geometry) if row.geometry else None,
+        # GeoJSON text from PostGIS, written into the page as it is (not parsed and re-written)
+        "geometry": orjson.Fragment(row.geometry) if row.geometry else None,
         "properties": props,
     }
 
@@ -198,12 +204,16 @@ def _feature(row: Any, geometries: list[dict[str, Any]] | None = None) -> dict[s
 def search_items(engine: Engine, q: ItemQuery) -> tuple[list[dict[str, Any]], int]:
     """A page of features and the number matched in all."""
     where, params = _where(q)
+    # the page's ids first (an array: their rows are then fetched by key), then their rows and
+    # geometries: a deep offset skips index entries, not objects joined with their geometry
     page = text(f"""
         SELECT o.source_id, o.type, o.lods, o.parents, o.children, o.attributes, o.z_min, o.z_max,
                d.name AS dataset, {_geojson("best.geom", q.crs)} AS geometry
         FROM city_object o JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
         {_HIGHEST_LOD}
-        WHERE {where} ORDER BY o.id LIMIT :limit OFFSET :offset""")  # noqa: S608 - fixed SQL
+        WHERE o.city_code = :city AND o.id = ANY(ARRAY(
+          SELECT o.id FROM city_object o WHERE {where} ORDER BY o.id LIMIT :limit OFFSET :offset))
+        ORDER BY o.id""")  # noqa: S608 - fixed SQL
     count = text(f"SELECT count(*) FROM city_object o WHERE {where}")  # noqa: S608
     with engine.connect() as conn:
         rows = conn.execute(page, {**params, "limit": q.limit, "offset": q.offset}).all()

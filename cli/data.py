@@ -1,9 +1,11 @@
-"""`cim ingest` and `cim datasets`: files into a city, and the datasets already there."""
+"""`cim ingest` and `cim datasets`: files (and PostGIS tables) into a city, and the datasets
+already there."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -11,6 +13,9 @@ import orjson
 from cim.errors import CimError, InvalidInput
 from cim.settings import DatabaseSettings, IngestSettings
 from cli.common import advance, command_engine, fail
+
+if TYPE_CHECKING:
+    from ingest.pgsource import TableSource
 
 
 def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
@@ -26,11 +31,57 @@ def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
     return (a, b, c)
 
 
+class _Source(click.ParamType):
+    """A file, or a PostGIS database in GDAL's form (`PG:...`), which stays text: a connection
+    string is no path (a Path would fold the `//` of a URI)."""
+
+    name = "FILE|PG:..."
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ingest.pgsource import is_table_source
+
+        if isinstance(value, str) and is_table_source(value):
+            return value
+        return click.Path(path_type=Path, dir_okay=False).convert(value, param, ctx)
+
+
+def _sources(
+    paths: tuple[Path | str, ...], table_options: dict[str, Any]
+) -> list[Path | TableSource]:
+    """Files as they are, a `PG:` source as the table the options name.
+
+    Raises:
+        InvalidInput: table options without a `PG:` source, or several `PG:` sources.
+        IngestError: a connection string or table name that cannot be read.
+    """
+    from ingest.pgsource import table_source
+
+    databases = [p for p in paths if isinstance(p, str)]
+    given = [f"--{k.replace('_', '-')}" for k, v in table_options.items() if v is not None]
+    if len(databases) > 1:
+        raise InvalidInput("give one PG: source per command; its --table names the table")
+    if given and not databases:
+        raise InvalidInput(f"{', '.join(given)} read a PostGIS table: give a PG: source")
+    attributes = table_options.pop("attributes")
+    if attributes is not None:
+        attributes = tuple(a.strip() for a in attributes.split(",") if a.strip())
+    return [
+        table_source(p, attributes=attributes, **table_options) if isinstance(p, str) else p
+        for p in paths
+    ]
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=_Source())
 @click.option("--city", required=True, help="City code, e.g. the administrative code 370100.")
-@click.option("--crs", help="CRS of files that declare none, e.g. EPSG:7415.")
-@click.option("--name", help="Dataset name (default: the file name). Same name = replace.")
+@click.option(
+    "--crs",
+    help="CRS of files that declare none (or instead of theirs), e.g. EPSG:7415, "
+    "EPSG:31468+5783 or urn:adv:crs:DE_DHDN_3GK4*DE_DHHN92_NH.",
+)
+@click.option(
+    "--name", help="Dataset name (default: the file name, or schema.table). Same name = replace."
+)
 @click.option("--city-name", "city_name_zh", help="City name (Chinese), stored when new.")
 @click.option("--city-name-en", help="City name (English), stored when new.")
 @click.option(
@@ -39,17 +90,31 @@ def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
     type=click.Choice(["cityjson", "cityjsonseq", "citygml", "footprints", "mesh", "pointcloud"]),
     help="Force a format instead of detecting it from the content.",
 )
-@click.option("--height-attr", help="Footprints: the field with the building height (m).")
-@click.option("--floors-attr", help="Footprints: the field with the number of floors.")
+@click.option(
+    "--height-attr",
+    "--height-column",
+    "height_attr",
+    help="Footprints and 2D tables: the field or column with the building height (m).",
+)
+@click.option(
+    "--floors-attr",
+    "--floors-column",
+    "floors_attr",
+    help="Footprints and 2D tables: the field or column with the number of floors.",
+)
 @click.option(
     "--storey-height",
     type=float,
     default=3.0,
     show_default=True,
-    help="Footprints: metres per floor, with --floors-attr.",
+    help="Footprints and 2D tables: metres per floor, with --floors-attr.",
 )
 @click.option(
-    "--base-attr", help="Footprints: the field with the base elevation (default: z, or 0)."
+    "--base-attr",
+    "--base-column",
+    "base_attr",
+    help="Footprints and 2D tables: the field or column with the base elevation (default: z, "
+    "or 0).",
 )
 @click.option("--layer", help="Footprints: the layer to read (default: the first).")
 @click.option(
@@ -60,9 +125,28 @@ def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
 @click.option("--up", type=click.Choice(["y", "z"]), help="Mesh: the up axis (glTF: y, else z).")
 @click.option(
     "--object-type",
-    default="GenericCityObject",
-    show_default=True,
-    help="Mesh: the city-object type of its nodes, e.g. Building.",
+    help="Mesh and tables: the city-object type of their objects (default: GenericCityObject "
+    "for a mesh's nodes, Building for a table's rows).",
+)
+@click.option(
+    "--table",
+    help="PG: source: the table or view to read, schema.table (schema default: public).",
+)
+@click.option(
+    "--id-column",
+    help="PG: source: the column of the object ids (default: the primary key, else id, gid, "
+    "fid, ogc_fid or objectid).",
+)
+@click.option("--geometry-column", help="PG: source: the geometry column (default: the only one).")
+@click.option(
+    "--attributes",
+    help="PG: source: the columns kept as attributes, comma-separated ('' for none; default: "
+    "every column but the id and the geometries).",
+)
+@click.option(
+    "--lod",
+    help="PG: source: the LoD of its 3D geometries, e.g. 2.2 (default: none is claimed, so "
+    "they do not count as LoD2 in grading).",
 )
 @click.option(
     "--axis-order",
@@ -80,7 +164,7 @@ def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def ingest(
-    paths: tuple[Path, ...],
+    paths: tuple[Path | str, ...],
     city: str,
     crs: str | None,
     name: str | None,
@@ -95,7 +179,12 @@ def ingest(
     origin: str | None,
     offset: str | None,
     up: str | None,
-    object_type: str,
+    object_type: str | None,
+    table: str | None,
+    id_column: str | None,
+    geometry_column: str | None,
+    attributes: str | None,
+    lod: str | None,
     axis_order: str | None,
     cell_size: float,
     as_json: bool,
@@ -105,6 +194,11 @@ def ingest(
     meshes (OBJ, glTF/GLB, PLY, STL) placed by --origin or --crs with --offset, and point clouds
     (LAS, LAZ) grouped in cells. Texture images the file names (in its folder) or holds are
     stored with it and drawn in the 3D Tiles.
+
+    A PostGIS table is read in place from a GDAL-style PG: source and --table: 3D surfaces
+    (MULTIPOLYGON Z, POLYHEDRALSURFACE Z, TIN Z) keep every vertex, walls included; 2D polygons
+    are extruded by --height-column like footprints. The CRS is the column's SRID. A .sql dump
+    is not read: load it with psql first.
 
     All files land together or none does. Re-ingesting a file (same dataset name) replaces it.
 
@@ -117,6 +211,8 @@ def ingest(
       cim ingest bati.geojson --city lyon --floors-attr NB_ETAGES --storey-height 3
       cim ingest tower.obj --city lyon --origin 4.8590,45.7605,170 --object-type Building
       cim ingest site.glb --city 370100 --crs EPSG:4548 --offset 500000,4058000,30
+      cim ingest "PG:host=localhost dbname=gis user=me" --table public.buildings --city delft
+      cim ingest PG:postgresql://me@db/gis --table bag.pand --city 0503 --lod 2.2
     """
     from tqdm import tqdm
 
@@ -133,15 +229,26 @@ def ingest(
             _triple(origin, "--origin"),
             _triple(offset, "--offset"),
             up,
-            object_type,
+            object_type or "GenericCityObject",
             axis_order,
             cell_size,
+        )
+        sources = _sources(
+            paths,
+            {
+                "table": table,
+                "id_column": id_column,
+                "geometry_column": geometry_column,
+                "attributes": attributes,
+                "lod": lod,
+                "object_type": object_type if any(isinstance(p, str) for p in paths) else None,
+            },
         )
         engine = command_engine(DatabaseSettings())
         with tqdm(unit="obj", disable=not sys.stderr.isatty() or as_json) as bar:
             reports = ingest_files(
                 engine,
-                list(paths),
+                sources,
                 city,
                 crs=crs,
                 name=name,
@@ -172,6 +279,15 @@ def ingest(
             f"  {r.format} {r.format_version}, {r.source_crs}; by type: "
             + ", ".join(f"{k} {v}" for k, v in sorted(r.counts_by_type.items()))
         )
+        heights = r.transformation.get("heights", {})
+        if heights:  # which height transformation, and how well it is known to fit
+            acc = heights.get("accuracy_m")
+            model = heights.get("model")
+            click.echo(
+                f"  heights: {heights['method']}"
+                + (f" ({model})" if model else "")
+                + (f", expected within {acc:g} m" if acc else "")
+            )
         for w in r.warnings:
             click.secho(f"  warning: {w}", fg="yellow")
 

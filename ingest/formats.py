@@ -1,4 +1,8 @@
-"""The registry of input formats: how each is recognised and opened. A new format is one entry."""
+"""The registry of input formats: how each is recognised and opened. A new format is one entry.
+
+A PostGIS table (a `PG:` source) is not a file: it is opened by its own reader, and a PostgreSQL
+dump is refused with the way to load it and ingest its table instead.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from cim.settings import IngestSettings
 from ingest import citygml, footprints, mesh, pointcloud
 from ingest.cityjson import CityJsonReader, CityJsonSeqReader, sniff
 from ingest.model import Reader, ReadOptions
+from ingest.pgsource import DUMP_ADVICE, TableSource
+from ingest.pgtable import PostGisTableReader
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,20 @@ FORMATS: dict[str, Format] = {
 }
 
 
+DUMP_SUFFIXES = {".sql", ".dump", ".backup", ".pgdump"}
+
+
+def _is_dump(path: Path, head: bytes) -> bool:
+    """A pg_dump output: plain SQL (by name or its header comment) or the custom format."""
+    return (
+        path.suffix.lower() in DUMP_SUFFIXES
+        or head.startswith(b"PGDMP")
+        or b"-- PostgreSQL database dump" in head[:4096]
+    )
+
+
 def open_reader(
-    path: Path,
+    path: Path | TableSource,
     settings: IngestSettings,
     forced: str | None = None,
     options: ReadOptions | None = None,
@@ -65,8 +83,11 @@ def open_reader(
     """Open `path` with the reader its content calls for (or `forced`, a key of FORMATS).
 
     Raises:
-        IngestError: missing, empty or unrecognised file.
+        IngestError: missing, empty or unrecognised file; a PostgreSQL dump; a table that cannot
+            be read.
     """
+    if isinstance(path, TableSource):
+        return PostGisTableReader(path, options)
     if not path.exists():
         raise IngestError(path, "no such file")
     if not path.is_file():
@@ -77,6 +98,8 @@ def open_reader(
         return FORMATS[forced].open(path, settings, options or ReadOptions())
     with open(path, "rb") as f:
         head = f.read(1 << 16)
+    if _is_dump(path, head):
+        raise IngestError(path, DUMP_ADVICE)
     if not head.strip():
         raise IngestError(path, "the file is empty")
     for fmt in FORMATS.values():

@@ -6,7 +6,7 @@ import gc
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from cim.settings import IngestSettings
 from ingest.datasets import ensure_city, finish_dataset, replace_dataset
 from ingest.formats import open_reader
 from ingest.model import Reader, ReadOptions, SourceObject
+from ingest.pgsource import TableSource
 from ingest.prepare import prepare_batch
 from ingest.textures import TextureImages
 from ingest.writer import DatasetWriter, IdSource
@@ -47,6 +48,10 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     replaced: bool = False
     seconds: float = 0.0
+    # how coordinates were placed: {"horizontal": PROJ's operation, its grids, accuracy and
+    # whether it is a zero-shift "ballpark"; "heights": the method (national grid, global EGM96
+    # geoid, none needed, assumed ellipsoidal or not converted), model and expected accuracy}
+    transformation: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
@@ -122,7 +127,7 @@ def _source_crs(
                 swap = axis_order == "north-first"
             elif gml_axes_swapped(name, source):
                 swap = None  # a northing-first CRS: the order the file uses is decided on its data
-        return ToStorage(source, swap_xy=swap), crs_label(source)
+        return ToStorage(source, swap_xy=swap, where=str(path)), crs_label(source)
     except InvalidCRS as exc:
         raise IngestError(path, str(exc)) from None
 
@@ -130,7 +135,7 @@ def _source_crs(
 def _ingest_one(
     writer: DatasetWriter,
     ids: IdSource,
-    path: Path,
+    path: Path | TableSource,
     city: str,
     name: str,
     crs: str | None,
@@ -143,15 +148,18 @@ def _ingest_one(
     started = time.perf_counter()
     reader = open_reader(path, settings, forced_format, options)
     try:
-        checksum = file_checksum(path)
+        if isinstance(path, TableSource):  # no file: the reader's fingerprint of the table's rows
+            checksum, source_path, folder = str(getattr(reader, "checksum", "")), str(path), Path()
+        else:
+            checksum, source_path, folder = file_checksum(path), str(path.resolve()), path.parent
         warnings = list(reader.warnings)
-        to_storage, label = _source_crs(
-            reader, crs, path, warnings, options.axis_order if options else None
+        to_storage, label = _source_crs(  # a table's label (no password) in a Path: only printed
+            reader, crs, Path(str(path)), warnings, options.axis_order if options else None
         )
         warnings += to_storage.warnings
         ensure_city(writer.conn, city, label, *city_names)
         fields = {
-            "source_path": str(path.resolve()),
+            "source_path": source_path,
             "format": reader.format,
             "format_version": reader.format_version,
             "source_crs": label,
@@ -200,7 +208,7 @@ def _ingest_one(
         textures = reader.appearance.get("textures") if reader.appearance else None
         images = TextureImages(
             textures if isinstance(textures, list) else [],
-            path.parent,
+            folder,
             getattr(reader, "images", {}),  # images inside the file (meshes)
             drawn,
         )
@@ -238,12 +246,13 @@ def _ingest_one(
         warnings,
         replaced,
         round(time.perf_counter() - started, 3),
+        to_storage.describe(),
     )
 
 
 def ingest_files(
     engine: Engine,
-    paths: list[Path],
+    paths: Sequence[Path | TableSource],
     city: str,
     crs: str | None = None,
     name: str | None = None,
@@ -254,7 +263,7 @@ def ingest_files(
     progress: Progress | None = None,
     options: ReadOptions | None = None,
 ) -> list[IngestReport]:
-    """Ingest files into a city as one transaction: all land, or nothing does.
+    """Ingest files (and PostGIS tables) into a city as one transaction: all land, or nothing does.
 
     Raises:
         IngestError: a file cannot be ingested; the message names the file and the object.

@@ -70,6 +70,7 @@ class PointCloudReader:
             f"EPSG:{code}" if code else (crs.to_wkt() if crs is not None else None)
         )
         self.points = int(header.point_count)
+        self._has_rgb = {"red", "green", "blue"} <= set(header.point_format.dimension_names)
         self.metadata: dict[str, Any] = {
             "point_count": self.points,
             "point_format": int(header.point_format.id),
@@ -84,6 +85,9 @@ class PointCloudReader:
         self._high = np.array(header.maxs[:2], dtype=np.float64)
         self._columns: list[_Columns] | None = None
         self._rgb: int | None = None  # bits of the file's colours
+        # cells, and their points, whose colour fields are 0 0 0 on every point (drawn by class)
+        self._dark = [0, 0]
+        self._cell_count = 0
         self.appearance: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.total_objects: int | None = None
@@ -111,11 +115,22 @@ class PointCloudReader:
             raise IngestError(
                 self._path, f"the header announces {self.points} points, the file holds {read}"
             )
+        self.warnings.extend(self._colour_warnings())
         if any(c.loose for c in self._columns or []):
             self.warnings.append(
                 "the LAS header's bounds do not hold all points: the overview levels were "
                 "thinned chunk by chunk (denser than planned where chunks overlap)"
             )
+
+    def _count_dark(self, chunk: Any, order: Any, starts: Any, ends: Any) -> None:
+        """Count the cells (and their points) whose points all have RGB 0 0 0."""
+        self._cell_count += len(starts)
+        if not self._has_rgb or not len(starts):
+            return
+        lit = (np.asarray(chunk.red) | np.asarray(chunk.green) | np.asarray(chunk.blue))[order]
+        dark = np.maximum.reduceat(lit, starts) == 0
+        self._dark[0] += int(dark.sum())
+        self._dark[1] += int((ends - starts)[dark].sum())
 
     def _rgb_bits(self, chunk: Any) -> dict[str, int]:
         """Whether the file's colours use 16 bits, as LAS says, or 8 (many files store 8-bit
@@ -127,6 +142,30 @@ class PointCloudReader:
             top = max(int(chunk.array[c].max(initial=0)) for c in ("red", "green", "blue"))
             self._rgb = 16 if top > 255 else 8
         return {"rgb_bits": self._rgb}
+
+    def _colour_warnings(self) -> list[str]:
+        """What the ingest report says about points drawn in class colours (tiles/points.py:
+        a format without RGB, or a cell whose points all have RGB 0 0 0)."""
+        point_format = self.metadata["point_format"]
+        if not self._has_rgb:
+            return [
+                f"LAS point format {point_format} has no colour: the points are drawn in the "
+                "colours of their ASPRS class"
+            ]
+        cells, points = self._dark
+        if not cells:
+            return []
+        if cells == self._cell_count:
+            what = f"every point's RGB is 0 0 0 ({points} points)"
+        else:
+            what = (
+                f"{cells} of {self._cell_count} cells ({points} points) have RGB 0 0 0 on "
+                "every point"
+            )
+        return [
+            f"LAS point format {point_format} has colour fields, but {what}: taken as no "
+            "colour, those points are drawn in the colours of their ASPRS class"
+        ]
 
     def _spacing(self, level: int) -> float:
         """The column side of an overview level (level 1 is the finest)."""
@@ -167,6 +206,7 @@ class PointCloudReader:
         # gathered as opaque records of the same size (a structured gather is ~10x slower)
         records = np.ascontiguousarray(records).view(f"V{records.dtype.itemsize}")[order]
         level, i, j = level[order], i[order], j[order]
+        self._count_dark(chunk, order, starts, ends)
         classes = np.asarray(chunk.classification)[order].astype(np.int64)
         intensity = np.asarray(chunk.intensity)[order]
         # per cell: points per class, intensity range

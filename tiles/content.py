@@ -20,9 +20,10 @@ from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
 from tiles.atlas import pack, within_budget
 from tiles.gltf import Geometry, TexturedPart, write_b3dm, write_glb
 from tiles.meshopt import compress, reorder
-from tiles.metadata import property_table
+from tiles.metadata import batch_table, property_table
 from tiles.pnts import write_cmpt, write_pnts
 from tiles.points import PointAttributes, las_attributes
+from tiles.properties import PropertySchema
 
 # objects whose points 3D Tiles 1.0 gives as pnts; the tileset names tiles by the same rule
 CLOUD_TYPE = "PointCloud"
@@ -105,6 +106,7 @@ def _content_1_0(
     rows: Sequence[Any],
     point_rows: list[tuple[Any, int]],
     properties: list[dict[str, Any]],
+    schema: PropertySchema,
 ) -> bytes:
     """3D Tiles 1.0 content: the points of point-cloud objects as pnts, every other object as
     b3dm (batched), and both in a cmpt when the tile has both — the rule the tileset names
@@ -121,7 +123,7 @@ def _content_1_0(
             point_attributes=None,
         )
         glb = write_glb(rest, len(properties), None, [], batch_ids=True)
-        parts.append(write_b3dm(glb, len(properties), _batch_table(properties)))
+        parts.append(write_b3dm(glb, len(properties), batch_table(properties, schema)))
     if any(r.type == CLOUD_TYPE for r in rows):
         attributes = geometry.point_attributes  # of the leading LAS points, read already
         n = 0 if attributes is None else len(attributes.classification)
@@ -141,16 +143,10 @@ def _content_1_0(
     return parts[0] if len(parts) == 1 else write_cmpt(parts)
 
 
-def _properties(row: Any) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "id": row.source_id,
-        "cim_id": row.id,
-        "type": row.type,
-        "height": row.height,
-    }
-    for key, value in orjson.loads(row.attributes).items():
-        props[key if key not in props else f"attribute_{key}"] = value
-    return props
+def _properties(row: Any, schema: PropertySchema) -> dict[str, Any]:
+    """An object's values by property name (CIM's own, then its attributes)."""
+    attributes = orjson.loads(row.attributes)
+    return schema.record(row.source_id, row.id, row.type, row.height, attributes)
 
 
 _IMAGES = text("""
@@ -279,29 +275,23 @@ def _vertex_normals(positions: NDArray[np.float32], tris: NDArray[np.int64]) -> 
     return (normals / length[:, None]).astype(np.float32)
 
 
-def _batch_table(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """A 3D Tiles 1.0 JSON batch table: one array per property, null where an object lacks it."""
-    table: dict[str, list[Any]] = {}
-    for n, row in enumerate(rows):
-        for key, value in row.items():
-            column = table.setdefault(key, [None] * len(rows))
-            column[n] = (
-                value if not isinstance(value, (dict, list)) else orjson.dumps(value).decode()
-            )
-    return table
-
-
 def tile_content(
     conn: Connection,
     city: str,
     level: int,
     x: int,
     y: int,
+    schema: PropertySchema,
     fmt: str = "glb",
     meshopt: bool = True,
 ) -> bytes | None:
     """The content of a tile (GLB for 3D Tiles 1.1, B3DM for 1.0), or None when it is empty;
-    `meshopt` compresses GLB content with EXT_meshopt_compression."""
+    its property table follows `schema`, the city's (tiles.schema), and `meshopt` compresses
+    GLB content with EXT_meshopt_compression.
+
+    Raises:
+        SchemaMismatch: an object holds a value the schema has no room for.
+    """
     rows = conn.execute(_SQL, {"city": city, "level": level, "x": x, "y": y}).all()
     if not rows:
         return None
@@ -351,11 +341,11 @@ def tile_content(
         line_indices=line_idx.astype(np.uint32).reshape(-1),
         line_feature_ids=line_fids,
     )
-    properties = [_properties(r) for r in rows]
+    properties = [_properties(r, schema) for r in rows]
     if fmt == "b3dm":
         point_rows = [(rows[n], len(p)) for n, p in with_points]
-        return _content_1_0(geometry, rows, point_rows, properties)
-    metadata, views = property_table(properties)
+        return _content_1_0(geometry, rows, point_rows, properties, schema)
+    metadata, views = property_table(properties, schema)
     if meshopt:
         return compress(write_glb(reorder(geometry), len(rows), metadata, views))
     return write_glb(geometry, len(rows), metadata, views)

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tiles.points import PointAttributes
+from tiles.properties import POINT_CLASS, POINT_PROPERTIES
 
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
@@ -341,21 +342,23 @@ def write_glb(
     if quantized:
         gltf["extensionsRequired"] = ["KHR_mesh_quantization"]
     binary = b.binary()
-    gltf["buffers"] = [{"byteLength": len(binary)}]
+    # nothing to store (a 1.0 tile of undrawable objects): no buffer, as one may not be empty
+    chunk = struct.pack("<I4s", len(binary), b"BIN\x00") + binary if binary else b""
+    if binary:
+        gltf["buffers"] = [{"byteLength": len(binary)}]
     if b.views:
         gltf["bufferViews"] = b.views
     if b.accessors:
         gltf["accessors"] = b.accessors
     text = json.dumps(gltf, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * ((-(20 + len(text))) % 8)  # with the binary padded to 8: a GLB of 8k bytes
-    total = 12 + 8 + len(text) + 8 + len(binary)
+    total = 12 + 8 + len(text) + len(chunk)
     return b"".join(
         [
             struct.pack("<4sII", b"glTF", 2, total),
             struct.pack("<I4s", len(text), b"JSON"),
             text,
-            struct.pack("<I4s", len(binary), b"BIN\x00"),
-            binary,
+            chunk,
         ]
     )
 
@@ -375,16 +378,13 @@ def _point_metadata(
     attributes["_INTENSITY"] = b.accessor(intensity, UNSIGNED_SHORT, "SCALAR", ARRAY_BUFFER)
     primitive["extensions"] = {"EXT_structural_metadata": {"propertyAttributes": [0]}}
     out = json.loads(json.dumps(metadata))
-    out["schema"]["classes"]["point"] = {
-        "name": "Point-cloud point",
-        "properties": {
-            "classification": {"type": "SCALAR", "componentType": "UINT8"},
-            "intensity": {"type": "SCALAR", "componentType": "UINT16"},
-        },
-    }
+    # the city's schema has the class already when the city has point clouds
+    out["schema"]["classes"].setdefault(
+        POINT_CLASS, {"name": "Point-cloud point", "properties": POINT_PROPERTIES}
+    )
     out["propertyAttributes"] = [
         {
-            "class": "point",
+            "class": POINT_CLASS,
             "properties": {
                 "classification": {"attribute": "_CLASSIFICATION"},
                 "intensity": {"attribute": "_INTENSITY"},

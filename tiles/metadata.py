@@ -1,109 +1,166 @@
-"""Property tables (EXT_structural_metadata) from city objects: a class per tile whose properties
-are CIM's own (id, source id, type, dataset) and every attribute, each with the type its values
-have. Pure: rows in, schema and binary buffers out."""
+"""Property tables (EXT_structural_metadata) and 3D Tiles 1.0 batch tables of a tile's objects,
+by their city's schema (tiles.properties).
+
+Each property of the class is in every tile's table (the official validator wants them all,
+required or not). A missing or empty text is written as the noData value "\\u0000", so no text
+column is ever zero bytes long (a buffer view may not be empty); the columns of a tile in which
+a property has no value at all share one buffer view of noData values per type. Pure: rows in,
+JSON and bytes out.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 import orjson
 
-CLASS = "cityobject"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-INT32_NODATA = -2147483648
-FLOAT_NODATA = -3.4028234663852886e38
+from tiles.properties import (
+    BOOLEAN,
+    CLASS,
+    FLOAT64,
+    FLOAT_NODATA,
+    INT32,
+    INT32_NODATA,
+    STRING,
+    TEXT_NODATA,
+    Property,
+    PropertySchema,
+    SchemaMismatch,
+    schema_of_rows,
+)
+
+# the noData values and the error are also the callers' (tiles.properties holds them)
+__all__ = [
+    "FLOAT_NODATA",
+    "INT32_NODATA",
+    "TEXT_NODATA",
+    "SchemaMismatch",
+    "batch_table",
+    "property_table",
+]
+
+_TEXT_NODATA = TEXT_NODATA.encode()
 
 
-def _identifier(name: str, taken: set[str]) -> str:
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    if not ident or not _IDENT.match(ident):
-        ident = "a_" + ident
-    base, n = ident, 2
-    while ident in taken:
-        ident, n = f"{base}_{n}", n + 1
-    taken.add(ident)
-    return ident
+def _text(value: Any) -> bytes:
+    """A value of a text property: text as it is, anything else as its JSON text, no value
+    and empty text as noData."""
+    if value is None or value == "":
+        return _TEXT_NODATA
+    if isinstance(value, str):
+        return value.encode()
+    return orjson.dumps(value)
 
 
-_NONE = type(None)
+class _Views:
+    """The buffer-view contents of a property table, with one shared column of noData values
+    per kind for the properties none of the tile's objects has."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.data: list[bytes] = []
+        self._empty: dict[str, dict[str, Any]] = {}
+
+    def add(self, data: bytes) -> int:
+        self.data.append(data)
+        return len(self.data) - 1
+
+    def text(self, encoded: list[bytes]) -> dict[str, Any]:
+        offsets = np.zeros(len(encoded) + 1, dtype="<u4")
+        np.cumsum(list(map(len, encoded)), out=offsets[1:])
+        return {
+            "values": self.add(b"".join(encoded)),
+            "stringOffsets": self.add(offsets.tobytes()),
+            "stringOffsetType": "UINT32",
+        }
+
+    def empty(self, kind: str) -> dict[str, Any]:
+        """The table entry of a column of noData values (made once per kind)."""
+        if kind not in self._empty:
+            if kind == STRING:
+                self._empty[kind] = self.text([_TEXT_NODATA] * self.count)
+            else:
+                nodata, dtype = (INT32_NODATA, "<i4") if kind == INT32 else (FLOAT_NODATA, "<f8")
+                array = np.full(self.count, nodata, dtype=dtype)
+                self._empty[kind] = {"values": self.add(array.tobytes())}
+        return dict(self._empty[kind])
 
 
-def _kind(values: list[Any]) -> str:
-    """The metadata type that holds every value of a column (STRING when nothing narrower)."""
-    types = set(map(type, values))
-    present = types - {_NONE}
-    if present == {bool} and _NONE not in types:
-        return "BOOLEAN"
-    if present == {int}:
-        numbers = [v for v in values if v is not None]
-        return "INT32" if -(2**31) < min(numbers) and max(numbers) < 2**31 else "FLOAT64"
-    if present and present <= {int, float}:
-        return "FLOAT64"
-    return "STRING"
+def _number(value: Any, prop: Property) -> Any:
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise SchemaMismatch(f"property {prop.name!r} is a number in the city, not {value!r}")
 
 
-def _strings(values: list[Any]) -> tuple[bytes, bytes]:
-    if set(map(type, values)) == {str}:
-        encoded = [v.encode() for v in values]
-    else:
-        encoded = [
-            b"" if v is None else v.encode() if isinstance(v, str) else orjson.dumps(v)
-            for v in values
-        ]
-    offsets = np.zeros(len(encoded) + 1, dtype="<u4")
-    np.cumsum(list(map(len, encoded)), out=offsets[1:])
-    # a buffer view may not be empty: all-empty strings still get one (unreferenced) byte
-    return b"".join(encoded) or b" ", offsets.tobytes()
+def property_table(
+    rows: list[dict[str, Any]], schema: PropertySchema | None = None
+) -> tuple[dict[str, Any], list[bytes]]:
+    """The EXT_structural_metadata object for `rows` (one per feature, in feature-id order,
+    values by property name) and the buffer-view contents its table refers to by index.
 
-
-def property_table(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[bytes]]:
-    """The EXT_structural_metadata object for `rows` (one per feature, in feature-id order) and
-    the buffer-view contents its table refers to by index."""
-    order = dict.fromkeys(k for row in rows[:1] for k in row)  # CIM's own columns first
-    order.update(dict.fromkeys(sorted(set().union(*rows) - set(order))))
-    columns = {key: [row.get(key) for row in rows] for key in order}
-    taken: set[str] = set()
-    schema_props: dict[str, Any] = {}
-    table_props: dict[str, Any] = {}
-    views: list[bytes] = []
-    for key, values in columns.items():
-        ident = _identifier(key, taken)
-        kind = _kind(values)
-        prop: dict[str, Any] = {"name": key}
-        missing = any(v is None for v in values)
-        if kind == "STRING":
-            prop["type"] = "STRING"
-            data, offsets = _strings(values)
-            views += [data, offsets]
-            table_props[ident] = {
-                "values": len(views) - 2,
-                "stringOffsets": len(views) - 1,
-                "stringOffsetType": "UINT32",
-            }
-            if missing:
-                prop.update(required=False, noData="")
-        elif kind == "BOOLEAN":
-            prop["type"] = "BOOLEAN"
+    Raises:
+        SchemaMismatch: a value that the schema's type cannot hold.
+    """
+    schema = schema or schema_of_rows(rows)
+    table: dict[str, Any] = {}
+    views = _Views(len(rows))
+    for prop in schema.properties:
+        values = [row.get(prop.name) for row in rows]
+        if prop.kind == STRING:
+            encoded = [_text(v) for v in values]
+            empty = all(e == _TEXT_NODATA for e in encoded)
+            table[prop.ident] = views.empty(STRING) if empty else views.text(encoded)
+        elif prop.kind == BOOLEAN:
+            if not all(isinstance(v, bool) for v in values):
+                raise SchemaMismatch(f"property {prop.name!r} is true/false for every object")
             bits = np.packbits(np.array(values, dtype=bool), bitorder="little")
-            views.append(bits.tobytes())
-            table_props[ident] = {"values": len(views) - 1}
+            table[prop.ident] = {"values": views.add(bits.tobytes())}
         else:
-            prop.update(type="SCALAR", componentType=kind)
-            nodata = INT32_NODATA if kind == "INT32" else FLOAT_NODATA
-            dtype = "<i4" if kind == "INT32" else "<f8"
-            array = np.array([nodata if v is None else v for v in values], dtype=dtype)
-            views.append(array.tobytes())
-            table_props[ident] = {"values": len(views) - 1}
-            if missing:
-                prop.update(required=False, noData=nodata)
-        schema_props[ident] = prop
+            numbers = [_number(v, prop) for v in values]
+            if any(v is None for v in numbers) and not prop.gaps:
+                raise SchemaMismatch(f"property {prop.name!r} has a value for every object")
+            if all(v is None for v in numbers):
+                table[prop.ident] = views.empty(prop.kind)
+                continue
+            if prop.kind == INT32 and not all(
+                v is None or (isinstance(v, int) and -(2**31) < v < 2**31) for v in numbers
+            ):
+                raise SchemaMismatch(f"property {prop.name!r} holds whole numbers in the city")
+            nodata, dtype = (INT32_NODATA, "<i4") if prop.kind == INT32 else (FLOAT_NODATA, "<f8")
+            array = np.array([nodata if v is None else v for v in numbers], dtype=dtype)
+            table[prop.ident] = {"values": views.add(array.tobytes())}
     metadata = {
-        "schema": {
-            "id": "cim",
-            "classes": {CLASS: {"name": "City object", "properties": schema_props}},
-        },
-        "propertyTables": [{"class": CLASS, "count": len(rows), "properties": table_props}],
+        "schema": schema.json,
+        "propertyTables": [{"class": CLASS, "count": len(rows), "properties": table}],
     }
-    return metadata, views
+    return metadata, views.data
+
+
+def batch_table(
+    rows: list[dict[str, Any]], schema: PropertySchema | None = None
+) -> dict[str, list[Any]]:
+    """A 3D Tiles 1.0 JSON batch table: one array per property some object has, each value of
+    the property's type in the schema (text, number or true/false), null where an object lacks
+    it.
+
+    Raises:
+        SchemaMismatch: a value that the schema's type cannot hold.
+    """
+    schema = schema or schema_of_rows(rows)
+    table: dict[str, list[Any]] = {}
+    for prop in schema.properties:
+        values = [row.get(prop.name) for row in rows]
+        if all(v is None for v in values):
+            continue
+        if prop.kind == STRING:
+            table[prop.name] = [
+                v if v is None or isinstance(v, str) else _text(v).decode() for v in values
+            ]
+        elif prop.kind == BOOLEAN:
+            table[prop.name] = values
+        elif prop.kind == FLOAT64:
+            table[prop.name] = [None if v is None else float(_number(v, prop)) for v in values]
+        else:
+            table[prop.name] = [_number(v, prop) for v in values]
+    return table

@@ -1,6 +1,20 @@
 """What a tile draws of point-cloud points: each point's colour, classification and intensity,
 read from its stored source record (a LAS record, its layout kept in the geometry's structure).
-Pure: records in, arrays out."""
+Pure: records in, arrays out.
+
+A point is drawn in its file's RGB colour. Where there is none, it is drawn in the colour of its
+class: when its point format has no RGB fields (LAS formats 0, 1, 4, 6 and 9), and when a cloud
+object's points (one cell of the file) all have RGB 0 0 0, which is how a file comes whose
+format has colour fields that no one filled (drawn as they are, its cloud would be all black).
+
+The classes are the ASPRS standard point classes of the LAS 1.4 specification (R15; formats
+0-5 carry classes 0-31 in the low five bits of their classification byte). ASPRS defines the
+classes, not their colours: `CLASS_COLOURS` is this project's palette in the customary hues
+(never classified and unclassified light grey, ground brown, low, medium and high vegetation
+ever darker greens, building brick red, low noise magenta and high noise red, water blue, rail
+and road greys, wires amber, transmission towers purple, bridge decks lavender); classes without
+a colour of their own (8 and 12, reserved in LAS 1.4, 16 wire-structure connector, 19-63
+reserved, 64-255 user-defined) are pale yellow."""
 
 from __future__ import annotations
 
@@ -10,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-# ASPRS standard classes (LAS 1.4) drawn in customary colours when a cloud has no RGB
+# ASPRS standard point classes (LAS 1.4 R15) -> the colour a point without RGB is drawn in
 CLASS_COLOURS = {
     0: (170, 170, 170),  # created, never classified
     1: (190, 190, 190),  # unclassified
@@ -43,7 +57,8 @@ class PointAttributes:
 
 
 def las_attributes(records: bytes, layout: dict[str, Any]) -> PointAttributes:
-    """Colour (the file's RGB, else by class), classification and intensity of LAS records."""
+    """Colour (the file's RGB; by class where the format has none or every point of `records`
+    is 0 0 0), classification and intensity of LAS records."""
     dtype = np.dtype([(name, kind) for name, kind in layout["dtype"]])
     data = np.frombuffer(records, dtype=dtype)
     names = set(dtype.names or ())
@@ -51,8 +66,10 @@ def las_attributes(records: bytes, layout: dict[str, Any]) -> PointAttributes:
         classes = data["classification"].astype(np.uint8)
     else:  # formats 0-5: the low five bits
         classes = (data["raw_classification"] & 0x1F).astype(np.uint8)
+    rgb = None
     if {"red", "green", "blue"} <= names:
         rgb = np.column_stack((data["red"], data["green"], data["blue"])).astype(np.uint16)
+    if rgb is not None and rgb.any():
         # LAS says 16 bits, but many files store 8-bit values as they are (the reader decided
         # which for the whole file; older rows decide here)
         bits = layout.get("rgb_bits") or (16 if rgb.max(initial=0) > 255 else 8)

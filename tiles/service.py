@@ -2,7 +2,13 @@
 first request and kept in the `tile_cache` table, which this module alone writes. The database
 forgets the cached tiles a dataset touches when that dataset is replaced, deleted or finished
 (a trigger, migration 0007), so any writer of datasets keeps the cache right; a tile made while
-a dataset of its city is changing is served but not kept."""
+a dataset of its city is changing is served but not kept.
+
+A kept tile is found by its city, key, format and `variant`: a digest of the settings that change
+a content's bytes (tiles.cache_key), so processes with other settings keep their own tiles. It
+is served only while its `made_with` still matches: a digest of the code and libraries that write
+contents and of the city's property schema (tiles.schema), so an upgrade, or a dataset that
+changes a property's type, makes it again, in place (migration 0013)."""
 
 from __future__ import annotations
 
@@ -18,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from cim.db.cities import require_city
-from cim.errors import InvalidInput, NotFound
+from cim.errors import Conflict, InvalidInput, NotFound
 from cim.settings import TileSettings
 from cim.tiling import MAX_LEVEL
+from tiles.cache_key import made_with, variant
 from tiles.content import CLOUD_TYPE, tile_content
+from tiles.properties import PropertySchema, SchemaMismatch
+from tiles.schema import CitySchemas, Generation, generation
 from tiles.tileset import Key, TileStats, build_tileset
 
 FORMATS = {"glb": "1.1", "b3dm": "1.0"}
@@ -55,14 +64,26 @@ _STATS = text("""
                 WHEN bool_or(type = :cloud) THEN 'some' ELSE '' END AS points
     FROM city_object WHERE city_code = :city AND tile_level IS NOT NULL
     GROUP BY tile_level, tile_x, tile_y""")
-_CACHED = (
-    " FROM tile_cache WHERE city_code = :c AND tile_level = :l AND tile_x = :x"
-    " AND tile_y = :y AND format = :f"
-)
+# the city's data generation (as tiles.schema.generation) and what is kept of the tile, in one
+# round trip
+_LOOKUP = text("""
+    SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM dataset
+            WHERE city_code = :c AND status = 'ready') AS ids,
+           t.etag, t.made_with
+    FROM (SELECT 1) AS one
+    LEFT JOIN tile_cache t ON t.city_code = :c AND t.tile_level = :l AND t.tile_x = :x
+         AND t.tile_y = :y AND t.format = :f AND t.variant = :v""")
+_CONTENT = text("""
+    SELECT content, etag FROM tile_cache
+    WHERE city_code = :c AND tile_level = :l AND tile_x = :x AND tile_y = :y AND format = :f
+      AND variant = :v AND made_with = :m""")
 _UNCHANGING = text("SELECT 1 FROM city WHERE code = :c FOR SHARE SKIP LOCKED")
 _KEEP = text(
-    "INSERT INTO tile_cache (city_code, tile_level, tile_x, tile_y, format, content, etag)"
-    " VALUES (:c, :l, :x, :y, :f, :content, :etag) ON CONFLICT DO NOTHING"
+    "INSERT INTO tile_cache (city_code, tile_level, tile_x, tile_y, format, variant, made_with,"
+    " content, etag) VALUES (:c, :l, :x, :y, :f, :v, :m, :content, :etag)"
+    " ON CONFLICT (city_code, tile_level, tile_x, tile_y, format, variant) DO UPDATE"
+    " SET made_with = EXCLUDED.made_with, content = EXCLUDED.content, etag = EXCLUDED.etag,"
+    " made_at = now()"
 )
 
 
@@ -116,6 +137,8 @@ class TileService:
         self.engine = engine
         self.settings = settings or TileSettings()
         self.memory = TileMemory(self.settings.memory_mb * 1024 * 1024)
+        self.schemas = CitySchemas(engine)
+        self.variants = {fmt: variant(self.settings, fmt) for fmt in FORMATS}
         self.results: Counter[str] = Counter()
         self._counting = threading.Lock()
 
@@ -165,32 +188,71 @@ class TileService:
         level, x, y = key
         if not (0 <= level <= MAX_LEVEL and 0 <= x < (1 << level) and 0 <= y < (1 << level)):
             raise NotFound(f"no tile {level}/{x}/{y}: the quadtree has no such cell")
-        params = {"c": city, "l": level, "x": x, "y": y, "f": fmt}
+        params = {"c": city, "l": level, "x": x, "y": y, "f": fmt, "v": self.variants[fmt]}
         with self.engine.connect() as conn:
-            etag = conn.execute(text("SELECT etag" + _CACHED), params).scalar()
-            if etag is not None:
-                kept = self.memory.get((city, key, fmt), etag)
-                if kept is not None:
-                    self._counted("memory")
-                    return kept, etag
-                row = conn.execute(text("SELECT content, etag" + _CACHED), params).first()
-                if row is not None:
-                    self.memory.put((city, key, fmt), row[1], bytes(row[0]))
-                    self._counted("database")
-                    return bytes(row[0]), row[1]
-        with self.engine.begin() as conn:
-            # kept only if no dataset of the city is changing now (migration 0007's trigger
-            # holds the city's row until the change commits, and then forgets what we keep)
-            keep = conn.execute(_UNCHANGING, {"c": city}).first() is not None
-            content = tile_content(conn, city, level, x, y, fmt, self.settings.meshopt)
-            if content is None:
-                raise NotFound(f"tile {level}/{x}/{y} of city {city!r} is empty")
-            etag = hashlib.sha256(content).hexdigest()[:32]
-            if keep:
-                conn.execute(_KEEP, {**params, "content": content, "etag": etag})
+            found = conn.execute(_LOOKUP, params).one()
+        ids: Generation = tuple(found.ids)
+        mine = made_with(self.schemas.get(city, ids))
+        if found.etag is not None and found.made_with == mine:
+            kept = self.memory.get((city, key, fmt), found.etag)
+            if kept is not None:
+                self._counted("memory")
+                return kept, found.etag
+            with self.engine.connect() as conn:
+                row = conn.execute(_CONTENT, {**params, "m": mine}).first()
+            if row is not None:
+                self.memory.put((city, key, fmt), row[1], bytes(row[0]))
+                self._counted("database")
+                return bytes(row[0]), row[1]
+        content, etag = self._make(city, key, fmt, ids, params)
         self.memory.put((city, key, fmt), etag, content)
         self._counted("made")
         return content, etag
+
+    def _make(
+        self, city: str, key: Key, fmt: str, ids: Generation, params: dict[str, Any]
+    ) -> tuple[bytes, str]:
+        """Make a tile with the schema of the city's data as it is, and keep it when no dataset
+        of the city is changing.
+
+        Raises:
+            NotFound: the tile holds no object.
+            Conflict: the city's data kept changing while the tile was made.
+        """
+        for _ in range(3):
+            schema = self.schemas.get(city, ids)  # before the transaction: one connection each
+            with self.engine.begin() as conn:
+                # kept only if no dataset of the city is changing now (migration 0007's trigger
+                # holds the city's row until the change commits, and then forgets what we keep)
+                keep = conn.execute(_UNCHANGING, {"c": city}).first() is not None
+                now = generation(conn, city)
+                content = self._content(conn, city, key, fmt, schema) if now == ids else None
+                if content is not None:
+                    etag = hashlib.sha256(content).hexdigest()[:32]
+                    if keep:
+                        row = {**params, "m": made_with(schema), "content": content, "etag": etag}
+                        conn.execute(_KEEP, row)
+                    return content, etag
+                now = generation(conn, city)
+            ids = now  # the city's data changed since its schema was decided: decide again
+        raise Conflict(f"the data of city {city!r} is changing: ask for the tile again")
+
+    def _content(
+        self, conn: Connection, city: str, key: Key, fmt: str, schema: PropertySchema
+    ) -> bytes | None:
+        """A tile's content, or None when an object holds a value the schema has no room
+        for (a change committed between reading the generation and the objects).
+
+        Raises:
+            NotFound: the tile holds no object.
+        """
+        try:
+            content = tile_content(conn, city, *key, schema, fmt, self.settings.meshopt)
+        except SchemaMismatch:
+            return None
+        if content is None:
+            raise NotFound(f"tile {key[0]}/{key[1]}/{key[2]} of city {city!r} is empty")
+        return content
 
     def tile_gzip(self, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
         """Like `tile`, gzip-compressed once per content and kept in memory (for HTTP clients
@@ -212,6 +274,8 @@ class TileService:
         """Make every tile of a city ahead of requests, with one process per CPU by default;
         returns how many tiles the city has."""
         keys = content_keys(self.tileset(city, fmt))
+        with self.engine.connect() as conn:
+            self.schemas.get(city, generation(conn, city))  # measured once, before the workers
         workers = workers or os.cpu_count() or 1
         if workers == 1 or len(keys) < 8:
             for n, key in enumerate(keys, 1):

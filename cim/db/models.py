@@ -45,6 +45,7 @@ WRITERS = {
     "object_geometry": "ingest.writer",
     "texture_image": "ingest.writer",
     "tile_cache": "tiles.service",
+    "tile_property_stats": "tiles.schema",
     "grading_round": "grading.rounds",
     "grading_city": "grading.rounds",
     "grading_value": "grading.values",
@@ -222,8 +223,36 @@ class TileCache(Base):
     tile_x: Mapped[int] = mapped_column(Integer, primary_key=True)
     tile_y: Mapped[int] = mapped_column(Integer, primary_key=True)
     format: Mapped[str] = mapped_column(Text, primary_key=True, comment="glb or b3dm")
+    variant: Mapped[str] = mapped_column(
+        Text,
+        primary_key=True,
+        server_default="",
+        comment="digest of the settings that change the content's bytes",
+    )
+    made_with: Mapped[str] = mapped_column(
+        Text,
+        server_default="",
+        comment="digest of the code and the city's property schema that made it",
+    )
     content: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(Text)
+    made_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class TilePropertyStats(Base):
+    """What a dataset's objects hold in their attributes, measured once for its city's schema
+    of tile properties (no key to `dataset`: measuring must not wait for a deletion's lock)."""
+
+    __tablename__ = "tile_property_stats"
+    __table_args__ = (ForeignKeyConstraint(["city_code"], ["city.code"], ondelete="CASCADE"),)
+
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    stats: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, comment="objects, and each attribute's kinds"
+    )
     made_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

@@ -14,7 +14,8 @@ no entities, loads no DTD and opens no network connection.
 The modules follow the format: `document` (version, root, safe parsing), `crs` (srsName),
 `reader` (the stream of members), `features` (city objects and their attributes), `geometry`
 (LoD properties, semantic surfaces, implicit geometry), `surfaces` (the GML under them),
-`appearance` (materials and textures), `ids` (gml:id and xlinks), `vocabulary` and `values`.
+`appearance` (materials and textures, in 2.0's layout and 3.0's), `ids` (gml:id and xlinks),
+`generics` (generic attributes, by the type they declare), `vocabulary` and `values`.
 """
 
 from ingest.citygml.document import VERSIONS, sniff

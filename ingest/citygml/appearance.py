@@ -1,10 +1,11 @@
 """CityGML appearances: X3D materials and textures (parameterized or georeferenced) with their
 themes, and the polygons they target, matched by gml:id; a texture's coordinates are matched to
-its polygon's rings by their gml:ids."""
+its polygon's rings by their gml:ids, read from 2.0's layout or 3.0's (`texture_targets`)."""
 
 from __future__ import annotations
 
 import mmap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,16 @@ from cim.errors import IngestError
 from ingest.citygml.document import SAFE_PARSING
 from ingest.citygml.values import number, property_value
 from ingest.citygml.vocabulary import POLYGON_TAGS
-from ingest.gml import GML_ID_31, GML_ID_32, GmlProblem, floats, gml_id, local
+from ingest.gml import (
+    GML_ID_31,
+    GML_ID_32,
+    XLINK_HREF,
+    GmlProblem,
+    child_elements,
+    floats,
+    gml_id,
+    local,
+)
 from ingest.model import SourceGeometry
 
 APPEARANCE_TAGS = [
@@ -53,6 +63,65 @@ def ring_uvs(
             return None
         per_ring.append(pairs[::-1] if flip else pairs)
     return np.concatenate(per_ring) if per_ring and len(per_ring) == len(rings) else None
+
+
+def _uri(text: str | None) -> str:
+    """A local reference ("#id") as the gml:id it names."""
+    return (text or "").strip().lstrip("#")
+
+
+def texture_targets(data: Any, ids: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(surface gml:id, ring gml:id -> texture coordinates) of each surface a texture targets,
+    in either encoding:
+
+    - CityGML 1.0/2.0: `app:target uri="#surface"` holding the `app:TexCoordList`, each
+      `app:textureCoordinates` naming its ring in a `ring` attribute (a GeoreferencedTexture's
+      targets are the same element with the surface as text, and no coordinates);
+    - CityGML 3.0: `app:textureParameterization` holding an `app:TextureAssociation` (inline,
+      or by xlink to one elsewhere in `ids`) whose `app:target` (`app:uri` in drafts of the
+      standard, as the tum-gis converter writes) names the surface, beside an
+      `app:textureParameterization` whose `app:TexCoordList` lists the coordinates and the
+      rings as sibling elements, the n-th `app:ring` naming the ring of the n-th
+      `app:textureCoordinates`.
+
+    A TexCoordGen parameterization (a matrix, no coordinates) gives no rings: its polygons are
+    counted as textures that do not fit.
+
+    Raises:
+        GmlProblem: texture coordinates that are not numbers.
+    """
+    for prop in data:
+        if not isinstance(prop.tag, str):
+            continue
+        name = local(prop.tag)
+        if name == "target":
+            key = _uri(prop.get("uri") or prop.text)
+            rings = {
+                _uri(c.get("ring")): floats(c.text, "texture coordinates")
+                for c in prop.iter("{*}textureCoordinates")
+            }
+        elif name == "textureParameterization":
+            href = prop.get(XLINK_HREF)
+            association = ids.get(_uri(href)) if href else next(iter(child_elements(prop)), None)
+            if association is None:
+                continue
+            key, coordinates, ring_ids = "", [], []
+            for part in child_elements(association):
+                if local(part.tag) in ("target", "uri"):
+                    key = _uri(part.get(XLINK_HREF) or part.text)
+                elif local(part.tag) == "textureParameterization":
+                    for c in part.iter("{*}textureCoordinates", "{*}ring"):
+                        if local(c.tag) == "ring":
+                            ring_ids.append(_uri(c.get(XLINK_HREF) or c.text))
+                        else:
+                            coordinates.append(floats(c.text, "texture coordinates"))
+            # a list whose ring is not named keeps the key "" (a one-ring polygon takes it)
+            ring_ids += [""] * (len(coordinates) - len(ring_ids))
+            rings = dict(zip(ring_ids, coordinates, strict=False))
+        else:
+            continue
+        if key:
+            yield key, rings
 
 
 class Appearances:
@@ -230,17 +299,11 @@ class Appearances:
                             "theme": theme,
                         },
                     )
-                    for t in data.iter("{*}target"):
-                        key = (t.get("uri") or t.text or "").strip().lstrip("#")
-                        rings = {
-                            (c.get("ring") or "").lstrip("#"): floats(c.text, "texture coordinates")
-                            for c in t.iter("{*}textureCoordinates")
-                        }
-                        if key:
-                            self._textures_of.setdefault(key, []).append(
-                                {"texture": t_index, "rings": rings}
-                            )
-                            targets += 1
+                    for key, rings in texture_targets(data, ids):
+                        self._textures_of.setdefault(key, []).append(
+                            {"texture": t_index, "rings": rings}
+                        )
+                        targets += 1
         return targets
 
     def finish(self, metadata: dict[str, Any], warnings: list[str]) -> None:

@@ -10,9 +10,10 @@ from typing import Any
 
 from cim.errors import IngestError
 from ingest.citygml.crs import SrsNames
+from ingest.citygml.generics import GenericAttributes
 from ingest.citygml.geometry import GeometryReader
 from ingest.citygml.ids import GeneratedIds
-from ingest.citygml.values import add_attribute, number, property_value
+from ingest.citygml.values import add_attribute, address, property_value
 from ingest.citygml.vocabulary import SEMANTIC, classify
 from ingest.gml import GmlProblem, child_elements, gml_id, local
 from ingest.model import SourceObject
@@ -22,12 +23,18 @@ class FeatureReader:
     """Turns a feature element, and the features nested in it, into city objects."""
 
     def __init__(
-        self, path: Path, ids: GeneratedIds, srs: SrsNames, geometry: GeometryReader
+        self,
+        path: Path,
+        ids: GeneratedIds,
+        srs: SrsNames,
+        geometry: GeometryReader,
+        generics: GenericAttributes,
     ) -> None:
         self._path = path
         self._ids = ids
         self._srs = srs
         self._geometry = geometry
+        self._generics = generics
         self._seen: set[str] = set()  # gml:ids of the features read, each may be used once
 
     def _new_id(self, type_: str) -> str:
@@ -61,8 +68,8 @@ class FeatureReader:
                         semantic.append(s)
                     else:
                         children.append((gml_id(s) or self._new_id(local(s.tag)), s))
-            elif kind == "generic":
-                _generic(prop, attributes)
+            elif kind in ("generic", "generic-holder"):
+                self._generics.read(prop, attributes)
             elif kind == "geometry":
                 for g in self._geometry.surfaces.resolved(prop, index):
                     direct.append((lod, pname, g))
@@ -76,10 +83,7 @@ class FeatureReader:
                 for c in child_elements(prop):
                     children.append((gml_id(c) or self._new_id(local(c.tag)), c))
             elif kind == "address":
-                attributes.setdefault("address", []).append(_address(prop))
-            elif kind == "generic-holder":
-                for g in child_elements(prop):
-                    _generic(g, attributes)
+                attributes.setdefault("address", []).append(address(prop))
             elif kind == "appearance":
                 pass  # read with the whole member before its features (Appearances.begin_member)
             elif kind == "reference":
@@ -101,39 +105,3 @@ class FeatureReader:
         )
         for cid, child in children:
             yield from self.read(child, fid, index, cid)
-
-
-def _address(prop: Any) -> dict[str, Any]:
-    """An address as the xAL leaves it names (LocalityName, ThoroughfareName, ...)."""
-    out: dict[str, Any] = {}
-    for e in prop.iter():
-        if isinstance(e.tag, str) and not child_elements(e) and (e.text or "").strip():
-            key = local(e.tag)
-            if e.get("Type"):
-                key = f"{key}.{e.get('Type')}"
-            add_attribute(out, key, (e.text or "").strip())
-    return out
-
-
-def _generic(el: Any, attributes: dict[str, Any]) -> None:
-    """gen:stringAttribute name=..., gen:*AttributeSet, CityGML 3.0 gen:StringAttribute."""
-    name = el.get("name")
-    if name is not None and len(el) == 1 and not len(el[0]) and el[0].tag.endswith("}value"):
-        add_attribute(attributes, name, number(el[0].text or ""))  # the usual CityGML 2.0 form
-        return
-    kids = child_elements(el)
-    if name is None:
-        names = [k for k in kids if local(k.tag) == "name"]
-        name = (names[0].text or "").strip() if names else None
-    if local(el.tag).endswith("AttributeSet"):
-        inner: dict[str, Any] = {}
-        for k in kids:
-            if local(k.tag) not in ("name",):
-                _generic(k, inner)
-        add_attribute(attributes, name or "attributeSet", inner)
-        return
-    values = [k for k in kids if local(k.tag) == "value"]
-    if name is None or not values:
-        add_attribute(attributes, local(el.tag), property_value(el))
-        return
-    add_attribute(attributes, name, property_value(values[0]))

@@ -11,8 +11,9 @@ from numpy.typing import NDArray
 
 from ingest.citygml.appearance import Appearances
 from ingest.citygml.crs import SrsNames
+from ingest.citygml.generics import GenericAttributes
 from ingest.citygml.surfaces import Polygons, SurfaceReader
-from ingest.citygml.values import add_attribute, property_value
+from ingest.citygml.values import add_attribute, address, property_value
 from ingest.citygml.vocabulary import SEMANTIC, classify
 from ingest.gml import (
     XLINK_HREF,
@@ -36,10 +37,17 @@ _SemanticPolygons = dict[str, list[tuple[str | None, list[NDArray[np.float64]], 
 class GeometryReader:
     """Turns a feature's geometry properties and semantic surfaces into its geometries."""
 
-    def __init__(self, surfaces: SurfaceReader, srs: SrsNames, appearances: Appearances) -> None:
+    def __init__(
+        self,
+        surfaces: SurfaceReader,
+        srs: SrsNames,
+        appearances: Appearances,
+        generics: GenericAttributes,
+    ) -> None:
         self.surfaces = surfaces
         self._srs = srs
         self._appearances = appearances
+        self._generics = generics
         self._templates: dict[str, _Template] = {}  # by gml:id, for the members after its own
 
     def geometries(
@@ -109,7 +117,8 @@ class GeometryReader:
         index: dict[str, Any],
     ) -> None:
         """Add semantic surface `s` (and its openings, as its children) to `surfaces`, and its
-        polygons, by LoD, to `polys`."""
+        polygons, by LoD, to `polys`. Its attributes are read as an object's are: generic
+        attributes by name and type, other properties as JSON."""
         k = len(surfaces)
         entry: dict[str, Any] = {"type": local(s.tag)}
         if sid := gml_id(s):
@@ -129,9 +138,15 @@ class GeometryReader:
                             by_id[pid] = k
             elif pname == "opening":
                 openings.extend(c for c in child_elements(prop) if local(c.tag) in SEMANTIC)
-            elif pname in ("name", "description") or not child_elements(prop):
+            elif kind in ("generic", "generic-holder"):  # named and typed, as on objects
+                self._generics.read(prop, attributes)
+            elif kind == "srs":  # gml:boundedBy: an envelope its polygons give anyway
+                self._srs.check(prop)
+            elif kind == "text":
                 add_attribute(attributes, pname, (prop.text or "").strip())
-            else:
+            elif kind == "address":  # a door's, a list as on objects
+                attributes.setdefault("address", []).append(address(prop))
+            elif kind != "appearance":  # read with the whole member (Appearances.begin_member)
                 add_attribute(attributes, pname, property_value(prop))
         if attributes:
             entry["attributes"] = attributes

@@ -14,6 +14,7 @@ from ingest.citygml.appearance import Appearances
 from ingest.citygml.crs import SrsNames
 from ingest.citygml.document import SAFE_PARSING, read_head
 from ingest.citygml.features import FeatureReader
+from ingest.citygml.generics import GenericAttributes
 from ingest.citygml.geometry import GeometryReader
 from ingest.citygml.ids import GeneratedIds, MemberIndex
 from ingest.citygml.surfaces import SurfaceReader
@@ -43,8 +44,9 @@ class CityGmlReader:
         ids = GeneratedIds()  # one counter for made-up feature and polygon ids alike
         self._srs = SrsNames(self.crs_name)
         self._surfaces = SurfaceReader(ids, self._appearances)
-        geometry = GeometryReader(self._surfaces, self._srs, self._appearances)
-        self._features = FeatureReader(path, ids, self._srs, geometry)
+        self._generics = GenericAttributes()  # on objects and their surfaces alike
+        geometry = GeometryReader(self._surfaces, self._srs, self._appearances, self._generics)
+        self._features = FeatureReader(path, ids, self._srs, geometry, self._generics)
 
     def objects(self) -> Iterator[SourceObject]:
         """Yield every city object of the document, members in file order."""
@@ -103,6 +105,7 @@ class CityGmlReader:
                 "cityObjectMember or to nothing, and were not resolved"
             )
         self.warnings.extend(self._srs.warnings())
+        self.warnings.extend(self._generics.warnings())
         self._appearances.finish(self.metadata, self.warnings)
         if self._surfaces.skipped_rings:
             self.warnings.append(

@@ -93,6 +93,18 @@ def test_limit_above_the_maximum_is_clamped(client: TestClient) -> None:
     assert body["numberReturned"] == 200
 
 
+def test_the_limit_declares_its_maximum_in_the_api(client: TestClient) -> None:
+    """In the parameter's schema, where clients look for it, not only in its description."""
+    doc = client.get("/api").json()
+    [limit] = [
+        p
+        for p in doc["paths"]["/collections/{city}/items"]["get"]["parameters"]
+        if p["name"] == "limit"
+    ]
+    assert limit["schema"]["maximum"] == 200
+    assert limit["schema"]["minimum"] == 1 and limit["schema"]["default"] == 10
+
+
 def test_bbox_selects_exactly_the_objects_whose_extent_meets_it(
     client: TestClient, city_engine: Engine
 ) -> None:
@@ -144,13 +156,13 @@ def test_type_and_attribute_filters(client: TestClient) -> None:
     queryables = client.get("/collections/delft/queryables").json()["properties"]
     key = next(k for k in queryables if k != "type")
     value = next(
-        f["properties"]["attributes"][key]
+        f["properties"][key]
         for f in client.get("/collections/delft/items?limit=570").json()["features"]
-        if key in f["properties"]["attributes"]
+        if key in f["properties"]
     )
     filtered = client.get("/collections/delft/items", params={key: str(value), "limit": 570}).json()
     assert filtered["numberMatched"] >= 1
-    assert all(str(f["properties"]["attributes"][key]) == str(value) for f in filtered["features"])
+    assert all(str(f["properties"][key]) == str(value) for f in filtered["features"])
 
 
 def test_item_has_every_lod_in_crs84_with_heights(client: TestClient) -> None:

@@ -59,7 +59,7 @@ def _above(feature: dict) -> tuple[float, float, float]:
     ring = feature["geometry"]["coordinates"][0][0]
     lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
     lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
-    return lon, lat, feature["properties"]["height"]["max"]
+    return lon, lat, feature["properties"]["height_max"]
 
 
 @pytest.fixture(scope="module")

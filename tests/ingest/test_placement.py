@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from ingest.pipeline import ingest_files
 from tests.conftest import SHARED
+from tests.proj_reference import proj_placement
 
 HERE = Path(__file__).parent
 TOLERANCE_M = 0.05
@@ -53,15 +54,13 @@ def _stored_first_ring(engine: Engine, city: str, oid: str) -> np.ndarray:
 
 def _assert_placed(engine: Engine, path: Path, crs: str, city: str) -> int:
     doc = json.loads(path.read_text())
-    pyproj_t = Transformer.from_crs(crs, "EPSG:4979", always_xy=True)
     checked = 0
     surfaces = {"MultiSurface", "CompositeSurface", "Solid", "MultiSolid", "CompositeSolid"}
     for oid, obj in list(doc["CityObjects"].items())[:60]:
         if not obj.get("geometry") or obj["geometry"][0]["type"] not in surfaces:
             continue
         src = _first_surface_source(doc, oid)
-        x, y, z = pyproj_t.transform(src[:, 0], src[:, 1], src[:, 2])
-        expected = _to_ecef(np.column_stack((x, y, z)))
+        expected = _to_ecef(proj_placement(crs, src[:, 0], src[:, 1], src[:, 2]))
         got = _to_ecef(_stored_first_ring(engine, city, oid))
         assert got.shape == expected.shape
         error = np.linalg.norm(got - expected, axis=1).max()

@@ -97,8 +97,12 @@ def test_points_are_placed_as_pyproj_places_them(engine: Engine) -> None:
 def test_a_cloud_without_crs_asks_for_one(engine: Engine) -> None:
     with pytest.raises(IngestError, match="declares no CRS.*--crs"):
         ingest_files(engine, [RIPPLE], "ripple")
+    # its synthetic coordinates (-5 to 5 m) lie outside France's EPSG:3946, which is refused;
+    # in Web Mercator they are at 0 N 0 E, inside its area
+    with pytest.raises(IngestError, match="outside the area of use of EPSG:3946"):
+        ingest_files(engine, [RIPPLE], "ripple", crs="EPSG:3946")
     [report] = ingest_files(
-        engine, [RIPPLE], "ripple", crs="EPSG:3946", options=ReadOptions(cell_size=2.0)
+        engine, [RIPPLE], "ripple", crs="EPSG:3857", options=ReadOptions(cell_size=2.0)
     )
     assert set(report.counts_by_type) == {"PointCloud"}
     _, _, points = _stored(engine, "ripple")

@@ -1,22 +1,110 @@
-"""Helpers for tile tests: walking a tileset and reading GLB content back."""
+"""Helpers for tile tests: walking a tileset, reading GLB content back, and the validators (the
+Khronos glTF validator on GLB files, the official CesiumGS 3D Tiles validator on tilesets)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fastapi.testclient import TestClient
 from pyproj import Transformer
+from sqlalchemy import Engine
 
+from api.app import create_app
+from cim.settings import TileSettings
 from tiles.gltf import read_glb
 from tiles.meshopt import decompress
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = ROOT / "tests/tools/validate_gltf.mjs"
+TILES_VALIDATOR = ROOT.parent / "shared/tools/3d-tiles-validator/3d-tiles-validator.cjs"
+# the forms of a tileset the service makes: 3D Tiles 1.1 with meshopt (the default; the
+# validator checks its metadata but cannot decode its glTF), 1.1 plain (CIM_TILES_MESHOPT=0,
+# fully checked), and 1.0
+FORMS = {"meshopt": ("1.1", True), "plain": ("1.1", False), "1.0": ("1.0", False)}
 _TO_LLH = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
+
+
+def download_tileset(client: TestClient, city: str, out: Path, version: str = "1.1") -> int:
+    """Write a city's tileset as served over HTTP (tileset.json, and every content at its
+    relative URI) under `out`; returns how many contents."""
+    r = client.get(f"/collections/{city}/3dtiles/tileset.json", params={"version": version})
+    assert r.status_code == 200, r.text
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tileset.json").write_bytes(r.content)
+    uris = [t["content"]["uri"] for t in tiles_of(r.json()) if "content" in t]
+    for uri in uris:
+        got = client.get(f"/collections/{city}/3dtiles/{uri}")
+        assert got.status_code == 200, got.text
+        (out / uri).parent.mkdir(parents=True, exist_ok=True)
+        (out / uri).write_bytes(got.content)
+    return len(uris)
+
+
+def validate_tilesets(root: Path) -> dict[Path, dict[str, Any]]:
+    """The official 3D Tiles validator's report on every tileset.json under `root`, by path
+    (one run of node for all; node and ../shared/tools are part of the test bed)."""
+    node = shutil.which("node")
+    assert node, "node is not installed (make test installs it)"
+    assert TILES_VALIDATOR.exists(), f"missing {TILES_VALIDATOR} (../shared/tools)"
+    tilesets = sorted(root.rglob("tileset.json"))
+    assert tilesets, f"no tileset under {root}"
+    result = subprocess.run(
+        [node, str(TILES_VALIDATOR), "--tilesetsDirectory", str(root), "--writeReports"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    reports = {}
+    for path in tilesets:
+        report = path.with_name("tileset.report.json")
+        assert report.exists(), f"the validator wrote no report for {path}"
+        reports[path] = json.loads(report.read_text())
+    return reports
+
+
+def _problems(issues: Iterable[dict[str, Any]], depth: int = 0) -> list[str]:
+    """Errors and warnings of a report, with their causes, one line each."""
+    lines = []
+    for issue in issues:
+        if issue["severity"] in ("ERROR", "WARNING"):
+            lines.append(f"{'  ' * depth}{issue['type']} {issue['path']}: {issue['message']}")
+        lines += _problems(issue.get("causes", []), depth + 1)
+    return lines
+
+
+def assert_valid_tilesets(root: Path) -> dict[Path, dict[str, Any]]:
+    """Every tileset under `root` passes the official 3D Tiles validator with 0 errors; returns
+    the reports."""
+    reports = validate_tilesets(root)
+    failing = {
+        str(path.relative_to(root)): _problems(report["issues"])[:20]
+        for path, report in reports.items()
+        if report["numErrors"]
+    }
+    assert not failing, json.dumps(failing, indent=1, ensure_ascii=False)
+    return reports
+
+
+def assert_served_tilesets_valid(
+    engine: Engine, cities: Iterable[str], out: Path
+) -> dict[Path, dict[str, Any]]:
+    """Each city's tileset in every form the service makes (`FORMS`), served over HTTP by an
+    app of its own, passes the official 3D Tiles validator; returns the reports."""
+    cities = list(cities)
+    for form, (version, meshopt) in FORMS.items():
+        client = TestClient(create_app(engine=engine, tile_settings=TileSettings(meshopt=meshopt)))
+        for city in cities:
+            assert download_tileset(client, city, out / form / city, version) > 0
+    reports = assert_valid_tilesets(out)
+    assert len(reports) == len(cities) * len(FORMS)
+    return reports
 
 
 def tiles_of(tileset: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,7 +214,7 @@ def glb_positions_lonlath(data: bytes) -> np.ndarray:
 
 
 def property_column(data: bytes, name: str) -> list[Any]:
-    """The values of one STRING or numeric property of a GLB's property table."""
+    """The values of one property of a GLB's property table (None where it has noData)."""
     doc, binary = read_glb(decompress(data))
     meta = doc["extensions"]["EXT_structural_metadata"]
     table = meta["propertyTables"][0]
@@ -139,6 +227,13 @@ def property_column(data: bytes, name: str) -> list[Any]:
         offsets = np.frombuffer(
             binary, dtype="<u4", count=table["count"] + 1, offset=ov["byteOffset"]
         )
-        return [raw[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-    dtype = {"INT32": "<i4", "FLOAT64": "<f8", "INT64": "<i8"}[spec["componentType"]]
-    return np.frombuffer(raw, dtype=dtype, count=table["count"]).tolist()
+        values = [raw[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    elif spec["type"] == "BOOLEAN":
+        bits = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")
+        values = [bool(b) for b in bits[: table["count"]]]
+    else:
+        dtype = {"INT32": "<i4", "FLOAT64": "<f8", "INT64": "<i8"}[spec["componentType"]]
+        values = np.frombuffer(raw, dtype=dtype, count=table["count"]).tolist()
+    if "noData" in spec:  # a value equal to noData is no value
+        values = [None if v == spec["noData"] else v for v in values]
+    return values

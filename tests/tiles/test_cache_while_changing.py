@@ -4,6 +4,7 @@ as committed, but not kept: once the change commits, no cached tile shows what i
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, text
 from cim.errors import NotFound
 from ingest.pipeline import ingest_files
 from tests.ingest.test_cityjson_files import FILES
+from tests.tiles.conftest import assert_served_tilesets_valid
 from tiles.service import TileService, content_keys
 
 
@@ -44,7 +46,9 @@ def test_tiles_made_during_a_deletion_do_not_outlive_it(
         TileService(engine).tile("nl", keys[0])  # the objects are gone, and so is the tile
 
 
-def test_tiles_are_kept_again_once_the_change_is_over(new_database: Callable[[], Engine]) -> None:
+def test_tiles_are_kept_again_once_the_change_is_over(
+    new_database: Callable[[], Engine], tmp_path: Path
+) -> None:
     engine = _city(new_database)
     service = TileService(engine)
     keys = content_keys(service.tileset("nl"))
@@ -55,3 +59,4 @@ def test_tiles_are_kept_again_once_the_change_is_over(new_database: Callable[[],
         replacing.rollback()  # the re-ingest failed: the old data stays
     assert {key: service.tile("nl", key)[0] for key in keys} == made
     assert _cached(engine) == len(keys)
+    assert_served_tilesets_valid(engine, ["nl"], tmp_path)

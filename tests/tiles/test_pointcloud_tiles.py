@@ -18,7 +18,13 @@ from api.app import create_app
 from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from tests.ingest.test_pointcloud import LYON, las_header
-from tests.tiles.conftest import _accessor, _ecef, tiles_of, validate_glbs
+from tests.tiles.conftest import (
+    _accessor,
+    _ecef,
+    assert_served_tilesets_valid,
+    tiles_of,
+    validate_glbs,
+)
 from tests.tiles.test_tilesets import read_pnts
 from tiles.gltf import read_glb
 from tiles.meshopt import decompress
@@ -117,6 +123,13 @@ def test_glb_points_carry_rgb_classification_and_intensity(
     _same_points(np.concatenate(xyz), np.concatenate(values))
     reports = validate_glbs(paths)
     assert {p: r for p, r in reports.items() if r["errors"] or r["warnings"]} == {}
+
+
+def test_the_point_cloud_tilesets_pass_the_3d_tiles_validator(
+    cloud: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    engine, _ = cloud
+    assert_served_tilesets_valid(engine, ["las"], tmp_path)
 
 
 def test_pnts_points_carry_rgb_classification_and_intensity(
@@ -250,3 +263,4 @@ def test_a_tile_mixing_a_cloud_a_textured_house_and_other_points(
     features, arrays = read_pnts(pnts)
     assert features["POINTS_LENGTH"] == 300 and (arrays["Classification"] == 6).all()
     assert (arrays["RGB"] == 40000 >> 8).all()  # 16-bit colours, as the file's header says
+    assert_served_tilesets_valid(engine, ["mix"], tmp_path / "served")

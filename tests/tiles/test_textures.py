@@ -26,19 +26,27 @@ from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from ingest.textures import MAX_SIDE, TextureImages
 from tests.conftest import SHARED
-from tests.tiles.conftest import _accessor, textured_primitives, tiles_of, validate_glbs
+from tests.proj_reference import proj_placement
+from tests.tiles.conftest import (
+    _accessor,
+    assert_served_tilesets_valid,
+    textured_primitives,
+    tiles_of,
+    validate_glbs,
+)
 from tiles.gltf import read_glb
 
 LYON = SHARED / "citygml2/lyon_1er_small_house_textured/LYON_1ER_BATI_2015_small_house.gml"
 PLATEAU = SHARED / "citygml2/tokyo_plateau_lod2_textured/53394517_bldg_6697_2_op_CityGML2.gml"
 ROTTERDAM = SHARED / "cityjson/rotterdam_one_textured_v1.1/rotterdam_one.city.json"
 GML_ID = ("{http://www.opengis.net/gml}id", "{http://www.opengis.net/gml/3.2}id")
-# source CRS -> Earth-centred, as the reader places them (EPSG:3946 has no vertical datum, and
-# EPSG:6697 heights stay as they are without the geoid grid: both taken as ellipsoidal)
+# source CRS -> Earth-centred, as the reader places them (EPSG:3946 has no vertical datum: taken
+# as ellipsoidal; EPSG:6697 heights are above sea level: the geoid is added, as PROJ gives it)
 TO_ECEF = {
     "lyon": Transformer.from_crs(CRS("EPSG:3946").to_3d(), "EPSG:4978", always_xy=True),
-    "plateau": Transformer.from_crs(CRS("EPSG:6668").to_3d(), "EPSG:4978"),  # latitude first
+    "plateau": Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True),
 }
+LAT_FIRST = {"plateau": "EPSG:6697"}
 RAILWAY = SHARED / "mesh/kit_railway_glb/railway.glb"  # 28 embedded textures
 FILES = {
     "lyon": (LYON, "EPSG:3946", None),
@@ -100,6 +108,8 @@ def test_citygml_texture_image_and_coordinates_reach_the_glb(
     # (u, v) is that ring vertex's, with v turned to glTF's top-left origin
     src = np.concatenate([xyz for xyz, _ in rings])
     src_uv = np.concatenate([uv for _, uv in rings])
+    if city in LAT_FIRST:
+        src = proj_placement(LAT_FIRST[city], src[:, 1], src[:, 0], src[:, 2])
     x, y, z = TO_ECEF[city].transform(src[:, 0], src[:, 1], src[:, 2])
     file_ecef = np.column_stack((x, y, z))
     glb_ecef = np.concatenate([p[2] for p in parts])
@@ -129,6 +139,13 @@ def test_every_textured_tile_passes_the_khronos_validator(
     assert len(reports) == len(paths)
     assert all(r["decoded"] for r in reports.values())  # its meshopt-decoded twin passed too
     assert {p: r for p, r in reports.items() if r["errors"] or r["warnings"]} == {}
+
+
+def test_every_textured_tileset_passes_the_3d_tiles_validator(
+    served: tuple[Engine, dict[str, list[bytes]]], tmp_path: Path
+) -> None:
+    engine, contents = served
+    assert_served_tilesets_valid(engine, contents, tmp_path)
 
 
 def test_cityjson_textures_drawn_where_the_image_exists(
@@ -303,6 +320,7 @@ def test_small_textures_share_one_atlas(new_database: Callable[[], Engine], tmp_
     (tmp_path / "atlas.glb").write_bytes(data)
     reports = validate_glbs([tmp_path / "atlas.glb"])
     assert {p: r for p, r in reports.items() if r["errors"] or r["warnings"]} == {}
+    assert_served_tilesets_valid(engine, ["atlas"], tmp_path / "served")
 
 
 def test_a_texture_without_coordinates_does_not_hide_the_next(
@@ -335,6 +353,7 @@ def test_a_texture_without_coordinates_does_not_hide_the_next(
     _, rings = _gml_textured_rings(LYON)
     assert image == LYON.with_suffix(".jpg").read_bytes()
     assert len(ecef) == sum(len(xyz) - 1 for xyz, _ in rings)  # every textured vertex
+    assert_served_tilesets_valid(engine, ["geo"], tmp_path / "served")
 
 
 def test_large_texture_files_are_refused_unread(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -400,3 +419,4 @@ def test_textured_cityjson_templates_are_drawn_textured(
     assert image == (tmp_path / "sign.png").read_bytes()
     assert len(ecef) == 4
     assert sorted(map(tuple, uv.tolist())) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert_served_tilesets_valid(engine, ["sign"], tmp_path / "served")

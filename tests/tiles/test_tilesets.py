@@ -1,5 +1,7 @@
-"""3D Tiles of every CityJSON file in ../shared/data: valid GLB (Khronos validator, 0 errors), and
-the rules the official 3D Tiles validator checks, each shown on the real tilesets."""
+"""3D Tiles of every CityJSON, CityGML, footprint, mesh and point-cloud file in ../shared/data and
+of the demo city: valid GLB (Khronos validator, 0 errors), valid tilesets in every form the
+service makes (official 3D Tiles validator, 0 errors), one property schema per tileset, and the
+rules the official 3D Tiles validator checks, each shown on the real tilesets."""
 
 from __future__ import annotations
 
@@ -23,7 +25,14 @@ from tests.ingest.test_cityjson_files import FILES, NO_CRS
 from tests.ingest.test_footprints import FILES as FOOTPRINT_FILES
 from tests.ingest.test_mesh import GLB, OBJS, ORIGIN
 from tests.ingest.test_pointcloud import LYON as LAS
-from tests.tiles.conftest import glb_positions_lonlath, property_column, tiles_of, validate_glbs
+from tests.tiles.conftest import (
+    assert_served_tilesets_valid,
+    assert_valid_tilesets,
+    glb_positions_lonlath,
+    property_column,
+    tiles_of,
+    validate_glbs,
+)
 from tiles.gltf import read_glb
 
 MESHES = [*OBJS, GLB]
@@ -87,6 +96,39 @@ def test_every_glb_passes_the_khronos_validator(tilesets: dict, tmp_path: Path) 
     failing = {p: r["messages"] for p, r in reports.items() if r["errors"]}
     assert not failing, failing
     assert len(reports) == len(paths)
+
+
+def test_every_tileset_passes_the_3d_tiles_validator(
+    tiled: tuple[Engine, TestClient], tmp_path: Path
+) -> None:
+    """Every file's city and the demo, as 3D Tiles 1.1 with and without meshopt and as 1.0:
+    the official validator finds no error (it reads the property tables of compressed tiles,
+    and the glTF of plain ones)."""
+    engine, _ = tiled
+    reports = assert_served_tilesets_valid(engine, [*CITIES, DEMO], tmp_path)
+    assert len(reports) == 3 * (len(CITIES) + 1)
+
+
+def test_one_schema_per_tileset(tilesets: dict, tiled: tuple[Engine, TestClient]) -> None:
+    """Every tile of a city carries the same EXT_structural_metadata schema, the one its city's
+    data decides, and every table has every property of the class."""
+    engine, _ = tiled
+    from tiles.service import TileService
+
+    service = TileService(engine)
+    for city, (_, contents) in tilesets.items():
+        with engine.connect() as conn:
+            from tiles.schema import generation
+
+            ids = generation(conn, city)
+        schema = service.schemas.get(city, ids).json
+        for data in contents.values():
+            doc, _ = read_glb(data)
+            meta = doc["extensions"]["EXT_structural_metadata"]
+            assert meta["schema"] == schema, city
+            assert set(meta["propertyTables"][0]["properties"]) == set(
+                schema["classes"]["cityobject"]["properties"]
+            )
 
 
 def test_refine_is_upper_case_and_errors_decrease_to_zero_on_leaves(tilesets: dict) -> None:
@@ -222,7 +264,9 @@ def test_http_caching_and_cors(tiled: tuple[Engine, TestClient], tilesets: dict)
     assert links["content"][0]["href"].endswith(f"/collections/{city}/3dtiles/tileset.json")
 
 
-def test_a_changed_dataset_drops_only_its_own_tiles(new_database: Callable[[], Engine]) -> None:
+def test_a_changed_dataset_drops_only_its_own_tiles(
+    new_database: Callable[[], Engine], tmp_path: Path
+) -> None:
     engine = new_database()
     delft = next(p for p in FILES if p.name == "delft.city.json")
     denbosch = next(p for p in FILES if p.name == "multi_lod.city.json")
@@ -273,6 +317,8 @@ def test_a_changed_dataset_drops_only_its_own_tiles(new_database: Callable[[], E
     }
     assert {tuple(int(v) for v in k) for k in rest} == everything - bosch
     assert math.isfinite(tileset["geometricError"])
+    ingest_files(engine, [denbosch], "nl", crs="EPSG:7415")  # two files' attributes, one schema
+    assert_served_tilesets_valid(engine, ["nl"], tmp_path)
 
 
 def test_seed_and_export_from_the_command_line(
@@ -307,6 +353,7 @@ def test_seed_and_export_from_the_command_line(
     assert json.loads((out / "tileset.json").read_text()) == tileset
     for uri, data in contents.items():
         assert (out / uri).read_bytes() == data
+    assert_valid_tilesets(out)
     missing = runner.invoke(main, ["tiles", "seed", "--city", "atlantis"])
     assert missing.exit_code == 2 and "no city 'atlantis'" in missing.output
 
@@ -474,6 +521,7 @@ def test_static_exports_equal_what_is_served(
                 served = client.get(f"/collections/{city}/3dtiles/{uri}").content
                 assert (old / uri).read_bytes() == served
                 assert served[:4].decode() == uri.rsplit(".", 1)[1]  # b3dm, pnts or cmpt
+    assert len(assert_valid_tilesets(tmp_path)) == 2 * len(tilesets)
 
 
 def test_lines_points_and_undrawable_objects_give_valid_tiles(
@@ -532,6 +580,7 @@ def test_lines_points_and_undrawable_objects_give_valid_tiles(
     assert sorted(ids) == ["fence", "flat", "lamp"]
     reports = validate_glbs(paths)
     assert not {p: r["messages"] for p, r in reports.items() if r["errors"]}
+    assert_served_tilesets_valid(engine, ["odd"], tmp_path / "served")
     modes = set()
     for p in paths:
         doc_, _ = read_glb(p.read_bytes())
