@@ -30,6 +30,7 @@ WRITERS = (
     "tiles.pnts",
     "tiles.points",
     "tiles.properties",
+    "cim.attributes",
     "cim.geometry",
     "cim.images",
     "cim.monotone",
