@@ -56,6 +56,9 @@ def server_url() -> Iterator[str]:
             "fsync": "off",
             "synchronous_commit": "off",
             "full_page_writes": "off",
+            # each module's databases keep their engines' pools until the session ends (they
+            # are dropped then): the whole suite holds a few hundred idle connections
+            "max_connections": "500",
         },
     )
     cluster.start()
