@@ -3,7 +3,8 @@
 # database and the tests), Python's venv module, Node.js and npm (the glTF validator the tests
 # run), Chromium and CJK fonts (the viewer's browser tests), Pango (PDF grading reports),
 # poppler-utils (the report test renders a page), GDAL's ogr2ogr (a test and bench/ read the
-# Features API with it) and GNU time (bench/).
+# Features API with it), GNU time (bench/), nginx (the reverse-proxy test, bench/serve.py) and
+# wrk (bench/serve.py).
 # Idempotent, and quick when everything is present. Debian/Ubuntu (apt); run as root or with sudo.
 set -euo pipefail
 
@@ -35,6 +36,8 @@ if ! ldconfig -p | grep -q libpangoft2-1.0; then need+=(libpango-1.0-0 libpangof
 if ! command -v pdftoppm >/dev/null; then need+=(poppler-utils); fi  # report tests render a page
 if [[ ! -f /usr/share/proj/egm96_15.gtx ]]; then need+=(proj-data); fi  # EGM96 geoid, BETA2007
 if ! command -v ogr2ogr >/dev/null; then need+=(gdal-bin); fi  # GDAL reads the Features API
+if [[ ! -x /usr/sbin/nginx ]]; then need+=(nginx-light); fi  # the reverse-proxy test, bench/serve.py
+if ! command -v wrk >/dev/null; then need+=(wrk); fi  # bench/serve.py's load generator
 if [[ ${#need[@]} -gt 0 ]]; then apt_install "${need[@]}"; fi
 
 # PostGIS for the server version that is installed (Debian names it postgresql-NN-postgis-3)

@@ -19,9 +19,12 @@ from api.features import CONFORMANCE, features_router
 from api.grading import router as grading_router
 from api.limits import BodyLimit, Lifetime, body_limit
 from api.openapi import openapi_30
+from api.standby import StandbyRetry
 from api.tiles import tiles_router
+from api.warm import WarmTiles
 from cim import __version__
-from cim.db.engine import database_url, make_engine
+from cim.db.engine import database_url, make_engine, read_urls
+from cim.db.replicas import read_engine
 from cim.settings import ApiSettings, DatabaseSettings, TileSettings
 from tiles.service import TileService
 
@@ -33,12 +36,17 @@ def create_app(
     settings: ApiSettings | None = None,
     engine: Engine | None = None,
     tile_settings: TileSettings | None = None,
+    reads: Engine | None = None,
 ) -> FastAPI:
-    """Build the service for a database (from settings, or an engine the caller owns)."""
+    """Build the service for a database (from settings, or an engine the caller owns). Reads
+    of tiles, features and dashboards go to `reads` (default: the hot standbys of
+    `CIM_DATABASE_READ_URLS`, or none: the primary), writes to `engine`."""
     settings = settings or ApiSettings()
     if os.environ.get("CIM_SERVE_LOG") and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")  # a `cim serve` worker
-    engine = engine or make_engine(database_url(db or DatabaseSettings()))
+    db = db or DatabaseSettings()
+    engine = engine or make_engine(database_url(db))
+    reads = reads or read_engine(engine, read_urls(db), db.read_wait_s, db.read_retry_s)
     app = FastAPI(
         title="CIM — City Information Model",
         version=__version__,
@@ -47,11 +55,16 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # FastAPI's OpenTelemetry hooks: unused (ops has the metrics), and 10 µs per request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.engine = engine
-    app.state.tiles = TileService(engine, tile_settings or TileSettings())
+    app.state.read_engine = reads  # the primary's engine itself when there is no standby
+    app.state.tiles = TileService(engine, tile_settings or TileSettings(), reads=reads)
     share_state(app, settings)  # what the grading routes read: settings, key failures, results
     problems.install(app)
+    if reads is not engine:  # innermost: a read whose standby broke runs again elsewhere
+        app.add_middleware(StandbyRetry, attempts=len(getattr(reads, "standbys", ())) + 1)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(
         CORSMiddleware,
@@ -60,7 +73,7 @@ def create_app(
         allow_headers=["*"],
         expose_headers=["Content-Crs", "ETag"],
     )
-    app.include_router(features_router(engine, settings))
+    app.include_router(features_router(reads, settings))
     app.include_router(tiles_router(app.state.tiles))
     app.include_router(grading_router)
 
@@ -74,6 +87,9 @@ def create_app(
     app.add_middleware(RealClient, trusted=settings.trusted_proxies)
     app.add_middleware(BodyLimit, limit=body_limit)
     app.add_middleware(Lifetime)  # at start: the app out of the collector's way; at end: workers
+    # warm tiles from memory, before routing and the middlewares above (none of which a tile
+    # GET needs): inside ops, so each is still counted and logged
+    app.add_middleware(WarmTiles, service=app.state.tiles, cors_origins=settings.cors_origins)
     ops.install(app, engine, app.state.tiles.results)  # outermost: times and logs every request
 
     @app.get(

@@ -129,6 +129,12 @@ async def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
+async def get_read_engine(request: Request) -> Engine:
+    """The engine of the app's reads: hot standbys that have replayed every commit so far, or
+    the primary (cim.db.replicas); the primary's engine itself when there are no standbys."""
+    return getattr(request.app.state, "read_engine", request.app.state.engine)  # type: ignore[no-any-return]
+
+
 async def get_settings(request: Request) -> ApiSettings:
     """The app's settings."""
     return request.app.state.settings  # type: ignore[no-any-return]
@@ -160,6 +166,7 @@ async def heavy_slot(request: Request) -> AsyncIterator[HeavyGate]:
 
 
 DB = Annotated[Engine, Depends(get_engine)]
+ReadDB = Annotated[Engine, Depends(get_read_engine)]  # for routes that only read
 Settings = Annotated[ApiSettings, Depends(get_settings)]
 Cache = Annotated[ResultsCache, Depends(get_results_cache)]
 Reports = Annotated[ReportCache, Depends(get_reports)]

@@ -25,6 +25,7 @@ from api.dependencies import (
     DB,
     Cache,
     HeavySlot,
+    ReadDB,
     Reader,
     ReportCache,
     Reports,
@@ -205,7 +206,7 @@ def policies(_: Reader) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- rounds
 @router.get("/rounds", summary="Assessment rounds")
-def list_rounds(actor: Reader, engine: DB, settings: Settings) -> list[dict[str, Any]]:
+def list_rounds(actor: Reader, engine: ReadDB, settings: Settings) -> list[dict[str, Any]]:
     # without a key, only final rounds (or every round, when drafts are public)
     show_all = actor is not None or settings.grading_public_drafts
     return [r.summary() for r in rounds.list_rounds(engine) if show_all or r.status == "final"]
@@ -224,7 +225,7 @@ def create_round(spec: RoundIn, actor: Writer, engine: DB) -> dict[str, Any]:
 
 
 @router.get("/rounds/{round_id}", summary="A round, its cities and how many values each has")
-def get_round(round_id: str, _: RoundReader, engine: DB) -> dict[str, Any]:
+def get_round(round_id: str, _: RoundReader, engine: ReadDB) -> dict[str, Any]:
     rnd = rounds.get_round(engine, round_id)
     entered = values.entered(engine, round_id)
     return {
@@ -532,32 +533,32 @@ def delete_platform_function(
 
 
 @router.get("/rounds/{round_id}/results", summary="Scores, ranking and allocation in full")
-def results(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str, Any]:
+def results(round_id: str, _: RoundReader, engine: ReadDB, cache: Cache) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).to_dict()
 
 
 @router.get("/rounds/{round_id}/ranking", summary="Cities in merit order")
-def ranking(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str, Any]:
+def ranking(round_id: str, _: RoundReader, engine: ReadDB, cache: Cache) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).ranking_dict()
 
 
 @router.get("/rounds/{round_id}/cities/{city}", summary="One city's scores, explained")
 def city_scores(
-    round_id: str, city: str, _: RoundReader, engine: DB, cache: Cache
+    round_id: str, city: str, _: RoundReader, engine: ReadDB, cache: Cache
 ) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).city_dict(city)
 
 
 @router.get("/rounds/{round_id}/cities/{city}/radar.svg", summary="A city's radar chart")
 def radar(
-    round_id: str, city: str, _: RoundReader, engine: DB, cache: Cache, lang: Lang = "zh"
+    round_id: str, city: str, _: RoundReader, engine: ReadDB, cache: Cache, lang: Lang = "zh"
 ) -> Response:
     res = outcome.results(engine, round_id, cache)
     return Response(city_radar(res, res.city(city), lang), media_type="image/svg+xml")
 
 
 @router.get("/rounds/{round_id}/allocation", summary="The award allocation with reasons")
-def allocation(round_id: str, _: RoundReader, engine: DB, cache: Cache) -> dict[str, Any]:
+def allocation(round_id: str, _: RoundReader, engine: ReadDB, cache: Cache) -> dict[str, Any]:
     return outcome.results(engine, round_id, cache).allocation_dict()
 
 

@@ -24,6 +24,20 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("cim"))
 
 
+def _urls(value: object) -> list[str]:
+    """Database URLs from a list, a JSON list or a comma-separated string."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else text.split(",")
+    if not isinstance(value, list):
+        raise ValueError("a list of database URLs, e.g. postgresql://cim:pw@standby:5432/cim")
+    urls = [str(v).strip() for v in value if str(v).strip()]
+    for url in urls:
+        if not url.startswith(("postgresql", "postgres://")):
+            raise ValueError(f"{url.split('@')[-1]!r} is not a postgresql:// URL")
+    return urls
+
+
 class DatabaseSettings(BaseSettings):
     """Which PostgreSQL + PostGIS server to use, or where to run the embedded one."""
 
@@ -35,6 +49,21 @@ class DatabaseSettings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     db_port: int = Field(default=54329, description="Port of the embedded cluster (loopback only).")
+    database_read_urls: Annotated[list[str], NoDecode, BeforeValidator(_urls)] = Field(
+        default_factory=list,
+        description="URLs of hot standbys of the database (comma-separated or a JSON list): "
+        "tiles, features and dashboard reads go to them, writes to the primary; none by "
+        "default: everything on the primary.",
+    )
+    read_wait_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long a read waits for a standby to replay the primary's latest "
+        "commits before it goes to the primary instead, in seconds.",
+    )
+    read_retry_s: float = Field(
+        default=5.0, gt=0, description="Seconds an unreachable standby is left out of reads."
+    )
 
     @property
     def embedded(self) -> bool:
@@ -159,6 +188,12 @@ class TileSettings(BaseSettings):
     )
     memory_mb: int = Field(
         default=256, ge=0, description="Tile contents each serving process keeps in memory, in MB."
+    )
+    content_max_kb: int = Field(
+        default=2000,
+        ge=1,
+        description="The most a tile content may take, in KB before HTTP compression: the objects"
+        " of a fuller tile are given out to finer cells (implicit tilesets).",
     )
 
 

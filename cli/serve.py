@@ -16,10 +16,12 @@ from cli.common import fail
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Server processes (e.g. the number of CPUs); each keeps its own tile memory.",
+    help="Server processes (e.g. the number of CPUs); each keeps its own tile memory "
+    "(CIM_TILES_MEMORY_MB), which hears of every data change at once (LISTEN/NOTIFY).",
 )
 def serve(host: str | None, port: int | None, workers: int) -> None:
-    """Serve OGC API Features (and the web pages) over HTTP."""
+    """Serve OGC API Features, 3D Tiles (and the web pages) over HTTP (uvicorn: httptools on
+    uvloop)."""
     from api.serve import serve as run
 
     try:

@@ -19,7 +19,9 @@ from tiles.properties import PropertySchema
 # TileSettings fields that change the bytes of a content, by format; every other field is in
 # NEUTRAL_SETTINGS (a test checks that each field is in one of them)
 BYTE_SETTINGS = {"glb": ("meshopt",), "b3dm": ()}
-NEUTRAL_SETTINGS = ("memory_mb",)
+# content_max_kb: only the split cells of implicit tilesets depend on it, and they are kept in
+# memory, never in tile_cache (tiles.availability)
+NEUTRAL_SETTINGS = ("memory_mb", "content_max_kb")
 # what writes content bytes: these modules' source and these libraries' versions
 WRITERS = (
     "tiles.atlas",

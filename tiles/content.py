@@ -28,7 +28,7 @@ from tiles.properties import PropertySchema
 # objects whose points 3D Tiles 1.0 gives as pnts; the tileset names tiles by the same rule
 CLOUD_TYPE = "PointCloud"
 
-_SQL = text("""
+_SELECT = """
     SELECT o.id, o.source_id, o.type, o.attributes::text AS attributes,
            o.z_max - o.z_min AS height,
            g.origin_x, g.origin_y, g.origin_z, g.mesh_vertices, g.mesh_triangles,
@@ -43,8 +43,11 @@ _SQL = text("""
     FROM city_object o
     LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
          AND g.idx = o.display_idx
-    WHERE o.city_code = :city AND o.tile_level = :level AND o.tile_x = :x AND o.tile_y = :y
-    ORDER BY o.id""")
+    WHERE o.city_code = :city AND {where}
+    ORDER BY o.id"""
+_SQL = text(_SELECT.format(where="o.tile_level = :level AND o.tile_x = :x AND o.tile_y = :y"))
+# a part of over-full tiles (tiles.split): its objects by id
+_SQL_IDS = text(_SELECT.format(where="o.id = ANY(:ids)"))
 
 
 def _points(wkb: bytes) -> NDArray[np.float64]:
@@ -293,6 +296,35 @@ def tile_content(
         SchemaMismatch: an object holds a value the schema has no room for.
     """
     rows = conn.execute(_SQL, {"city": city, "level": level, "x": x, "y": y}).all()
+    return _content(conn, city, rows, schema, fmt, meshopt)
+
+
+def part_content(
+    conn: Connection,
+    city: str,
+    ids: Sequence[int],
+    schema: PropertySchema,
+    meshopt: bool = True,
+) -> bytes | None:
+    """The GLB content of these objects (a part of over-full tiles, tiles.split), or None when
+    none of them is left.
+
+    Raises:
+        SchemaMismatch: an object holds a value the schema has no room for.
+    """
+    rows = conn.execute(_SQL_IDS, {"city": city, "ids": list(ids)}).all()
+    return _content(conn, city, rows, schema, "glb", meshopt)
+
+
+def _content(
+    conn: Connection,
+    city: str,
+    rows: Sequence[Any],
+    schema: PropertySchema,
+    fmt: str,
+    meshopt: bool,
+) -> bytes | None:
+    """One content of these object rows (in id order)."""
     if not rows:
         return None
     m = _meshes(rows)

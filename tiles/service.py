@@ -8,7 +8,13 @@ A kept tile is found by its city, key, format and `variant`: a digest of the set
 a content's bytes (tiles.cache_key), so processes with other settings keep their own tiles. It
 is served only while its `made_with` still matches: a digest of the code and libraries that write
 contents and of the city's property schema (tiles.schema), so an upgrade, or a dataset that
-changes a property's type, makes it again, in place (migration 0013)."""
+changes a property's type, makes it again, in place (migration 0013).
+
+Warm answers need no database at all while the process listens for data changes
+(tiles.generations): a tile whose ETag was learnt under the city's current token, and whose
+content is in memory, is served from memory (`warm`); so is the tileset JSON. Content URIs in
+the tileset JSON served over HTTP carry the city's content version (`?v=`), which changes with
+the data, the settings and the code, so a client may keep those answers for good."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import hashlib
 import multiprocessing
 import os
 import threading
+import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +39,7 @@ from cim.settings import TileSettings
 from cim.tiling import MAX_LEVEL
 from tiles.cache_key import made_with, variant
 from tiles.content import CLOUD_TYPE, tile_content
+from tiles.generations import GenerationWatch, Token
 from tiles.properties import PropertySchema, SchemaMismatch
 from tiles.schema import CitySchemas, Generation, generation
 from tiles.tileset import Key, TileStats, build_tileset
@@ -133,14 +141,73 @@ class TileService:
     """A city model's 3D Tiles from one database: made once per process (by the app, or by a
     command), it holds the tile memory and counts where the contents came from."""
 
-    def __init__(self, engine: Engine, settings: TileSettings | None = None) -> None:
+    def __init__(
+        self, engine: Engine, settings: TileSettings | None = None, reads: Engine | None = None
+    ) -> None:
         self.engine = engine
+        self.reads = reads or engine  # lookups may go to hot standbys; tiles are made on engine
         self.settings = settings or TileSettings()
         self.memory = TileMemory(self.settings.memory_mb * 1024 * 1024)
         self.schemas = CitySchemas(engine)
         self.variants = {fmt: variant(self.settings, fmt) for fmt in FORMATS}
         self.results: Counter[str] = Counter()
         self._counting = threading.Lock()
+        # LISTENs on the primary (engine): a standby does not relay notifications
+        self.generations = GenerationWatch(engine)
+        weakref.finalize(self, self.generations.close)  # no listener outlives its service
+        # what this process learnt under a city's token: tiles' ETags, the city's content
+        # version, its tileset JSON with versioned URIs
+        self._known: dict[tuple[str, Key, str], tuple[Token, str]] = {}
+        self._versions: dict[str, tuple[Token, str]] = {}
+        self._tilesets: dict[tuple[str, str], tuple[Token, bytes]] = {}
+
+    def warm(self, city: str, key: Key, fmt: str, packed: bool) -> tuple[bytes, str] | None:
+        """A tile's content (gzip-compressed when `packed`) and ETag from this process's memory,
+        when they are known to be current without asking the database; else None."""
+        token = self.generations.token(city)
+        known = self._known.get((city, key, fmt))
+        if token is None or known is None or known[0] != token:
+            return None
+        content = self.memory.get((city, key, fmt + ".gz" if packed else fmt), known[1])
+        if content is None:
+            return None
+        self._counted("memory")
+        return content, known[1]
+
+    def version(self, city: str) -> str | None:
+        """The city's content version (the `?v=` of its content URIs), when known current."""
+        token = self.generations.token(city)
+        version = self._versions.get(city)
+        return version[1] if token is not None and version and version[0] == token else None
+
+    def tileset_json(self, city: str, fmt: str = "glb") -> bytes:
+        """The tileset JSON as served over HTTP: content URIs carry the city's content version
+        (`?v=`); made once per generation of the city's data while the process listens.
+
+        Raises:
+            NotFound: no such city, or nothing in it to draw.
+        """
+        token = self.generations.token(city)
+        kept = self._tilesets.get((city, fmt))
+        if token is not None and kept is not None and kept[0] == token:
+            return kept[1]
+        with self.engine.connect() as conn:
+            ids = generation(conn, city)
+        doc = self.tileset(city, fmt)
+        version = self._version_of(city, ids, fmt)
+        _version_uris(doc["root"], version)
+        body = orjson.dumps(doc)
+        if token is not None:
+            self._tilesets[(city, fmt)] = (token, body)
+            self._versions[city] = (token, version)
+        return body
+
+    def _version_of(self, city: str, ids: Generation, fmt: str) -> str:
+        """A digest of what a city's contents are made of: its datasets, the code and the
+        property schema (made_with), and the settings (variant)."""
+        mine = made_with(self.schemas.get(city, ids))
+        made_of = orjson.dumps([list(ids), mine, self.variants[fmt]])
+        return hashlib.sha256(made_of).hexdigest()[:16]
 
     def _counted(self, result: str) -> None:
         with self._counting:
@@ -153,7 +220,7 @@ class TileService:
             NotFound: no such city, or nothing in it to draw.
         """
         _check_format(fmt)
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             require_city(conn, city)
             rows = conn.execute(_STATS, {"city": city, "cloud": CLOUD_TYPE}).all()
         stats = [
@@ -189,24 +256,32 @@ class TileService:
         if not (0 <= level <= MAX_LEVEL and 0 <= x < (1 << level) and 0 <= y < (1 << level)):
             raise NotFound(f"no tile {level}/{x}/{y}: the quadtree has no such cell")
         params = {"c": city, "l": level, "x": x, "y": y, "f": fmt, "v": self.variants[fmt]}
-        with self.engine.connect() as conn:
+        token = self.generations.token(city)  # before the database is read: a change after
+        with self.reads.connect() as conn:  # it makes what is learnt now stale
             found = conn.execute(_LOOKUP, params).one()
         ids: Generation = tuple(found.ids)
         mine = made_with(self.schemas.get(city, ids))
+        content: bytes | None = None
+        etag = ""
         if found.etag is not None and found.made_with == mine:
-            kept = self.memory.get((city, key, fmt), found.etag)
-            if kept is not None:
+            content, etag = self.memory.get((city, key, fmt), found.etag), found.etag
+            if content is not None:
                 self._counted("memory")
-                return kept, found.etag
-            with self.engine.connect() as conn:
-                row = conn.execute(_CONTENT, {**params, "m": mine}).first()
-            if row is not None:
-                self.memory.put((city, key, fmt), row[1], bytes(row[0]))
-                self._counted("database")
-                return bytes(row[0]), row[1]
-        content, etag = self._make(city, key, fmt, ids, params)
-        self.memory.put((city, key, fmt), etag, content)
-        self._counted("made")
+            else:
+                with self.reads.connect() as conn:
+                    row = conn.execute(_CONTENT, {**params, "m": mine}).first()
+                if row is not None:
+                    content, etag = bytes(row[0]), row[1]
+                    self.memory.put((city, key, fmt), etag, content)
+                    self._counted("database")
+        if content is None:
+            content, etag = self._make(city, key, fmt, ids, params)
+            self.memory.put((city, key, fmt), etag, content)
+            self._counted("made")
+        if token is not None:
+            self._known[(city, key, fmt)] = (token, etag)
+            if self._versions.get(city, (None, ""))[0] != token:
+                self._versions[city] = (token, self._version_of(city, ids, fmt))
         return content, etag
 
     def _make(
@@ -335,6 +410,14 @@ def _make_tiles(url: str, settings: TileSettings, city: str, keys: list[Key], fm
     finally:
         engine.dispose()
     return len(keys)
+
+
+def _version_uris(node: dict[str, Any], version: str) -> None:
+    """Append `?v=version` to every content URI below `node`."""
+    if "content" in node:
+        node["content"]["uri"] += f"?v={version}"
+    for child in node.get("children", []):
+        _version_uris(child, version)
 
 
 def content_keys(tileset_doc: dict[str, Any]) -> list[Key]:

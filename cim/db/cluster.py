@@ -23,6 +23,7 @@ from cim.errors import DatabaseUnavailable
 
 SUPERUSER = "cim"
 DATABASE = "cim"
+REPLICATOR = "cim_replicator"  # the role standbys stream the WAL as (replication only)
 _INSTALL_HINT = (
     "install PostgreSQL and PostGIS (Debian/Ubuntu: apt-get install postgresql "
     "postgresql-15-postgis-3), or set CIM_DATABASE_URL to an existing PostGIS database"
@@ -49,6 +50,18 @@ def server_bindir() -> Path:
 
 def _as_root() -> bool:
     return os.geteuid() == 0
+
+
+def replica_at(root: Path) -> LocalCluster:
+    """The standby `create_replica` made in `root`.
+
+    Raises:
+        DatabaseUnavailable: there is none.
+    """
+    port_file = root / "port"
+    if not port_file.exists() or not (root / "pg" / "standby.signal").exists():
+        raise DatabaseUnavailable(f"no standby in {root}: make one with `cim db replica create`")
+    return LocalCluster(root, int(port_file.read_text().strip()))
 
 
 @dataclass
@@ -181,6 +194,86 @@ class LocalCluster:
             self._run(
                 str(server_bindir() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"
             )
+
+    @property
+    def standby(self) -> bool:
+        """True when this cluster is a hot standby of another (`create_replica`)."""
+        return (self.pgdata / "standby.signal").exists()
+
+    def create_replica(self, root: Path, port: int) -> LocalCluster:
+        """A hot standby of this (running) cluster in `root`, listening on 127.0.0.1:`port`:
+        a copy by `pg_basebackup` that streams this cluster's WAL from then on (`-R` writes its
+        standby.signal and primary_conninfo). It connects as a replication-only role made for
+        the purpose (its password kept next to this cluster, mode 0600), and is not started.
+
+        Raises:
+            DatabaseUnavailable: this cluster is not running, `root` holds a cluster already, or
+            the copy failed (nothing is left in `root`'s data folder then).
+        """
+        import psycopg
+
+        if not self.running():
+            raise DatabaseUnavailable(f"the database in {self.root} is not running: start it first")
+        replica = LocalCluster(root, port, dict(self.server_options))
+        if replica.pgdata.exists() and any(replica.pgdata.iterdir()):
+            raise DatabaseUnavailable(f"{replica.pgdata} is not empty: a cluster is there already")
+        if not self.replication_password_file.exists():
+            self.replication_password_file.write_text(secrets.token_urlsafe(24))
+            self.replication_password_file.chmod(0o600)
+        password = self.replication_password_file.read_text().strip()
+        dsn = self.url("postgres").replace("postgresql+psycopg", "postgresql")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (REPLICATOR,)
+            ).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            # a constant role name; the password is a literal (utility statements take no
+            # parameters), quoted by the server's own rules
+            quoted = conn.execute("SELECT quote_literal(%s)", (password,)).fetchone()
+            assert quoted is not None
+            conn.execute(f"{verb} ROLE {REPLICATOR} WITH REPLICATION LOGIN PASSWORD {quoted[0]}")
+        root.mkdir(parents=True, exist_ok=True)
+        replica.pgdata.mkdir(mode=0o700, exist_ok=True)
+        self._chown(replica.pgdata)
+        passfile = replica.root / "replication-pgpass"
+        passfile.write_text(f"127.0.0.1:{self.port}:*:{REPLICATOR}:{password}\n")
+        passfile.chmod(0o600)
+        self._chown(passfile)
+        result = self._run(
+            "env",
+            f"PGPASSFILE={passfile}",
+            str(server_bindir() / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            REPLICATOR,
+            "-D",
+            str(replica.pgdata),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-w",
+            check=False,
+        )
+        if result.returncode != 0:
+            shutil.rmtree(replica.pgdata, ignore_errors=True)
+            raise DatabaseUnavailable(
+                f"pg_basebackup from 127.0.0.1:{self.port} failed: "
+                f"{(result.stderr or result.stdout).strip()}"
+            )
+        # the superuser's password is the primary's (the copy has its roles)
+        shutil.copyfile(self.password_file, replica.password_file)
+        replica.password_file.chmod(0o600)
+        (replica.root / "port").write_text(f"{port}\n")
+        return replica
+
+    @property
+    def replication_password_file(self) -> Path:
+        return self.root / "replication-password"
 
     def url(self, database: str = DATABASE) -> str:
         """SQLAlchemy URL of a database in this cluster."""

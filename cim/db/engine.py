@@ -27,21 +27,31 @@ def local_cluster(settings: DatabaseSettings) -> LocalCluster:
 def database_url(settings: DatabaseSettings) -> str:
     """`CIM_DATABASE_URL` when set, else the embedded cluster's URL (which must be started)."""
     if settings.database_url:
-        url = settings.database_url
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
-            url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        return url
+        return sqlalchemy_url(settings.database_url)
     return local_cluster(settings).url()
 
 
-def make_engine(url: str) -> Engine:
+def sqlalchemy_url(url: str) -> str:
+    """`url` for SQLAlchemy with psycopg 3 (a libpq `postgresql://` URL is accepted as well)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def read_urls(settings: DatabaseSettings) -> list[str]:
+    """The hot standbys reads go to (`CIM_DATABASE_READ_URLS`); none: everything on the primary."""
+    return [sqlalchemy_url(u) for u in settings.database_read_urls]
+
+
+def make_engine(url: str, connect_timeout: int = 10) -> Engine:
     """A pooled engine for `url`."""
     return create_engine(
-        url,
+        sqlalchemy_url(url),
         pool_pre_ping=True,
         pool_size=8,
         max_overflow=8,
-        connect_args={"connect_timeout": 10},  # an unreachable host fails, not hangs
+        # an unreachable host fails, not hangs
+        connect_args={"connect_timeout": connect_timeout},
         hide_parameters=True,  # errors and logs never carry the values a statement was given
     )
 

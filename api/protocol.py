@@ -1,0 +1,185 @@
+"""HTTP/1.1 for the service: uvicorn's httptools protocol (llhttp, the parser Node.js uses, on
+uvloop; h11, uvicorn's pure-Python default, served warm tiles 60 times slower and sat on the
+40 ms delayed ACK), with the deadlines uvicorn lacks (a request's head and body must arrive in
+time, so a client sending a byte a second is cut off), a bound on a request's head, and its own
+problem answer for what the parser refuses. llhttp itself refuses a request that frames its
+body twice (Content-Length and Transfer-Encoding), and the connection is then closed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cim.settings import ApiSettings
+
+INVALID = (
+    "not a valid HTTP/1.1 request (e.g. a malformed head, or a body framed by both "
+    "Content-Length and Transfer-Encoding)"
+)
+MAX_HEAD = 16 * 1024  # bytes of a request's head (h11's bound, which the service had before)
+
+
+@dataclass(frozen=True)
+class ClientDeadlines:
+    """How long a client may take to send a request: its head (from the connection, or the
+    previous response), and its body (`body_s`, one second more for every `body_min_rate`
+    bytes it sent, as Apache's mod_reqtimeout counts)."""
+
+    head_s: float
+    body_s: float
+    body_min_rate: float
+
+    @staticmethod
+    def of(settings: ApiSettings) -> ClientDeadlines:
+        """The deadlines the settings give."""
+        return ClientDeadlines(
+            settings.header_timeout_s, settings.body_timeout_s, settings.body_min_rate
+        )
+
+
+class TimedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines for what the client owes: a request's head
+    within `deadlines.head_s` (uvicorn waits for it forever), its body at the least rate
+    `deadlines` allows (uvicorn waits forever, and holds even a connection whose answer is sent).
+    A client past its deadline gets 408 and the connection is closed; time the app has not read
+    what came (the server's wait, not the client's) does not count. A head over 16 KiB gets 431,
+    a request the parser refuses (one that frames its body twice among them) 400, and the
+    connection is closed."""
+
+    def __init__(self, *args: Any, deadlines: ClientDeadlines, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadlines = deadlines
+        self.access_log = False  # the app logs each request (cim.access); uvicorn's has the query
+        self._reading = "head"  # where the parser is: "head", "body", or "" (request complete)
+        self._owed = ""  # what the client owes: "head", "body" or nothing
+        self._since = 0.0
+        self._bytes = 0  # of what is owed, since it was owed
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._follow()
+
+    def data_received(self, data: bytes) -> None:
+        if self._owed:
+            self._bytes += len(data)
+            if self._owed == "head" and self._bytes > MAX_HEAD and self._reading == "head":
+                self._cancel()
+                self.transport.write(_raw(431, f"a request's head is limited to {MAX_HEAD} bytes"))
+                self.transport.close()
+                return
+        super().data_received(data)
+        if not self.transport.is_closing():
+            self._follow()
+
+    # the parser's callbacks: where it is in the request
+    def on_message_begin(self) -> None:
+        self._reading = "head"
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._reading = "body"
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._reading = ""
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        if self._reading == "":
+            self._reading = "head"  # the next request's, unless the parser has begun it
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._follow()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to what llhttp refuses, as a problem
+        self._cancel()
+        self.transport.write(_raw(400, INVALID))
+        self.transport.close()
+
+    def _follow(self) -> None:
+        """Set the deadline for what the client owes now: a request's head (none is with the
+        app), its body, or nothing (the app has the request)."""
+        waiting = self.cycle is not None and not self.cycle.response_complete
+        if self._reading == "body":
+            owed = "body"
+        elif self._reading == "head" and not waiting:
+            owed = "head"
+        else:
+            owed = ""
+        if owed == self._owed:
+            return
+        self._cancel()
+        self._owed, self._since, self._bytes = owed, self.loop.time(), 0
+        if owed:
+            wait = self.deadlines.head_s if owed == "head" else self.deadlines.body_s
+            self._timer = self.loop.call_at(self._since + wait, self._expired)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self._owed == "body":
+            if self.flow.read_paused:  # the app has not read what came: a new start after it
+                self._since, self._bytes = now, 0
+                self._timer = self.loop.call_at(now + self.deadlines.body_s, self._expired)
+                return
+            rate = self.deadlines.body_min_rate
+            due = self._since + self.deadlines.body_s + self._bytes / rate
+            if now < due:
+                self._timer = self.loop.call_at(due, self._expired)
+                return
+        self._time_out()
+
+    def _time_out(self) -> None:
+        """Answer 408 (unless the app has begun to answer, or nothing of a request came) and
+        close the connection; the app, if it has the request, hears the client has gone."""
+        cycle = self.cycle
+        if self._owed == "head":
+            answer = self._bytes > 0  # part of a head came
+        else:
+            answer = cycle is None or not cycle.response_started
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True  # its receive() says so; what it sends is dropped
+                cycle.message_event.set()
+        self.logger.info("a request's %s was not received in time: connection closed", self._owed)
+        if answer:
+            limit = self.deadlines.head_s if self._owed == "head" else self.deadlines.body_s
+            self.transport.write(
+                _raw(408, f"the request's {self._owed} did not arrive in time ({limit:g} s)")
+            )
+        self.transport.close()
+
+
+def problem_body(status: int, detail: str) -> bytes:
+    """An RFC 9457 problem document."""
+    phrase = HTTPStatus(status).phrase
+    doc = {"type": "about:blank", "title": phrase, "status": status, "detail": detail}
+    return json.dumps(doc).encode()
+
+
+def _raw(status: int, detail: str) -> bytes:
+    """A whole problem response, for the protocol to write itself before it closes."""
+    body = problem_body(status, detail)
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        "content-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body

@@ -1,0 +1,147 @@
+"""Warm tiles are served from memory, without the database, and yet a change is seen at once:
+an ingest, a replace or a delete committed is visible in the very next request to either worker
+of `cim serve --workers 2` (each process hears of it by LISTEN/NOTIFY, migration 0014). Tile
+URLs in the tileset JSON carry the city's content version and are then immutable; a URL of an
+older version is revalidated instead. The HTTP stack (httptools) bounds a request's head."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+
+from api.app import create_app
+from cim.errors import NotFound
+from ingest.datasets import delete_dataset
+from ingest.pipeline import ingest_files
+from tests.conftest import shared
+from tests.ingest.test_cityjson_files import FILES
+from tests.ops.serving import cim_serve, get_once, raw_exchange
+from tests.tiles.conftest import tiles_of
+from tiles.service import TileService
+
+DELFT = next(p for p in FILES if p.name == "delft.city.json")
+HOUSE = shared("citygml2/lyon_1er_small_house_textured/LYON_1ER_BATI_2015_small_house.gml")
+CITY = "warm"
+PREFIX = f"/collections/{CITY}/3dtiles/"
+
+
+def _uris(port: int) -> list[str]:
+    doc = get_once(port, PREFIX + "tileset.json?implicit=false").json()
+    return [t["content"]["uri"] for t in tiles_of(doc) if "content" in t]
+
+
+def _truth(engine: Engine, uri: str) -> tuple[int, str | None]:
+    """What the database says of a tile now (status, ETag), from a service with no memory."""
+    level, x, y = (int(part) for part in uri.split("?")[0].split(".")[0].split("/")[1:])
+    service = TileService(engine)
+    try:
+        return 200, service.tile(CITY, (level, x, y))[1]
+    except NotFound:
+        return 404, None
+    finally:
+        service.generations.close()
+
+
+def _seen(port: int, uris: list[str], times: int) -> dict[str, set[tuple[int, str | None]]]:
+    """Status and ETag of each tile as answered `times` over new connections (both workers)."""
+    seen: dict[str, set[tuple[int, str | None]]] = {}
+    for uri in uris:
+        for _ in range(times):
+            answer = get_once(port, PREFIX + uri, {"Accept-Encoding": "gzip"})
+            etag = answer.headers.get("etag")
+            seen.setdefault(uri, set()).add((answer.status_code, etag and etag.strip('"')))
+    return seen
+
+
+def _check_now(engine: Engine, port: int, uris: list[str]) -> dict[str, tuple[int, str | None]]:
+    """Asked right after a change, every answer (from either worker) is the database's."""
+    seen = _seen(port, uris, 6)
+    truth = {uri: _truth(engine, uri) for uri in uris}
+    for uri in uris:
+        assert seen[uri] == {truth[uri]}, (uri, seen[uri], truth[uri])
+    return truth
+
+
+def test_an_ingest_replace_or_delete_is_seen_at_once_by_every_worker(engine: Engine) -> None:
+    ingest_files(engine, [DELFT], CITY, name="a")
+    with cim_serve(engine, workers=2) as (_, port, _server):
+        delft = _uris(port)
+        assert delft
+        time.sleep(1.5)  # both workers listening (each starts on its first tile request)
+        _seen(port, delft, 8)  # warm in both workers
+        before = _check_now(engine, port, delft)
+        assert all(status == 200 for status, _ in before.values())
+
+        ingest_files(engine, [HOUSE], CITY, crs="EPSG:3946", name="b")  # added
+        both = sorted(set(delft) | set(_uris(port)))
+        _check_now(engine, port, both)
+        _seen(port, both, 4)
+
+        delete_dataset(engine, CITY, "a")  # deleted: Delft's tiles go
+        after = _check_now(engine, port, both)
+        assert any(after[uri][0] == 404 for uri in delft)
+        _seen(port, both, 4)
+
+        ingest_files(engine, [DELFT], CITY, name="b")  # replaced: the house goes, Delft is back
+        _check_now(engine, port, both)
+
+
+def test_versioned_tile_urls_are_immutable_until_the_data_changes(engine: Engine) -> None:
+    ingest_files(engine, [DELFT], CITY, name="a")
+    with cim_serve(engine) as (_, port, _server):
+        uri = _uris(port)[0]
+        assert "?v=" in uri
+        for _ in range(3):  # the slow path, then the warm one: the same answer
+            answer = get_once(port, PREFIX + uri)
+            assert answer.status_code == 200
+            assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
+        plain = get_once(port, PREFIX + uri.split("?")[0])
+        assert plain.headers["cache-control"] == "public, max-age=0, must-revalidate"
+        etag = answer.headers["etag"]
+        assert get_once(port, PREFIX + uri, {"If-None-Match": etag}).status_code == 304
+
+        ingest_files(engine, [HOUSE], CITY, crs="EPSG:3946", name="b")
+        fresh = _uris(port)
+        assert uri not in fresh  # the version moved with the data
+        stale = get_once(port, PREFIX + uri)
+        assert stale.headers["cache-control"] == "public, max-age=0, must-revalidate"
+        assert get_once(port, PREFIX + fresh[0]).headers["cache-control"].endswith("immutable")
+
+
+def test_a_warm_tile_costs_no_database_round_trip(engine: Engine) -> None:
+    ingest_files(engine, [DELFT], CITY, name="a")
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    app = create_app(engine=engine)
+    service: TileService = app.state.tiles
+    with TestClient(app) as client:
+        doc = client.get(PREFIX + "tileset.json?implicit=false").json()
+        uri = next(t["content"]["uri"] for t in tiles_of(doc) if "content" in t)
+        deadline = time.monotonic() + 30
+        while service.generations.token(CITY) is None:  # the listener connects
+            assert time.monotonic() < deadline, "the process never listened"
+            time.sleep(0.05)
+        for encoding in ("gzip", "identity"):
+            client.get(PREFIX + uri, headers={"Accept-Encoding": encoding})  # learnt now
+        statements.clear()
+        answers: list[Any] = [
+            client.get(PREFIX + uri, headers={"Accept-Encoding": encoding})
+            for encoding in ("gzip", "identity") * 25
+        ]
+    assert all(a.status_code == 200 for a in answers)
+    assert {a.headers["content-encoding"] for a in answers[::2]} == {"gzip"}
+    assert statements == []
+    service.generations.close()
+
+
+def test_a_head_over_16_kib_is_refused_with_431_and_the_connection_closed(engine: Engine) -> None:
+    with cim_serve(engine) as (_, port, _server):
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n"
+        answer = raw_exchange(port, head + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+        assert b"application/problem+json" in answer and b"HTTP/1.1 200" not in answer
+        fine = raw_exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert fine.startswith(b"HTTP/1.1 200 ")

@@ -1,0 +1,261 @@
+"""Which tiles of a city exist and which are over-full, read once per data generation and kept
+in this process: what the implicit tileset (tiles.implicit), its subtree files and the parts of
+over-full tiles (tiles.split) are made from.
+
+A city's generation (the ids of its ready datasets, tiles.schema.generation) changes with every
+ingest, replacement or deletion, so what is kept for a generation is right for as long as it
+lasts; asking for the generation is one short query, and the GROUP BY over the city's objects
+runs only when it changed. Subtree files and part contents are kept with it (parts in a byte
+budget, least recently used out first); they are made again after a restart, not kept in
+`tile_cache`, since a part draws on several tiles' objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+from sqlalchemy import Connection, Engine, text
+
+from cim.db.cities import require_city
+from cim.errors import Conflict, NotFound
+from tiles.content import part_content
+from tiles.implicit import KeySet, implicit_tileset, is_subtree_root, key_set, subtree
+from tiles.properties import SchemaMismatch
+from tiles.schema import Generation, generation
+from tiles.split import Pooled, plan, weight_sql
+
+if TYPE_CHECKING:
+    from tiles.service import TileService
+
+# {weight} is tiles.split's SQL expression: nothing from a request is formatted in
+_KEYS_SQL = """
+    SELECT o.tile_level, o.tile_x, o.tile_y, min(o.z_min) AS low, max(o.z_max) AS high,
+           sum({weight}) AS weight
+    FROM city_object o
+    LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
+         AND g.idx = o.display_idx
+    WHERE o.city_code = :c AND o.tile_level IS NOT NULL
+    GROUP BY o.tile_level, o.tile_x, o.tile_y"""
+_POOLED_SQL = """
+    SELECT o.id, o.tile_level, o.tile_x, o.tile_y,
+           (ST_XMin(o.bbox) + ST_XMax(o.bbox)) / 2 AS lon,
+           (ST_YMin(o.bbox) + ST_YMax(o.bbox)) / 2 AS lat, coalesce(o.size, 0) AS size,
+           {weight} AS weight
+    FROM city_object o
+    LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
+         AND g.idx = o.display_idx
+    JOIN unnest(CAST(:l AS int[]), CAST(:x AS int[]), CAST(:y AS int[])) AS k(l, x, y)
+      ON o.tile_level = k.l AND o.tile_x = k.x AND o.tile_y = k.y
+    WHERE o.city_code = :c"""
+
+
+class _City:
+    """What is kept of one city for one generation."""
+
+    def __init__(
+        self,
+        ids: Generation,
+        keys: KeySet,
+        full: int,
+        parts: dict[tuple[int, int, int], NDArray[np.int64]],
+    ) -> None:
+        self.ids = ids
+        self.keys = keys
+        self.full = full  # tiles of the city that are over-full
+        self.parts = parts
+        # the cells whose content is their tile's own (served as the tile route serves it)
+        self.native = {(int(k[0]), int(k[1]), int(k[2])) for k in keys.keys} - set(parts)
+        self.tileset = orjson.dumps(implicit_tileset(keys)) if len(keys) else b""
+        self.subtrees: dict[tuple[int, int, int], bytes | None] = {}
+
+
+class Availability:
+    """The cells with content of each city, per generation, for the most recently used cities;
+    `budget` is the most bytes a content may take (tiles.split; by default the service's
+    `content_max_kb`, 2 MB)."""
+
+    def __init__(
+        self, service: TileService, budget: int | None = None, cities: int = 64, part_mb: int = 256
+    ) -> None:
+        self.service = service
+        self.engine: Engine = service.engine
+        self.budget = budget or service.settings.content_max_kb * 1000
+        weight = weight_sql(service.settings.meshopt)
+        self._keys = text(_KEYS_SQL.format(weight=weight))
+        self._pooled = text(_POOLED_SQL.format(weight=weight))
+        self.cities = cities
+        self._items: OrderedDict[str, _City] = OrderedDict()
+        self._parts: OrderedDict[tuple[str, Generation, tuple[int, int, int]], bytes] = (
+            OrderedDict()
+        )
+        self._part_bytes = 0
+        self._part_budget = part_mb * 1024 * 1024
+        self._lock = threading.Lock()
+        self.reads = 0  # how many times the keys were read from the database (for tests)
+
+    def _city(self, city: str) -> _City:
+        # one snapshot for the generation and the keys, so that they belong together
+        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+            ids = generation(conn, city)
+            with self._lock:
+                kept = self._items.get(city)
+                if kept is not None and kept.ids == ids:
+                    self._items.move_to_end(city)
+                    return kept
+            require_city(conn, city)
+            rows = conn.execute(self._keys, {"c": city}).all()
+            native = {(r.tile_level, r.tile_x, r.tile_y) for r in rows}
+            full = {
+                (r.tile_level, r.tile_x, r.tile_y) for r in rows if int(r.weight or 0) > self.budget
+            }
+            parts = self._plan(conn, city, full, native)
+        keys = key_set(
+            # a pooled tile keeps at least one object in place, so every tile is still a cell
+            sorted(native | set(parts)),
+            min((r.low for r in rows), default=0.0),
+            max((r.high for r in rows), default=0.0),
+            split=bool(parts),
+        )
+        item = _City(ids, keys, len(full), parts)
+        with self._lock:
+            self.reads += 1
+            self._items[city] = item
+            self._items.move_to_end(city)
+            while len(self._items) > self.cities:
+                self._items.popitem(last=False)
+        return item
+
+    def _plan(
+        self,
+        conn: Connection,
+        city: str,
+        full: set[tuple[int, int, int]],
+        native: set[tuple[int, int, int]],
+    ) -> dict[tuple[int, int, int], NDArray[np.int64]]:
+        """Where the objects of over-full tiles go. A tile that receives objects from above
+        has its own objects pooled too (one content per cell, within the budget), so the pool
+        grows until no tile outside it receives any: a few rounds."""
+        pooled: set[tuple[int, int, int]] = set()
+        rows: list[Any] = []
+        wanted = set(full)
+        parts: dict[tuple[int, int, int], NDArray[np.int64]] = {}
+        while wanted:
+            rows += conn.execute(
+                self._pooled,
+                {
+                    "c": city,
+                    "l": [k[0] for k in wanted],
+                    "x": [k[1] for k in wanted],
+                    "y": [k[2] for k in wanted],
+                },
+            ).all()
+            pooled |= wanted
+            parts = plan(_pooled(rows), self.budget)
+            wanted = (set(parts) & native) - pooled
+        return parts
+
+    def count(self, city: str) -> int:
+        """How many contents the city's tiles have.
+
+        Raises:
+            NotFound: no such city.
+        """
+        return len(self._city(city).keys)
+
+    def over_full(self, city: str) -> int:
+        """How many of the city's tiles are over the budget (their objects given out in parts:
+        only the implicit tileset has parts).
+
+        Raises:
+            NotFound: no such city.
+        """
+        return self._city(city).full
+
+    def tileset(self, city: str) -> bytes:
+        """The implicit tileset JSON of a city, serialized.
+
+        Raises:
+            NotFound: no such city, or nothing in it to draw.
+        """
+        body = self._city(city).tileset
+        if not body:
+            raise NotFound(f"city {city!r} has no objects to show in 3D")
+        return body
+
+    def subtree(self, city: str, level: int, x: int, y: int) -> bytes:
+        """The subtree file rooted at (level, x, y).
+
+        Raises:
+            NotFound: no such city, or no subtree there (not a subtree root, or nothing in it).
+        """
+        if not is_subtree_root(level, x, y):
+            raise NotFound(f"no subtree {level}/{x}/{y}: subtrees start at levels 0, 6, 12, ...")
+        item = self._city(city)
+        key = (level, x, y)
+        if key not in item.subtrees:
+            item.subtrees[key] = subtree(item.keys, level, x, y)
+        data = item.subtrees[key]
+        if data is None:
+            raise NotFound(f"subtree {level}/{x}/{y} of city {city!r} has no tiles")
+        return data
+
+    def cell(self, city: str, level: int, x: int, y: int) -> tuple[bytes, str]:
+        """The GLB content of a cell of a split city's implicit tileset (`cells/...`) and its
+        ETag: the objects given to it (tiles.split), or else its tile's own content.
+
+        Raises:
+            NotFound: no such city, or no content at this cell.
+            Conflict: the city's data changed while the content was made.
+        """
+        item = self._city(city)
+        key = (level, x, y)
+        ids = item.parts.get(key)
+        if ids is None:
+            if key not in item.native:
+                raise NotFound(f"no content at cell {level}/{x}/{y} of city {city!r}")
+            return self.service.tile(city, key, "glb")
+        cache_key = (city, item.ids, key)
+        with self._lock:
+            content = self._parts.get(cache_key)
+            if content is not None:
+                self._parts.move_to_end(cache_key)
+        if content is None:
+            schema = self.service.schemas.get(city, item.ids)
+            try:
+                with self.engine.connect() as conn:
+                    made = part_content(
+                        conn, city, ids.tolist(), schema, self.service.settings.meshopt
+                    )
+            except SchemaMismatch as e:
+                raise Conflict(f"the data of city {city!r} is changing: ask again") from e
+            if made is None:
+                raise Conflict(f"the data of city {city!r} changed: ask again")
+            content = made
+            with self._lock:
+                self._parts[cache_key] = content
+                self._part_bytes += len(content)
+                while self._part_bytes > self._part_budget and self._parts:
+                    _, dropped = self._parts.popitem(last=False)
+                    self._part_bytes -= len(dropped)
+        return content, hashlib.sha256(content).hexdigest()[:32]
+
+
+def _pooled(rows: Sequence[Any]) -> Pooled:
+    """The rows of the objects of over-full tiles as arrays."""
+    return Pooled(
+        np.array([r.id for r in rows], dtype=np.int64),
+        np.array([r.tile_level for r in rows], dtype=np.int64),
+        np.array([r.tile_x for r in rows], dtype=np.int64),
+        np.array([r.tile_y for r in rows], dtype=np.int64),
+        np.array([r.lon for r in rows], dtype=np.float64),
+        np.array([r.lat for r in rows], dtype=np.float64),
+        np.array([r.size for r in rows], dtype=np.float64),
+        np.array([int(r.weight or 0) for r in rows], dtype=np.int64),
+    )
