@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import Engine
+from uvicorn.config import LOGGING_CONFIG
 
 from api.app import create_app
 from api.edge import RealClient
 from api.limits import FailureLimiter, client_key
-from api.serve import ErrorsLoggedOnce, server_options
+from api.serve import ErrorsLoggedOnce
 from cim.settings import ApiSettings, settings_problem
 from grading import access
-from tests.conftest import free_port
+from tests.ops.serving import served_in_thread
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BAD = {"X-API-Key": "cim_k_00000000_guess"}
@@ -159,25 +157,11 @@ def test_trusted_proxies_are_read_from_the_environment(monkeypatch: pytest.Monke
 def served(engine: Engine) -> Iterator[str]:
     """The app under uvicorn as `cim serve` configures it (no trusted proxies)."""
     settings = ApiSettings(auth_failures=LIMIT)
-    port = free_port()
-    config = uvicorn.Config(
-        ErrorsLoggedOnce(create_app(engine=engine, settings=settings)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        **server_options(settings),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    app = ErrorsLoggedOnce(create_app(engine=engine, settings=settings))
+    with served_in_thread(
+        app, settings, log_level="warning", log_config=LOGGING_CONFIG, access_log=True
+    ) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_uvicorn_believes_no_forwarded_header_either(served: str, admin: dict[str, str]) -> None:

@@ -1,4 +1,6 @@
-"""`cim serve` as a process, for tests that need the real thing (its workers, its HTTP stack)."""
+"""The service on a real socket: `cim serve` as a process, for tests that need the real thing
+(its workers, its HTTP stack), or an app under uvicorn in a thread, configured as `cim serve`
+configures it (its HTTP protocol, deadlines and limits)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import Engine
 
+from api.serve import server_options
+from cim.settings import ApiSettings
 from tests.conftest import free_port
 
 CIM = str(Path(sys.executable).with_name("cim"))
@@ -53,6 +60,34 @@ def cim_serve(
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+@contextmanager
+def served_in_thread(app: Any, settings: ApiSettings, **config: Any) -> Iterator[int]:
+    """`app` under uvicorn in a thread on a free port, with `cim serve`'s server options for
+    `settings` (and any other uvicorn `config`); yields the port, and stops the server after."""
+    port = free_port()
+    options: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "off"}
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            **{**options, **config},
+            **server_options(settings),
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def get_once(port: int, path: str, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -16,17 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.serve import server_options
 from cim.db.cluster import LocalCluster, replica_at
 from cim.db.engine import make_engine, upgrade
 from cim.db.replicas import ReadEngine
 from cim.settings import ApiSettings
 from ingest.pipeline import ingest_files
 from tests.conftest import free_port, shared
+from tests.ops.serving import served_in_thread
 from tests.tiles.conftest import tiles_of
 
 HOUSE = shared("citygml2/lyon_1er_small_house_textured/LYON_1ER_BATI_2015_small_house.gml")
@@ -52,7 +51,6 @@ def replicated() -> Iterator[Replicated]:
     root.chmod(0o755)
     primary = LocalCluster(root / "primary", free_port(), dict(FAST))
     standbys: list[LocalCluster] = []
-    running: uvicorn.Server | None = None
     try:
         primary.start()
         engine = make_engine(primary.url())
@@ -65,29 +63,11 @@ def replicated() -> Iterator[Replicated]:
         reads = ReadEngine(engine, standby_engines, wait_s=0.5, retry_s=1.0)
         settings = ApiSettings()
         app = create_app(engine=engine, settings=settings, reads=reads)
-        port = free_port()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            **server_options(settings),
-        )
-        running = uvicorn.Server(config)
-        thread = threading.Thread(target=running.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not running.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        yield Replicated(primary, standbys, engine, reads, port)
+        with served_in_thread(app, settings) as port:
+            yield Replicated(primary, standbys, engine, reads, port)
         reads.dispose()
         engine.dispose()
     finally:
-        if running is not None:
-            running.should_exit = True
         for cluster in [*standbys, primary]:
             cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

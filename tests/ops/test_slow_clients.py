@@ -10,22 +10,21 @@ from __future__ import annotations
 import logging
 import select
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine, text
 
 from api import store
 from api.app import create_app
-from api.serve import ErrorsLoggedOnce, server_options
+from api.serve import ErrorsLoggedOnce
 from cim.settings import ApiSettings
 from grading import access
 from ingest.pipeline import ingest_files
-from tests.conftest import free_port, shared
+from tests.conftest import shared
+from tests.ops.serving import served_in_thread
 
 HEAD_S = 1.0
 BODY_S = 1.0
@@ -41,27 +40,10 @@ def server(new_database: Any) -> Iterator[tuple[int, str, Engine]]:
     ingest_files(engine, [HOUSE], "lyon", crs="EPSG:3946")
     settings = ApiSettings(header_timeout_s=HEAD_S, body_timeout_s=BODY_S, body_min_rate=1000)
     app = ErrorsLoggedOnce(create_app(engine=engine, settings=settings))
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,  # uvicorn's loggers reach the root logger, and so caplog
-        access_log=False,
-        lifespan="off",
-        **server_options(settings),
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    _, key = access.create_key(engine, access.cli_actor(), "slow", "admin")
-    yield port, key, engine
-    running.should_exit = True
-    thread.join(timeout=10)
+    # uvicorn's loggers (log_config None) reach the root logger, and so caplog
+    with served_in_thread(app, settings) as port:
+        _, key = access.create_key(engine, access.cli_actor(), "slow", "admin")
+        yield port, key, engine
 
 
 def _connect(port: int) -> socket.socket:

@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import ast
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.serve import server_options
 from cim.settings import ApiSettings, TileSettings
 from ingest.pipeline import ingest_files
-from tests.conftest import free_port
 from tests.ingest.test_cityjson_files import FILES
+from tests.ops.serving import served_in_thread
 from tests.tiles.conftest import tiles_of
 from tiles import cache_key
 from tiles.cache_key import BYTE_SETTINGS, NEUTRAL_SETTINGS
@@ -39,26 +35,8 @@ def base(new_database: Callable[[], Engine]) -> Iterator[str]:
     engine = new_database()
     ingest_files(engine, [DELFT], "delft")
     settings = ApiSettings()
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(engine=engine, settings=settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        **server_options(settings),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_in_thread(create_app(engine=engine, settings=settings), settings) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _urls(base: str) -> list[str]:
