@@ -45,8 +45,11 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def serving(url: str, workers: int = 1, **env: str) -> Iterator[tuple[str, int]]:
-    """`cim serve` on a free port for the database at `url`: (base URL, server pid)."""
+def serving(
+    url: str, workers: int = 1, ready: str = "/health", **env: str
+) -> Iterator[tuple[str, int]]:
+    """`cim serve` on a free port for the database at `url`, once `ready` answers 200 (base
+    URL, server pid); `env` is added to the server's environment."""
     import httpx
 
     cim = str(Path(sys.executable).with_name("cim"))
@@ -59,14 +62,14 @@ def serving(url: str, workers: int = 1, **env: str) -> Iterator[tuple[str, int]]
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{base}/health").status_code == 200:
+                if httpx.get(f"{base}{ready}").status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or server.poll() is not None:
                 sys.exit("the server did not start")
             time.sleep(0.2)
         yield base, server.pid

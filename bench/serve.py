@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._cluster import bench_database  # noqa: E402
 from bench._hostile import free_port, percentile  # noqa: E402
+from bench._hostile import serving as hostile_serving  # noqa: E402
 
 CITY = "370100"
 NGINX = "/usr/sbin/nginx"
@@ -142,34 +143,12 @@ def nginx(root: Path, tmp: Path) -> Iterator[str]:
 
 @contextmanager
 def serving(url: str, workers: int, code: Path | None = None) -> Iterator[str]:
-    """`cim serve --workers N` on a free port (of the code under `code`, if given): its URL."""
-    cim = str(Path(sys.executable).with_name("cim"))
-    port = free_port()
-    env = {**os.environ, "CIM_DATABASE_URL": url}
-    if code is not None:
-        env["PYTHONPATH"] = str(code)
-    server = subprocess.Popen(
-        [cim, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/conformance").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit("the server did not start")
-            time.sleep(0.2)
+    """`cim serve --workers N` on a free port (of the code under `code`, if given): its URL.
+    Ready once /conformance answers: the code before a change answers /health with 503 on a
+    database migrated past it."""
+    env = {"PYTHONPATH": str(code)} if code is not None else {}
+    with hostile_serving(url, workers, ready="/conformance", **env) as (base, _):
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def tile_urls(doc: dict[str, Any], prefix: str) -> list[str]:

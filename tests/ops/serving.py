@@ -96,16 +96,21 @@ def get_once(port: int, path: str, headers: dict[str, str] | None = None) -> htt
         return client.get(path, headers={"Connection": "close", **(headers or {})})
 
 
+def until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a timeout fails the test)."""
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
 def raw_exchange(port: int, data: bytes) -> bytes:
     """Send raw bytes; everything the server answers until it closes the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
         sock.sendall(data)
-        out = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                return out
-            if not chunk:
-                return out
-            out += chunk
+        return until_closed(sock)

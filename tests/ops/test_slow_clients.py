@@ -24,7 +24,7 @@ from cim.settings import ApiSettings
 from grading import access
 from ingest.pipeline import ingest_files
 from tests.conftest import shared
-from tests.ops.serving import served_in_thread
+from tests.ops.serving import served_in_thread, until_closed
 
 HEAD_S = 1.0
 BODY_S = 1.0
@@ -53,19 +53,6 @@ def _connect(port: int) -> socket.socket:
 def _answered(sock: socket.socket, wait: float) -> bool:
     """Whether the server has written (or closed) within `wait` seconds."""
     return bool(select.select([sock], [], [], wait)[0])
-
-
-def _until_closed(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (a timeout fails the test)."""
-    out = b""
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return out
-        if not chunk:
-            return out
-        out += chunk
 
 
 def _response(sock: socket.socket) -> bytes:
@@ -105,7 +92,7 @@ def test_a_head_sent_a_byte_at_a_time_is_cut_off_with_408(server: Any) -> None:
     with _connect(port) as sock:
         started = time.monotonic()
         sent = _trickle(sock, head, every=0.25)
-        answer = _until_closed(sock)
+        answer = until_closed(sock)
         took = time.monotonic() - started
     assert sent < len(head), "the whole head was taken, however slowly it came"
     assert answer.startswith(b"HTTP/1.1 408 "), answer
@@ -117,7 +104,7 @@ def test_a_connection_that_sends_nothing_is_closed(server: Any) -> None:
     port, _, _ = server
     with _connect(port) as sock:
         started = time.monotonic()
-        assert _until_closed(sock) == b""  # nothing of a request came: nothing to answer
+        assert until_closed(sock) == b""  # nothing of a request came: nothing to answer
         assert time.monotonic() - started < HEAD_S + 5
 
 
@@ -132,7 +119,7 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_off_with_408(server: Any) -> None:
         sock.sendall(head)  # the head at once: the key is checked, then the body is read
         started = time.monotonic()
         sent = _trickle(sock, body, every=0.2)
-        answer = _until_closed(sock)
+        answer = until_closed(sock)
         took = time.monotonic() - started
     assert sent < len(body)
     assert answer.startswith(b"HTTP/1.1 408 "), answer
@@ -155,7 +142,7 @@ def test_a_body_nobody_reads_must_still_arrive_in_time(server: Any) -> None:
                 break
             if _answered(sock, 0.2):
                 break
-        assert _until_closed(sock) == b""  # answered already: closed without another word
+        assert until_closed(sock) == b""  # answered already: closed without another word
         assert time.monotonic() - started < BODY_S + 5
 
 
@@ -182,7 +169,7 @@ def test_a_body_framed_twice_is_400_and_the_connection_closed(server: Any, frami
     request = b"POST /grading/rounds HTTP/1.1\r\nHost: cim.test\r\n" + framing + b"\r\n0\r\n\r\n"
     with _connect(port) as sock:
         sock.sendall(request + smuggled)
-        answer = _until_closed(sock)
+        answer = until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 400 "), answer
     assert b"Transfer-Encoding" in answer and b"application/problem+json" in answer
     assert b"HTTP/1.1 200" not in answer  # the request after it was never read
@@ -212,7 +199,7 @@ def test_an_unexpected_error_is_logged_once_without_the_query_string(
                 f"GET /collections/lyon/items?dataset={SECRET}&limit=1 HTTP/1.1\r\n"
                 "Host: cim.test\r\nConnection: close\r\n\r\n".encode()
             )
-            answer = _until_closed(sock)
+            answer = until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 500 "), answer
     logged = caplog.text + "".join(capfd.readouterr())
     assert "RuntimeError" in logged and "ProgrammingError" in logged  # it is logged ...
