@@ -20,7 +20,7 @@ from api.grading import router as grading_router
 from api.limits import BodyLimit, Lifetime, body_limit
 from api.openapi import openapi_30
 from api.standby import StandbyRetry
-from api.tiles import tiles_router
+from api.tiles import TilesetAnswers, tiles_router
 from api.warm import WarmTiles
 from cim import __version__
 from cim.db.engine import database_url, make_engine, read_urls
@@ -74,7 +74,8 @@ def create_app(
         expose_headers=["Content-Crs", "ETag"],
     )
     app.include_router(features_router(reads, settings))
-    app.include_router(tiles_router(app.state.tiles))
+    tilesets = TilesetAnswers(app.state.tiles)  # tileset JSON kept per generation
+    app.include_router(tiles_router(app.state.tiles, tilesets))
     app.include_router(grading_router)
 
     web.mount(app, settings.cesium_dir)
@@ -89,7 +90,12 @@ def create_app(
     app.add_middleware(Lifetime)  # at start: the app out of the collector's way; at end: workers
     # warm tiles from memory, before routing and the middlewares above (none of which a tile
     # GET needs): inside ops, so each is still counted and logged
-    app.add_middleware(WarmTiles, service=app.state.tiles, cors_origins=settings.cors_origins)
+    app.add_middleware(
+        WarmTiles,
+        service=app.state.tiles,
+        cors_origins=settings.cors_origins,
+        tilesets=tilesets,
+    )
     ops.install(app, engine, app.state.tiles.results)  # outermost: times and logs every request
 
     @app.get(

@@ -338,7 +338,7 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         response_class=JSONResponse,
     )
     def queryables(city: str, request: Request) -> JSONResponse:
-        store.require_city(engine, city)
+        # cache.get says 404 for a city that does not exist
         body = queryables_doc(
             cache.get(city), f"{_base(request)}/collections/{city}/queryables", city
         )
@@ -350,7 +350,7 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         response_class=JSONResponse,
     )
     def schema(city: str, request: Request, type: TypesParam = None) -> JSONResponse:
-        store.require_city(engine, city)
+        # cache.get says 404 for a city that does not exist
         body = schema_doc(cache.get(city), _types(type), str(request.url), city)
         return JSONResponse(body, media_type=SCHEMA_JSON)
 
@@ -360,7 +360,7 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         response_class=JSONResponse,
     )
     def feature_schema(city: str, request: Request, type: TypesParam = None) -> JSONResponse:
-        store.require_city(engine, city)
+        # cache.get says 404 for a city that does not exist
         body = feature_doc(cache.get(city), _types(type), str(request.url), city)
         return JSONResponse(body, media_type=SCHEMA_JSON)
 
@@ -374,8 +374,13 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         response_class=JSONResponse,
     )
     def items(city: str, request: Request, params: ItemsQuery = read_items_query) -> Response:
-        store.require_city(engine, city)
-        q = _item_query(engine, city, params, request, cache)
+        # the city's existence is read with the page (one statement, see store.search_items),
+        # and only asked first when a parameter is wrong: a missing city is still a 404
+        try:
+            q = _item_query(engine, city, params, request, cache)
+        except InvalidInput:
+            store.require_city(engine, city)
+            raise
         if params.limit > settings.heavy_page:  # made in a heavy worker process, with its slot
             gate: HeavyGate = request.app.state.heavy
             features, returned, matched = gate.run(page_features, url, q)

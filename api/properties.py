@@ -7,7 +7,8 @@ too): an attribute `type` is `attribute_type`; a tree's `height` stays `height`.
 
 A city's types are read from its objects (every value of every attribute, with the geometry each
 object shows) and kept in this process until the city's data changes: a dataset added, replaced,
-deleted or finished. A filter then costs one look-up of the city's datasets, never a scan.
+deleted or finished. A filter then costs one look-up of the city's datasets, never a scan (the
+look-up that also says whether the city exists).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from api.paging import NOW
 from cim.attributes import OWN_PROPERTIES, published_name
-from cim.errors import InvalidInput
+from cim.errors import InvalidInput, NotFound
 
 # CIM's own properties of every feature, in the order they come, with their JSON Schemas
 OWN: dict[str, dict[str, Any]] = {
@@ -168,10 +170,7 @@ class CityProperties:
         return _FORMATS.get(self.geometry_types(types), "geometry-any")
 
 
-_GENERATION = text(
-    "SELECT coalesce(string_agg(id::text || ':' || status, ',' ORDER BY id), '')"
-    " FROM dataset WHERE city_code = :c"
-)
+_GENERATION = text(f"SELECT {NOW}")  # noqa: S608 - fixed SQL
 _ATTRIBUTES = text("""
     SELECT o.type, a.key,
            CASE WHEN jsonb_typeof(a.value) <> 'number' THEN jsonb_typeof(a.value)
@@ -223,9 +222,16 @@ class PropertyCache:
         self._lock = threading.Lock()
 
     def get(self, city: str) -> CityProperties:
-        """The city's properties as its data is now."""
+        """The city's properties as its data is now.
+
+        Raises:
+            NotFound: no such city (checked in the same statement as the generation).
+        """
         with self.engine.connect() as conn:
-            generation = conn.execute(_GENERATION, {"c": city}).scalar_one()
+            now = conn.execute(_GENERATION, {"city": city}).one()
+        if not now.city_exists:
+            raise NotFound(f"no city {city!r}")
+        generation = now.generation
         with self._lock:
             kept = self._kept.get(city)
             if kept is not None and kept[0] == generation:

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from cim.errors import InvalidInput
 from cim.tiling import MAX_LEVEL
 from tiles.availability import Availability
+from tiles.generations import Token
 from tiles.implicit import IMPLICIT_FROM_TILES
 from tiles.service import EXTENSIONS, TileService, format_of
 from tiles.split import DEEPEST
@@ -60,6 +61,42 @@ def _etag_response(
     return Response(body, media_type=media_type, headers=headers)
 
 
+class TilesetAnswers:
+    """The tileset JSON this process answered, by city and query string, each with its ETag and
+    gzip form and the city's token it was made under (tiles.generations): while the token holds,
+    the route and the warm path (api.warm) answer from here, with no database round trip, no
+    digest and no compression per request (the explicit JSON of a million buildings is 1 MB).
+    Only query strings of the route's own parameters are kept, and at most `LIMIT` of them."""
+
+    LIMIT = 1000
+    _PARAMETERS = frozenset({b"version", b"implicit"})
+
+    def __init__(self, service: TileService) -> None:
+        self.service = service
+        self._kept: dict[tuple[str, bytes], tuple[Token, bytes, str, bytes | None]] = {}
+
+    def get(self, city: str, query: bytes) -> tuple[bytes, str, bytes | None] | None:
+        """The body, ETag and gzip form (None under `GZIP_FROM` bytes) when known current."""
+        kept = self._kept.get((city, query))
+        if kept is None or kept[0] != self.service.generations.token(city):
+            return None
+        return kept[1], kept[2], kept[3]
+
+    def put(
+        self, city: str, query: bytes, token: Token | None, body: bytes
+    ) -> tuple[str, bytes | None]:
+        """The ETag and gzip form of a body made under `token`, kept when the token is known."""
+        etag = hashlib.sha256(body).hexdigest()[:32]
+        packed = gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_FROM else None
+        names = [part.partition(b"=")[0] for part in query.split(b"&")] if query else []
+        if token is not None and len(set(names)) == len(names) <= 2:
+            if set(names) <= self._PARAMETERS:
+                if len(self._kept) >= self.LIMIT:
+                    self._kept.clear()
+                self._kept[(city, query)] = (token, body, etag, packed)
+        return etag, packed
+
+
 def _accepts_gzip(request: Request) -> bool:
     return "gzip" in request.headers.get("accept-encoding", "")
 
@@ -70,10 +107,12 @@ def _caching(request: Request, service: TileService, city: str) -> str:
     return IMMUTABLE if asked is not None and asked == service.version(city) else REVALIDATE
 
 
-def tiles_router(service: TileService) -> APIRouter:
-    """Routes of the 3D Tiles API served by `service`."""
+def tiles_router(service: TileService, answers: TilesetAnswers | None = None) -> APIRouter:
+    """Routes of the 3D Tiles API served by `service`; tileset JSON answers are kept in
+    `answers` (shared with the warm path)."""
     router = APIRouter(tags=["3D Tiles"])
     available = Availability(service)
+    kept_answers = answers or TilesetAnswers(service)
 
     @router.get(TILESET_PATH, summary="The city as OGC 3D Tiles 1.1 (tileset JSON)")
     def tileset(
@@ -93,14 +132,19 @@ def tiles_router(service: TileService) -> APIRouter:
         fmt = format_of(version)
         if implicit and version != "1.1":
             raise InvalidInput("implicit tiling is 3D Tiles 1.1: ask for version 1.1")
-        if implicit or (implicit is None and version == "1.1" and _large_or_dense(city)):
-            body = available.tileset(city)
+        query: bytes = request.scope.get("query_string", b"")
+        kept = kept_answers.get(city, query)
+        if kept is not None:
+            body, etag, packed = kept
         else:
-            body = service.tileset_json(city, fmt)  # content URIs carry ?v= (api.warm)
-        etag = hashlib.sha256(body).hexdigest()[:32]
+            token = service.generations.token(city)  # before the data is read
+            if implicit or (implicit is None and version == "1.1" and _large_or_dense(city)):
+                body = available.tileset(city)
+            else:
+                body = service.tileset_json(city, fmt)  # content URIs carry ?v= (api.warm)
+            etag, packed = kept_answers.put(city, query, token, body)
         # compressed here rather than by the middleware, so that HEAD tells the same length
-        if _accepts_gzip(request) and len(body) >= GZIP_FROM:
-            packed = gzip.compress(body, compresslevel=6, mtime=0)
+        if _accepts_gzip(request) and packed is not None:
             return _etag_response(request, packed, etag, TILESET, "gzip")
         return _etag_response(request, body, etag, TILESET)
 

@@ -12,11 +12,20 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.tiles import IMMUTABLE, MEDIA, REVALIDATE, TILE_PATH
+from api.tiles import (
+    IMMUTABLE,
+    MEDIA,
+    REVALIDATE,
+    TILE_PATH,
+    TILESET,
+    TILESET_PATH,
+    TilesetAnswers,
+)
 from cim.tiling import MAX_LEVEL
 from tiles.service import EXTENSIONS, TileService
 
 _TILE = re.compile(r"/collections/([^/]+)/3dtiles/tiles/(\d{1,2})/(\d{1,9})/(\d{1,9})\.(\w+)")
+_TILESET = re.compile(r"/collections/([^/]+)/3dtiles/tileset\.json")
 EXPOSED = b"Content-Crs, ETag"  # as the app's CORS middleware exposes them
 # Vary as the tile route's answer leaves the app: the route names Accept-Encoding, the gzip
 # middleware names it again on an uncompressed body of its minimum size or more, and the CORS
@@ -29,43 +38,52 @@ GZIP_FROM = 1024  # the app's GZipMiddleware minimum_size
 class _Route:
     """What the metrics and the access log read of a route: its template."""
 
-    path = TILE_PATH
+    def __init__(self, path: str) -> None:
+        self.path = path
 
 
-ROUTE = _Route()
+ROUTE = _Route(TILE_PATH)
+TILESET_ROUTE = _Route(TILESET_PATH)
 
 
 class WarmTiles:
     """ASGI middleware: warm tile contents answered from memory (see the module)."""
 
-    def __init__(self, app: ASGIApp, service: TileService, cors_origins: Sequence[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: TileService,
+        cors_origins: Sequence[str],
+        tilesets: TilesetAnswers | None = None,
+    ) -> None:
         self.app = app
         self.service = service
+        self.tilesets = tilesets
         self.any_origin = "*" in cors_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
+        answer = None
         found = _TILE.fullmatch(scope["path"])
-        answer = self._answer(scope, found) if found else None
+        if found:
+            answer, route = self._answer(scope, found), ROUTE
+        elif self.tilesets is not None:
+            found = _TILESET.fullmatch(scope["path"])
+            if found:
+                answer, route = self._tileset(scope, found[1]), TILESET_ROUTE
         if answer is None:
             await self.app(scope, receive, send)
             return
-        scope["route"] = ROUTE
+        scope["route"] = route
         status, headers, body = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _answer(
-        self, scope: Scope, found: re.Match[str]
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
-        """Status, headers and body of a warm tile; None when the app must answer."""
-        city, level, x, y, ext = found.groups()
-        fmt = EXTENSIONS.get(ext)
-        key = (int(level), int(x), int(y))
-        if fmt is None or key[0] > MAX_LEVEL:
-            return None
+    def _request(self, scope: Scope) -> tuple[bytes, bytes, bool] | None:
+        """Accept-Encoding, If-None-Match and whether an Origin came; None when the CORS
+        middleware must judge the request."""
         accepts = b""
         asked = b""
         origin = False
@@ -80,14 +98,59 @@ class WarmTiles:
                 return None  # the CORS middleware answers a credentialed request its own way
         if origin and not self.any_origin:
             return None  # the CORS middleware decides what this origin may see
+        return accepts, asked, origin
+
+    def _tileset(
+        self, scope: Scope, city: str
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """Status, headers and body of a tileset JSON answered before under the city's
+        current token (api.tiles.TilesetAnswers); None when the app must answer."""
+        assert self.tilesets is not None
+        request = self._request(scope)
+        kept = self.tilesets.get(city, scope.get("query_string", b""))
+        if request is None or kept is None:
+            return None
+        accepts, asked, origin = request
+        body, etag, packed = kept
+        if b"gzip" in accepts and packed is not None:
+            return self._headed(packed, etag, asked, origin, TILESET, True, REVALIDATE)
+        return self._headed(body, etag, asked, origin, TILESET, False, REVALIDATE)
+
+    def _answer(
+        self, scope: Scope, found: re.Match[str]
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """Status, headers and body of a warm tile; None when the app must answer."""
+        city, level, x, y, ext = found.groups()
+        fmt = EXTENSIONS.get(ext)
+        key = (int(level), int(x), int(y))
+        if fmt is None or key[0] > MAX_LEVEL:
+            return None
+        request = self._request(scope)
+        if request is None:
+            return None
+        accepts, asked, origin = request
         packed = b"gzip" in accepts
         warm = self.service.warm(city, key, fmt, packed)
         if warm is None:
             return None
         content, etag = warm
-        quoted = f'"{etag}"'.encode()
         version = _version(scope)
         caching = IMMUTABLE if version and version == self.service.version(city) else REVALIDATE
+        media = MEDIA.get(ext, "application/octet-stream")
+        return self._headed(content, etag, asked, origin, media, packed, caching)
+
+    @staticmethod
+    def _headed(
+        content: bytes,
+        etag: str,
+        asked: bytes,
+        origin: bool,
+        media: str,
+        packed: bool,
+        caching: str,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The answer as the route and the app's middlewares would give it."""
+        quoted = f'"{etag}"'.encode()
         identity = not packed and len(content) >= GZIP_FROM and asked != quoted
         headers: list[tuple[bytes, bytes]] = [
             (b"etag", quoted),
@@ -101,8 +164,10 @@ class WarmTiles:
             ]
         if asked == quoted:
             return 304, headers, b""
-        media = MEDIA.get(ext, "application/octet-stream").encode()
-        headers += [(b"content-type", media), (b"content-length", str(len(content)).encode())]
+        headers += [
+            (b"content-type", media.encode()),
+            (b"content-length", str(len(content)).encode()),
+        ]
         if packed:
             headers.append((b"content-encoding", b"gzip"))
         return 200, headers, content

@@ -26,15 +26,25 @@ def _tile_bar(label: str) -> Any:
 
 @tiles.command("seed")
 @click.option("--city", required=True, help="City code.")
-def tiles_seed(city: str) -> None:
-    """Make every tile of a city now, so that no viewer waits for one."""
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help="Processes making tiles (default: one per CPU). Tiles already kept for the city's "
+    "data as it is are skipped, so an interrupted seeding goes on where it stopped.",
+)
+def tiles_seed(city: str, workers: int | None) -> None:
+    """Make every tile of a city now, so that no viewer waits for one: read a batch of tiles
+    at a time from PostGIS, and keep them in the tile cache."""
     from tiles.service import TileService
 
     with _tile_bar("seeding") as bar:
         try:
             service = TileService(command_engine(DatabaseSettings()))
-            # a process a CPU; progress comes as tiles done so far (per tile, or per share)
-            count = service.seed(city, lambda done, total: advance(bar, done - bar.n, total))
+            # progress comes as tiles done so far (per batch, or per process's share)
+            count = service.seed(
+                city, lambda done, total: advance(bar, done - bar.n, total), workers=workers
+            )
         except CimError as exc:
             fail(exc)
     click.echo(f"city {city}: {count} tiles ready")

@@ -124,6 +124,15 @@ def test_a_warm_tile_costs_no_database_round_trip(engine: Engine) -> None:
         while service.generations.token(CITY) is None:  # the listener connects
             assert time.monotonic() < deadline, "the process never listened"
             time.sleep(0.05)
+        json_uris = [PREFIX + "tileset.json" + q for q in ("?implicit=false", "", "?implicit=true")]
+        asks = [
+            (u, {"Accept-Encoding": encoding, **extra})
+            for u in json_uris
+            for encoding in ("gzip", "identity")
+            for extra in ({}, {"Origin": "https://viewer.example"})
+        ]
+        first = [client.get(u, headers=h) for u, h in asks]  # answered by the app, kept
+        etag = first[0].headers["etag"]
         for encoding in ("gzip", "identity"):
             client.get(PREFIX + uri, headers={"Accept-Encoding": encoding})  # learnt now
         statements.clear()
@@ -131,9 +140,16 @@ def test_a_warm_tile_costs_no_database_round_trip(engine: Engine) -> None:
             client.get(PREFIX + uri, headers={"Accept-Encoding": encoding})
             for encoding in ("gzip", "identity") * 25
         ]
+        again = [client.get(u, headers=h) for u, h in asks]  # kept: no database either
+        not_modified = client.get(json_uris[0], headers={"If-None-Match": etag})
     assert all(a.status_code == 200 for a in answers)
     assert {a.headers["content-encoding"] for a in answers[::2]} == {"gzip"}
     assert statements == []
+    for made, warm in zip(first, again, strict=True):  # the same answer, byte for byte
+        assert (warm.status_code, warm.content) == (made.status_code, made.content)
+        assert sorted(warm.headers.multi_items()) == sorted(made.headers.multi_items())
+    assert first[0].headers["content-encoding"] == "gzip"  # the explicit JSON passes 1 KB
+    assert not_modified.status_code == 304 and not_modified.headers["etag"] == etag
     service.generations.close()
 
 
