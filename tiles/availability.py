@@ -5,17 +5,21 @@ over-full tiles (tiles.split) are made from.
 A city's generation (the ids of its ready datasets, tiles.schema.generation) changes with every
 ingest, replacement or deletion, so what is kept for a generation is right for as long as it
 lasts; asking for the generation is one short query, and the GROUP BY over the city's objects
-runs only when it changed. Subtree files and part contents are kept with it (parts in a byte
-budget, least recently used out first); they are made again after a restart, not kept in
-`tile_cache`, since a part draws on several tiles' objects.
+runs only when it changed. Subtree files are kept with it, and so are part contents, in a byte
+budget (least recently used out first).
+
+Parts are kept in `tile_cache` too (tiles.parts), so that a seeded city (`seed`) serves every
+content without making it, and a restart loses none.
 """
 
 from __future__ import annotations
 
-import hashlib
+import multiprocessing
+import os
 import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,9 +29,20 @@ from sqlalchemy import Connection, Engine, text
 
 from cim.db.cities import require_city
 from cim.errors import Conflict, NotFound
-from tiles.content import part_content
+from cim.settings import TileSettings
+from tiles.content import part_contents
 from tiles.implicit import KeySet, implicit_tileset, is_subtree_root, key_set, subtree
-from tiles.properties import SchemaMismatch
+from tiles.parts import (
+    batches,
+    cell_made_with,
+    cell_variant,
+    etag,
+    keep,
+    kept_content,
+    kept_keys,
+    may_keep,
+)
+from tiles.properties import PropertySchema, SchemaMismatch
 from tiles.schema import Generation, generation
 from tiles.split import Pooled, plan, weight_sql
 
@@ -65,11 +80,13 @@ class _City:
         keys: KeySet,
         full: int,
         parts: dict[tuple[int, int, int], NDArray[np.int64]],
+        weights: dict[tuple[int, int, int], int],
     ) -> None:
         self.ids = ids
         self.keys = keys
         self.full = full  # tiles of the city that are over-full
         self.parts = parts
+        self.weights = weights  # each part's estimated content bytes (tiles.split)
         # the cells whose content is their tile's own (served as the tile route serves it)
         self.native = {(int(k[0]), int(k[1]), int(k[2])) for k in keys.keys} - set(parts)
         self.tileset = orjson.dumps(implicit_tileset(keys)) if len(keys) else b""
@@ -92,13 +109,16 @@ class Availability:
         self._pooled = text(_POOLED_SQL.format(weight=weight))
         self.cities = cities
         self._items: OrderedDict[str, _City] = OrderedDict()
-        self._parts: OrderedDict[tuple[str, Generation, tuple[int, int, int]], bytes] = (
-            OrderedDict()
-        )
+        # part contents and their ETags
+        self._parts: OrderedDict[tuple[str, Generation, tuple[int, int, int]], tuple[bytes, str]]
+        self._parts = OrderedDict()
         self._part_bytes = 0
         self._part_budget = part_mb * 1024 * 1024
         self._lock = threading.Lock()
         self.reads = 0  # how many times the keys were read from the database (for tests)
+        # where part contents came from: this process's memory, tile_cache, or made now
+        self.results: Counter[str] = Counter()
+        self.variant = cell_variant(service.settings, self.budget)
 
     def _city(self, city: str) -> _City:
         # one snapshot for the generation and the keys, so that they belong together
@@ -115,7 +135,7 @@ class Availability:
             full = {
                 (r.tile_level, r.tile_x, r.tile_y) for r in rows if int(r.weight or 0) > self.budget
             }
-            parts = self._plan(conn, city, full, native)
+            parts, weights = self._plan(conn, city, full, native)
         keys = key_set(
             # a pooled tile keeps at least one object in place, so every tile is still a cell
             sorted(native | set(parts)),
@@ -123,7 +143,7 @@ class Availability:
             max((r.high for r in rows), default=0.0),
             split=bool(parts),
         )
-        item = _City(ids, keys, len(full), parts)
+        item = _City(ids, keys, len(full), parts, weights)
         with self._lock:
             self.reads += 1
             self._items[city] = item
@@ -138,10 +158,11 @@ class Availability:
         city: str,
         full: set[tuple[int, int, int]],
         native: set[tuple[int, int, int]],
-    ) -> dict[tuple[int, int, int], NDArray[np.int64]]:
-        """Where the objects of over-full tiles go. A tile that receives objects from above
-        has its own objects pooled too (one content per cell, within the budget), so the pool
-        grows until no tile outside it receives any: a few rounds."""
+    ) -> tuple[dict[tuple[int, int, int], NDArray[np.int64]], dict[tuple[int, int, int], int]]:
+        """Where the objects of over-full tiles go, and each part's estimated bytes. A tile
+        that receives objects from above has its own objects pooled too (one content per cell,
+        within the budget), so the pool grows until no tile outside it receives any: a few
+        rounds."""
         pooled: set[tuple[int, int, int]] = set()
         rows: list[Any] = []
         wanted = set(full)
@@ -159,7 +180,9 @@ class Availability:
             pooled |= wanted
             parts = plan(_pooled(rows), self.budget)
             wanted = (set(parts) & native) - pooled
-        return parts
+        weight = {int(r.id): int(r.weight or 0) for r in rows}
+        weights = {key: sum(weight[int(i)] for i in ids) for key, ids in parts.items()}
+        return parts, weights
 
     def count(self, city: str) -> int:
         """How many contents the city's tiles have.
@@ -177,6 +200,17 @@ class Availability:
             NotFound: no such city.
         """
         return self._city(city).full
+
+    def native(self, city: str) -> set[tuple[int, int, int]] | None:
+        """The tiles whose own content the implicit tileset serves, when some of the city's
+        tiles are over-full (their objects given out in parts, which `seed` makes); None when
+        none is, and every tile is served as it is.
+
+        Raises:
+            NotFound: no such city.
+        """
+        item = self._city(city)
+        return set(item.native) if item.full else None
 
     def tileset(self, city: str) -> bytes:
         """The implicit tileset JSON of a city, serialized.
@@ -208,7 +242,9 @@ class Availability:
 
     def cell(self, city: str, level: int, x: int, y: int) -> tuple[bytes, str]:
         """The GLB content of a cell of a split city's implicit tileset (`cells/...`) and its
-        ETag: the objects given to it (tiles.split), or else its tile's own content.
+        ETag: the objects given to it (tiles.split), or else its tile's own content. A part is
+        taken from this process's memory, else from `tile_cache` (tiles.parts), else made now
+        and kept in both.
 
         Raises:
             NotFound: no such city, or no content at this cell.
@@ -223,28 +259,121 @@ class Availability:
             return self.service.tile(city, key, "glb")
         cache_key = (city, item.ids, key)
         with self._lock:
-            content = self._parts.get(cache_key)
-            if content is not None:
+            known = self._parts.get(cache_key)
+            if known is not None:
                 self._parts.move_to_end(cache_key)
-        if content is None:
-            schema = self.service.schemas.get(city, item.ids)
+        if known is not None:
+            self._counted("memory")
+            return known
+        schema = self.service.schemas.get(city, item.ids)
+        stamp = cell_made_with(schema, item.ids)
+        with self.service.reads.connect() as conn:
+            known = kept_content(conn, city, key, self.variant, stamp)
+        if known is not None:
+            self._remember(cache_key, *known)
+            self._counted("database")
+            return known
+        made = self.make(city, item.ids, [(key, ids.tolist())], schema)
+        if key not in made:
+            raise Conflict(f"the data of city {city!r} is changing: ask again")
+        return made[key], etag(made[key])
+
+    def seed(
+        self,
+        city: str,
+        progress: Callable[[int, int], None] | None = None,
+        workers: int | None = None,
+    ) -> int:
+        """Make and keep in `tile_cache` every part of a split city that is not kept for its
+        data as it is (the cells whose content is a tile's own are the tiles `TileService.seed`
+        makes), a batch of parts per query, with one process per CPU by default; returns how
+        many parts the city has (0: none of its tiles is over-full).
+
+        Raises:
+            NotFound: no such city.
+            Conflict: the city's data kept changing while its parts were made.
+        """
+        item = self._city(city)
+        if not item.parts:
+            return 0
+        schema = self.service.schemas.get(city, item.ids)
+        with self.engine.connect() as conn:
+            kept = kept_keys(conn, city, self.variant, cell_made_with(schema, item.ids))
+        todo = [key for key in item.parts if key not in kept]
+        total = len(item.parts)
+        done = [total - len(todo)]
+
+        def advance(count: int) -> None:
+            done[0] += count
+            if progress:
+                progress(done[0], total)
+
+        advance(0)
+        work = [
+            [(key, item.parts[key].tolist()) for key in batch]
+            for batch in batches(todo, item.weights)
+        ]
+        workers = min(workers or os.cpu_count() or 1, len(work))
+        if workers > 1:
+            _seed_in_processes(self, city, item.ids, work, workers, advance)
+        else:
+            for batch in work:
+                advance(_seed_batch(self, city, item.ids, batch))
+        return total
+
+    def make(
+        self,
+        city: str,
+        ids: Generation,
+        parts: Sequence[tuple[tuple[int, int, int], Sequence[int]]],
+        schema: PropertySchema,
+        remember: bool = True,
+    ) -> dict[tuple[int, int, int], bytes]:
+        """Make these parts (cell, object ids) in one query, and keep them in `tile_cache`
+        (unless a dataset of the city is changing) and, with `remember`, in this process's
+        memory. Returns what was made: nothing when the city's generation is no longer `ids`.
+
+        Raises:
+            Conflict: an object holds a value the schema has no room for (data changing).
+        """
+        stamp = cell_made_with(schema, ids)
+        made: dict[tuple[int, int, int], bytes] = {}
+        with self.engine.begin() as conn:
+            keeping = may_keep(conn, city)
+            if generation(conn, city) != ids:
+                return made
+            meshopt = self.service.settings.meshopt
             try:
-                with self.engine.connect() as conn:
-                    made = part_content(
-                        conn, city, ids.tolist(), schema, self.service.settings.meshopt
-                    )
+                for key, content in part_contents(conn, city, parts, schema, meshopt):
+                    if content is None:
+                        raise Conflict(f"the data of city {city!r} changed: ask again")
+                    made[key] = content
             except SchemaMismatch as e:
                 raise Conflict(f"the data of city {city!r} is changing: ask again") from e
-            if made is None:
-                raise Conflict(f"the data of city {city!r} changed: ask again")
-            content = made
-            with self._lock:
-                self._parts[cache_key] = content
-                self._part_bytes += len(content)
-                while self._part_bytes > self._part_budget and self._parts:
-                    _, dropped = self._parts.popitem(last=False)
-                    self._part_bytes -= len(dropped)
-        return content, hashlib.sha256(content).hexdigest()[:32]
+            if keeping:
+                keep(conn, city, made, self.variant, stamp)
+        self._counted("made", len(made))
+        if remember:
+            for key, content in made.items():
+                self._remember((city, ids, key), content, etag(content))
+        return made
+
+    def _remember(
+        self, cache_key: tuple[str, Generation, tuple[int, int, int]], content: bytes, tag: str
+    ) -> None:
+        with self._lock:
+            old = self._parts.pop(cache_key, None)
+            if old is not None:
+                self._part_bytes -= len(old[0])
+            self._parts[cache_key] = (content, tag)
+            self._part_bytes += len(content)
+            while self._part_bytes > self._part_budget and self._parts:
+                _, (dropped, _) = self._parts.popitem(last=False)
+                self._part_bytes -= len(dropped)
+
+    def _counted(self, result: str, n: int = 1) -> None:
+        with self._lock:
+            self.results[result] += n
 
 
 def _pooled(rows: Sequence[Any]) -> Pooled:
@@ -259,3 +388,56 @@ def _pooled(rows: Sequence[Any]) -> Pooled:
         np.array([r.size for r in rows], dtype=np.float64),
         np.array([int(r.weight or 0) for r in rows], dtype=np.int64),
     )
+
+
+Batch = list[tuple[tuple[int, int, int], list[int]]]  # parts made in one query: cell, ids
+
+
+def _seed_batch(available: Availability, city: str, ids: Generation, batch: Batch) -> int:
+    """Make and keep one batch of parts while seeding; how many.
+
+    Raises:
+        Conflict: the city's data changed since generation `ids`.
+    """
+    schema = available.service.schemas.get(city, ids)
+    if len(available.make(city, ids, batch, schema, remember=False)) < len(batch):
+        raise Conflict(f"the data of city {city!r} is changing: seed it again")
+    return len(batch)
+
+
+def _seed_in_processes(
+    available: Availability,
+    city: str,
+    ids: Generation,
+    work: list[Batch],
+    workers: int,
+    progress: Callable[[int], None],
+) -> None:
+    """Seed these batches with `workers` processes of their own, a batch at a time; reports
+    each batch's parts done."""
+    engine: Engine = available.engine
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()  # no pooled connection may cross the fork
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    start = (url, available.service.settings, available.budget)
+    n = len(work)
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=start
+    ) as pool:
+        for count in pool.map(_worker_batch, [city] * n, [ids] * n, work):
+            progress(count)
+
+
+_WORKER: list[Availability] = []  # a seeding process's own engine and service
+
+
+def _start_worker(url: str, settings: TileSettings, budget: int) -> None:
+    from cim.db.engine import make_engine
+    from tiles.service import TileService
+
+    _WORKER[:] = [Availability(TileService(make_engine(url), settings), budget)]
+
+
+def _worker_batch(city: str, ids: Generation, batch: Batch) -> int:
+    return _seed_batch(_WORKER[0], city, ids, batch)

@@ -20,7 +20,7 @@ from tiles.properties import PropertySchema
 # NEUTRAL_SETTINGS (a test checks that each field is in one of them)
 BYTE_SETTINGS = {"glb": ("meshopt",), "b3dm": ()}
 # content_max_kb: only the split cells of implicit tilesets depend on it, and they are kept in
-# memory, never in tile_cache (tiles.availability)
+# tile_cache under a format and variant of their own (tiles.parts.cell_variant)
 NEUTRAL_SETTINGS = ("memory_mb", "content_max_kb")
 # what writes content bytes: these modules' source and these libraries' versions
 WRITERS = (
@@ -33,6 +33,9 @@ WRITERS = (
     "tiles.points",
     "tiles.properties",
     "cim.attributes",
+    "cim.crs",  # points are made Earth-centred with its conversion (and what it imports)
+    "cim.crs_names",
+    "cim.heights",
     "cim.geometry",
     "cim.images",
     "cim.monotone",

@@ -6,19 +6,24 @@ is collecting each row's bytes and its property-table row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import lru_cache
+from itertools import groupby
+from typing import Any, cast
 
 import numpy as np
 import orjson
+import psycopg
 from numpy.typing import NDArray
-from sqlalchemy import Connection, text
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection, TextClause, text
 
+from cim.crs import lonlath_to_ecef
 from cim.geometry import starts_of
 from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
 from tiles.atlas import pack, within_budget
-from tiles.gltf import Geometry, TexturedPart, write_b3dm, write_glb
+from tiles.gltf import Geometry, TexturedPart, column_bounds, write_b3dm, write_glb
 from tiles.meshopt import compress, reorder
 from tiles.metadata import batch_table, property_table
 from tiles.pnts import write_cmpt, write_pnts
@@ -29,15 +34,16 @@ from tiles.properties import PropertySchema
 CLOUD_TYPE = "PointCloud"
 
 _SELECT = """
-    SELECT o.id, o.source_id, o.type, o.attributes::text AS attributes,
+    SELECT o.id, o.source_id, o.type, o.tile_level, o.tile_x, o.tile_y,
+           o.attributes::text AS attributes,
            o.z_max - o.z_min AS height,
            g.origin_x, g.origin_y, g.origin_z, g.mesh_vertices, g.mesh_triangles,
            g.mesh_colours, g.mesh_uvs, g.mesh_textures, o.dataset_id,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTIPOINT'
-                THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS points,
+                THEN ST_AsBinary(g.geom) END AS points,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTIPOINT'
                 THEN g.point_data END AS point_records,
-           g.structure -> 'point_data' AS point_layout,
+           (g.structure -> 'point_data')::text AS point_layout,
            CASE WHEN g.mesh_vertices IS NULL AND GeometryType(g.geom) = 'MULTILINESTRING'
                 THEN ST_AsBinary(ST_Transform(g.geom, 4978)) END AS lines
     FROM city_object o
@@ -48,12 +54,36 @@ _SELECT = """
 _SQL = text(_SELECT.format(where="o.tile_level = :level AND o.tile_x = :x AND o.tile_y = :y"))
 # a part of over-full tiles (tiles.split): its objects by id
 _SQL_IDS = text(_SELECT.format(where="o.id = ANY(:ids)"))
+# many parts at once: their objects in no order (sorting megabytes of points on the server would
+# spill to disk; `part_contents` puts each part's in order)
+_SQL_PARTS = text(_SELECT.format(where="o.id = ANY(:ids)").replace("ORDER BY o.id", ""))
+# many tiles at once (seeding): their objects in tile order, then by id
+_SQL_MANY = text(
+    _SELECT.format(
+        where="(o.tile_level, o.tile_x, o.tile_y) IN"
+        " (SELECT * FROM unnest(CAST(:levels AS int[]), CAST(:xs AS int[]), CAST(:ys AS int[])))"
+    ).replace("ORDER BY o.id", "ORDER BY o.tile_level, o.tile_x, o.tile_y, o.id")
+)
+
+
+def _fetch(conn: Connection, query: TextClause, params: dict[str, Any]) -> list[Any]:
+    """The rows of a content query (named tuples) in the transaction of `conn`, fetched in
+    PostgreSQL's binary format: as text, bytea comes as hex twice its size to be decoded
+    again, which took longer than anything else in a point-cloud tile."""
+    compiled = query.compile(dialect=conn.dialect)
+    raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    with raw.cursor(binary=True, row_factory=namedtuple_row) as cursor:
+        return cursor.execute(str(compiled), compiled.construct_params(params)).fetchall()
+
+
+# a point of an ISO WKB MULTIPOINT Z: byte order, type, x y z
+_WKB_POINT = np.dtype([("order", "u1"), ("kind", "<u4"), ("xyz", "<f8", (3,))])
 
 
 def _points(wkb: bytes) -> NDArray[np.float64]:
-    """Coordinates of an ISO WKB MULTIPOINT Z."""
-    record = np.dtype([("order", "u1"), ("kind", "<u4"), ("xyz", "<f8", (3,))])
-    return np.frombuffer(wkb, dtype=record, offset=9)["xyz"].astype(np.float64)
+    """Coordinates of an ISO WKB MULTIPOINT Z: stored ones are longitude, latitude and
+    ellipsoidal height (EPSG:4979)."""
+    return np.frombuffer(wkb, dtype=_WKB_POINT, offset=9)["xyz"]
 
 
 def _lines(wkb: bytes) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -79,6 +109,14 @@ def _las(row: Any) -> bool:
     return row.point_records is not None and row.point_layout is not None
 
 
+@lru_cache(maxsize=256)
+def _layout(text: str) -> dict[str, Any]:
+    """A LAS record layout (geometry structure's `point_data`), parsed once: the objects of a
+    file share one, and a tile has thousands of them."""
+    parsed: dict[str, Any] = orjson.loads(text)
+    return parsed
+
+
 def _point_attributes(
     rows: list[tuple[Any, int]],
 ) -> tuple[NDArray[np.uint8], PointAttributes | None]:
@@ -88,7 +126,7 @@ def _point_attributes(
     colours, attributes = [], []
     for row, count in rows:
         if _las(row):
-            a = las_attributes(row.point_records, row.point_layout)
+            a = las_attributes(row.point_records, _layout(row.point_layout))
             attributes.append(a)
             colours.append(a.colours)
         else:
@@ -171,8 +209,9 @@ class _Meshes:
 
 
 def _meshes(rows: Sequence[Any]) -> _Meshes:
-    """The meshed rows of a tile, joined."""
-    meshed = [(n, r) for n, r in enumerate(rows) if r.mesh_vertices is not None]
+    """The meshed rows of a tile, joined (per row only its bytes are collected: everything per
+    vertex or triangle is one NumPy operation over the tile)."""
+    meshed = [n for n, r in enumerate(rows) if r.mesh_vertices is not None]
     if not meshed:
         return _Meshes(
             np.zeros((0, 3)),
@@ -182,35 +221,46 @@ def _meshes(rows: Sequence[Any]) -> _Meshes:
             np.zeros((0, 2), np.float32),
             np.zeros(0, np.int64),
         )
-    verts = np.frombuffer(b"".join(r.mesh_vertices for _, r in meshed), dtype="<f4").reshape(-1, 3)
-    tris = np.frombuffer(b"".join(r.mesh_triangles for _, r in meshed), dtype="<u4").reshape(-1, 3)
-    n_verts = np.array([len(r.mesh_vertices) // 12 for _, r in meshed])
-    n_tris = np.array([len(r.mesh_triangles) // 12 for _, r in meshed])
-    origins = np.array([(r.origin_x, r.origin_y, r.origin_z) for _, r in meshed])
-    absolute = np.repeat(origins, n_verts, axis=0) + verts.astype(np.float64)
-    base = np.concatenate(([0], np.cumsum(n_verts)[:-1]))
+    mine = [rows[n] for n in meshed]
+    vertex_bytes = [r.mesh_vertices for r in mine]
+    triangle_bytes = [r.mesh_triangles for r in mine]
+    verts = np.frombuffer(b"".join(vertex_bytes), dtype="<f4").reshape(-1, 3)
+    tris = np.frombuffer(b"".join(triangle_bytes), dtype="<u4").reshape(-1, 3)
+    n_verts = np.fromiter(map(len, vertex_bytes), np.int64, len(mine)) // 12
+    n_tris = np.fromiter(map(len, triangle_bytes), np.int64, len(mine)) // 12
+    origins = np.array([(r.origin_x, r.origin_y, r.origin_z) for r in mine], dtype=np.float64)
+    absolute = np.repeat(origins, n_verts, axis=0) + verts
+    base = starts_of(n_verts)
     triangles = tris.astype(np.int64) + np.repeat(base, n_tris)[:, None]
-    tri_colours = np.concatenate(
-        [
-            np.frombuffer(r.mesh_colours, dtype="u1").reshape(-1, 3)
-            if r.mesh_colours is not None
-            else np.tile(np.array(DEFAULT_COLOUR, dtype=np.uint8), (len(r.mesh_triangles) // 12, 1))
-            for _, r in meshed
-        ]
-    )
+    colour_bytes = [r.mesh_colours for r in mine]
+    if all(c is not None for c in colour_bytes):
+        tri_colours = np.frombuffer(b"".join(colour_bytes), dtype="u1").reshape(-1, 3)
+    else:
+        tri_colours = np.repeat(np.array([DEFAULT_COLOUR], dtype=np.uint8), len(tris), axis=0)
+        starts = starts_of(n_tris)
+        for k, c in enumerate(colour_bytes):
+            if c is not None:
+                tri_colours[starts[k] : starts[k] + n_tris[k]] = np.frombuffer(c, "u1").reshape(
+                    -1, 3
+                )
     colours = np.full((len(verts), 4), 255, dtype=np.uint8)
     for k in range(3):
         colours[triangles[:, k], :3] = tri_colours
-    fids = np.repeat(np.array([n for n, _ in meshed], dtype=np.float32), n_verts)
+    fids = np.repeat(np.array(meshed, dtype=np.float32), n_verts)
     uvs = np.zeros((len(verts), 2), dtype=np.float32)
     texture = np.full(len(triangles), -1, dtype=np.int64)
-    for (_, r), v0, t0, nv, nt in zip(
-        meshed, base, starts_of(n_tris), n_verts, n_tris, strict=True
-    ):
-        if r.mesh_uvs is not None and r.mesh_textures is not None:
-            uvs[v0 : v0 + nv] = np.frombuffer(r.mesh_uvs, dtype="<f4").reshape(-1, 2)
+    textured = [
+        k for k, r in enumerate(mine) if r.mesh_uvs is not None and r.mesh_textures is not None
+    ]
+    if textured:
+        tri_starts = starts_of(n_tris)
+        for k in textured:
+            r, v0, t0 = mine[k], int(base[k]), int(tri_starts[k])
+            uvs[v0 : v0 + int(n_verts[k])] = np.frombuffer(r.mesh_uvs, dtype="<f4").reshape(-1, 2)
             index = np.frombuffer(r.mesh_textures, dtype="<i4").astype(np.int64)
-            texture[t0 : t0 + nt] = np.where(index >= 0, (int(r.dataset_id) << 32) | index, -1)
+            texture[t0 : t0 + int(n_tris[k])] = np.where(
+                index >= 0, (int(r.dataset_id) << 32) | index, -1
+            )
     return _Meshes(absolute, triangles, colours, fids, uvs, texture)
 
 
@@ -229,10 +279,14 @@ def _images(conn: Connection, city: str, keys: NDArray[np.int64]) -> dict[int, t
 def _subset(
     triangles: NDArray[np.int64], n_vertices: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The vertices some triangles use, and those triangles renumbered over them."""
-    used = np.unique(triangles)
-    remap = np.full(n_vertices, -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
+    """The vertices some triangles use, and those triangles renumbered over them (a mask and a
+    running count, not a sort: this runs over every vertex of every tile)."""
+    mask = np.zeros(n_vertices, dtype=bool)
+    mask[triangles] = True
+    if mask.all():
+        return np.arange(n_vertices), triangles
+    used = np.flatnonzero(mask)
+    remap = np.cumsum(mask) - 1
     return used, remap[triangles]
 
 
@@ -264,13 +318,15 @@ def _textured_parts(
 def _vertex_normals(positions: NDArray[np.float32], tris: NDArray[np.int64]) -> NDArray[np.float32]:
     """Unit normal of each vertex from its triangles (vertices are not shared between
     surfaces, so this is the flat normal of its surface)."""
-    normals = np.zeros((len(positions), 3), dtype=np.float64)
+    n = len(positions)
+    normals = np.zeros((n, 3), dtype=np.float64)
     if len(tris):
         p = positions.astype(np.float64)
         a, b, c = p[tris[:, 0]], p[tris[:, 1]], p[tris[:, 2]]
         face = np.cross(b - a, c - a)
-        for k in range(3):
-            np.add.at(normals, tris[:, k], face)
+        corners = tris.T.reshape(-1)  # every corner of every triangle, corner by corner
+        for axis in range(3):  # sums by vertex: bincount is many times faster than add.at
+            normals[:, axis] = np.bincount(corners, np.tile(face[:, axis], 3), minlength=n)
     length = np.linalg.norm(normals, axis=1)
     bad = length < 1e-12
     normals[bad] = (0.0, 0.0, 1.0)
@@ -295,8 +351,35 @@ def tile_content(
     Raises:
         SchemaMismatch: an object holds a value the schema has no room for.
     """
-    rows = conn.execute(_SQL, {"city": city, "level": level, "x": x, "y": y}).all()
+    rows = _fetch(conn, _SQL, {"city": city, "level": level, "x": x, "y": y})
     return _content(conn, city, rows, schema, fmt, meshopt)
+
+
+def tile_contents(
+    conn: Connection,
+    city: str,
+    keys: Sequence[tuple[int, int, int]],
+    schema: PropertySchema,
+    fmt: str = "glb",
+    meshopt: bool = True,
+) -> Iterator[tuple[tuple[int, int, int], bytes]]:
+    """The contents of many tiles read in one query (seeding: a round trip per tile costs as
+    much as making a small one), as `tile_content` makes each; empty tiles are left out.
+
+    Raises:
+        SchemaMismatch: an object holds a value the schema has no room for.
+    """
+    params = {
+        "city": city,
+        "levels": [k[0] for k in keys],
+        "xs": [k[1] for k in keys],
+        "ys": [k[2] for k in keys],
+    }
+    rows = _fetch(conn, _SQL_MANY, params)
+    for key, group in groupby(rows, key=lambda r: (r.tile_level, r.tile_x, r.tile_y)):
+        content = _content(conn, city, list(group), schema, fmt, meshopt)
+        if content is not None:
+            yield key, content
 
 
 def part_content(
@@ -312,8 +395,28 @@ def part_content(
     Raises:
         SchemaMismatch: an object holds a value the schema has no room for.
     """
-    rows = conn.execute(_SQL_IDS, {"city": city, "ids": list(ids)}).all()
+    rows = _fetch(conn, _SQL_IDS, {"city": city, "ids": list(ids)})
     return _content(conn, city, rows, schema, "glb", meshopt)
+
+
+def part_contents(
+    conn: Connection,
+    city: str,
+    parts: Sequence[tuple[tuple[int, int, int], Sequence[int]]],
+    schema: PropertySchema,
+    meshopt: bool = True,
+) -> Iterator[tuple[tuple[int, int, int], bytes | None]]:
+    """The GLB contents of many parts read in one query (seeding: a query per part cost more
+    than making it), each as `part_content` makes it; the caller keeps a batch to tens of MB.
+
+    Raises:
+        SchemaMismatch: an object holds a value the schema has no room for.
+    """
+    wanted = [int(i) for _, ids in parts for i in ids]
+    rows = {r.id: r for r in _fetch(conn, _SQL_PARTS, {"city": city, "ids": wanted})}
+    for key, ids in parts:
+        mine = [rows.pop(i) for i in sorted(int(i) for i in ids) if i in rows]
+        yield key, _content(conn, city, mine, schema, "glb", meshopt)
 
 
 def _content(
@@ -330,7 +433,17 @@ def _content(
     m = _meshes(rows)
     with_points = [(n, _points(r.points)) for n, r in enumerate(rows) if r.points is not None]
     with_points.sort(key=lambda item: not _las(rows[item[0]]))  # LAS points first
-    point_abs = np.concatenate([p for _, p in with_points]) if with_points else np.zeros((0, 3))
+    # Earth-centred in one NumPy pass over the tile (PostGIS's ST_Transform, point by point,
+    # was most of a point tile's time); the exact conversion, as PostGIS's within 1 mm
+    point_abs = (
+        lonlath_to_ecef(np.concatenate([p for _, p in with_points]))
+        if with_points
+        else np.zeros((0, 3))
+    )
+    ends = np.cumsum([len(p) for _, p in with_points], dtype=np.int64)
+    with_points = [
+        (n, point_abs[b - len(p) : b]) for (n, p), b in zip(with_points, ends, strict=True)
+    ]
     point_fids = (
         np.concatenate([np.full(len(p), n, np.float32) for n, p in with_points])
         if with_points
@@ -348,9 +461,7 @@ def _content(
         line_idx = np.concatenate([q + b for (_, _, q), b in zip(line_parts, bases, strict=True)])
         line_fids = np.repeat(np.array([n for n, _, _ in line_parts], np.float32), sizes)
     everything = np.concatenate((m.vertices, point_abs, line_abs))
-    center = (
-        (everything.min(axis=0) + everything.max(axis=0)) / 2 if len(everything) else np.zeros(3)
-    )
+    center = np.add(*column_bounds(everything)) / 2 if len(everything) else np.zeros(3)
     normals = _vertex_normals((m.vertices - center).astype(np.float32), m.triangles)
     textured, taken = _textured_parts(
         m, normals, center, _images(conn, city, np.unique(m.texture[m.texture >= 0]))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from tiles.points import PointAttributes
@@ -124,9 +125,9 @@ class _Builder:
         if normalized:
             acc["normalized"] = True
         if bounds:
-            used = array[:, :width] if array.ndim == 2 else array
-            acc["min"] = np.asarray(used.min(axis=0), dtype=np.float64).tolist()
-            acc["max"] = np.asarray(used.max(axis=0), dtype=np.float64).tolist()
+            used = array[:, :width] if array.ndim == 2 else array[:, None]
+            lo, hi = column_bounds(used)
+            acc["min"], acc["max"] = lo.tolist(), hi.tolist()
         self.accessors.append(acc)
         return len(self.accessors) - 1
 
@@ -148,8 +149,16 @@ def _quantizer(geometry: Geometry) -> tuple[NDArray[np.float64], float]:
     )
     if not len(every):
         return np.zeros(3), 1.0
-    lo, hi = every.min(axis=0).astype(np.float64), every.max(axis=0).astype(np.float64)
+    lo, hi = column_bounds(every)
     return (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-6)
+
+
+def column_bounds(array: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Least and greatest value of each column of an (n, k) array, column by column: NumPy's
+    min(axis=0) over few columns is some 15 times slower (it took a fifth of a point tile)."""
+    lo = np.array([array[:, k].min() for k in range(array.shape[1])], dtype=np.float64)
+    hi = np.array([array[:, k].max() for k in range(array.shape[1])], dtype=np.float64)
+    return lo, hi
 
 
 def _positions(
@@ -350,7 +359,7 @@ def write_glb(
         gltf["bufferViews"] = b.views
     if b.accessors:
         gltf["accessors"] = b.accessors
-    text = json.dumps(gltf, separators=(",", ":"), ensure_ascii=False).encode()
+    text = orjson.dumps(gltf, option=orjson.OPT_SERIALIZE_NUMPY)
     text += b" " * ((-(20 + len(text))) % 8)  # with the binary padded to 8: a GLB of 8k bytes
     total = 12 + 8 + len(text) + len(chunk)
     return b"".join(
@@ -377,7 +386,7 @@ def _point_metadata(
     attributes["_CLASSIFICATION"] = b.accessor(classes, UNSIGNED_BYTE, "SCALAR", ARRAY_BUFFER)
     attributes["_INTENSITY"] = b.accessor(intensity, UNSIGNED_SHORT, "SCALAR", ARRAY_BUFFER)
     primitive["extensions"] = {"EXT_structural_metadata": {"propertyAttributes": [0]}}
-    out = json.loads(json.dumps(metadata))
+    out = orjson.loads(orjson.dumps(metadata))
     # the city's schema has the class already when the city has point clouds
     out["schema"]["classes"].setdefault(
         POINT_CLASS, {"name": "Point-cloud point", "properties": POINT_PROPERTIES}
@@ -421,14 +430,20 @@ def _textures(b: _Builder, gltf: dict[str, Any], parts: list[TexturedPart]) -> N
 
 
 def _renumber(metadata: dict[str, Any], first: int) -> dict[str, Any]:
-    """Shift the buffer-view indices of property tables by `first`."""
-    out = json.loads(json.dumps(metadata))
-    for table in out.get("propertyTables", []):
-        for prop in table["properties"].values():
-            for key in ("values", "stringOffsets", "arrayOffsets"):
-                if key in prop:
-                    prop[key] += first
-    return out
+    """Shift the buffer-view indices of property tables by `first` (in copies of the tables:
+    the rest, the schema above all, is shared with the caller and left as it is)."""
+    views = ("values", "stringOffsets", "arrayOffsets")
+    tables = [
+        {
+            **table,
+            "properties": {
+                name: {k: v + first if k in views else v for k, v in prop.items()}
+                for name, prop in table["properties"].items()
+            },
+        }
+        for table in metadata.get("propertyTables", [])
+    ]
+    return {**metadata, "propertyTables": tables} if "propertyTables" in metadata else metadata
 
 
 def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -437,7 +452,7 @@ def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
     if magic != b"glTF" or version != 2 or total != len(data):
         raise ValueError("not a GLB 2.0 file")
     json_len, _ = struct.unpack_from("<I4s", data, 12)
-    doc = json.loads(data[20 : 20 + json_len])
+    doc = orjson.loads(data[20 : 20 + json_len])
     rest = 20 + json_len
     binary = b""
     if rest < len(data):

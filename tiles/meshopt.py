@@ -4,13 +4,13 @@ the codec and the GPU like best. Pure: a GLB in, a smaller GLB out."""
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import replace
 from typing import Any
 
 import meshopt
 import numpy as np
+import orjson
 
 from tiles.gltf import read_glb
 
@@ -20,7 +20,7 @@ _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 
 
 def _glb(doc: dict[str, Any], binary: bytes) -> bytes:
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    text = orjson.dumps(doc)
     text += b" " * ((-len(text)) % 4)
     binary += b"\x00" * ((-len(binary)) % 4)
     return b"".join(

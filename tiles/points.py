@@ -19,6 +19,7 @@ reserved, 64-255 user-defined) are pale yellow."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -56,10 +57,16 @@ class PointAttributes:
     intensity: NDArray[np.uint16]
 
 
+@lru_cache(maxsize=64)
+def _dtype(fields: tuple[tuple[str, str], ...]) -> np.dtype[np.void]:
+    """A record layout's NumPy type, built once (a file's objects share one)."""
+    return np.dtype(list(fields))
+
+
 def las_attributes(records: bytes, layout: dict[str, Any]) -> PointAttributes:
     """Colour (the file's RGB; by class where the format has none or every point of `records`
     is 0 0 0), classification and intensity of LAS records."""
-    dtype = np.dtype([(name, kind) for name, kind in layout["dtype"]])
+    dtype = _dtype(tuple((name, kind) for name, kind in layout["dtype"]))
     data = np.frombuffer(records, dtype=dtype)
     names = set(dtype.names or ())
     if "classification" in names:  # point formats 6-10: a byte of its own

@@ -189,6 +189,11 @@ class PropertySchema:
         return {"id": "cim", "classes": classes}
 
     @cached_property
+    def _as_named(self) -> frozenset[str]:
+        """The attribute keys that are their own property's name."""
+        return frozenset(key for key, name in self.names.items() if key == name)
+
+    @cached_property
     def digest(self) -> str:
         """A short digest of the schema: tiles made with another one must be made again."""
         return hashlib.sha256(orjson.dumps(self.json, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
@@ -202,6 +207,9 @@ class PropertySchema:
             SchemaMismatch: an attribute the schema does not know.
         """
         out: dict[str, Any] = {"id": source_id, "cim_id": cim_id, "type": kind, "height": height}
+        if self._as_named >= attributes.keys():  # every key known, and its own property name
+            out.update(attributes)
+            return out
         for key, value in attributes.items():
             name = self.names.get(key)
             if name is None:

@@ -38,7 +38,7 @@ from cim.errors import Conflict, InvalidInput, NotFound
 from cim.settings import TileSettings
 from cim.tiling import MAX_LEVEL
 from tiles.cache_key import made_with, variant
-from tiles.content import CLOUD_TYPE, tile_content
+from tiles.content import CLOUD_TYPE, tile_content, tile_contents
 from tiles.generations import GenerationWatch, Token
 from tiles.properties import PropertySchema, SchemaMismatch
 from tiles.schema import CitySchemas, Generation, generation
@@ -86,6 +86,15 @@ _CONTENT = text("""
     WHERE city_code = :c AND tile_level = :l AND tile_x = :x AND tile_y = :y AND format = :f
       AND variant = :v AND made_with = :m""")
 _UNCHANGING = text("SELECT 1 FROM city WHERE code = :c FOR SHARE SKIP LOCKED")
+# a kept tile is a cache: losing the last ones in a crash costs a remake, so its commit does not
+# wait for the WAL to reach the disk (one flush per tile was most of a seeding's time)
+_LAZY_COMMIT = text("SET LOCAL synchronous_commit = off")
+# the tiles of a city kept for its data as it is (seeding skips them)
+_KEPT = text(
+    "SELECT tile_level, tile_x, tile_y FROM tile_cache"
+    " WHERE city_code = :c AND format = :f AND variant = :v AND made_with = :m"
+)
+SEED_BATCH = 8  # tiles read in one query and kept in one transaction while seeding
 _KEEP = text(
     "INSERT INTO tile_cache (city_code, tile_level, tile_x, tile_y, format, variant, made_with,"
     " content, etag) VALUES (:c, :l, :x, :y, :f, :v, :m, :content, :etag)"
@@ -297,6 +306,7 @@ class TileService:
         for _ in range(3):
             schema = self.schemas.get(city, ids)  # before the transaction: one connection each
             with self.engine.begin() as conn:
+                conn.execute(_LAZY_COMMIT)
                 # kept only if no dataset of the city is changing now (migration 0007's trigger
                 # holds the city's row until the change commits, and then forgets what we keep)
                 keep = conn.execute(_UNCHANGING, {"c": city}).first() is not None
@@ -329,6 +339,72 @@ class TileService:
             raise NotFound(f"tile {key[0]}/{key[1]}/{key[2]} of city {city!r} is empty")
         return content
 
+    def make_many(
+        self,
+        city: str,
+        keys: list[Key],
+        fmt: str = "glb",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Make and keep those of `keys` that are not kept for the city's data as it is, a
+        batch at a time (seeding); a batch during which the city's data changes is made one
+        tile at a time, as requests would. `progress` hears (keys done, keys) after each batch.
+        Returns how many keys were given."""
+        _check_format(fmt)
+        with self.engine.connect() as conn:
+            ids = generation(conn, city)
+            schema = self.schemas.get(city, ids)
+            mine = made_with(schema)
+            given = {"c": city, "f": fmt, "v": self.variants[fmt], "m": mine}
+            kept = {tuple(r) for r in conn.execute(_KEPT, given)}
+        todo = [key for key in keys if key not in kept]
+        for start in range(0, len(todo), SEED_BATCH):
+            batch = todo[start : start + SEED_BATCH]
+            if not self._keep_batch(city, batch, fmt, ids, schema):
+                for key in batch:
+                    try:
+                        self.tile(city, key, fmt)
+                    except NotFound:
+                        pass  # emptied meanwhile
+            if progress:
+                progress(len(keys) - len(todo) + start + len(batch), len(keys))
+        return len(keys)
+
+    def _keep_batch(
+        self, city: str, keys: list[Key], fmt: str, ids: Generation, schema: PropertySchema
+    ) -> bool:
+        """Make and keep a batch of tiles in one transaction; False when the city's data is
+        changing or changed since `ids` (nothing kept then)."""
+        with self.engine.begin() as conn:
+            conn.execute(_LAZY_COMMIT)
+            if conn.execute(_UNCHANGING, {"c": city}).first() is None:
+                return False
+            if generation(conn, city) != ids:
+                return False
+            meshopt = self.settings.meshopt
+            try:
+                made = list(tile_contents(conn, city, keys, schema, fmt, meshopt))
+            except SchemaMismatch:
+                return False
+            mine, fixed = made_with(schema), {"c": city, "f": fmt, "v": self.variants[fmt]}
+            rows = [
+                {
+                    **fixed,
+                    "l": key[0],
+                    "x": key[1],
+                    "y": key[2],
+                    "m": mine,
+                    "content": content,
+                    "etag": hashlib.sha256(content).hexdigest()[:32],
+                }
+                for key, content in made
+            ]
+            if rows:
+                conn.execute(_KEEP, rows)
+        with self._counting:
+            self.results["made"] += len(rows)
+        return True
+
     def tile_gzip(self, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:
         """Like `tile`, gzip-compressed once per content and kept in memory (for HTTP clients
         that accept gzip: compressing on every request would cost more than the request)."""
@@ -345,19 +421,18 @@ class TileService:
         progress: Callable[[int, int], None] | None = None,
         fmt: str = "glb",
         workers: int | None = None,
+        only: set[Key] | None = None,
     ) -> int:
-        """Make every tile of a city ahead of requests, with one process per CPU by default;
-        returns how many tiles the city has."""
+        """Make every tile of a city ahead of requests (or those of them in `only`), with one
+        process per CPU by default; returns how many tiles were asked for."""
         keys = content_keys(self.tileset(city, fmt))
+        if only is not None:
+            keys = [key for key in keys if key in only]
         with self.engine.connect() as conn:
             self.schemas.get(city, generation(conn, city))  # measured once, before the workers
         workers = workers or os.cpu_count() or 1
         if workers == 1 or len(keys) < 8:
-            for n, key in enumerate(keys, 1):
-                self.tile(city, key, fmt)
-                if progress:
-                    progress(n, len(keys))
-            return len(keys)
+            return self.make_many(city, keys, fmt, progress)
         # big tiles first, interleaved so every process gets a share of them
         chunks = [keys[i :: workers * 4] for i in range(workers * 4)]
         url = self.engine.url.render_as_string(hide_password=False)
@@ -404,9 +479,7 @@ def _make_tiles(url: str, settings: TileSettings, city: str, keys: list[Key], fm
 
     engine = make_engine(url)
     try:
-        service = TileService(engine, settings)
-        for key in keys:
-            service.tile(city, key, fmt)
+        TileService(engine, settings).make_many(city, keys, fmt)
     finally:
         engine.dispose()
     return len(keys)

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
+from cim.settings import TileSettings
 from demo.city import generate_city
 from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
@@ -358,6 +359,47 @@ def test_seed_and_export_from_the_command_line(
     assert_valid_tilesets(out)
     missing = runner.invoke(main, ["tiles", "seed", "--city", "atlantis"])
     assert missing.exit_code == 2 and "no city 'atlantis'" in missing.output
+
+
+def test_seeding_makes_only_what_is_not_kept(
+    tiled: tuple[Engine, TestClient], tilesets: dict
+) -> None:
+    """Seeding reads tiles a batch at a time and skips those kept for the data as it is; what
+    it keeps is what a request makes, byte for byte."""
+    from tiles.service import TileService, content_keys
+
+    engine, _ = tiled
+    city = max(tilesets, key=lambda c: len(tilesets[c][1]))
+    service = TileService(engine, TileSettings())
+    keys = content_keys(service.tileset(city))
+    assert len(keys) > 8  # more than one batch
+    service.seed(city, workers=1)  # kept already, or made now
+    made = service.results["made"]
+    service.seed(city, workers=1)
+    assert service.results["made"] == made  # nothing made again
+    one = {"c": city, "l": keys[3][0], "x": keys[3][1], "y": keys[3][2]}
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "DELETE FROM tile_cache WHERE city_code = :c AND tile_level = :l"
+                " AND tile_x = :x AND tile_y = :y"
+            ),
+            one,
+        )
+    service.make_many(city, keys)
+    assert service.results["made"] == made + 1  # the one forgotten
+    with engine.connect() as conn:
+        kept = conn.execute(
+            text(
+                "SELECT content FROM tile_cache WHERE city_code = :c AND tile_level = :l"
+                " AND tile_x = :x AND tile_y = :y AND format = 'glb'"
+            ),
+            one,
+        ).scalar_one()
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tile_cache WHERE city_code = :c"), {"c": city})
+    fresh = TileService(engine, TileSettings())
+    assert fresh.tile(city, keys[3])[0] == bytes(kept)  # made alone, as a request makes it
 
 
 def _read_b3dm(data: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes]:
