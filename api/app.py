@@ -18,6 +18,7 @@ from api.edge import NoNul, RealClient
 from api.features import CONFORMANCE, features_router
 from api.grading import router as grading_router
 from api.limits import BodyLimit, Lifetime, body_limit
+from api.logs import configure
 from api.openapi import openapi_30
 from api.standby import StandbyRetry
 from api.tiles import TilesetAnswers, tiles_router
@@ -43,7 +44,7 @@ def create_app(
     `CIM_DATABASE_READ_URLS`, or none: the primary), writes to `engine`."""
     settings = settings or ApiSettings()
     if os.environ.get("CIM_SERVE_LOG") and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")  # a `cim serve` worker
+        configure()  # a `cim serve` worker
     db = db or DatabaseSettings()
     engine = engine or make_engine(database_url(db))
     reads = reads or read_engine(engine, read_urls(db), db.read_wait_s, db.read_retry_s)

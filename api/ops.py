@@ -4,13 +4,13 @@ structured log line per request (JSON; never headers or query strings, so no key
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -85,6 +85,7 @@ class Observe:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(
         self,
@@ -112,22 +113,26 @@ class Observe:
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
             method = method if method in _METHODS else "OTHER"  # labels stay few
-            self.requests.labels(method, template, str(status)).inc()
-            self.latency.labels(method, template).observe(seconds)
-            ACCESS.info(
-                json.dumps(
-                    {
-                        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                        "event": "request",
-                        "method": method,
-                        "route": template,
-                        "path": scope.get("path", ""),
-                        "status": status,
-                        "ms": round(seconds * 1000, 2),
-                    },
-                    ensure_ascii=False,
+            counted = self._series.get((method, template, status))
+            if counted is None:  # a child per label set, found once (labels() locks and hashes)
+                counted = (
+                    self.requests.labels(method, template, str(status)),
+                    self.latency.labels(method, template),
                 )
-            )
+                self._series[(method, template, status)] = counted
+            counted[0].inc()
+            counted[1].observe(seconds)
+            if ACCESS.isEnabledFor(logging.INFO):
+                line = {
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "event": "request",
+                    "method": method,
+                    "route": template,
+                    "path": scope.get("path", ""),
+                    "status": status,
+                    "ms": round(seconds * 1000, 2),
+                }
+                ACCESS.info(orjson.dumps(line).decode())
 
 
 def install(app: FastAPI, engine: Engine, tile_results: Mapping[str, int]) -> None:

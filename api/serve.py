@@ -16,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.app import create_app
+from api.logs import configure
 from api.protocol import ClientDeadlines, TimedHttpToolsProtocol, problem_body
 from cim.settings import ApiSettings, DatabaseSettings
 
@@ -37,7 +38,7 @@ def serve(host: str | None = None, port: int | None = None, workers: int = 1) ->
     app = create_app(DatabaseSettings(), settings)
     # one JSON line per request from the service itself (cim.access); uvicorn's own access log
     # would repeat it with the query string
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure()
     os.environ["CIM_SERVE_LOG"] = "1"  # worker processes set up the same logging
     uvicorn.run(
         ErrorsLoggedOnce(app) if workers == 1 else "api.serve:served_app",
