@@ -57,12 +57,19 @@ _SQL_IDS = text(_SELECT.format(where="o.id = ANY(:ids)"))
 # many parts at once: their objects in no order (sorting megabytes of points on the server would
 # spill to disk; `part_contents` puts each part's in order)
 _SQL_PARTS = text(_SELECT.format(where="o.id = ANY(:ids)").replace("ORDER BY o.id", ""))
-# many tiles at once (seeding): their objects in tile order, then by id
+# many tiles at once (seeding): the keys drive an index scan per tile (as `(level, x, y) IN
+# (SELECT ... unnest ...)` the planner scanned the whole city for every batch: seconds per batch
+# at a million objects); in no order (a sort of megabytes of meshes spilt to disk):
+# `tile_contents` puts them in tile order, then by id
 _SQL_MANY = text(
-    _SELECT.format(
-        where="(o.tile_level, o.tile_x, o.tile_y) IN"
-        " (SELECT * FROM unnest(CAST(:levels AS int[]), CAST(:xs AS int[]), CAST(:ys AS int[])))"
-    ).replace("ORDER BY o.id", "ORDER BY o.tile_level, o.tile_x, o.tile_y, o.id")
+    _SELECT.replace(
+        "FROM city_object o",
+        "FROM unnest(CAST(:levels AS int[]), CAST(:xs AS int[]), CAST(:ys AS int[])) AS k(l, x, y)"
+        " JOIN city_object o ON o.city_code = :city AND o.tile_level = k.l"
+        " AND o.tile_x = k.x AND o.tile_y = k.y",
+    )
+    .format(where="true")
+    .replace("ORDER BY o.id", "")
 )
 
 
@@ -376,6 +383,7 @@ def tile_contents(
         "ys": [k[2] for k in keys],
     }
     rows = _fetch(conn, _SQL_MANY, params)
+    rows.sort(key=lambda r: (r.tile_level, r.tile_x, r.tile_y, r.id))
     for key, group in groupby(rows, key=lambda r: (r.tile_level, r.tile_x, r.tile_y)):
         content = _content(conn, city, list(group), schema, fmt, meshopt)
         if content is not None:
