@@ -22,6 +22,7 @@ from cim.crs import OutputCrs
 from cim.settings import ApiSettings
 from ingest.datasets import delete_dataset
 from ingest.pipeline import ingest_files
+from tests.cityjson_doc import cgcs2000_city
 
 E0, N0 = 500_000.0, 4_057_000.0  # EPSG:4548 around Jinan
 STRIDE = 7  # a small stride, so that a city of 70 objects has ten kept ids
@@ -46,14 +47,7 @@ def grid_file(folder: Path, name: str, prefix: str, count: int, row: int) -> Pat
             "attributes": {"n": n},
             "geometry": [{"type": "Solid", "lod": "1", "boundaries": [faces]}],
         }
-    doc = {
-        "type": "CityJSON",
-        "version": "2.0",
-        "transform": {"scale": [0.001, 0.001, 0.001], "translate": [E0, N0, 0.0]},
-        "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/4548"},
-        "CityObjects": objects,
-        "vertices": vertices,
-    }
+    doc = cgcs2000_city(objects, vertices, E0, N0)
     path = folder / name
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path

@@ -17,6 +17,7 @@ from api.app import create_app
 from cim.attributes import published_name as property_name
 from cim.settings import ApiSettings
 from ingest.pipeline import ingest_files
+from tests.cityjson_doc import cgcs2000_city
 from tests.conftest import shared
 
 DELFT = shared("cityjson/delft_mixed_objects_v2.0/delft.city.json")
@@ -68,14 +69,7 @@ def made_city(folder: Path) -> Path:
         "attributes": {"height": 4.0, "code": 7},
         "geometry": [{"type": "MultiPoint", "lod": "1", "boundaries": [len(vertices) - 1]}],
     }
-    doc = {
-        "type": "CityJSON",
-        "version": "2.0",
-        "transform": {"scale": [0.001, 0.001, 0.001], "translate": [E0, N0, 0.0]},
-        "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/4548"},
-        "CityObjects": objects,
-        "vertices": vertices,
-    }
+    doc = cgcs2000_city(objects, vertices, E0, N0)
     path = folder / "made.city.json"
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     return path

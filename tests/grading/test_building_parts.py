@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from grading.cim_indicators import compute
 from ingest.pipeline import ingest_files
+from tests.cityjson_doc import cgcs2000_city
 
 E0, N0 = 500_000.0, 4_057_000.0  # EPSG:4548 around Jinan
 
@@ -40,14 +41,7 @@ def test_a_part_at_lod2_makes_its_building_lod2(
             "geometry": [_box(vertices, 50, 0, "2.2")],
         },
     }
-    doc = {
-        "type": "CityJSON",
-        "version": "2.0",
-        "transform": {"scale": [0.001, 0.001, 0.001], "translate": [E0, N0, 0.0]},
-        "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/4548"},
-        "CityObjects": objects,
-        "vertices": vertices,
-    }
+    doc = cgcs2000_city(objects, vertices, E0, N0)
     path = tmp_path / "parts.city.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     engine = new_database()
