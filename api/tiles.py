@@ -10,7 +10,8 @@ hundred bytes, whatever the city's size; tiles.implicit) and its subtree files;
 `?implicit=false` asks for the explicit one, `?implicit=true` for the implicit one of any city.
 Both name the same contents, except where a tile's content would pass 2 MB: the implicit
 tileset then gives that tile's objects out to finer cells (tiles.split) and names its contents
-`cells/...`; cities with such a tile get the implicit tileset by default.
+`cells/...`; cities with such a tile get the implicit tileset by default, and their explicit 3D
+Tiles 1.1 tileset names the same cells (3D Tiles 1.0 keeps the whole tiles).
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def tiles_router(service: TileService, answers: TilesetAnswers | None = None) ->
             token = service.generations.token(city)  # before the data is read
             if implicit or (implicit is None and version == "1.1" and _large_or_dense(city)):
                 body = available.tileset(city)
+            elif version == "1.1" and available.over_full(city) > 0:
+                body = available.explicit(city)  # its parts too: every content in budget
             else:
                 body = service.tileset_json(city, fmt)  # content URIs carry ?v= (api.warm)
             etag, packed = kept_answers.put(city, query, token, body)

@@ -31,7 +31,14 @@ from cim.db.cities import require_city
 from cim.errors import Conflict, NotFound
 from cim.settings import TileSettings
 from tiles.content import part_contents
-from tiles.implicit import KeySet, implicit_tileset, is_subtree_root, key_set, subtree
+from tiles.implicit import (
+    KeySet,
+    explicit_tileset,
+    implicit_tileset,
+    is_subtree_root,
+    key_set,
+    subtree,
+)
 from tiles.parts import (
     batches,
     cell_made_with,
@@ -91,6 +98,7 @@ class _City:
         self.native = {(int(k[0]), int(k[1]), int(k[2])) for k in keys.keys} - set(parts)
         self.tileset = orjson.dumps(implicit_tileset(keys)) if len(keys) else b""
         self.subtrees: dict[tuple[int, int, int], bytes | None] = {}
+        self.explicit: bytes | None = None  # made on first request (Availability.explicit)
 
 
 class Availability:
@@ -211,6 +219,21 @@ class Availability:
         """
         item = self._city(city)
         return set(item.native) if item.full else None
+
+    def explicit(self, city: str) -> bytes:
+        """The explicit tileset JSON (3D Tiles 1.1) over the same cells as the implicit one,
+        serialized: for a city with over-full tiles, whose parts it names (`cells/...`).
+
+        Raises:
+            NotFound: no such city, or nothing in it to draw.
+        """
+        item = self._city(city)
+        if item.explicit is None:
+            doc = explicit_tileset(item.keys)
+            if doc is None:
+                raise NotFound(f"city {city!r} has no objects to show in 3D")
+            item.explicit = orjson.dumps(doc)
+        return item.explicit
 
     def tileset(self, city: str) -> bytes:
         """The implicit tileset JSON of a city, serialized.

@@ -111,6 +111,71 @@ def implicit_tileset(keys: KeySet) -> dict[str, Any] | None:
     }
 
 
+def explicit_tileset(keys: KeySet) -> dict[str, Any] | None:
+    """The explicit tileset JSON of the same cells as `implicit_tileset` (GLB content), or None
+    when there is none: for 3D Tiles 1.1 clients that ask for an explicit tileset of a city
+    whose over-full tiles were given out in parts, so that its contents keep within the budget
+    too. Each tile is its cell, with the bounding region and geometric error implicit tiling
+    gives it, and content at the cells that have content."""
+    if not len(keys):
+        return None
+    with_content = {(int(k[0]), int(k[1]), int(k[2])) for k in keys.keys}
+    children: dict[tuple[int, int, int], set[tuple[int, int, int]]] = {}
+    root = _common_root(with_content)
+    for key in with_content:
+        while key != root:
+            up = (key[0] - 1, key[1] >> 1, key[2] >> 1)
+            known = up in children
+            children.setdefault(up, set()).add(key)
+            if known:
+                break
+            key = up
+    pad = 1.0  # metre, as the implicit root's region
+    low, high = _round(keys.low - pad), _round(keys.high + pad)
+    uri = CELLS_URI if keys.split else CONTENT_URI
+
+    def tile(key: tuple[int, int, int]) -> dict[str, Any]:
+        level, x, y = key
+        n = 1 << level
+        west, south = -math.pi + 2 * math.pi * x / n, -math.pi / 2 + math.pi * y / n
+        node: dict[str, Any] = {
+            "boundingVolume": {
+                "region": [
+                    _round(west),
+                    _round(south),
+                    _round(west + 2 * math.pi / n),
+                    _round(south + math.pi / n),
+                    low,
+                    high,
+                ]
+            },
+            "geometricError": _round(geometric_error(level)),
+        }
+        if key in with_content:
+            node["content"] = {"uri": uri.format(level=level, x=x, y=y)}
+        if key in children:
+            node["children"] = [tile(child) for child in sorted(children[key])]
+        return node
+
+    top = tile(root)
+    top["refine"] = "ADD"
+    return {
+        "asset": {"version": "1.1", "generator": "CIM"},
+        "geometricError": _round(geometric_error(root[0] - 1)),
+        "root": top,
+    }
+
+
+def _common_root(keys: set[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """The deepest cell that holds all these cells."""
+    level = min(k[0] for k in keys)
+    cells = {(level, k[1] >> (k[0] - level), k[2] >> (k[0] - level)) for k in keys}
+    while len(cells) > 1:
+        cells = {(c[0] - 1, c[1] >> 1, c[2] >> 1) for c in cells}
+        level -= 1
+    return cells.pop()
+
+
 def is_subtree_root(level: int, x: int, y: int) -> bool:
     """Whether a subtree starts at this cell (a level that is a multiple of SUBTREE_LEVELS)."""
     n = 1 << level

@@ -6,6 +6,7 @@ official 3D Tiles validator reports 0 errors on the tilesets with parts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,12 @@ from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
 from tests.ingest.test_pointcloud import LYON as LAS
 from tests.ingest.test_pointcloud import las_header
-from tests.tiles.conftest import assert_valid_tilesets, property_column
+from tests.tiles.conftest import (
+    assert_valid_tilesets,
+    download_tileset,
+    property_column,
+    tiles_of,
+)
 from tests.tiles.test_implicit import download_implicit
 from tiles.gltf import read_glb
 from tiles.split import KEEP, Pooled, plan
@@ -114,11 +120,13 @@ def test_dense_cities_stream_in_contents_within_the_budget(
     served: tuple[Engine, TestClient], tmp_path: Path
 ) -> None:
     engine, client = served
+    implicit_uris: dict[str, list[str]] = {}
     for city in (DISTRICT, CLOUD):
         # over-full tiles make the implicit tileset the default, with parts
         root = client.get(f"/collections/{city}/3dtiles/tileset.json").json()["root"]
         assert root["content"]["uri"].startswith("cells/"), city
         uris = download_implicit(client, city, tmp_path / city)
+        implicit_uris[city] = sorted(uris)
         # deeper cells than any tile of the city had
         with engine.connect() as conn:
             deepest = conn.execute(
@@ -152,8 +160,17 @@ def test_dense_cities_stream_in_contents_within_the_budget(
             if primitive.get("mode") == 0:
                 points += doc["accessors"][primitive["attributes"]["POSITION"]]["count"]
     assert points == las_header(LAS)["count"]
+    # the explicit 3D Tiles 1.1 tileset names the same cells, so it streams the same contents
+    for city in (DISTRICT, CLOUD):
+        out = tmp_path / "explicit" / city
+        download_tileset(client, city, out, "1.1")
+        doc = json.loads((out / "tileset.json").read_text())
+        uris = sorted(t["content"]["uri"] for t in tiles_of(doc) if "content" in t)
+        assert uris == implicit_uris[city]
+        assert "implicitTiling" not in doc["root"]
+        assert all((out / u).read_bytes() == (tmp_path / city / u).read_bytes() for u in uris), city
     reports = assert_valid_tilesets(tmp_path)
-    assert len(reports) == 2
+    assert len(reports) == 4
 
 
 def test_no_content_at_other_cells(served: tuple[Engine, TestClient]) -> None:
