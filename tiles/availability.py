@@ -40,6 +40,7 @@ from tiles.implicit import (
     subtree,
 )
 from tiles.parts import (
+    CELL_FORMAT,
     batches,
     cell_made_with,
     cell_variant,
@@ -320,8 +321,13 @@ class Availability:
         if not item.parts:
             return 0
         schema = self.service.schemas.get(city, item.ids)
-        with self.engine.connect() as conn:
-            kept = kept_keys(conn, city, self.variant, cell_made_with(schema, item.ids))
+        stamp = cell_made_with(schema, item.ids)
+        from tiles.service import forget_stale  # the module that writes tile_cache
+
+        with self.engine.begin() as conn:
+            # parts of the city's older data (or code): never served again, so let them go
+            forget_stale(conn, city, CELL_FORMAT, self.variant, stamp)
+            kept = kept_keys(conn, city, self.variant, stamp)
         todo = [key for key in item.parts if key not in kept]
         total = len(item.parts)
         done = [total - len(todo)]

@@ -99,7 +99,7 @@ def may_keep(conn: Connection, city: str) -> bool:
 
 def keep(conn: Connection, city: str, made: dict[Key, bytes], variant: str, stamp: str) -> None:
     """Keep these parts in `tile_cache`, in place of any kept before at their cells."""
-    from tiles.service import _KEEP  # the statement of the one module that writes tile_cache
+    from tiles.service import keep_contents  # the one module that writes tile_cache
 
     rows = [
         {
@@ -115,8 +115,7 @@ def keep(conn: Connection, city: str, made: dict[Key, bytes], variant: str, stam
         }
         for (level, x, y), content in made.items()
     ]
-    if rows:
-        conn.execute(_KEEP, rows)
+    keep_contents(conn, rows)
 
 
 def batches(keys: Sequence[Key], weights: dict[Key, int]) -> Iterator[list[Key]]:

@@ -104,6 +104,29 @@ _KEEP = text(
 )
 
 
+# kept contents of one format and variant made for other data or code than `:m`: no process
+# serves them again (parts of over-full tiles, tiles.parts, which the trigger cannot name)
+_FORGET_STALE = text(
+    "DELETE FROM tile_cache WHERE city_code = :c AND format = :f AND variant = :v"
+    " AND made_with <> :m"
+)
+
+
+def keep_contents(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Keep contents in `tile_cache` (rows of c, l, x, y, f, v, m, content, etag), in place of
+    those kept before at the same key, format and variant: for modules that make contents of
+    their own (tiles.parts), so that this module alone writes the table."""
+    if rows:
+        conn.execute(_KEEP, rows)
+
+
+def forget_stale(conn: Connection, city: str, fmt: str, variant: str, stamp: str) -> int:
+    """Forget a city's kept contents of this format and variant whose `made_with` is not
+    `stamp` (made for older data or code); returns how many."""
+    params = {"c": city, "f": fmt, "v": variant, "m": stamp}
+    return int(conn.execute(_FORGET_STALE, params).rowcount or 0)
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown tile format {fmt!r} (known: {', '.join(FORMATS)})")

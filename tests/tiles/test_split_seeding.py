@@ -141,6 +141,18 @@ def test_parts_are_made_again_when_the_data_changes(cloud: Engine, tmp_path: Pat
     other = _availability(cloud)
     other.cell(CLOUD, *key)
     assert other.results == {"database": 1}
+    # seeding the new generation lets the parts of the old one go
+    _availability(cloud).seed(CLOUD, workers=1)
+    with cloud.connect() as conn:
+        stamps = conn.execute(
+            text(
+                "SELECT count(DISTINCT made_with) FROM tile_cache"
+                " WHERE city_code = :c AND format = :f"
+            ),
+            {"c": CLOUD, "f": CELL_FORMAT},
+        ).scalar_one()
+    assert stamps == 1
+    assert set(_kept(cloud)) == set(_availability(cloud)._city(CLOUD).parts)
     # a different content budget is a different variant: not served from the kept parts
     smaller = Availability(TileService(cloud, _settings()), budget=BUDGET_KB * 1000 // 2)
     first = next(iter(smaller._city(CLOUD).parts))
