@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from itertools import groupby
+from itertools import chain, groupby
+from operator import attrgetter
 from typing import Any, cast
 
 import numpy as np
@@ -235,7 +236,9 @@ def _meshes(rows: Sequence[Any]) -> _Meshes:
     tris = np.frombuffer(b"".join(triangle_bytes), dtype="<u4").reshape(-1, 3)
     n_verts = np.fromiter(map(len, vertex_bytes), np.int64, len(mine)) // 12
     n_tris = np.fromiter(map(len, triangle_bytes), np.int64, len(mine)) // 12
-    origins = np.array([(r.origin_x, r.origin_y, r.origin_z) for r in mine], dtype=np.float64)
+    origin = attrgetter("origin_x", "origin_y", "origin_z")
+    origins = np.fromiter(chain.from_iterable(map(origin, mine)), np.float64, 3 * len(mine))
+    origins = origins.reshape(-1, 3)
     absolute = np.repeat(origins, n_verts, axis=0) + verts
     base = starts_of(n_verts)
     triangles = tris.astype(np.int64) + np.repeat(base, n_tris)[:, None]
