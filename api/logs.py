@@ -1,9 +1,10 @@
 """The log lines of a serving process: one JSON line per request (api.ops) and per unexpected
 error, written to standard error in batches. Python's standard error is line-buffered, so a
 plain `StreamHandler` makes a write system call for every request; at thousands of warm tiles a
-second that was a tenth of a request's time. Here lines wait at most `EVERY` seconds (a timer
-thread writes what is waiting when no request comes), or until `MOST` of them are waiting, and
-go out together; whatever waits is written when the process ends (`logging.shutdown`)."""
+second that was a tenth of a request's time. Here lines wait about `EVERY` seconds (twice that
+at most: a timer thread writes what is waiting when no request comes), or until `MOST` of them
+are waiting, and go out together; whatever waits is written when the process ends
+(`logging.shutdown`)."""
 
 from __future__ import annotations
 
