@@ -365,20 +365,9 @@ def tile_content(
     return _content(conn, city, rows, schema, fmt, meshopt)
 
 
-def tile_contents(
-    conn: Connection,
-    city: str,
-    keys: Sequence[tuple[int, int, int]],
-    schema: PropertySchema,
-    fmt: str = "glb",
-    meshopt: bool = True,
-) -> Iterator[tuple[tuple[int, int, int], bytes]]:
-    """The contents of many tiles read in one query (seeding: a round trip per tile costs as
-    much as making a small one), as `tile_content` makes each; empty tiles are left out.
-
-    Raises:
-        SchemaMismatch: an object holds a value the schema has no room for.
-    """
+def tile_rows(conn: Connection, city: str, keys: Sequence[tuple[int, int, int]]) -> list[Any]:
+    """The object rows of many tiles, read in one query (seeding: a round trip per tile costs
+    as much as making a small one), in tile order and then by id, for `rows_contents`."""
     params = {
         "city": city,
         "levels": [k[0] for k in keys],
@@ -387,6 +376,23 @@ def tile_contents(
     }
     rows = _fetch(conn, _SQL_MANY, params)
     rows.sort(key=lambda r: (r.tile_level, r.tile_x, r.tile_y, r.id))
+    return rows
+
+
+def rows_contents(
+    conn: Connection,
+    city: str,
+    rows: Sequence[Any],
+    schema: PropertySchema,
+    fmt: str = "glb",
+    meshopt: bool = True,
+) -> Iterator[tuple[tuple[int, int, int], bytes]]:
+    """The contents of the tiles of `rows` (from `tile_rows`), as `tile_content` makes each;
+    `conn` reads their texture images. Empty tiles are left out.
+
+    Raises:
+        SchemaMismatch: an object holds a value the schema has no room for.
+    """
     for key, group in groupby(rows, key=lambda r: (r.tile_level, r.tile_x, r.tile_y)):
         content = _content(conn, city, list(group), schema, fmt, meshopt)
         if content is not None:

@@ -26,7 +26,7 @@ import threading
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from cim.errors import Conflict, InvalidInput, NotFound
 from cim.settings import TileSettings
 from cim.tiling import MAX_LEVEL
 from tiles.cache_key import made_with, variant
-from tiles.content import CLOUD_TYPE, tile_content, tile_contents
+from tiles.content import CLOUD_TYPE, rows_contents, tile_content, tile_rows
 from tiles.generations import GenerationWatch, Token
 from tiles.properties import PropertySchema, SchemaMismatch
 from tiles.schema import CitySchemas, Generation, generation
@@ -370,9 +370,10 @@ class TileService:
         progress: Callable[[int, int], None] | None = None,
     ) -> int:
         """Make and keep those of `keys` that are not kept for the city's data as it is, a
-        batch at a time (seeding); a batch during which the city's data changes is made one
-        tile at a time, as requests would. `progress` hears (keys done, keys) after each batch.
-        Returns how many keys were given."""
+        batch at a time (seeding): while a batch's contents are made, a thread reads the next
+        batch's rows, so that PostgreSQL and this process work at once. A batch during which the
+        city's data changes is made one tile at a time, as requests would. `progress` hears
+        (keys done, keys) after each batch. Returns how many keys were given."""
         _check_format(fmt)
         with self.engine.connect() as conn:
             ids = generation(conn, city)
@@ -381,23 +382,41 @@ class TileService:
             given = {"c": city, "f": fmt, "v": self.variants[fmt], "m": mine}
             kept = {tuple(r) for r in conn.execute(_KEPT, given)}
         todo = [key for key in keys if key not in kept]
-        for start in range(0, len(todo), SEED_BATCH):
-            batch = todo[start : start + SEED_BATCH]
-            if not self._keep_batch(city, batch, fmt, ids, schema):
-                for key in batch:
-                    try:
-                        self.tile(city, key, fmt)
-                    except NotFound:
-                        pass  # emptied meanwhile
-            if progress:
-                progress(len(keys) - len(todo) + start + len(batch), len(keys))
+        runs = [todo[start : start + SEED_BATCH] for start in range(0, len(todo), SEED_BATCH)]
+        with ThreadPoolExecutor(1, thread_name_prefix="cim-seed-read") as reader:
+            ahead = reader.submit(self._read_batch, city, runs[0], ids) if runs else None
+            for n, batch in enumerate(runs):
+                assert ahead is not None
+                rows = ahead.result()
+                if n + 1 < len(runs):
+                    ahead = reader.submit(self._read_batch, city, runs[n + 1], ids)
+                if rows is None or not self._keep_batch(city, rows, fmt, ids, schema):
+                    for key in batch:
+                        try:
+                            self.tile(city, key, fmt)
+                        except NotFound:
+                            pass  # emptied meanwhile
+                if progress:
+                    progress(len(keys) - len(todo) + n * SEED_BATCH + len(batch), len(keys))
         return len(keys)
 
+    def _read_batch(self, city: str, keys: list[Key], ids: Generation) -> list[Any] | None:
+        """The object rows of a batch of tiles, read while no dataset of the city is changing
+        and its data is still `ids`; else None."""
+        with self.engine.begin() as conn:
+            if conn.execute(_UNCHANGING, {"c": city}).first() is None:
+                return None
+            if generation(conn, city) != ids:
+                return None
+            return tile_rows(conn, city, keys)
+
     def _keep_batch(
-        self, city: str, keys: list[Key], fmt: str, ids: Generation, schema: PropertySchema
+        self, city: str, rows: list[Any], fmt: str, ids: Generation, schema: PropertySchema
     ) -> bool:
-        """Make and keep a batch of tiles in one transaction; False when the city's data is
-        changing or changed since `ids` (nothing kept then)."""
+        """Make and keep the contents of a batch's rows in one transaction; False when the
+        city's data is changing or changed since `ids` (nothing kept then). The rows were read
+        under `ids` with no change under way, and the data is `ids` again here with none under
+        way: a change in between would have made another generation."""
         with self.engine.begin() as conn:
             conn.execute(_LAZY_COMMIT)
             if conn.execute(_UNCHANGING, {"c": city}).first() is None:
@@ -406,26 +425,27 @@ class TileService:
                 return False
             meshopt = self.settings.meshopt
             try:
-                made = list(tile_contents(conn, city, keys, schema, fmt, meshopt))
+                made = list(rows_contents(conn, city, rows, schema, fmt, meshopt))
             except SchemaMismatch:
                 return False
             mine, fixed = made_with(schema), {"c": city, "f": fmt, "v": self.variants[fmt]}
-            rows = [
-                {
-                    **fixed,
-                    "l": key[0],
-                    "x": key[1],
-                    "y": key[2],
-                    "m": mine,
-                    "content": content,
-                    "etag": hashlib.sha256(content).hexdigest()[:32],
-                }
-                for key, content in made
-            ]
-            if rows:
-                conn.execute(_KEEP, rows)
+            keep_contents(
+                conn,
+                [
+                    {
+                        **fixed,
+                        "l": key[0],
+                        "x": key[1],
+                        "y": key[2],
+                        "m": mine,
+                        "content": content,
+                        "etag": hashlib.sha256(content).hexdigest()[:32],
+                    }
+                    for key, content in made
+                ],
+            )
         with self._counting:
-            self.results["made"] += len(rows)
+            self.results["made"] += len(made)
         return True
 
     def tile_gzip(self, city: str, key: Key, fmt: str = "glb") -> tuple[bytes, str]:

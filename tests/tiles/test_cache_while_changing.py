@@ -60,3 +60,20 @@ def test_tiles_are_kept_again_once_the_change_is_over(
     assert {key: service.tile("nl", key)[0] for key in keys} == made
     assert _cached(engine) == len(keys)
     assert_served_tilesets_valid(engine, ["nl"], tmp_path)
+
+
+def test_seeding_during_a_deletion_keeps_nothing(new_database: Callable[[], Engine]) -> None:
+    """Seeding reads a batch's rows ahead of making them: a change under way when it reads or
+    keeps them leaves nothing kept (the tiles are made one by one, from the data as
+    committed, as requests would make them)."""
+    engine = _city(new_database)
+    service = TileService(engine)
+    keys = content_keys(service.tileset("nl"))
+    with engine.connect() as deleting:
+        deleting.execute(text("DELETE FROM dataset WHERE city_code = 'nl'"))
+        service.seed("nl", workers=1)
+        assert service.results["made"] == len(keys)  # made, served ...
+        assert _cached(engine) == 0  # ... and not kept
+        deleting.rollback()
+    service.seed("nl", workers=1)  # the change did not happen: now they are kept
+    assert _cached(engine) == len(keys)
