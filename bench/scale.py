@@ -33,7 +33,8 @@ from bench.ingest import OUT, TIME, _file  # noqa: E402
 from bench.pointcloud import generate as generate_las  # noqa: E402
 from bench.tiles import _free_port, _serve, _timed  # noqa: E402
 from cim.db.engine import make_engine  # noqa: E402
-from tiles.implicit import CONTENT_URI, read_subtree  # noqa: E402
+from tiles.implicit import CONTENT_URI, availability_bits, local_key, read_subtree  # noqa: E402
+from tiles.service import content_uris  # noqa: E402
 
 COLD_SAMPLE = 200  # tiles fetched cold (cache emptied) for the p95
 WARM_REQUESTS = 300
@@ -69,46 +70,18 @@ def _implicit_contents(client: httpx.Client, base: str) -> tuple[list[int], floa
         r.raise_for_status()
         doc, binary = read_subtree(r.content)
 
-        content = _bits(doc, binary, doc["contentAvailability"][0], total)
+        content = availability_bits(doc, binary, doc["contentAvailability"][0], total)
         for index in np.flatnonzero(content).tolist():
-            d, lx, ly = _unmorton(index)
+            d, lx, ly = local_key(index)
             key = (level + d, (x << d) + lx, (y << d) + ly)
             got = client.get(f"{base}/" + template.format(level=key[0], x=key[1], y=key[2]))
             got.raise_for_status()
             sizes.append(len(got.content))
-        children = _bits(doc, binary, doc["childSubtreeAvailability"], 1 << (2 * n))
+        children = availability_bits(doc, binary, doc["childSubtreeAvailability"], 1 << (2 * n))
         for index in np.flatnonzero(children).tolist():
-            _, lx, ly = _unmorton(index + total)
+            _, lx, ly = local_key(index + total)
             pending.append((level + n, (x << n) + lx, (y << n) + ly))
     return sizes, time.perf_counter() - t
-
-
-def _explicit_uris(node: dict) -> list[str]:
-    """The content URIs of an explicit tileset's tiles."""
-    own = [node["content"]["uri"]] if "content" in node else []
-    return own + [uri for child in node.get("children", []) for uri in _explicit_uris(child)]
-
-
-def _bits(doc: dict, binary: bytes, entry: dict, length: int) -> np.ndarray:
-    """An availability of a subtree as one bool per bit."""
-    if "constant" in entry:
-        return np.full(length, bool(entry["constant"]))
-    view = doc["bufferViews"][entry["bitstream"]]
-    raw = np.frombuffer(binary, np.uint8, view["byteLength"], view["byteOffset"])
-    return np.unpackbits(raw, bitorder="little")[:length].astype(bool)
-
-
-def _unmorton(index: int) -> tuple[int, int, int]:
-    """Local level, x, y of a bit of a subtree's tile availability."""
-    level = 0
-    while index >= 1 << (2 * level):
-        index -= 1 << (2 * level)
-        level += 1
-    x = y = 0
-    for bit in range(level):
-        x |= ((index >> (2 * bit)) & 1) << bit
-        y |= ((index >> (2 * bit + 1)) & 1) << bit
-    return level, x, y
 
 
 def _peak_mb(pid: int) -> float:
@@ -145,7 +118,7 @@ def _city(url: str, path: Path, city: str, objects: int, ingest_args: list[str])
             # the explicit tileset's requests, are made now)
             sizes = [
                 len(client.get(f"{base}/{uri.partition('?')[0]}", headers=plain).content)
-                for uri in _explicit_uris(explicit.json()["root"])
+                for uri in content_uris(explicit.json()).values()
             ]
             implicit = client.get(f"{base}/tileset.json?implicit=true", headers=plain)
             default = client.get(f"{base}/tileset.json").json()

@@ -277,5 +277,30 @@ def read_subtree(data: bytes) -> tuple[dict[str, Any], bytes]:
     return doc, data[start + json_length : start + json_length + bin_length]
 
 
+def availability_bits(
+    doc: dict[str, Any], binary: bytes, entry: dict[str, Any], length: int
+) -> NDArray[np.bool_]:
+    """An availability of a read subtree (bitstream or constant) as one bool per bit (for
+    tests and tools)."""
+    if "constant" in entry:
+        return np.full(length, bool(entry["constant"]))
+    view = doc["bufferViews"][entry["bitstream"]]
+    raw = np.frombuffer(binary, np.uint8, view["byteLength"], view["byteOffset"])
+    return np.unpackbits(raw, bitorder="little")[:length].astype(bool)
+
+
+def local_key(index: int) -> tuple[int, int, int]:
+    """Local level, x and y of a bit of a subtree's tile availability (Morton order)."""
+    level = 0
+    while index >= (1 << (2 * level)):
+        index -= 1 << (2 * level)
+        level += 1
+    x = y = 0
+    for bit in range(level):
+        x |= ((index >> (2 * bit)) & 1) << bit
+        y |= ((index >> (2 * bit + 1)) & 1) << bit
+    return level, x, y
+
+
 def _round(value: float) -> float:
     return float(f"{value:.10g}")

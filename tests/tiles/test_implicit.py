@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,37 +23,17 @@ from tests.tiles.conftest import assert_valid_tilesets, property_column
 from tests.tiles.test_textures import LYON
 from tiles.implicit import (
     SUBTREE_LEVELS,
+    availability_bits,
     geometric_error,
     implicit_tileset,
     key_set,
+    local_key,
     read_subtree,
     subtree,
 )
 
 DEMO = "demo"
 CLOUD = "cloud"
-
-
-def _stream(doc: dict[str, Any], binary: bytes, entry: dict[str, Any], length: int) -> np.ndarray:
-    """An availability (bitstream or constant) as one bool per bit."""
-    if "constant" in entry:
-        return np.full(length, bool(entry["constant"]))
-    view = doc["bufferViews"][entry["bitstream"]]
-    raw = np.frombuffer(binary, np.uint8, view["byteLength"], view["byteOffset"])
-    return np.unpackbits(raw, bitorder="little")[:length].astype(bool)
-
-
-def _local(index: int) -> tuple[int, int, int]:
-    """Local level, x and y of a bit of a subtree's tile availability (Morton order)."""
-    level = 0
-    while index >= (1 << (2 * level)):
-        index -= 1 << (2 * level)
-        level += 1
-    x = y = 0
-    for bit in range(level):
-        x |= ((index >> (2 * bit)) & 1) << bit
-        y |= ((index >> (2 * bit + 1)) & 1) << bit
-    return level, x, y
 
 
 def walk_subtrees(
@@ -68,18 +47,18 @@ def walk_subtrees(
     while pending:
         level, x, y = pending.pop()
         doc, binary = read_subtree(fetch(level, x, y))
-        tiles = _stream(doc, binary, doc["tileAvailability"], total)
-        contents = [_stream(doc, binary, c, total) for c in doc["contentAvailability"]]
-        children = _stream(doc, binary, doc["childSubtreeAvailability"], 1 << (2 * n))
+        tiles = availability_bits(doc, binary, doc["tileAvailability"], total)
+        contents = [availability_bits(doc, binary, c, total) for c in doc["contentAvailability"]]
+        children = availability_bits(doc, binary, doc["childSubtreeAvailability"], 1 << (2 * n))
         assert tiles[0], "a subtree's root tile must be available"
         assert not any((c & ~tiles).any() for c in contents), "content without a tile"
         for index in np.flatnonzero(tiles):
-            d, lx, ly = _local(int(index))
+            d, lx, ly = local_key(int(index))
             key = (level + d, (x << d) + lx, (y << d) + ly)
             parent_ok = d == 0 or bool(tiles[_index(d - 1, lx >> 1, ly >> 1)])
             yield key, [bool(c[index]) for c in contents], parent_ok
         for index in np.flatnonzero(children):
-            _, lx, ly = _local(int(index) + total)  # the level below the subtree
+            _, lx, ly = local_key(int(index) + total)  # the level below the subtree
             pending.append((level + n, (x << n) + lx, (y << n) + ly))
             assert tiles[_index(n - 1, lx >> 1, ly >> 1)], "child subtree under a missing tile"
 
@@ -102,9 +81,9 @@ def test_subtree_bits_by_hand() -> None:
     keys = key_set([(13, 6001, 3000), (19, 3000 * 128 + 5, 1500 * 128 + 2)], 0.0, 30.0)
     doc, binary = read_subtree(subtree(keys, 12, 3000, 1500) or b"")
     total = ((1 << 12) - 1) // 3
-    tiles = _stream(doc, binary, doc["tileAvailability"], total)
-    content = _stream(doc, binary, doc["contentAvailability"][0], total)
-    children = _stream(doc, binary, doc["childSubtreeAvailability"], 4096)
+    tiles = availability_bits(doc, binary, doc["tileAvailability"], total)
+    content = availability_bits(doc, binary, doc["contentAvailability"][0], total)
+    children = availability_bits(doc, binary, doc["childSubtreeAvailability"], 4096)
     # the root, its child (1, 0) for the level-13 content (Morton 1), and the chain down to the
     # level-17 ancestor of the level-19 content: 1 + 1 + 5 levels, one shared root
     assert np.flatnonzero(content).tolist() == [_index(1, 1, 0)]
