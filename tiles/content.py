@@ -26,7 +26,7 @@ from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
 from tiles.atlas import pack, within_budget
 from tiles.gltf import Geometry, TexturedPart, column_bounds, write_b3dm, write_glb
 from tiles.meshopt import compress, reorder
-from tiles.metadata import batch_table, property_table
+from tiles.metadata import column_batch_table, column_table
 from tiles.pnts import write_cmpt, write_pnts
 from tiles.points import PointAttributes, las_attributes
 from tiles.properties import PropertySchema
@@ -154,7 +154,7 @@ def _content_1_0(
     geometry: Geometry,
     rows: Sequence[Any],
     point_rows: list[tuple[Any, int]],
-    properties: list[dict[str, Any]],
+    columns: dict[str, list[Any]],
     schema: PropertySchema,
 ) -> bytes:
     """3D Tiles 1.0 content: the points of point-cloud objects as pnts, every other object as
@@ -171,8 +171,8 @@ def _content_1_0(
             point_feature_ids=geometry.point_feature_ids[~cloud],
             point_attributes=None,
         )
-        glb = write_glb(rest, len(properties), None, [], batch_ids=True)
-        parts.append(write_b3dm(glb, len(properties), batch_table(properties, schema)))
+        glb = write_glb(rest, len(rows), None, [], batch_ids=True)
+        parts.append(write_b3dm(glb, len(rows), column_batch_table(columns, schema)))
     if any(r.type == CLOUD_TYPE for r in rows):
         attributes = geometry.point_attributes  # of the leading LAS points, read already
         n = 0 if attributes is None else len(attributes.classification)
@@ -192,10 +192,21 @@ def _content_1_0(
     return parts[0] if len(parts) == 1 else write_cmpt(parts)
 
 
-def _properties(row: Any, schema: PropertySchema) -> dict[str, Any]:
-    """An object's values by property name (CIM's own, then its attributes)."""
-    attributes = orjson.loads(row.attributes)
-    return schema.record(row.source_id, row.id, row.type, row.height, attributes)
+def _columns(rows: Sequence[Any], schema: PropertySchema) -> dict[str, list[Any]]:
+    """The objects' values by property name, column by column (CIM's own, then their
+    attributes, all parsed at once).
+
+    Raises:
+        SchemaMismatch: an attribute the schema does not know.
+    """
+    attributes = orjson.loads("[" + ",".join([r.attributes for r in rows]) + "]")
+    own = {
+        "id": [r.source_id for r in rows],
+        "cim_id": [r.id for r in rows],
+        "type": [r.type for r in rows],
+        "height": [r.height for r in rows],
+    }
+    return schema.columns(own, attributes)
 
 
 _IMAGES = text("""
@@ -253,9 +264,14 @@ def _meshes(rows: Sequence[Any]) -> _Meshes:
                 tri_colours[starts[k] : starts[k] + n_tris[k]] = np.frombuffer(c, "u1").reshape(
                     -1, 3
                 )
+    # each vertex takes the colour of its triangles, as whole RGBA words (rows of a 2-D array
+    # are much slower to scatter); vertices of no triangle stay white
     colours = np.full((len(verts), 4), 255, dtype=np.uint8)
+    words = colours.view("<u4").reshape(-1)
+    rgba = np.column_stack((tri_colours, np.full(len(tri_colours), 255, np.uint8)))
+    tri_words = rgba.view("<u4").reshape(-1)
     for k in range(3):
-        colours[triangles[:, k], :3] = tri_colours
+        words[triangles[:, k]] = tri_words
     fids = np.repeat(np.array(meshed, dtype=np.float32), n_verts)
     uvs = np.zeros((len(verts), 2), dtype=np.float32)
     texture = np.full(len(triangles), -1, dtype=np.int64)
@@ -288,22 +304,24 @@ def _images(conn: Connection, city: str, keys: NDArray[np.int64]) -> dict[int, t
 
 def _subset(
     triangles: NDArray[np.int64], n_vertices: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The vertices some triangles use, and those triangles renumbered over them (a mask and a
-    running count, not a sort: this runs over every vertex of every tile)."""
+) -> tuple[NDArray[np.int64] | slice, NDArray[np.int64]]:
+    """The vertices some triangles use (to index the vertex arrays with: every one is a slice,
+    which copies nothing), and those triangles renumbered over them (a mask and a running
+    count, not a sort: this runs over every vertex of every tile)."""
     mask = np.zeros(n_vertices, dtype=bool)
     mask[triangles] = True
     if mask.all():
-        return np.arange(n_vertices), triangles
+        return slice(None), triangles
     used = np.flatnonzero(mask)
     remap = np.cumsum(mask) - 1
     return used, remap[triangles]
 
 
 def _textured_parts(
-    m: _Meshes, normals: NDArray[np.float32], center: NDArray[np.float64], images: dict[int, Any]
+    m: _Meshes, positions: NDArray[np.float32], normals: NDArray[np.float32], images: dict[int, Any]
 ) -> tuple[list[TexturedPart], NDArray[np.bool_]]:
-    """One part per texture image that is stored, and which triangles they took."""
+    """One part per texture image that is stored, and which triangles they took (`positions`:
+    the vertices from the tile's centre)."""
     parts: list[TexturedPart] = []
     taken = np.zeros(len(m.triangles), dtype=bool)
     for key, (mime, data) in images.items():
@@ -314,7 +332,7 @@ def _textured_parts(
             TexturedPart(
                 image=data,
                 mime=mime,
-                positions=(m.vertices[used] - center).astype(np.float32),
+                positions=positions[used],
                 normals=normals[used],
                 uvs=np.column_stack((uv[:, 0], 1.0 - uv[:, 1])).astype(np.float32),
                 feature_ids=m.feature_ids[used],
@@ -327,17 +345,24 @@ def _textured_parts(
 
 def _vertex_normals(positions: NDArray[np.float32], tris: NDArray[np.int64]) -> NDArray[np.float32]:
     """Unit normal of each vertex from its triangles (vertices are not shared between
-    surfaces, so this is the flat normal of its surface)."""
+    surfaces, so this is the flat normal of its surface). Column by column: NumPy's cross, norm
+    and row indexing cost more than the arithmetic on a tile's few thousand vertices."""
     n = len(positions)
-    normals = np.zeros((n, 3), dtype=np.float64)
+    x, y, z = (positions[:, axis].astype(np.float64) for axis in range(3))
     if len(tris):
-        p = positions.astype(np.float64)
-        a, b, c = p[tris[:, 0]], p[tris[:, 1]], p[tris[:, 2]]
-        face = np.cross(b - a, c - a)
+        i, j, k = tris[:, 0], tris[:, 1], tris[:, 2]
+        ux, uy, uz = x[j] - x[i], y[j] - y[i], z[j] - z[i]
+        vx, vy, vz = x[k] - x[i], y[k] - y[i], z[k] - z[i]
         corners = tris.T.reshape(-1)  # every corner of every triangle, corner by corner
-        for axis in range(3):  # sums by vertex: bincount is many times faster than add.at
-            normals[:, axis] = np.bincount(corners, np.tile(face[:, axis], 3), minlength=n)
-    length = np.linalg.norm(normals, axis=1)
+        # sums by vertex: bincount is many times faster than add.at
+        sums: list[NDArray[Any]] = [
+            np.bincount(corners, np.tile(face, 3), minlength=n)
+            for face in (uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx)
+        ]
+    else:
+        sums = [np.zeros(n), np.zeros(n), np.zeros(n)]
+    normals = np.column_stack(sums)
+    length = np.sqrt(sums[0] * sums[0] + sums[1] * sums[1] + sums[2] * sums[2])
     bad = length < 1e-12
     normals[bad] = (0.0, 0.0, 1.0)
     length[bad] = 1.0
@@ -479,15 +504,16 @@ def _content(
         line_fids = np.repeat(np.array([n for n, _, _ in line_parts], np.float32), sizes)
     everything = np.concatenate((m.vertices, point_abs, line_abs))
     center = np.add(*column_bounds(everything)) / 2 if len(everything) else np.zeros(3)
-    normals = _vertex_normals((m.vertices - center).astype(np.float32), m.triangles)
+    positions = (m.vertices - center).astype(np.float32)
+    normals = _vertex_normals(positions, m.triangles)
     textured, taken = _textured_parts(
-        m, normals, center, _images(conn, city, np.unique(m.texture[m.texture >= 0]))
+        m, positions, normals, _images(conn, city, np.unique(m.texture[m.texture >= 0]))
     )
     textured = within_budget(pack(textured))  # small ones in one atlas, all within budget
-    used, plain = _subset(m.triangles[~taken], len(m.vertices))
+    used, plain = _subset(m.triangles[~taken] if taken.any() else m.triangles, len(m.vertices))
     geometry = Geometry(
         center=center,
-        positions=(m.vertices[used] - center).astype(np.float32),
+        positions=positions[used],
         normals=normals[used],
         colors=m.colours[used],
         feature_ids=m.feature_ids[used],
@@ -501,11 +527,11 @@ def _content(
         line_indices=line_idx.astype(np.uint32).reshape(-1),
         line_feature_ids=line_fids,
     )
-    properties = [_properties(r, schema) for r in rows]
+    columns = _columns(rows, schema)
     if fmt == "b3dm":
         point_rows = [(rows[n], len(p)) for n, p in with_points]
-        return _content_1_0(geometry, rows, point_rows, properties, schema)
-    metadata, views = property_table(properties, schema)
+        return _content_1_0(geometry, rows, point_rows, columns, schema)
+    metadata, views = column_table(columns, len(rows), schema)
     if meshopt:
         return compress(write_glb(reorder(geometry), len(rows), metadata, views))
     return write_glb(geometry, len(rows), metadata, views)

@@ -1,6 +1,6 @@
 """EXT_meshopt_compression for GLB content: vertex and index streams compressed with
-meshoptimizer's glTF codec (CesiumJS decodes it), after ordering triangles and vertices the way
-the codec and the GPU like best. Pure: a GLB in, a smaller GLB out."""
+meshoptimizer's glTF codec (CesiumJS decodes it), after putting vertices in the order the codec
+likes best. Pure: a GLB in, a smaller GLB out."""
 
 from __future__ import annotations
 
@@ -152,17 +152,24 @@ def decompress(data: bytes) -> bytes:
 
 
 def _reordered(mesh: Any, per_vertex: tuple[str, ...]) -> Any:
-    """A triangle mesh (a dataclass with `indices` and the `per_vertex` arrays) with triangles
-    in vertex-cache order and vertices in first-use order; unused vertices are dropped."""
+    """A triangle mesh (a dataclass with `indices` and the `per_vertex` arrays) with vertices in
+    first-use order; unused vertices are dropped. Triangles keep their order: a city's surfaces
+    are triangulated each on its own vertices, so they come in cache order already (meshopt's
+    vertex-cache optimisation changed no content of the 100,000-building city by a byte and
+    cost a tenth of its seeding)."""
     if not len(mesh.indices):
         return mesh
     indices, remap, unique = meshopt.reorder_mesh(
-        np.ascontiguousarray(mesh.indices, dtype=np.uint32), True, False
+        np.ascontiguousarray(mesh.indices, dtype=np.uint32), False, False
     )
+    n = len(remap)
+    if unique == n and remap[0] == 0 and (np.diff(remap.astype(np.int64)) == 1).all():
+        return replace(mesh, indices=indices.astype(np.uint32))  # in first-use order already
     used = remap != 0xFFFFFFFF
     order = np.empty(unique, dtype=np.int64)
     order[remap[used]] = np.flatnonzero(used)
-    changed = {name: getattr(mesh, name)[order] for name in per_vertex}
+    # np.take gathers rows several times faster than indexing does
+    changed = {name: np.take(getattr(mesh, name), order, axis=0) for name in per_vertex}
     return replace(mesh, indices=indices.astype(np.uint32), **changed)
 
 

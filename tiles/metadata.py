@@ -10,10 +10,12 @@ JSON and bytes out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from tiles.properties import (
     BOOLEAN,
@@ -37,6 +39,8 @@ __all__ = [
     "TEXT_NODATA",
     "SchemaMismatch",
     "batch_table",
+    "column_batch_table",
+    "column_table",
     "property_table",
 ]
 
@@ -93,6 +97,50 @@ def _number(value: Any, prop: Property) -> Any:
     raise SchemaMismatch(f"property {prop.name!r} is a number in the city, not {value!r}")
 
 
+_NUMBERS = frozenset({int, float})
+_NONE = type(None)
+
+
+def _texts(values: list[Any]) -> list[bytes]:
+    """The encoded values of a text column (as `_text` gives each; text alone, the common case,
+    in one pass)."""
+    if set(map(type, values)) == {str} and "" not in values:
+        return list(map(str.encode, values))
+    return [_text(v) for v in values]
+
+
+def _numbers(values: list[Any], prop: Property) -> NDArray[Any] | None:
+    """A number column as its array (noData for no value), or None when no object has one.
+
+    Raises:
+        SchemaMismatch: a value that is not a number, a gap in a property without gaps, or a
+            fraction or a too large number in a whole-number property.
+    """
+    types = set(map(type, values))
+    if not types <= _NUMBERS | {_NONE}:  # text or true/false: the error names the value
+        values = [_number(v, prop) for v in values]
+    if _NONE in types:
+        if not prop.gaps:
+            raise SchemaMismatch(f"property {prop.name!r} has a value for every object")
+        if types == {_NONE}:
+            return None
+    if prop.kind == INT32:
+        present = [v for v in values if v is not None] if _NONE in types else values
+        whole = float not in types and (
+            not present or (-(2**31) < min(present) and max(present) < 2**31)
+        )
+        if not whole:
+            raise SchemaMismatch(f"property {prop.name!r} holds whole numbers in the city")
+    nodata, dtype = (INT32_NODATA, "<i4") if prop.kind == INT32 else (FLOAT_NODATA, "<f8")
+    if _NONE in types:
+        values = [nodata if v is None else v for v in values]
+    return np.array(values, dtype=dtype)
+
+
+def _rows_to_columns(rows: list[dict[str, Any]], schema: PropertySchema) -> dict[str, list[Any]]:
+    return {prop.name: [row.get(prop.name) for row in rows] for prop in schema.properties}
+
+
 def property_table(
     rows: list[dict[str, Any]], schema: PropertySchema | None = None
 ) -> tuple[dict[str, Any], list[bytes]]:
@@ -103,36 +151,41 @@ def property_table(
         SchemaMismatch: a value that the schema's type cannot hold.
     """
     schema = schema or schema_of_rows(rows)
+    return column_table(_rows_to_columns(rows, schema), len(rows), schema)
+
+
+def column_table(
+    columns: Mapping[str, list[Any]], count: int, schema: PropertySchema
+) -> tuple[dict[str, Any], list[bytes]]:
+    """Like `property_table`, of `count` features given column by column (values by property
+    name; a property with no column has no value).
+
+    Raises:
+        SchemaMismatch: a value that the schema's type cannot hold.
+    """
     table: dict[str, Any] = {}
-    views = _Views(len(rows))
+    views = _Views(count)
     for prop in schema.properties:
-        values = [row.get(prop.name) for row in rows]
+        values = columns.get(prop.name)
+        if values is None:
+            values = [None] * count
         if prop.kind == STRING:
-            encoded = [_text(v) for v in values]
-            empty = all(e == _TEXT_NODATA for e in encoded)
+            encoded = _texts(values)
+            empty = encoded.count(_TEXT_NODATA) == count
             table[prop.ident] = views.empty(STRING) if empty else views.text(encoded)
         elif prop.kind == BOOLEAN:
-            if not all(isinstance(v, bool) for v in values):
+            if set(map(type, values)) != {bool}:
                 raise SchemaMismatch(f"property {prop.name!r} is true/false for every object")
             bits = np.packbits(np.array(values, dtype=bool), bitorder="little")
             table[prop.ident] = {"values": views.add(bits.tobytes())}
         else:
-            numbers = [_number(v, prop) for v in values]
-            if any(v is None for v in numbers) and not prop.gaps:
-                raise SchemaMismatch(f"property {prop.name!r} has a value for every object")
-            if all(v is None for v in numbers):
-                table[prop.ident] = views.empty(prop.kind)
-                continue
-            if prop.kind == INT32 and not all(
-                v is None or (isinstance(v, int) and -(2**31) < v < 2**31) for v in numbers
-            ):
-                raise SchemaMismatch(f"property {prop.name!r} holds whole numbers in the city")
-            nodata, dtype = (INT32_NODATA, "<i4") if prop.kind == INT32 else (FLOAT_NODATA, "<f8")
-            array = np.array([nodata if v is None else v for v in numbers], dtype=dtype)
-            table[prop.ident] = {"values": views.add(array.tobytes())}
+            array = _numbers(values, prop)
+            table[prop.ident] = (
+                views.empty(prop.kind) if array is None else {"values": views.add(array.tobytes())}
+            )
     metadata = {
         "schema": schema.json,
-        "propertyTables": [{"class": CLASS, "count": len(rows), "properties": table}],
+        "propertyTables": [{"class": CLASS, "count": count, "properties": table}],
     }
     return metadata, views.data
 
@@ -148,10 +201,21 @@ def batch_table(
         SchemaMismatch: a value that the schema's type cannot hold.
     """
     schema = schema or schema_of_rows(rows)
+    return column_batch_table(_rows_to_columns(rows, schema), schema)
+
+
+def column_batch_table(
+    columns: Mapping[str, list[Any]], schema: PropertySchema
+) -> dict[str, list[Any]]:
+    """Like `batch_table`, of features given column by column (as `column_table` takes them).
+
+    Raises:
+        SchemaMismatch: a value that the schema's type cannot hold.
+    """
     table: dict[str, list[Any]] = {}
     for prop in schema.properties:
-        values = [row.get(prop.name) for row in rows]
-        if all(v is None for v in values):
+        values = columns.get(prop.name)
+        if values is None or all(v is None for v in values):
             continue
         if prop.kind == STRING:
             table[prop.name] = [

@@ -189,32 +189,28 @@ class PropertySchema:
         return {"id": "cim", "classes": classes}
 
     @cached_property
-    def _as_named(self) -> frozenset[str]:
-        """The attribute keys that are their own property's name."""
-        return frozenset(key for key, name in self.names.items() if key == name)
-
-    @cached_property
     def digest(self) -> str:
         """A short digest of the schema: tiles made with another one must be made again."""
         return hashlib.sha256(orjson.dumps(self.json, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
-    def record(
-        self, source_id: str, cim_id: int, kind: str, height: float | None, attributes: dict
-    ) -> dict[str, Any]:
-        """An object's values by property name.
+    def columns(
+        self, own: Mapping[str, list[Any]], attributes: list[dict[str, Any]]
+    ) -> dict[str, list[Any]]:
+        """The values of many objects by property name, a list each (None where an object lacks
+        the property): CIM's own (`own`: id, cim_id, type, height) and each object's attributes.
+        Column by column: a tile's table is made of columns, and a dict per object cost more
+        than the rest of its row.
 
         Raises:
             SchemaMismatch: an attribute the schema does not know.
         """
-        out: dict[str, Any] = {"id": source_id, "cim_id": cim_id, "type": kind, "height": height}
-        if self._as_named >= attributes.keys():  # every key known, and its own property name
-            out.update(attributes)
-            return out
-        for key, value in attributes.items():
-            name = self.names.get(key)
-            if name is None:
-                raise SchemaMismatch(f"attribute {key!r} is not in the city's schema")
-            out[name] = value
+        out = dict(own)
+        keys = set().union(*attributes)
+        unknown = keys - self.names.keys()
+        if unknown:
+            raise SchemaMismatch(f"attribute {min(unknown)!r} is not in the city's schema")
+        for key in keys:
+            out[self.names[key]] = [a.get(key) for a in attributes]
         return out
 
 

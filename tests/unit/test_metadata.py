@@ -5,8 +5,16 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
-from tiles.metadata import FLOAT_NODATA, INT32_NODATA, property_table
+from tiles.metadata import (
+    FLOAT_NODATA,
+    INT32_NODATA,
+    SchemaMismatch,
+    column_table,
+    property_table,
+)
+from tiles.properties import Property, PropertySchema
 from tiles.service import TileMemory
 
 
@@ -107,3 +115,79 @@ def test_meshopt_round_trip_gives_back_every_stream() -> None:
             binary[a["byteOffset"] : a["byteOffset"] + a["byteLength"]]
             == original[b["byteOffset"] : b["byteOffset"] + b["byteLength"]]
         )
+
+
+def _fixed(*props: tuple[str, str, bool]) -> PropertySchema:
+    """A schema decided beforehand (as a city's is), to offer it values that do not fit."""
+    return PropertySchema(
+        tuple(Property(name, name, kind, gaps) for name, kind, gaps in props),
+        {name: name for name, _, _ in props},
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "gaps", "values", "message"),
+    [
+        ("INT32", False, [1, True], "is a number in the city, not True"),
+        ("FLOAT64", False, [1.5, "2"], "is a number in the city, not '2'"),
+        ("INT32", False, [1, None], "has a value for every object"),
+        ("INT32", True, [1, 2.5], "holds whole numbers"),
+        ("INT32", True, [1, 2**31], "holds whole numbers"),
+        ("INT32", True, [None, -(2**31)], "holds whole numbers"),  # the noData value itself
+        ("BOOLEAN", False, [True, None], "true/false for every object"),
+        ("BOOLEAN", False, [True, 1], "true/false for every object"),
+    ],
+)
+def test_values_the_schema_has_no_room_for_are_refused(
+    kind: str, gaps: bool, values: list, message: str
+) -> None:
+    schema = _fixed(("p", kind, gaps))
+    with pytest.raises(SchemaMismatch, match=re.escape(message)):
+        column_table({"p": values}, len(values), schema)
+
+
+def test_columns_give_what_rows_give() -> None:
+    """The column-wise table (what tiles are made with) equals the one made object by object,
+    gaps, empty texts and values of other types included."""
+    schema = _fixed(
+        ("s", "STRING", True), ("n", "INT32", True), ("f", "FLOAT64", True), ("b", "BOOLEAN", False)
+    )
+    rows = [
+        {"s": "一", "n": 1, "f": 2, "b": True},
+        {"s": "", "n": None, "f": None, "b": False},
+        {"s": None, "n": -5, "f": 2.5, "b": True},
+        {"s": 7, "n": 2**31 - 1, "f": -1e300, "b": False},
+    ]
+    by_rows = property_table(rows, schema)
+    columns = {name: [row[name] for row in rows] for name in ("s", "n", "f", "b")}
+    assert column_table(columns, len(rows), schema) == by_rows
+    meta, views = by_rows
+    table = meta["propertyTables"][0]["properties"]
+    offsets = np.frombuffer(views[table["s"]["stringOffsets"]], "<u4")
+    text = views[table["s"]["values"]]
+    assert [text[a:b] for a, b in zip(offsets, offsets[1:], strict=False)] == [
+        "一".encode(),
+        b"\x00",
+        b"\x00",
+        b"7",
+    ]
+    assert np.frombuffer(views[table["n"]["values"]], "<i4").tolist() == [
+        1,
+        INT32_NODATA,
+        -5,
+        2**31 - 1,
+    ]
+    assert np.frombuffer(views[table["f"]["values"]], "<f8").tolist() == [
+        2.0,
+        FLOAT_NODATA,
+        2.5,
+        -1e300,
+    ]
+
+
+def test_an_attribute_the_schema_does_not_know_is_refused() -> None:
+    schema = _fixed(("known", "STRING", True))
+    own = {"id": ["a", "b"]}
+    with pytest.raises(SchemaMismatch, match="'other' is not in the city's schema"):
+        schema.columns(own, [{"known": "x"}, {"other": 1}])
+    assert schema.columns(own, [{"known": "x"}, {}]) == {"id": ["a", "b"], "known": ["x", None]}
