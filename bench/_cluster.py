@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cim.db.cluster import LocalCluster
+from cim.db.cluster import LocalCluster, machine_memory, memory_options
 from cim.db.engine import make_engine, upgrade
 
 
@@ -27,7 +27,8 @@ def bench_database() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cluster = LocalCluster(root, port, {"shared_buffers": "256MB", "max_wal_size": "4GB"})
+    # sized to the machine as CIM's embedded cluster is (PostgreSQL's defaults are not)
+    cluster = LocalCluster(root, port, memory_options(machine_memory()))
     cluster.start()
     try:
         url = cluster.url()

@@ -49,6 +49,12 @@ class DatabaseSettings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     db_port: int = Field(default=54329, description="Port of the embedded cluster (loopback only).")
+    db_shared_buffers_mb: int | None = Field(
+        default=None,
+        ge=16,
+        description="Shared buffers of the embedded cluster in MB; unset = a quarter of the "
+        "machine's (or container's) memory, from 128 MB to 8 GB. Takes effect when it starts.",
+    )
     database_read_urls: Annotated[list[str], NoDecode, BeforeValidator(_urls)] = Field(
         default_factory=list,
         description="URLs of hot standbys of the database (comma-separated or a JSON list): "

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from cim.db.cluster import LocalCluster
+from cim.db.cluster import LocalCluster, machine_memory, memory_options
 from cim.errors import DatabaseUnavailable
 from cim.settings import DatabaseSettings
 
@@ -20,8 +20,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def local_cluster(settings: DatabaseSettings) -> LocalCluster:
-    """The embedded cluster these settings describe."""
-    return LocalCluster(settings.data_dir / "postgres", settings.db_port)
+    """The embedded cluster these settings describe, its memory sized to the machine."""
+    options = memory_options(machine_memory(), settings.db_shared_buffers_mb)
+    return LocalCluster(settings.data_dir / "postgres", settings.db_port, options)
 
 
 def database_url(settings: DatabaseSettings) -> str:
