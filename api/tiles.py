@@ -10,8 +10,8 @@ hundred bytes, whatever the city's size; tiles.implicit) and its subtree files;
 `?implicit=false` asks for the explicit one, `?implicit=true` for the implicit one of any city.
 Both name the same contents, except where a tile's content would pass 2 MB: the implicit
 tileset then gives that tile's objects out to finer cells (tiles.split) and names its contents
-`cells/...`; cities with such a tile get the implicit tileset by default, and their explicit 3D
-Tiles 1.1 tileset names the same cells (3D Tiles 1.0 keeps the whole tiles).
+`cells/...`; cities with such a tile get the implicit tileset by default, and their explicit
+tilesets (3D Tiles 1.1, and 1.0 with each cell's content in its 1.0 format) name the same cells.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ GZIP_FROM = 1024  # bytes: smaller JSON goes as it is (as the app's gzip middlew
 TILESET_PATH = "/collections/{city}/3dtiles/tileset.json"
 TILE_PATH = "/collections/{city}/3dtiles/tiles/{level}/{x}/{y}.{fmt}"
 SUBTREE_PATH = "/collections/{city}/3dtiles/subtrees/{level}/{x}/{y}.subtree"
-CELL_PATH = "/collections/{city}/3dtiles/cells/{level}/{x}/{y}.glb"
+CELL_PATH = "/collections/{city}/3dtiles/cells/{level}/{x}/{y}.{fmt}"
 
 
 def _etag_response(
@@ -141,8 +141,8 @@ def tiles_router(service: TileService, answers: TilesetAnswers | None = None) ->
             token = service.generations.token(city)  # before the data is read
             if implicit or (implicit is None and version == "1.1" and _large_or_dense(city)):
                 body = available.tileset(city)
-            elif version == "1.1" and available.over_full(city) > 0:
-                body = available.explicit(city)  # its parts too: every content in budget
+            elif available.over_full(city) > 0:
+                body = available.explicit(city, fmt)  # its parts too: every content in budget
             else:
                 body = service.tileset_json(city, fmt)  # content URIs carry ?v= (api.warm)
             etag, packed = kept_answers.put(city, query, token, body)
@@ -183,13 +183,15 @@ def tiles_router(service: TileService, answers: TilesetAnswers | None = None) ->
         level: Annotated[int, Path(ge=0, le=DEEPEST)],
         x: Annotated[int, Path(ge=0)],
         y: Annotated[int, Path(ge=0)],
+        fmt: Literal["glb", "b3dm", "pnts", "cmpt"],
         request: Request,
     ) -> Response:
-        """The content of a cell of the implicit tileset of a city with tiles whose content
-        would pass 2 MB: their objects are given out to finer cells, so that every content
-        streams (tiles.split); a cell that has none of them gives its tile's own content."""
-        content, etag = available.cell(city, level, x, y)
-        return _etag_response(request, content, etag, MEDIA["glb"])
+        """The content of a cell of the tilesets of a city with tiles whose content would pass
+        2 MB: their objects are given out to finer cells, so that every content streams
+        (tiles.split); a cell that has none of them gives its tile's own content. `.glb` for
+        3D Tiles 1.1; `.b3dm`, `.pnts` or `.cmpt` for 1.0 (as its explicit tileset names it)."""
+        content, etag = available.cell(city, level, x, y, EXTENSIONS[fmt])
+        return _etag_response(request, content, etag, MEDIA.get(fmt, "application/octet-stream"))
 
     @router.get(SUBTREE_PATH, summary="A subtree file of the city's implicit tileset")
     def subtree(

@@ -75,17 +75,25 @@ def tiles_seed(city: str, workers: int | None) -> None:
     help="3D Tiles 1.1 (GLB) or 1.0 (B3DM, for QGIS and engines).",
 )
 def tiles_export(outdir: Path, city: str, version: str) -> None:
-    """Write a city's tileset to OUTDIR as static files (tileset.json, tiles/) for a CDN."""
+    """Write a city's tileset to OUTDIR as static files (tileset.json, tiles/) for a CDN. A
+    city with tiles whose content would pass the content budget (2 MB) is written over cells
+    (cells/), its dense tiles' objects given out to finer ones, as the service serves it."""
+    from tiles.availability import Availability
     from tiles.service import TileService, format_of
 
     with _tile_bar("exporting") as bar:
         try:
-            count = TileService(command_engine(DatabaseSettings())).export(
-                city,
-                outdir,
-                lambda n, total: advance(bar, 1, total),
-                format_of(version),
-            )
+            service = TileService(command_engine(DatabaseSettings()))
+            available = Availability(service)
+            fmt = format_of(version)
+
+            def step(n: int, total: int) -> None:
+                advance(bar, 1, total)
+
+            if available.over_full(city) > 0:
+                count = available.export(city, outdir, fmt, step)
+            else:
+                count = service.export(city, outdir, step, fmt)
         except CimError as exc:
             fail(exc)
     click.echo(f"city {city}: {count} tiles written to {outdir / 'tileset.json'}")

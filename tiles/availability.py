@@ -20,6 +20,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from sqlalchemy import Connection, Engine, text
 from cim.db.cities import require_city
 from cim.errors import Conflict, NotFound
 from cim.settings import TileSettings
-from tiles.content import part_contents
+from tiles.content import CLOUD_TYPE, part_contents
 from tiles.implicit import (
     KeySet,
     explicit_tileset,
@@ -40,7 +41,7 @@ from tiles.implicit import (
     subtree,
 )
 from tiles.parts import (
-    CELL_FORMAT,
+    CELL_FORMATS,
     batches,
     cell_made_with,
     cell_variant,
@@ -60,7 +61,9 @@ if TYPE_CHECKING:
 # {weight} is tiles.split's SQL expression: nothing from a request is formatted in
 _KEYS_SQL = """
     SELECT o.tile_level, o.tile_x, o.tile_y, min(o.z_min) AS low, max(o.z_max) AS high,
-           sum({weight}) AS weight
+           sum({weight}) AS weight,
+           CASE WHEN bool_and(o.type = :cloud) THEN 'pnts'
+                WHEN bool_or(o.type = :cloud) THEN 'cmpt' ELSE 'b3dm' END AS format_1_0
     FROM city_object o
     LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
          AND g.idx = o.display_idx
@@ -70,7 +73,7 @@ _POOLED_SQL = """
     SELECT o.id, o.tile_level, o.tile_x, o.tile_y,
            (ST_XMin(o.bbox) + ST_XMax(o.bbox)) / 2 AS lon,
            (ST_YMin(o.bbox) + ST_YMax(o.bbox)) / 2 AS lat, coalesce(o.size, 0) AS size,
-           {weight} AS weight
+           {weight} AS weight, o.type = :cloud AS cloud
     FROM city_object o
     LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
          AND g.idx = o.display_idx
@@ -89,17 +92,21 @@ class _City:
         full: int,
         parts: dict[tuple[int, int, int], NDArray[np.int64]],
         weights: dict[tuple[int, int, int], int],
+        formats_1_0: dict[tuple[int, int, int], str],
     ) -> None:
         self.ids = ids
         self.keys = keys
         self.full = full  # tiles of the city that are over-full
         self.parts = parts
         self.weights = weights  # each part's estimated content bytes (tiles.split)
+        # each cell's 3D Tiles 1.0 content format, by the tiles' rule (tiles.tileset): b3dm,
+        # pnts for point clouds alone, cmpt for both
+        self.formats_1_0 = formats_1_0
         # the cells whose content is their tile's own (served as the tile route serves it)
         self.native = {(int(k[0]), int(k[1]), int(k[2])) for k in keys.keys} - set(parts)
         self.tileset = orjson.dumps(implicit_tileset(keys)) if len(keys) else b""
         self.subtrees: dict[tuple[int, int, int], bytes | None] = {}
-        self.explicit: bytes | None = None  # made on first request (Availability.explicit)
+        self.explicit: dict[str, bytes] = {}  # by format, made on first request (`explicit`)
 
 
 class Availability:
@@ -119,7 +126,9 @@ class Availability:
         self.cities = cities
         self._items: OrderedDict[str, _City] = OrderedDict()
         # part contents and their ETags
-        self._parts: OrderedDict[tuple[str, Generation, tuple[int, int, int]], tuple[bytes, str]]
+        self._parts: OrderedDict[
+            tuple[str, Generation, tuple[int, int, int], str], tuple[bytes, str]
+        ]
         self._parts = OrderedDict()
         self._part_bytes = 0
         self._part_budget = part_mb * 1024 * 1024
@@ -139,12 +148,14 @@ class Availability:
                     self._items.move_to_end(city)
                     return kept
             require_city(conn, city)
-            rows = conn.execute(self._keys, {"c": city}).all()
+            rows = conn.execute(self._keys, {"c": city, "cloud": CLOUD_TYPE}).all()
             native = {(r.tile_level, r.tile_x, r.tile_y) for r in rows}
             full = {
                 (r.tile_level, r.tile_x, r.tile_y) for r in rows if int(r.weight or 0) > self.budget
             }
-            parts, weights = self._plan(conn, city, full, native)
+            parts, weights, of_parts = self._plan(conn, city, full, native)
+            # a cell's 1.0 format is its tile's, or for a part that of the objects given to it
+            formats = {(r.tile_level, r.tile_x, r.tile_y): r.format_1_0 for r in rows} | of_parts
         keys = key_set(
             # a pooled tile keeps at least one object in place, so every tile is still a cell
             sorted(native | set(parts)),
@@ -152,7 +163,7 @@ class Availability:
             max((r.high for r in rows), default=0.0),
             split=bool(parts),
         )
-        item = _City(ids, keys, len(full), parts, weights)
+        item = _City(ids, keys, len(full), parts, weights, formats)
         with self._lock:
             self.reads += 1
             self._items[city] = item
@@ -167,11 +178,15 @@ class Availability:
         city: str,
         full: set[tuple[int, int, int]],
         native: set[tuple[int, int, int]],
-    ) -> tuple[dict[tuple[int, int, int], NDArray[np.int64]], dict[tuple[int, int, int], int]]:
-        """Where the objects of over-full tiles go, and each part's estimated bytes. A tile
-        that receives objects from above has its own objects pooled too (one content per cell,
-        within the budget), so the pool grows until no tile outside it receives any: a few
-        rounds."""
+    ) -> tuple[
+        dict[tuple[int, int, int], NDArray[np.int64]],
+        dict[tuple[int, int, int], int],
+        dict[tuple[int, int, int], str],
+    ]:
+        """Where the objects of over-full tiles go, each part's estimated bytes and its 3D
+        Tiles 1.0 format (by its objects). A tile that receives objects from above has its own
+        objects pooled too (one content per cell, within the budget), so the pool grows until
+        no tile outside it receives any: a few rounds."""
         pooled: set[tuple[int, int, int]] = set()
         rows: list[Any] = []
         wanted = set(full)
@@ -181,6 +196,7 @@ class Availability:
                 self._pooled,
                 {
                     "c": city,
+                    "cloud": CLOUD_TYPE,
                     "l": [k[0] for k in wanted],
                     "x": [k[1] for k in wanted],
                     "y": [k[2] for k in wanted],
@@ -191,7 +207,12 @@ class Availability:
             wanted = (set(parts) & native) - pooled
         weight = {int(r.id): int(r.weight or 0) for r in rows}
         weights = {key: sum(weight[int(i)] for i in ids) for key, ids in parts.items()}
-        return parts, weights
+        clouds = {int(r.id) for r in rows if r.cloud}
+        formats = {}
+        for key, ids in parts.items():
+            mine = sum(int(i) in clouds for i in ids)
+            formats[key] = "b3dm" if not mine else "pnts" if mine == len(ids) else "cmpt"
+        return parts, weights, formats
 
     def count(self, city: str) -> int:
         """How many contents the city's tiles have.
@@ -210,31 +231,67 @@ class Availability:
         """
         return self._city(city).full
 
-    def native(self, city: str) -> set[tuple[int, int, int]] | None:
-        """The tiles whose own content the implicit tileset serves, when some of the city's
-        tiles are over-full (their objects given out in parts, which `seed` makes); None when
-        none is, and every tile is served as it is.
+    def native(self, city: str) -> set[tuple[int, int, int]]:
+        """The tiles whose own content the implicit tileset serves: every tile with objects,
+        but for over-full ones (their objects given out in parts, which `seed` makes).
 
         Raises:
             NotFound: no such city.
         """
-        item = self._city(city)
-        return set(item.native) if item.full else None
+        return set(self._city(city).native)
 
-    def explicit(self, city: str) -> bytes:
-        """The explicit tileset JSON (3D Tiles 1.1) over the same cells as the implicit one,
-        serialized: for a city with over-full tiles, whose parts it names (`cells/...`).
+    def explicit(self, city: str, fmt: str = "glb") -> bytes:
+        """The explicit tileset JSON over the same cells as the implicit one, serialized: for
+        a city with over-full tiles, whose parts it names (`cells/...`); 3D Tiles 1.1 (GLB), or
+        with `fmt` b3dm 3D Tiles 1.0 (each cell's content named by its format).
 
         Raises:
             NotFound: no such city, or nothing in it to draw.
         """
         item = self._city(city)
-        if item.explicit is None:
-            doc = explicit_tileset(item.keys)
+        if fmt not in item.explicit:
+            doc = self._explicit(item, fmt)
             if doc is None:
                 raise NotFound(f"city {city!r} has no objects to show in 3D")
-            item.explicit = orjson.dumps(doc)
-        return item.explicit
+            item.explicit[fmt] = orjson.dumps(doc)
+        return item.explicit[fmt]
+
+    @staticmethod
+    def _explicit(item: _City, fmt: str) -> dict[str, Any] | None:
+        return explicit_tileset(item.keys, item.formats_1_0 if fmt == "b3dm" else None)
+
+    def export(
+        self,
+        city: str,
+        out: Path,
+        fmt: str = "glb",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Write the explicit tileset over cells (`explicit`) as static files under `out`:
+        tileset.json and cells/...; returns how many contents. For a city with over-full tiles,
+        whose whole contents would pass the budget.
+
+        Raises:
+            NotFound: no such city, or nothing in it to draw.
+            Conflict: the city's data changed while its contents were made.
+        """
+        item = self._city(city)
+        doc = self._explicit(item, fmt)
+        if doc is None:
+            raise NotFound(f"city {city!r} has no objects to show in 3D")
+        from tiles.service import content_uris
+
+        uris = content_uris(doc)
+        out.mkdir(parents=True, exist_ok=True)
+        for n, (key, uri) in enumerate(uris.items(), 1):
+            content, _ = self.cell(city, *key, fmt=fmt)
+            path = out / uri
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            if progress:
+                progress(n, len(uris))
+        (out / "tileset.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        return len(uris)
 
     def tileset(self, city: str) -> bytes:
         """The implicit tileset JSON of a city, serialized.
@@ -264,11 +321,11 @@ class Availability:
             raise NotFound(f"subtree {level}/{x}/{y} of city {city!r} has no tiles")
         return data
 
-    def cell(self, city: str, level: int, x: int, y: int) -> tuple[bytes, str]:
-        """The GLB content of a cell of a split city's implicit tileset (`cells/...`) and its
-        ETag: the objects given to it (tiles.split), or else its tile's own content. A part is
-        taken from this process's memory, else from `tile_cache` (tiles.parts), else made now
-        and kept in both.
+    def cell(self, city: str, level: int, x: int, y: int, fmt: str = "glb") -> tuple[bytes, str]:
+        """The content of a cell of a split city's tilesets (`cells/...`) and its ETag: the
+        objects given to it (tiles.split), or else its tile's own content; GLB, or for `fmt`
+        b3dm the 3D Tiles 1.0 content by the tiles' rule. A part is taken from this process's
+        memory, else from `tile_cache` (tiles.parts), else made now and kept in both.
 
         Raises:
             NotFound: no such city, or no content at this cell.
@@ -280,8 +337,8 @@ class Availability:
         if ids is None:
             if key not in item.native:
                 raise NotFound(f"no content at cell {level}/{x}/{y} of city {city!r}")
-            return self.service.tile(city, key, "glb")
-        cache_key = (city, item.ids, key)
+            return self.service.tile(city, key, fmt)
+        cache_key = (city, item.ids, key, fmt)
         with self._lock:
             known = self._parts.get(cache_key)
             if known is not None:
@@ -292,12 +349,12 @@ class Availability:
         schema = self.service.schemas.get(city, item.ids)
         stamp = cell_made_with(schema, item.ids)
         with self.service.reads.connect() as conn:
-            known = kept_content(conn, city, key, self.variant, stamp)
+            known = kept_content(conn, city, key, self.variant, stamp, fmt)
         if known is not None:
             self._remember(cache_key, *known)
             self._counted("database")
             return known
-        made = self.make(city, item.ids, [(key, ids.tolist())], schema)
+        made = self.make(city, item.ids, [(key, ids.tolist())], schema, fmt=fmt)
         if key not in made:
             raise Conflict(f"the data of city {city!r} is changing: ask again")
         return made[key], etag(made[key])
@@ -326,7 +383,8 @@ class Availability:
 
         with self.engine.begin() as conn:
             # parts of the city's older data (or code): never served again, so let them go
-            forget_stale(conn, city, CELL_FORMAT, self.variant, stamp)
+            for stale in CELL_FORMATS.values():
+                forget_stale(conn, city, stale, self.variant, stamp)
             kept = kept_keys(conn, city, self.variant, stamp)
         todo = [key for key in item.parts if key not in kept]
         total = len(item.parts)
@@ -357,10 +415,12 @@ class Availability:
         parts: Sequence[tuple[tuple[int, int, int], Sequence[int]]],
         schema: PropertySchema,
         remember: bool = True,
+        fmt: str = "glb",
     ) -> dict[tuple[int, int, int], bytes]:
-        """Make these parts (cell, object ids) in one query, and keep them in `tile_cache`
-        (unless a dataset of the city is changing) and, with `remember`, in this process's
-        memory. Returns what was made: nothing when the city's generation is no longer `ids`.
+        """Make these parts (cell, object ids) in one query, as GLB or (`fmt` b3dm) 3D Tiles
+        1.0 content, and keep them in `tile_cache` (unless a dataset of the city is changing)
+        and, with `remember`, in this process's memory. Returns what was made: nothing when
+        the city's generation is no longer `ids`.
 
         Raises:
             Conflict: an object holds a value the schema has no room for (data changing).
@@ -373,22 +433,22 @@ class Availability:
                 return made
             meshopt = self.service.settings.meshopt
             try:
-                for key, content in part_contents(conn, city, parts, schema, meshopt):
+                for key, content in part_contents(conn, city, parts, schema, meshopt, fmt):
                     if content is None:
                         raise Conflict(f"the data of city {city!r} changed: ask again")
                     made[key] = content
             except SchemaMismatch as e:
                 raise Conflict(f"the data of city {city!r} is changing: ask again") from e
             if keeping:
-                keep(conn, city, made, self.variant, stamp)
+                keep(conn, city, made, self.variant, stamp, fmt)
         self._counted("made", len(made))
         if remember:
             for key, content in made.items():
-                self._remember((city, ids, key), content, etag(content))
+                self._remember((city, ids, key, fmt), content, etag(content))
         return made
 
     def _remember(
-        self, cache_key: tuple[str, Generation, tuple[int, int, int]], content: bytes, tag: str
+        self, cache_key: tuple[str, Generation, tuple[int, int, int], str], content: bytes, tag: str
     ) -> None:
         with self._lock:
             old = self._parts.pop(cache_key, None)

@@ -430,15 +430,16 @@ def part_content(
     ids: Sequence[int],
     schema: PropertySchema,
     meshopt: bool = True,
+    fmt: str = "glb",
 ) -> bytes | None:
-    """The GLB content of these objects (a part of over-full tiles, tiles.split), or None when
-    none of them is left.
+    """The content of these objects (a part of over-full tiles, tiles.split; GLB, or for
+    `fmt` b3dm the 3D Tiles 1.0 content by the tiles' rule), or None when none of them is left.
 
     Raises:
         SchemaMismatch: an object holds a value the schema has no room for.
     """
     rows = _fetch(conn, _SQL_IDS, {"city": city, "ids": list(ids)})
-    return _content(conn, city, rows, schema, "glb", meshopt)
+    return _content(conn, city, rows, schema, fmt, meshopt)
 
 
 def part_contents(
@@ -447,9 +448,10 @@ def part_contents(
     parts: Sequence[tuple[tuple[int, int, int], Sequence[int]]],
     schema: PropertySchema,
     meshopt: bool = True,
+    fmt: str = "glb",
 ) -> Iterator[tuple[tuple[int, int, int], bytes | None]]:
-    """The GLB contents of many parts read in one query (seeding: a query per part cost more
-    than making it), each as `part_content` makes it; the caller keeps a batch to tens of MB.
+    """The contents of many parts read in one query (seeding: a query per part cost more than
+    making it), each as `part_content` makes it; the caller keeps a batch to tens of MB.
 
     Raises:
         SchemaMismatch: an object holds a value the schema has no room for.
@@ -458,7 +460,7 @@ def part_contents(
     rows = {r.id: r for r in _fetch(conn, _SQL_PARTS, {"city": city, "ids": wanted})}
     for key, ids in parts:
         mine = [rows.pop(i) for i in sorted(int(i) for i in ids) if i in rows]
-        yield key, _content(conn, city, mine, schema, "glb", meshopt)
+        yield key, _content(conn, city, mine, schema, fmt, meshopt)
 
 
 def _content(

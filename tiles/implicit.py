@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,12 +112,15 @@ def implicit_tileset(keys: KeySet) -> dict[str, Any] | None:
     }
 
 
-def explicit_tileset(keys: KeySet) -> dict[str, Any] | None:
-    """The explicit tileset JSON of the same cells as `implicit_tileset` (GLB content), or None
-    when there is none: for 3D Tiles 1.1 clients that ask for an explicit tileset of a city
-    whose over-full tiles were given out in parts, so that its contents keep within the budget
-    too. Each tile is its cell, with the bounding region and geometric error implicit tiling
-    gives it, and content at the cells that have content."""
+def explicit_tileset(
+    keys: KeySet, formats_1_0: Mapping[tuple[int, int, int], str] | None = None
+) -> dict[str, Any] | None:
+    """The explicit tileset JSON of the same cells as `implicit_tileset`, or None when there is
+    none: for clients that ask for an explicit tileset of a city whose over-full tiles were
+    given out in parts, so that its contents keep within the budget too. Each tile is its
+    cell, with the bounding region and geometric error implicit tiling gives it, and content at
+    the cells that have content: GLB (3D Tiles 1.1), or with `formats_1_0` (each cell's
+    format: b3dm, pnts or cmpt) 3D Tiles 1.0."""
     if not len(keys):
         return None
     with_content = {(int(k[0]), int(k[1]), int(k[2])) for k in keys.keys}
@@ -133,6 +137,8 @@ def explicit_tileset(keys: KeySet) -> dict[str, Any] | None:
     pad = 1.0  # metre, as the implicit root's region
     low, high = _round(keys.low - pad), _round(keys.high + pad)
     uri = CELLS_URI if keys.split else CONTENT_URI
+    if formats_1_0 is not None:
+        uri = uri.removesuffix(".glb") + ".{ext}"
 
     def tile(key: tuple[int, int, int]) -> dict[str, Any]:
         level, x, y = key
@@ -152,7 +158,8 @@ def explicit_tileset(keys: KeySet) -> dict[str, Any] | None:
             "geometricError": _round(geometric_error(level)),
         }
         if key in with_content:
-            node["content"] = {"uri": uri.format(level=level, x=x, y=y)}
+            ext = formats_1_0[key] if formats_1_0 is not None else "glb"
+            node["content"] = {"uri": uri.format(level=level, x=x, y=y, ext=ext)}
         if key in children:
             node["children"] = [tile(child) for child in sorted(children[key])]
         return node
@@ -160,7 +167,7 @@ def explicit_tileset(keys: KeySet) -> dict[str, Any] | None:
     top = tile(root)
     top["refine"] = "ADD"
     return {
-        "asset": {"version": "1.1", "generator": "CIM"},
+        "asset": {"version": "1.1" if formats_1_0 is None else "1.0", "generator": "CIM"},
         "geometricError": _round(geometric_error(root[0] - 1)),
         "root": top,
     }

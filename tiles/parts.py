@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 Key = tuple[int, int, int]  # level, x, y of a cell
 
-CELL_FORMAT = "cell.glb"  # the `tile_cache` format of part contents (GLB)
+CELL_FORMAT = "cell.glb"  # the `tile_cache` format of part contents (GLB, 3D Tiles 1.1)
+# and by content format: 3D Tiles 1.0 parts are made as tiles are (b3dm, pnts or cmpt by rule)
+CELL_FORMATS = {"glb": CELL_FORMAT, "b3dm": "cell.b3dm"}
 BATCH_BYTES = 32_000_000  # estimated content bytes of the parts read in one query (seeding)
 
 # a kept content is a cache: a crash costs a remake, so no commit waits for the disk
@@ -73,18 +75,19 @@ def etag(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()[:32]
 
 
-def kept_keys(conn: Connection, city: str, variant: str, stamp: str) -> set[Key]:
-    """The cells whose parts are kept for this variant and stamp."""
-    given = {"c": city, "f": CELL_FORMAT, "v": variant, "m": stamp}
+def kept_keys(conn: Connection, city: str, variant: str, stamp: str, fmt: str = "glb") -> set[Key]:
+    """The cells whose parts are kept for this variant and stamp, in content format `fmt`."""
+    given = {"c": city, "f": CELL_FORMATS[fmt], "v": variant, "m": stamp}
     return {(r[0], r[1], r[2]) for r in conn.execute(_KEPT, given)}
 
 
 def kept_content(
-    conn: Connection, city: str, key: Key, variant: str, stamp: str
+    conn: Connection, city: str, key: Key, variant: str, stamp: str, fmt: str = "glb"
 ) -> tuple[bytes, str] | None:
-    """A part's content and ETag as kept for this variant and stamp, if it is."""
+    """A part's content (format `fmt`) and ETag as kept for this variant and stamp, if it is."""
     level, x, y = key
-    given = {"c": city, "l": level, "x": x, "y": y, "f": CELL_FORMAT, "v": variant, "m": stamp}
+    f = CELL_FORMATS[fmt]
+    given = {"c": city, "l": level, "x": x, "y": y, "f": f, "v": variant, "m": stamp}
     row = conn.execute(_KEPT_CONTENT, given).first()
     return None if row is None else (bytes(row[0]), str(row[1]))
 
@@ -97,8 +100,16 @@ def may_keep(conn: Connection, city: str) -> bool:
     return conn.execute(_UNCHANGING, {"c": city}).first() is not None
 
 
-def keep(conn: Connection, city: str, made: dict[Key, bytes], variant: str, stamp: str) -> None:
-    """Keep these parts in `tile_cache`, in place of any kept before at their cells."""
+def keep(
+    conn: Connection,
+    city: str,
+    made: dict[Key, bytes],
+    variant: str,
+    stamp: str,
+    fmt: str = "glb",
+) -> None:
+    """Keep these parts (content format `fmt`) in `tile_cache`, in place of any kept before at
+    their cells."""
     from tiles.service import keep_contents  # the one module that writes tile_cache
 
     rows = [
@@ -107,7 +118,7 @@ def keep(conn: Connection, city: str, made: dict[Key, bytes], variant: str, stam
             "l": level,
             "x": x,
             "y": y,
-            "f": CELL_FORMAT,
+            "f": CELL_FORMATS[fmt],
             "v": variant,
             "m": stamp,
             "content": content,

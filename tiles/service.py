@@ -466,11 +466,10 @@ class TileService:
         workers: int | None = None,
         only: set[Key] | None = None,
     ) -> int:
-        """Make every tile of a city ahead of requests (or those of them in `only`), with one
-        process per CPU by default; returns how many tiles were asked for."""
-        keys = content_keys(self.tileset(city, fmt))
-        if only is not None:
-            keys = [key for key in keys if key in only]
+        """Make every tile of a city ahead of requests (or the tiles in `only`: tiles with
+        objects, taken as they are, which spares reading the tileset of the whole city), with
+        one process per CPU by default; returns how many tiles were asked for."""
+        keys = content_keys(self.tileset(city, fmt)) if only is None else sorted(only)
         with self.engine.connect() as conn:
             self.schemas.get(city, generation(conn, city))  # measured once, before the workers
         workers = workers or os.cpu_count() or 1

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
 from cim.settings import TileSettings
+from cli.main import main
 from demo.city import generate_city
 from ingest.model import ReadOptions
 from ingest.pipeline import ingest_files
@@ -29,6 +31,7 @@ from tests.tiles.conftest import (
     tiles_of,
 )
 from tests.tiles.test_implicit import download_implicit
+from tests.tiles.test_tilesets import _inner_tiles, _read_b3dm, read_pnts
 from tiles.gltf import read_glb
 from tiles.split import KEEP, Pooled, plan
 
@@ -177,3 +180,63 @@ def test_no_content_at_other_cells(served: tuple[Engine, TestClient]) -> None:
     _, client = served
     assert client.get(f"/collections/{DISTRICT}/3dtiles/cells/3/0/0.glb").status_code == 404
     assert client.get("/collections/nowhere/3dtiles/cells/3/0/0.glb").status_code == 404
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_explicit_tilesets_and_exports_of_dense_cities_name_cells_within_the_budget(
+    served: tuple[Engine, TestClient], tmp_path: Path, version: str
+) -> None:
+    """3D Tiles 1.0 (each cell's content in the format the tiles' rule gives it: b3dm, pnts or
+    cmpt) and `cim tiles export` stream a dense city in the same cells as the implicit tileset:
+    every object once, no content over the budget but for a lone giant, the files exported
+    equal to those served, and the official validator content."""
+    engine, client = served
+    url = engine.url.render_as_string(hide_password=False)
+    env = {"CIM_DATABASE_URL": url, "CIM_TILES_CONTENT_MAX_KB": str(BUDGET_KB)}
+    env["CIM_TILES_MESHOPT"] = "false"  # as the app of the fixture
+    for city in (DISTRICT, CLOUD):
+        served_dir, exported = tmp_path / "served" / city, tmp_path / "exported" / city
+        download_tileset(client, city, served_dir, version)
+        doc = json.loads((served_dir / "tileset.json").read_text())
+        assert doc["asset"]["version"] == version
+        uris = sorted(t["content"]["uri"] for t in tiles_of(doc) if "content" in t)
+        assert uris and all(u.startswith("cells/") for u in uris), uris[:3]
+        implicit = client.get(f"/collections/{city}/3dtiles/tileset.json").json()
+        assert implicit["root"]["content"]["uri"].startswith("cells/")
+        ids: list[str] = []
+        points = 0
+        for uri in uris:
+            data = (served_dir / uri).read_bytes()
+            ext = uri.rsplit(".", 1)[1]
+            assert data[:4] == (b"glTF" if ext == "glb" else ext.encode()), uri
+            if version == "1.1":
+                mine = property_column(data, "id")
+            else:
+                mine = []
+                for inner in _inner_tiles(data):
+                    if inner[:4] == b"b3dm":
+                        mine += _read_b3dm(inner)[1]["id"]
+                    else:
+                        points += read_pnts(inner)[0]["POINTS_LENGTH"]
+            ids += mine
+            if len(data) > BUDGET_KB * 1000:  # an object larger than the budget, alone
+                glb = client.get(f"/collections/{city}/3dtiles/{uri.rsplit('.', 1)[0]}.glb")
+                alone = property_column(glb.content, "id")
+                assert len(alone) == 1 and ".L" in alone[0], (uri, len(data), alone[:3])
+        if city == DISTRICT:
+            with engine.connect() as conn:
+                stored = conn.execute(
+                    text("SELECT source_id FROM city_object WHERE city_code = :c"), {"c": city}
+                ).scalars()
+                assert sorted(ids) == sorted(stored)
+        elif version == "1.0":
+            assert points == las_header(LAS)["count"]
+        result = CliRunner().invoke(
+            main, ["tiles", "export", str(exported), "--city", city, "--version", version], env=env
+        )
+        assert result.exit_code == 0, result.output
+        assert f"{len(uris)} tiles written" in result.output
+        assert json.loads((exported / "tileset.json").read_text()) == doc
+        assert all((exported / u).read_bytes() == (served_dir / u).read_bytes() for u in uris)
+    reports = assert_valid_tilesets(tmp_path)
+    assert len(reports) == 4
