@@ -279,19 +279,9 @@ class Availability:
         doc = self._explicit(item, fmt)
         if doc is None:
             raise NotFound(f"city {city!r} has no objects to show in 3D")
-        from tiles.service import content_uris
+        from tiles.service import write_static
 
-        uris = content_uris(doc)
-        out.mkdir(parents=True, exist_ok=True)
-        for n, (key, uri) in enumerate(uris.items(), 1):
-            content, _ = self.cell(city, *key, fmt=fmt)
-            path = out / uri
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-            if progress:
-                progress(n, len(uris))
-        (out / "tileset.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        return len(uris)
+        return write_static(out, doc, lambda key: self.cell(city, *key, fmt=fmt)[0], progress)
 
     def tileset(self, city: str) -> bytes:
         """The implicit tileset JSON of a city, serialized.

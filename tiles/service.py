@@ -502,17 +502,27 @@ class TileService:
     ) -> int:
         """Write a city's tileset as static files (tileset.json and tiles/...) under `out`."""
         doc = self.tileset(city, fmt)
-        uris = content_uris(doc)
-        out.mkdir(parents=True, exist_ok=True)
-        for n, (key, uri) in enumerate(uris.items(), 1):
-            content, _ = self.tile(city, key, fmt)
-            path = out / uri
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-            if progress:
-                progress(n, len(uris))
-        (out / "tileset.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        return len(uris)
+        return write_static(out, doc, lambda key: self.tile(city, key, fmt)[0], progress)
+
+
+def write_static(
+    out: Path,
+    doc: dict[str, Any],
+    content_of: Callable[[Key], bytes],
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write a tileset as static files under `out`: every content at its URI, as `content_of`
+    gives it, then tileset.json; returns how many contents."""
+    uris = content_uris(doc)
+    out.mkdir(parents=True, exist_ok=True)
+    for n, (key, uri) in enumerate(uris.items(), 1):
+        path = out / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content_of(key))
+        if progress:
+            progress(n, len(uris))
+    (out / "tileset.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    return len(uris)
 
 
 def _make_tiles(url: str, settings: TileSettings, city: str, keys: list[Key], fmt: str) -> int:
