@@ -232,7 +232,9 @@ class ToStorage:
         self.warnings.append(note)
 
     def to_lonlath(self, xyz: NDArray[np.float64]) -> NDArray[np.float64]:
-        """(n, 3) source coordinates to (n, 3) longitude, latitude, ellipsoidal height.
+        """(n, 3) source coordinates to (n, 3) longitude, latitude, ellipsoidal height, in
+        column-major (Fortran) order: PROJ transforms the three columns where they lie, with no
+        copies around it (a tenth of the transformation's time for a point cloud).
 
         Raises:
             IngestError: (InvalidCRS without `where`) the first coordinates lie outside the
@@ -243,8 +245,12 @@ class ToStorage:
             self._check(xyz[:1000])
             self._checked = True
         a, b = (1, 0) if self.swap_xy else (0, 1)
-        x, y, z = self._transformer.transform(xyz[:, a], xyz[:, b], xyz[:, 2], errcheck=False)
-        llh = np.column_stack((x, y, z))
+        columns = np.empty((3, len(xyz)), dtype=np.float64)
+        for row, k in enumerate((a, b, 2)):
+            columns[row] = xyz[:, k]
+        x, y, z = columns
+        self._transformer.transform(x, y, z, errcheck=False, inplace=True)
+        llh = columns.T
         if self.heights.method == GLOBAL_EGM96 and len(llh):
             llh[:, 2] += geoid_heights(llh[:, 0], llh[:, 1])
         if first:

@@ -262,23 +262,27 @@ def ewkb_multipolygons(
     return [raw[a:b] for a, b in zip(geom_at.tolist(), ends.tolist(), strict=True)]
 
 
-_POINT_RECORD = np.dtype([("order", "u1"), ("kind", "<u4"), ("xyz", "<f8", (3,))])  # 29 bytes
+_POINT_HEAD = struct.pack("<BI", 1, _POINT | _Z)  # byte order, type: 5 bytes before x, y, z
+_MULTIPOINT_HEAD = struct.Struct("<BIII")
 
 
 def ewkb_multipoints(coords: Float, geometry_points: Int, srid: int) -> list[bytes]:
-    """EWKB MULTIPOINT Z of many geometries at once: the points as packed 29-byte records,
-    each geometry its 13-byte header and its run of records."""
-    points = np.empty(len(coords), dtype=_POINT_RECORD)
-    points["order"] = 1
-    points["kind"] = _POINT | _Z
-    points["xyz"] = coords
-    raw = points.tobytes()
+    """EWKB MULTIPOINT Z of many geometries at once: the points as packed 29-byte records (made
+    as one (n, 29) byte array, several times faster than a packed record dtype), each geometry
+    its 13-byte header and its run of records (sliced from a memoryview: copied once, into the
+    result)."""
+    records = np.empty((len(coords), 29), dtype=np.uint8)
+    records[:, :5] = np.frombuffer(_POINT_HEAD, dtype=np.uint8)
+    for k in range(3):  # x, y, z written column by column, whatever the layout of `coords`
+        records[:, 5 + 8 * k : 13 + 8 * k].view("<f8")[:, 0] = coords[:, k]
+    raw = memoryview(records.reshape(-1).data)
     flags = _MULTIPOINT | _Z | _SRID
     out = []
     at = 0
-    for n in np.asarray(geometry_points).tolist():
-        out.append(struct.pack("<BIII", 1, flags, srid, n) + raw[at * 29 : (at + n) * 29])
-        at += n
+    for count in np.asarray(geometry_points).tolist():
+        end = at + count * 29
+        out.append(_MULTIPOINT_HEAD.pack(1, flags, srid, count) + raw[at:end])
+        at = end
     return out
 
 

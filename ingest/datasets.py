@@ -68,7 +68,8 @@ def finish_dataset(
     materials and textures as it goes) and mark it ready."""
     pg.execute(
         "UPDATE dataset SET object_count = %s, counts = %s, warnings = %s, attribute_keys = %s,"
-        " appearance = %s, file_metadata = %s, status = 'ready'"
+        " appearance = %s, file_metadata = %s, status = 'ready',"
+        " checksum = COALESCE(%s, checksum)"  # the file's, when taken while it was read
         " WHERE city_code = %s AND id = %s",
         (
             fields["object_count"],
@@ -77,6 +78,7 @@ def finish_dataset(
             sorted(fields["attribute_keys"]),
             orjson.dumps(fields["appearance"]).decode(),
             orjson.dumps(fields["metadata"]).decode(),
+            fields.get("checksum"),
             city,
             dataset_id,
         ),

@@ -36,6 +36,7 @@ SUFFIXES = {".las", ".laz"}
 HEADER_SIZES = {0: 227, 1: 227, 2: 227, 3: 235, 4: 375}
 VLR_HEADER, EVLR_HEADER = 54, 60
 MAX_RECORDS = 10_000  # variable-length records of each kind (files hold a handful)
+Int = NDArray[np.int64]
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -102,11 +103,8 @@ class PointCloudReader:
             with laspy.open(self.path) as las:
                 for n, chunk in enumerate(las.chunk_iterator(CHUNK)):
                     records = chunk.array
-                    xyz = np.column_stack(
-                        (np.asarray(chunk.x), np.asarray(chunk.y), np.asarray(chunk.z))
-                    ).astype(np.float64)
                     read += len(records)
-                    yield from self._cells(stem, n, xyz, records, chunk)
+                    yield from self._cells(stem, n, records, chunk)
         except IngestError:
             raise
         except Exception as exc:
@@ -171,7 +169,7 @@ class PointCloudReader:
         """The column side of an overview level (level 1 is the finest)."""
         return self.options.cell_size * SPACING * 4.0 ** (level - 1)
 
-    def _levels(self, xyz: NDArray[np.float64]) -> NDArray[np.int8]:
+    def _levels(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int8]:
         """Each point's level: k when it is the one point of its column (a square of the
         level's spacing, seen from above) at level k — the levels nest: a level-k point is
         also its column's point at every finer level — and 0 for the others, which stay in
@@ -180,32 +178,33 @@ class PointCloudReader:
             self._columns = [
                 _Columns(self._low, self._high, self._spacing(k)) for k in range(1, OVERVIEWS + 1)
             ]
-        level = np.zeros(len(xyz), dtype=np.int8)
-        chosen = np.arange(len(xyz))
+        level = np.zeros(len(x), dtype=np.int8)
+        chosen: NDArray[np.int64] | None = None  # None: every point of the chunk
         for k, columns in enumerate(self._columns, 1):
-            chosen = chosen[columns.pick(xyz[chosen, :2])]
+            if chosen is None:
+                chosen = columns.pick(x, y)
+            else:
+                chosen = chosen[columns.pick(x[chosen], y[chosen])]
             level[chosen] = k
         return level
 
-    def _cells(
-        self, stem: str, n: int, xyz: Any, records: Any, chunk: Any
-    ) -> Iterator[SourceObject]:
+    def _cells(self, stem: str, n: int, records: Any, chunk: Any) -> Iterator[SourceObject]:
         """The chunk's points grouped by level and cell (cells 4 times larger per level): one
         sort and one gather for the whole chunk, each object then a slice of it."""
-        level = self._levels(xyz)
+        x, y, z = (np.asarray(v, dtype=np.float64) for v in (chunk.x, chunk.y, chunk.z))
+        level = self._levels(x, y)
         side = self.options.cell_size * np.power(4.0, level)
-        i = np.floor((xyz[:, 0] - self._origin[0]) / side).astype(np.int64)
-        j = np.floor((xyz[:, 1] - self._origin[1]) / side).astype(np.int64)
-        key = (level.astype(np.int64) << 56) | ((i & 0xFFFFFFF) << 28) | (j & 0xFFFFFFF)
-        order = np.argsort(key, kind="stable")  # stable: the file's order within a cell
-        key = key[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        ends = np.r_[starts[1:], len(key)]
+        i = np.floor((x - self._origin[0]) / side).astype(np.int64)
+        j = np.floor((y - self._origin[1]) / side).astype(np.int64)
+        order, starts = _group(level, i & 0xFFFFFFF, j & 0xFFFFFFF)
+        ends = np.r_[starts[1:], len(order)]
         layout = {"format": "LAS", "dtype": _descr(records.dtype), **self._rgb_bits(chunk)}
-        xyz = xyz[order]
+        # gathered column by column: a gather of (n, 3) rows is ~6x slower
+        xyz = np.column_stack((x[order], y[order], z[order]))
         # gathered as opaque records of the same size (a structured gather is ~10x slower)
-        records = np.ascontiguousarray(records).view(f"V{records.dtype.itemsize}")[order]
-        level, i, j = level[order], i[order], j[order]
+        records = np.take(np.ascontiguousarray(records).view(f"V{records.dtype.itemsize}"), order)
+        first = order[starts]  # each cell's first point, in the file's order
+        level, i, j = level[first], i[first], j[first]
         self._count_dark(chunk, order, starts, ends)
         classes = np.asarray(chunk.classification)[order].astype(np.int64)
         intensity = np.asarray(chunk.intensity)[order]
@@ -220,7 +219,7 @@ class PointCloudReader:
         low = np.minimum.reduceat(intensity, starts).tolist() if len(starts) else []
         high = np.maximum.reduceat(intensity, starts).tolist() if len(starts) else []
         for c, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-            k = int(level[a])
+            k = int(level[c])
             geometry = SourceGeometry(
                 type="MultiPoint",
                 lod=None,
@@ -234,7 +233,7 @@ class PointCloudReader:
             )
             extra = {"overview_level": k, "spacing": self._spacing(k)} if k else {}
             yield SourceObject(
-                id=f"{stem}.{n}" + (f".L{k}" if k else "") + f".{int(i[a])}_{int(j[a])}",
+                id=f"{stem}.{n}" + (f".L{k}" if k else "") + f".{int(i[c])}_{int(j[c])}",
                 type="PointCloud",
                 attributes={
                     "points": b - a,
@@ -380,7 +379,8 @@ class _Columns:
 
     def __init__(self, low: NDArray[np.float64], high: NDArray[np.float64], side: float) -> None:
         self.low, self.side = low, side
-        extent = (high - low) / side
+        with np.errstate(over="ignore"):  # absurd header bounds: not kept, as below
+            extent = (high - low) / side
         kept = bool(np.isfinite(extent).all() and (extent >= 0).all())
         kept = kept and float(np.prod(np.floor(extent) + 1)) <= GRID_LIMIT
         self.shape = (np.floor(extent) + 1).astype(np.int64) if kept else np.zeros(2, np.int64)
@@ -389,24 +389,60 @@ class _Columns:
         self.owner = np.empty(cells, dtype=np.int32) if kept else None
         self.loose = False  # the points turned out to lie outside the header's bounds
 
-    def pick(self, xy: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Indices (ascending) of the points of `xy` that become their column's point."""
-        c = np.floor((xy - self.low) / self.side).astype(np.int64)
+    def pick(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Indices (ascending) of the points (x, y) that become their column's point."""
+        cx = np.floor((x - self.low[0]) / self.side).astype(np.int64)
+        cy = np.floor((y - self.low[1]) / self.side).astype(np.int64)
         if self.taken is None or self.owner is None:
-            key = (c[:, 0] << 32) | (c[:, 1] & 0xFFFFFFFF)
+            key = (cx << 32) | (cy & 0xFFFFFFFF)
             _, first = np.unique(key, return_index=True)
             return np.sort(first)
-        if ((c < -1) | (c > self.shape)).any():  # the header's bounds do not hold the points
+        outside = [
+            len(c) and (int(c.min()) < -1 or int(c.max()) > int(top))
+            for c, top in ((cx, self.shape[0]), (cy, self.shape[1]))
+        ]
+        if any(outside):  # the header's bounds do not hold the points
             self.taken = self.owner = None
             self.loose = True
-            return self.pick(xy)
-        c = np.clip(c, 0, self.shape - 1)  # a header's bounds may be loose by a scale step
-        flat = c[:, 0] * self.shape[1] + c[:, 1]
+            return self.pick(x, y)
+        # a header's bounds may be loose by a scale step
+        np.clip(cx, 0, self.shape[0] - 1, out=cx)
+        np.clip(cy, 0, self.shape[1] - 1, out=cy)
+        flat = cx * self.shape[1] + cy
         index = np.arange(len(flat), dtype=np.int32)
         self.owner[flat] = index  # one of the points of each column wins
         mine = (self.owner[flat] == index) & ~self.taken[flat]
         self.taken[flat[mine]] = True
         return np.flatnonzero(mine)
+
+
+def _group(level: NDArray[np.int8], i: Int, j: Int) -> tuple[Int, Int]:
+    """The order that sorts points by (level, i, j), the file's order within each group (i and
+    j not negative, below 2**28), and where each group starts in it.
+
+    The key is made dense over the chunk's span of cells and the point's index put in its low
+    bits: every key is then distinct, and a plain sort of the keys (SIMD, ~10x faster than a
+    stable argsort) gives the same order."""
+    n = len(level)
+    if not n:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    bits = max(1, (n - 1).bit_length())
+    i0, j0 = int(i.min()), int(j.min())
+    span_i, span_j = int(i.max()) - i0 + 1, int(j.max()) - j0 + 1
+    levels = int(level.max()) + 1
+    if levels * span_i * span_j < 1 << (63 - bits):
+        key = (level.astype(np.int64) * span_i + (i - i0)) * span_j + (j - j0)
+        key <<= bits
+        key |= np.arange(n, dtype=np.int64)
+        key.sort()
+        order = key & ((1 << bits) - 1)
+        key >>= bits
+    else:  # cells spread too far for the spare bits: a stable sort of the plain key
+        key = (level.astype(np.int64) << 56) | (i << 28) | j
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    return order, starts
 
 
 def _descr(dtype: Any) -> list[list[str]]:

@@ -137,6 +137,8 @@ class _Batch:
         self, src: NDArray[np.float64], llh: NDArray[np.float64], limit: float, crs: str
     ) -> None:
         """Refuse absurd or unplaceable coordinates, naming the first object that has one."""
+        if _all_placed(src, llh, limit):
+            return
         absurd = np.abs(src).max(axis=1) > limit if len(src) else np.zeros(0, bool)
         off = (
             ~np.isfinite(llh).all(axis=1)
@@ -157,6 +159,27 @@ class _Batch:
                     f"Earth with {crs}: wrong CRS, wrong units or a corrupt value"
                 )
             raise self.fail(k, problem)
+
+
+def _column_bounds(array: NDArray[np.float64]) -> tuple[list[float], list[float]]:
+    """Least and greatest value of each column of an (n, k) array, NaN when the column holds a
+    NaN: taken column by column, some 15 times faster than min(axis=0) over few columns."""
+    columns = [array[:, k] for k in range(array.shape[1])]
+    return [float(c.min()) for c in columns], [float(c.max()) for c in columns]
+
+
+def _all_placed(src: NDArray[np.float64], llh: NDArray[np.float64], limit: float) -> bool:
+    """Whether every coordinate is finite, within `limit` and placed on Earth, from the bounds of
+    each column (a NaN or infinity leaves a bound that fails): the common case, without the
+    point-by-point arrays that name the first bad coordinate."""
+    if not len(src):
+        return True
+    lo, hi = _column_bounds(src)
+    if not all(-limit <= a and b <= limit for a, b in zip(lo, hi, strict=True)):
+        return False
+    lo, hi = _column_bounds(llh)
+    ranges_ok = (180.0, 90.0, MAX_HEIGHT)
+    return all(-r <= a and b <= r for a, b, r in zip(lo, hi, ranges_ok, strict=True))
 
 
 def _colours(batch: _Batch, sel: list[int], materials: list[Any]) -> NDArray[np.uint8]:
@@ -363,21 +386,14 @@ def prepare_batch(
         materials or [],
     )
     points = [k for k, kind in enumerate(kinds) if kind == "point"]
-    point_wkb = (
-        dict(
-            zip(
-                points,
-                ewkb_multipoints(
-                    llh[ranges(batch.vstart[points], batch.counts[points])],
-                    batch.counts[points],
-                    STORAGE_EPSG,
-                ),
-                strict=True,
-            )
+    point_wkb: dict[int, bytes] = {}
+    if points:
+        # a batch of points only (a point cloud's) takes its coordinates as they are
+        every = len(points) == len(batch.geoms)
+        coords = llh if every else llh[ranges(batch.vstart[points], batch.counts[points])]
+        point_wkb = dict(
+            zip(points, ewkb_multipoints(coords, batch.counts[points], STORAGE_EPSG), strict=True)
         )
-        if points
-        else {}
-    )
     footprints = _footprints(batch, llh)
 
     obj_counts = np.zeros(len(objects), dtype=np.int64)
