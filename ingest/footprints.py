@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyogrio
-import shapely
 from numpy.typing import NDArray
 
 from cim.errors import IngestError
@@ -86,6 +84,8 @@ class FootprintReader:
         self.path = str(path)
         self._path = path
         self.options = options or ReadOptions()
+        import pyogrio  # GDAL's bindings: only when a vector file is read (a fifth of a start)
+
         try:
             layers = [str(name) for name, _ in pyogrio.list_layers(path)]
         except Exception as exc:  # GDAL raises its own kinds
@@ -147,6 +147,9 @@ class FootprintReader:
 
     def objects(self) -> Iterator[SourceObject]:
         """Yield one Building per feature, in batches of features."""
+        import pyogrio
+        import shapely
+
         skip = 0
         # GDAL reads GeoJSON whole anyway, and skipping features restarts from the top: read it
         # in one call; GeoPackage and Shapefile are read in pages
@@ -232,6 +235,8 @@ class FootprintReader:
 def _polygons(geom: Any) -> list[list[NDArray[np.float64]]]:
     """Each polygon as [exterior, *holes], exterior counter-clockwise, holes clockwise, rings
     not closed, x/y only."""
+    import shapely
+
     if geom is None or shapely.is_empty(geom):
         return []
     parts = shapely.get_parts(geom) if geom.geom_type.startswith("Multi") else [geom]

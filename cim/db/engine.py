@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from cim.db.cluster import LocalCluster, machine_memory, memory_options
 from cim.errors import DatabaseUnavailable
 from cim.settings import DatabaseSettings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -58,6 +58,8 @@ def make_engine(url: str, connect_timeout: int = 10) -> Engine:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config  # alembic's import is a fifth of a command's start
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -82,6 +84,8 @@ def upgrade(engine: Engine, target: str = "head") -> str:
                     "(Debian/Ubuntu: apt-get install postgresql-15-postgis-3)"
                 )
             config.attributes["connection"] = conn
+            from alembic import command
+
             command.upgrade(config, target)
     except (OperationalError, ProgrammingError) as exc:
         raise DatabaseUnavailable(f"cannot migrate the database: {exc.orig}") from None
@@ -90,6 +94,8 @@ def upgrade(engine: Engine, target: str = "head") -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at, None when never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -97,6 +103,8 @@ def current_revision(engine: Engine) -> str | None:
 @functools.cache
 def head_revision() -> str:
     """The newest schema revision this code knows."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
