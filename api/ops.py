@@ -135,12 +135,12 @@ class Observe:
                 ACCESS.info(orjson.dumps(line).decode())
 
 
-def install(app: FastAPI, engine: Engine, tile_results: Mapping[str, int]) -> None:
-    """Add the middleware and the /health and /metrics routes (`tile_results`: the app's tile
-    service's count of where tile contents came from)."""
+def install(app: FastAPI, engine: Engine, tile_results: Mapping[str, int]) -> CollectorRegistry:
+    """Add the /health and /metrics routes (`tile_results`: the app's tile service's count of
+    where tile contents came from); returns the registry the `Observe` middleware (which the
+    caller puts outermost) counts into."""
     registry = CollectorRegistry()
     registry.register(_CityModelCollector(engine, tile_results))
-    app.add_middleware(Observe, registry=registry)
     router = APIRouter(tags=["Operations"])
 
     @router.get("/health", summary="Whether the database answers and its schema is current")
@@ -167,3 +167,4 @@ def install(app: FastAPI, engine: Engine, tile_results: Mapping[str, int]) -> No
         return Response(generate_latest(registry), media_type=PROMETHEUS)
 
     app.include_router(router)
+    return registry
