@@ -43,3 +43,20 @@ def test_lines_are_written_in_batches_in_order_and_none_waits_long() -> None:
         assert stream.getvalue().endswith("alone\nlast\n")
     finally:
         log.removeHandler(handler)
+
+
+def test_log_timestamps_are_isoformat_to_the_millisecond() -> None:
+    import re
+    import time
+    from datetime import UTC, datetime
+
+    from api.ops import _timestamp
+
+    for _ in range(3):
+        before = datetime.now(UTC)
+        stamp = _timestamp()
+        after = datetime.now(UTC)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", stamp), stamp
+        parsed = datetime.fromisoformat(stamp)
+        assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= parsed <= after
+        time.sleep(0.6)  # the next second's text is made anew
