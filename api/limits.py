@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -378,7 +379,8 @@ class Lifetime:
     objects that live as long as the process — is put out of the garbage collector's sight
     (`gc.freeze`), since each full collection scanned them all, holding the interpreter's lock
     for about 85 ms in which no request moved; at the end, the heavy worker processes are
-    stopped (a server that ends on a signal skips the interpreter's own clean-up)."""
+    stopped and the log lines still waiting written (a server that ends on a signal skips the
+    interpreter's own clean-up, and lost them)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -396,6 +398,8 @@ class Lifetime:
                 gate = getattr(scope["app"].state, "heavy", None)
                 if gate is not None:
                     await anyio.to_thread.run_sync(gate.close)
+                for handler in logging.getLogger().handlers:
+                    handler.flush()  # the request lines still waiting (api.logs)
             return message
 
         await self.app(scope, receiving, send)

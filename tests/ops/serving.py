@@ -29,12 +29,13 @@ CIM = str(Path(sys.executable).with_name("cim"))
 
 @contextmanager
 def cim_serve(
-    engine: Engine, workers: int = 1, **env: str
+    engine: Engine, workers: int = 1, log_path: Path | None = None, **env: str
 ) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
-    """`cim serve` on a free port for the engine's database: its base URL, port and process."""
+    """`cim serve` on a free port for the engine's database: its base URL, port and process
+    (its standard error, the log, kept at `log_path` when given)."""
     port = free_port()
     url = engine.url.render_as_string(hide_password=False)
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile() if log_path is None else log_path.open("w+b")
     server = subprocess.Popen(
         [CIM, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env={**os.environ, "CIM_DATABASE_URL": url, **env},

@@ -6,7 +6,9 @@ older version is revalidated instead. The HTTP stack (httptools) bounds a reques
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -161,3 +163,29 @@ def test_a_head_over_16_kib_is_refused_with_431_and_the_connection_closed(engine
         assert b"application/problem+json" in answer and b"HTTP/1.1 200" not in answer
         fine = raw_exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert fine.startswith(b"HTTP/1.1 200 ")
+
+
+def test_every_warm_tile_is_counted_and_logged_up_to_the_end(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Warm tiles are answered by the server's protocol without the app (api.protocol), yet
+    each is counted in /metrics and has its log line, and the lines still waiting when the
+    server is stopped are written (it ends on a signal, which skips Python's clean-up)."""
+    ingest_files(engine, [DELFT], CITY, name="a")
+    log = tmp_path / "serve.log"
+    with cim_serve(engine, log_path=log) as (_, port, _server):
+        uris = _uris(port)
+        for uri in uris * 3:  # warm after the first round
+            assert get_once(port, PREFIX + uri, {"Accept-Encoding": "gzip"}).status_code == 200
+        metrics = get_once(port, "/metrics").text
+    tile_route = "/collections/{city}/3dtiles/tiles/{level}/{x}/{y}.{fmt}"
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("cim_http_requests_total") and tile_route in line
+    ]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in counted) == 3 * len(uris)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    logged = [line for line in lines if line.get("route") == tile_route]
+    assert len(logged) == 3 * len(uris)
+    assert {line["status"] for line in logged} == {200}
