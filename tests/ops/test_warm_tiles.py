@@ -168,9 +168,9 @@ def test_a_head_over_16_kib_is_refused_with_431_and_the_connection_closed(engine
 def test_every_warm_tile_is_counted_and_logged_up_to_the_end(
     engine: Engine, tmp_path: Path
 ) -> None:
-    """Warm tiles are answered by the server's protocol without the app (api.protocol), yet
-    each is counted in /metrics and has its log line, and the lines still waiting when the
-    server is stopped are written (it ends on a signal, which skips Python's clean-up)."""
+    """Warm tiles are answered at the app's edge (api.warm), yet each is counted in /metrics
+    and has its log line, and the lines still waiting when the server is stopped are written
+    (it ends on a signal, which skips Python's clean-up)."""
     ingest_files(engine, [DELFT], CITY, name="a")
     log = tmp_path / "serve.log"
     with cim_serve(engine, log_path=log) as (_, port, _server):
