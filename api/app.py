@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,7 +12,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Scope
+from starlette.types import ASGIApp
 
 from api import ops, problems, web
 from api.dependencies import KeyFirst, share_state
@@ -33,8 +32,6 @@ from cim.settings import ApiSettings, DatabaseSettings, TileSettings
 from tiles.service import TileService
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-# status, headers, body, and what to call with the status and seconds once it is sent
-Answered = tuple[int, list[tuple[bytes, bytes]], bytes, Callable[[int, float], None]]
 
 
 class EdgeFastAPI(FastAPI):
@@ -47,7 +44,6 @@ class EdgeFastAPI(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.edge_middleware: list[Middleware] = []
-        self._now: tuple[WarmTiles, ops.Observe] | None = None
 
     def add_edge_middleware(self, cls: Any, **options: Any) -> None:
         """Add a middleware outside all others (the last added is outermost)."""
@@ -57,26 +53,9 @@ class EdgeFastAPI(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         app = super().build_middleware_stack()
-        built: dict[type, Any] = {}
         for cls, args, options in reversed(self.edge_middleware):
             app = cls(app, *args, **options)
-            built[cls] = app
-        warm, observe = built.get(WarmTiles), built.get(ops.Observe)
-        self._now = (warm, observe) if warm is not None and observe is not None else None
         return app
-
-    def answer_now(self, scope: Scope) -> Answered | None:
-        """A warm tile's (or tileset's) answer without running the application: status,
-        headers, body, and what to call with the status and seconds once it is sent (the count
-        and log line `ops.Observe` makes of every request); None when the application must
-        answer, or has not started (api.protocol answers this way, with no task per request)."""
-        if self._now is None:
-            return None
-        warm, observe = self._now
-        answer = warm.answer(scope)
-        if answer is None:
-            return None
-        return (*answer, lambda status, seconds: observe.record(scope, status, seconds))
 
 
 def create_app(

@@ -121,34 +121,31 @@ class Observe:
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.record(scope, status, time.perf_counter() - started)
-
-    def record(self, scope: Scope, status: int, seconds: float) -> None:
-        """Count, time and log a request answered with `status` in `seconds`."""
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
-        method = scope.get("method", "")
-        method = method if method in _METHODS else "OTHER"  # labels stay few
-        counted = self._series.get((method, template, status))
-        if counted is None:  # a child per label set, found once (labels() locks and hashes)
-            counted = (
-                self.requests.labels(method, template, str(status)),
-                self.latency.labels(method, template),
-            )
-            self._series[(method, template, status)] = counted
-        counted[0].inc()
-        counted[1].observe(seconds)
-        if ACCESS.isEnabledFor(logging.INFO):
-            line = {
-                "ts": _timestamp(),
-                "event": "request",
-                "method": method,
-                "route": template,
-                "path": scope.get("path", ""),
-                "status": status,
-                "ms": round(seconds * 1000, 2),
-            }
-            ACCESS.info(orjson.dumps(line).decode())
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            method = method if method in _METHODS else "OTHER"  # labels stay few
+            counted = self._series.get((method, template, status))
+            if counted is None:  # a child per label set, found once (labels() locks and hashes)
+                counted = (
+                    self.requests.labels(method, template, str(status)),
+                    self.latency.labels(method, template),
+                )
+                self._series[(method, template, status)] = counted
+            counted[0].inc()
+            counted[1].observe(seconds)
+            if ACCESS.isEnabledFor(logging.INFO):
+                line = {
+                    "ts": _timestamp(),
+                    "event": "request",
+                    "method": method,
+                    "route": template,
+                    "path": scope.get("path", ""),
+                    "status": status,
+                    "ms": round(seconds * 1000, 2),
+                }
+                ACCESS.info(orjson.dumps(line).decode())
 
 
 def install(app: FastAPI, engine: Engine, tile_results: Mapping[str, int]) -> CollectorRegistry:

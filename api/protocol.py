@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, cast
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cim.settings import ApiSettings
 
@@ -66,21 +64,6 @@ class Coalesced:
         return getattr(self._transport, name)
 
 
-def _at_once(step: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine that cannot wait (uvicorn's `send` waits only while the transport
-    refuses writes, which the caller checked) to its end, here and now.
-
-    Raises:
-        RuntimeError: it waited after all (then it is closed, and nothing more is sent).
-    """
-    try:
-        step.send(None)
-    except StopIteration:
-        return
-    step.close()
-    raise RuntimeError("a send that cannot wait waited")
-
-
 @dataclass(frozen=True)
 class ClientDeadlines:
     """How long a client may take to send a request: its head (from the connection, or the
@@ -117,32 +100,6 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._since = 0.0
         self._bytes = 0  # of what is owed, since it was owed
         self._timer: asyncio.TimerHandle | None = None
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        """Start the app on a request; but a warm tile or tileset the app can answer at once
-        (`answer_now`: api.serve, api.app) is answered here, with no task, no coroutine per
-        middleware and no `send` wrappers: that machinery was most of a warm tile's time. It is
-        counted and logged as any request. Only when the transport takes writes (a client
-        that reads slowly gets the app's way, which waits for it)."""
-        answer_now = getattr(app, "answer_now", None)
-        if answer_now is not None and not self.flow.write_paused and not cycle.disconnected:
-            started = time.perf_counter()
-            try:
-                answer = answer_now(cycle.scope)
-            except Exception:  # noqa: BLE001 - the app meets the same error, and answers it
-                answer = None
-            if answer is not None:
-                status, headers, body, sent = answer
-                _at_once(
-                    cycle.send(
-                        {"type": "http.response.start", "status": status, "headers": headers}
-                    )
-                )
-                _at_once(cycle.send({"type": "http.response.body", "body": body}))
-                cycle.on_response = lambda: None  # as the app's run leaves it
-                sent(status, time.perf_counter() - started)
-                return
-        super()._start_asgi_task(cycle, app)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

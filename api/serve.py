@@ -79,12 +79,6 @@ class ErrorsLoggedOnce:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def answer_now(self, scope: Scope) -> Any:
-        """The app's answer to a warm request without running it (api.app.EdgeFastAPI), or
-        None: no error can happen there for this class to stop."""
-        answer_now = getattr(self.app, "answer_now", None)
-        return None if answer_now is None else answer_now(scope)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)

@@ -65,17 +65,6 @@ class WarmTiles:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        answer = self.answer(scope)
-        if answer is None:
-            await self.app(scope, receive, send)
-            return
-        status, headers, body = answer
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    def answer(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
-        """Status, headers and body of a GET or HEAD of a warm tile or tileset JSON (its route
-        put in the scope, for the metrics and the log); None when the app must answer."""
         answer = None
         found = _TILE.fullmatch(scope["path"])
         if found:
@@ -84,9 +73,13 @@ class WarmTiles:
             found = _TILESET.fullmatch(scope["path"])
             if found:
                 answer, route = self._tileset(scope, found[1]), TILESET_ROUTE
-        if answer is not None:
-            scope["route"] = route
-        return answer
+        if answer is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route
+        status, headers, body = answer
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def _request(self, scope: Scope) -> tuple[bytes, bytes, bool] | None:
         """Accept-Encoding, If-None-Match and whether an Origin came; None when the CORS
