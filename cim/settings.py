@@ -53,7 +53,7 @@ class DatabaseSettings(BaseSettings):
         default=None,
         ge=16,
         description="Shared buffers of the embedded cluster in MB; unset = a quarter of the "
-        "machine's (or container's) memory, from 128 MB to 8 GB. Takes effect when it starts.",
+        "machine's (or container's) memory, from 128 MB to 1 GB. Takes effect when it starts.",
     )
     database_read_urls: Annotated[list[str], NoDecode, BeforeValidator(_urls)] = Field(
         default_factory=list,
