@@ -162,9 +162,6 @@ def _reordered(mesh: Any, per_vertex: tuple[str, ...]) -> Any:
     indices, remap, unique = meshopt.reorder_mesh(
         np.ascontiguousarray(mesh.indices, dtype=np.uint32), False, False
     )
-    n = len(remap)
-    if unique == n and remap[0] == 0 and (np.diff(remap.astype(np.int64)) == 1).all():
-        return replace(mesh, indices=indices.astype(np.uint32))  # in first-use order already
     used = remap != 0xFFFFFFFF
     order = np.empty(unique, dtype=np.int64)
     order[remap[used]] = np.flatnonzero(used)

@@ -117,8 +117,9 @@ def _numbers(values: list[Any], prop: Property) -> NDArray[Any] | None:
             fraction or a too large number in a whole-number property.
     """
     types = set(map(type, values))
-    if not types <= _NUMBERS | {_NONE}:  # text or true/false: the error names the value
-        values = [_number(v, prop) for v in values]
+    if not types <= _NUMBERS | {_NONE}:
+        for value in values:
+            _number(value, prop)  # raises, naming the first value that is not a number
     if _NONE in types:
         if not prop.gaps:
             raise SchemaMismatch(f"property {prop.name!r} has a value for every object")
