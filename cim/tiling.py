@@ -8,6 +8,8 @@ the object alone, adding or removing a dataset changes only the tiles its own ob
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -52,3 +54,31 @@ def cell_bounds(level: int, x: int, y: int) -> tuple[float, float, float, float]
         (x + 1) / n * 360.0 - 180.0,
         (y + 1) / n * 180.0 - 90.0,
     )
+
+
+# What an object weighs in a tile: its content's estimated bytes, which decide where a dense
+# tile's objects go (tiles.split). Ingest stores them with the object (city_object.mesh_weight
+# and plain_weight), so that a city's tiles are weighed without reading its geometry.
+CLOUD_TYPE = "PointCloud"  # objects whose points 3D Tiles 1.0 gives as pnts
+OBJECT_BYTES = 200  # its row of the property table
+MESH_VERTEX_BYTES = 32  # position, normal, colour, feature id, as glTF without meshopt writes them
+POINT_BYTES = 28  # a point cloud's point: position, colour, intensity, class
+
+
+def object_weights(
+    kind: str,
+    attributes: dict[str, Any],
+    geom: bytes | None,
+    vertices: bytes | None,
+    triangles: bytes | None,
+) -> tuple[int | None, int | None]:
+    """The estimated content bytes of the geometry an object draws, besides its
+    `OBJECT_BYTES`: of its mesh (float32 xyz `vertices`, uint32 `triangles`), counted apart
+    because meshopt halves them, or else of the rest: a point cloud's by the points it says it
+    holds, any other by its EWKB `geom`."""
+    if vertices is not None:
+        return len(vertices) // 12 * MESH_VERTEX_BYTES + len(triangles or b""), None
+    points = attributes.get("points") if kind == CLOUD_TYPE else None
+    if isinstance(points, int) and not isinstance(points, bool) and points >= 0:
+        return None, points * POINT_BYTES
+    return None, len(geom or b"")

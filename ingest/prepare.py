@@ -28,7 +28,7 @@ from cim.geometry import (
     triangulate,
 )
 from cim.surfaces import polygon_colours
-from cim.tiling import tile_keys
+from cim.tiling import object_weights, tile_keys
 from ingest.model import SourceGeometry, SourceObject
 
 MAX_HEIGHT = 100_000.0  # metres from the ellipsoid; beyond is a unit or CRS mistake
@@ -419,6 +419,7 @@ def prepare_batch(
         zrange[has, 0], zrange[has, 1] = lo[:, 2], hi[:, 2]
 
     display = _display(batch, surfaces)
+    weights: list[tuple[int | None, int | None]] = [(None, None)] * len(objects)
     geom_rows: list[tuple[Any, ...]] = []
     for k, g in enumerate(batch.geoms):
         n = batch.owner[k]
@@ -436,6 +437,9 @@ def prepare_batch(
                 ),
                 *(None,) * 9,
             )
+        if batch.number[k] == display[n]:
+            obj = objects[n]
+            weights[n] = object_weights(obj.type, obj.attributes, columns[0], *columns[4:6])
         structure = g.structure
         if g.surface_semantics is not None:
             structure = {**structure, "surface_types": g.surface_semantics}
@@ -484,6 +488,7 @@ def prepare_batch(
                 None if np.isnan(z[1]) else float(z[1]),
                 *tiles[n],
                 display[n],
+                *weights[n],
             )
         )
         stats.by_type[obj.type] += 1

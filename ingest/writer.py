@@ -39,6 +39,8 @@ OBJECT_COLUMNS = {
     "tile_y": "int4",
     "size": "float8",
     "display_idx": "int2",
+    "mesh_weight": "int8",
+    "plain_weight": "int8",
 }
 GEOMETRY_COLUMNS = {
     "city_code": "text",

@@ -21,10 +21,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import orjson
+import psycopg
 from numpy.typing import NDArray
 from sqlalchemy import Connection, Engine, text
 
@@ -65,18 +66,14 @@ _KEYS_SQL = """
            CASE WHEN bool_and(o.type = :cloud) THEN 'pnts'
                 WHEN bool_or(o.type = :cloud) THEN 'cmpt' ELSE 'b3dm' END AS format_1_0
     FROM city_object o
-    LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
-         AND g.idx = o.display_idx
     WHERE o.city_code = :c AND o.tile_level IS NOT NULL
     GROUP BY o.tile_level, o.tile_x, o.tile_y"""
 _POOLED_SQL = """
     SELECT o.id, o.tile_level, o.tile_x, o.tile_y,
            (ST_XMin(o.bbox) + ST_XMax(o.bbox)) / 2 AS lon,
            (ST_YMin(o.bbox) + ST_YMax(o.bbox)) / 2 AS lat, coalesce(o.size, 0) AS size,
-           {weight} AS weight, o.type = :cloud AS cloud
+           {weight} AS weight, (o.type = :cloud)::int AS cloud
     FROM city_object o
-    LEFT JOIN object_geometry g ON g.city_code = o.city_code AND g.object_id = o.id
-         AND g.idx = o.display_idx
     JOIN unnest(CAST(:l AS int[]), CAST(:x AS int[]), CAST(:y AS int[])) AS k(l, x, y)
       ON o.tile_level = k.l AND o.tile_x = k.x AND o.tile_y = k.y
     WHERE o.city_code = :c"""
@@ -188,30 +185,27 @@ class Availability:
         objects pooled too (one content per cell, within the budget), so the pool grows until
         no tile outside it receives any: a few rounds."""
         pooled: set[tuple[int, int, int]] = set()
-        rows: list[Any] = []
+        chunks: list[NDArray[np.float64]] = []
         wanted = set(full)
         parts: dict[tuple[int, int, int], NDArray[np.int64]] = {}
+        table = np.zeros((0, len(_POOLED_COLUMNS)))
         while wanted:
-            rows += conn.execute(
-                self._pooled,
-                {
-                    "c": city,
-                    "cloud": CLOUD_TYPE,
-                    "l": [k[0] for k in wanted],
-                    "x": [k[1] for k in wanted],
-                    "y": [k[2] for k in wanted],
-                },
-            ).all()
+            chunks.append(_pooled_rows(conn, self._pooled, city, wanted))
+            table = np.concatenate(chunks)
             pooled |= wanted
-            parts = plan(_pooled(rows), self.budget)
+            parts = plan(_pooled(table), self.budget)
             wanted = (set(parts) & native) - pooled
-        weight = {int(r.id): int(r.weight or 0) for r in rows}
-        weights = {key: sum(weight[int(i)] for i in ids) for key, ids in parts.items()}
-        clouds = {int(r.id) for r in rows if r.cloud}
-        formats = {}
-        for key, ids in parts.items():
-            mine = sum(int(i) in clouds for i in ids)
-            formats[key] = "b3dm" if not mine else "pnts" if mine == len(ids) else "cmpt"
+        # each part's weight and clouds, by its objects' places in the table (ids are unique)
+        order = np.argsort(table[:, 0], kind="stable")
+        ids = table[order, 0].astype(np.int64)
+        weight = table[order, 7].astype(np.int64)
+        cloud = table[order, 8] > 0
+        weights, formats = {}, {}
+        for key, members in parts.items():
+            at = np.searchsorted(ids, members)
+            weights[key] = int(weight[at].sum())
+            mine = int(cloud[at].sum())
+            formats[key] = "b3dm" if not mine else "pnts" if mine == len(members) else "cmpt"
         return parts, weights, formats
 
     def count(self, city: str) -> int:
@@ -455,17 +449,43 @@ class Availability:
             self.results[result] += n
 
 
-def _pooled(rows: Sequence[Any]) -> Pooled:
-    """The rows of the objects of over-full tiles as arrays."""
+# the columns of `_POOLED_SQL`, read as one float64 array (ids are far below 2**53)
+_POOLED_COLUMNS = ("id", "tile_level", "tile_x", "tile_y", "lon", "lat", "size", "weight", "cloud")
+
+
+def _pooled_rows(
+    conn: Connection, query: Any, city: str, keys: set[tuple[int, int, int]]
+) -> NDArray[np.float64]:
+    """The rows of the objects of these tiles as one array, a column per `_POOLED_COLUMNS`
+    (read as plain tuples and converted at once: as named rows and a list per column it took
+    longer than the query)."""
+    params = {
+        "c": city,
+        "cloud": CLOUD_TYPE,
+        "l": [k[0] for k in keys],
+        "x": [k[1] for k in keys],
+        "y": [k[2] for k in keys],
+    }
+    compiled = query.compile(dialect=conn.dialect)
+    raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    with raw.cursor() as cursor:
+        rows = cursor.execute(str(compiled), compiled.construct_params(params)).fetchall()
+    if not rows:
+        return np.zeros((0, len(_POOLED_COLUMNS)))
+    return np.array(rows, dtype=np.float64)
+
+
+def _pooled(table: NDArray[np.float64]) -> Pooled:
+    """The objects of over-full tiles (`_pooled_rows`) as `tiles.split` takes them."""
     return Pooled(
-        np.array([r.id for r in rows], dtype=np.int64),
-        np.array([r.tile_level for r in rows], dtype=np.int64),
-        np.array([r.tile_x for r in rows], dtype=np.int64),
-        np.array([r.tile_y for r in rows], dtype=np.int64),
-        np.array([r.lon for r in rows], dtype=np.float64),
-        np.array([r.lat for r in rows], dtype=np.float64),
-        np.array([r.size for r in rows], dtype=np.float64),
-        np.array([int(r.weight or 0) for r in rows], dtype=np.int64),
+        table[:, 0].astype(np.int64),
+        table[:, 1].astype(np.int64),
+        table[:, 2].astype(np.int64),
+        table[:, 3].astype(np.int64),
+        table[:, 4],
+        table[:, 5],
+        table[:, 6],
+        table[:, 7].astype(np.int64),
     )
 
 

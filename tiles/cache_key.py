@@ -40,6 +40,7 @@ WRITERS = (
     "cim.images",
     "cim.monotone",
     "cim.surfaces",
+    "cim.tiling",  # which objects are point clouds
 )
 LIBRARIES = ("meshopt", "numpy", "pillow")
 

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, TextClause, text
 from cim.crs import lonlath_to_ecef
 from cim.geometry import starts_of
 from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
+from cim.tiling import CLOUD_TYPE  # the tileset names tiles by the same rule
 from tiles.atlas import pack, within_budget
 from tiles.gltf import Geometry, TexturedPart, column_bounds, write_b3dm, write_glb
 from tiles.meshopt import compress, reorder
@@ -30,9 +31,6 @@ from tiles.metadata import column_batch_table, column_table
 from tiles.pnts import write_cmpt, write_pnts
 from tiles.points import PointAttributes, las_attributes
 from tiles.properties import PropertySchema
-
-# objects whose points 3D Tiles 1.0 gives as pnts; the tileset names tiles by the same rule
-CLOUD_TYPE = "PointCloud"
 
 _SELECT = """
     SELECT o.id, o.source_id, o.type, o.tile_level, o.tile_x, o.tile_y,

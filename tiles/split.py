@@ -34,20 +34,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cim.tiling import METRES_PER_DEGREE
+from cim.tiling import METRES_PER_DEGREE, OBJECT_BYTES
 
 BUDGET = 2_000_000  # bytes of one content, before HTTP compression (CIM_TILES_CONTENT_MAX_KB)
 KEEP = 4  # an over-full cell keeps at most BUDGET / KEEP of its pool
 DEEPEST = 24  # cells of about 1.2 m north-south: below that a pool stays where it is
-# the estimated bytes of an object's content (SQL over city_object o, object_geometry g): per
-# vertex and per triangle as glTF without meshopt writes them (positions, normals, colours,
-# feature ids; 32-bit indices), and half that with meshopt
-_WEIGHT = """(200 + CASE
-    WHEN g.mesh_vertices IS NOT NULL
-        THEN (octet_length(g.mesh_vertices) / 12 * 32 + octet_length(g.mesh_triangles)) / {div}
-    WHEN o.type = 'PointCloud' AND o.attributes ? 'points'
-        THEN (o.attributes ->> 'points')::bigint * 28
-    ELSE coalesce(ST_MemSize(g.geom), 0) END)"""
+# the estimated bytes of an object's content (SQL over city_object o), as ingest weighed it
+# (cim.tiling.object_weights): its mesh's bytes count half with meshopt
+_WEIGHT = f"""({OBJECT_BYTES} + coalesce(o.mesh_weight, 0) / {{div}}
+    + coalesce(o.plain_weight, 0))"""
 
 
 def weight_sql(meshopt: bool) -> str:

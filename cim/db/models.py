@@ -143,6 +143,12 @@ class CityObject(Base):
     display_idx: Mapped[int | None] = mapped_column(
         SmallInteger, comment="the geometry 3D views draw"
     )
+    mesh_weight: Mapped[int | None] = mapped_column(
+        BigInteger, comment="estimated tile content bytes of the mesh it draws (cim.tiling)"
+    )
+    plain_weight: Mapped[int | None] = mapped_column(
+        BigInteger, comment="estimated tile content bytes of the points or lines it draws"
+    )
 
 
 class ObjectGeometry(Base):

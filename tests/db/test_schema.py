@@ -6,8 +6,9 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from cim.db.engine import make_engine
 from cim.db.models import Base
 
 
@@ -23,3 +24,18 @@ def test_models_match_the_migrations(engine: Engine) -> None:
         )
         differences = compare_metadata(context, Base.metadata)
     assert differences == [], "\n".join(map(str, differences))
+
+
+def test_sessions_run_without_jit_unless_the_url_says_otherwise(engine: Engine) -> None:
+    """Compiling a query took longer than it saved (the weighing of a city's tiles); a URL's own
+    `options` are the operator's and stay."""
+    url = engine.url.render_as_string(hide_password=False)
+    with engine.connect() as conn:
+        assert conn.execute(text("SHOW jit")).scalar_one() == "off"
+    own = make_engine(url + "?options=-c%20jit%3Don%20-c%20work_mem%3D7MB")
+    try:
+        with own.connect() as conn:
+            assert conn.execute(text("SHOW jit")).scalar_one() == "on"
+            assert conn.execute(text("SHOW work_mem")).scalar_one() == "7MB"
+    finally:
+        own.dispose()
