@@ -1,8 +1,9 @@
 """Point-cloud tiles end to end, side by side in one run: a generated LAS file through `cim
-ingest` and then every content of its implicit tileset made and kept (the parts of over-full
-tiles, `Availability.seed`, and the tiles whose content is their own), against `py3dtiles
+ingest` and then `cim tiles seed` (every content of its implicit tileset made and kept: the
+parts of over-full tiles and the tiles whose content is their own), against `py3dtiles
 convert` of the same file. Each step is a fresh process; CIM and py3dtiles take turns in every
-run; medians are printed. Not a test: it passes or fails on nothing.
+run, each starting from nothing (CIM's city emptied, py3dtiles' output removed, untimed);
+medians are printed. Not a test: it passes or fails on nothing.
 
 py3dtiles runs as its users run it by default, its tiles left in the file's CRS (the faster
 way: the issue's figures were taken so); `--peer-srs-out 4978` has it make Earth-centred tiles
@@ -32,9 +33,9 @@ from bench.tiles import PEER, PEER_VERSION, _timed  # noqa: E402
 CITY = "pointbench"
 
 
-def _contents(city: str) -> None:
-    """Make and keep every content of the city's implicit tileset (run in a process of its
-    own by `main`); prints how many, and their megabytes."""
+def _made(url: str, city: str) -> tuple[int, int]:
+    """How many contents the city's implicit tileset has, and their bytes as kept (untimed,
+    after `cim tiles seed` made them all)."""
     from sqlalchemy import text
 
     from cim.db.engine import make_engine
@@ -42,13 +43,8 @@ def _contents(city: str) -> None:
     from tiles.parts import CELL_FORMAT
     from tiles.service import TileService
 
-    engine = make_engine(os.environ["CIM_DATABASE_URL"])
-    service = TileService(engine)
-    available = Availability(service)
-    parts = available.seed(city)
-    item = available._city(city)
-    for key in sorted(item.native):
-        service.tile(city, key, "glb")
+    engine = make_engine(url)
+    item = Availability(TileService(engine))._city(city)
     with engine.connect() as conn:
         size = conn.execute(
             text(
@@ -64,18 +60,26 @@ def _contents(city: str) -> None:
                 "y": [k[2] for k in item.native],
             },
         ).scalar_one()
-    print(parts + len(item.native), int(size))
+    engine.dispose()
+    return len(item.parts) + len(item.native), int(size)
 
 
 def _forget(url: str, city: str) -> None:
-    """Empty the city's kept contents, so that each run makes them all."""
+    """Start a run as py3dtiles starts its (its output directory removed, untimed): the city's
+    kept contents and its datasets deleted and their space vacuumed, so that each run makes
+    everything and the ingest replaces nothing."""
     from sqlalchemy import text
 
     from cim.db.engine import make_engine
+    from ingest.datasets import delete_dataset, list_datasets
 
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM tile_cache WHERE city_code = :c"), {"c": city})
+    for dataset in list_datasets(engine, city):
+        delete_dataset(engine, city, dataset["name"])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM city_object, object_geometry, tile_cache"))
     engine.dispose()
 
 
@@ -95,11 +99,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-peer", action="store_true", help="skip py3dtiles")
     parser.add_argument("--peer-srs-out", help="py3dtiles' --srs_out (4978: Earth-centred)")
-    parser.add_argument("--contents", help=argparse.SUPPRESS)  # the content step, in its process
     args = parser.parse_args()
-    if args.contents:
-        _contents(args.contents)
-        return
     if not Path(TIME).exists():
         sys.exit("needs /usr/bin/time (Debian package 'time') to measure peak memory")
     OUT.mkdir(exist_ok=True)
@@ -111,15 +111,14 @@ def main() -> None:
     out = OUT / "py3dtiles-points"
     rows: dict[str, list[float]] = {k: [] for k in ("ingest", "contents", "cim", "peer")}
     peaks: dict[str, list[float]] = {k: [] for k in ("ingest", "contents", "peer")}
-    made = ""
+    count = size = 0
     with bench_database() as url:
         env = {**os.environ, "CIM_DATABASE_URL": url}
         for run in range(1, args.runs + 1):
             _forget(url, CITY)
             ingest_s, ingest_mb, _ = _timed([cim, "ingest", str(las), "--city", CITY], env)
-            contents_s, contents_mb, made = _timed(
-                [sys.executable, __file__, "--contents", CITY], env
-            )
+            contents_s, contents_mb, _ = _timed([cim, "tiles", "seed", "--city", CITY], env)
+            count, size = _made(url, CITY)
             rows["ingest"].append(ingest_s)
             rows["contents"].append(contents_s)
             rows["cim"].append(ingest_s + contents_s)
@@ -136,7 +135,6 @@ def main() -> None:
                 peaks["peer"].append(peer_mb)
                 line += f", py3dtiles convert {peer_s:.1f} s"
             print(line, flush=True)
-    count, size = (int(v) for v in made.split())
     median = {k: statistics.median(v) for k, v in rows.items() if v}
     print(
         f"\n{args.points:,} LAS points ({las.stat().st_size / 1e6:.0f} MB) over 1 km², median of "

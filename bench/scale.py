@@ -1,6 +1,7 @@
 """Scale: generated cities of 10,000, 100,000 and 1,000,000 LoD2 buildings (and optionally a
 generated LAS point cloud) through `cim ingest`, `cim tiles seed` and `cim serve`, each in a
-process of its own. Prints per city: ingest and seeding buildings/s with their peak memory, the
+process of its own. Prints per city: ingest (until its writes are on disk) and seeding
+buildings/s with their peak memory, the
 tileset JSON's size (explicit and implicit), warm latency of the tileset JSON and of tiles, the
 p95 of cold tiles (made from PostGIS), and the number, largest and mean size of the tile
 contents: the explicit tileset's (fetched: seeded, but for over-full tiles of a city served
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -92,13 +93,26 @@ def _peak_mb(pid: int) -> float:
     return 0.0
 
 
+def _settle(engine: Engine) -> float:
+    """Seconds until what an ingest wrote is on disk (a CHECKPOINT, then the kernel's dirty
+    pages written): counted with the ingest, whose cost it is, and not left to slow the
+    seeding timed next (after a million buildings, gigabytes of WAL and heap were still being
+    written back while the tiles were made)."""
+    started = time.perf_counter()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("CHECKPOINT"))
+    os.sync()
+    return time.perf_counter() - started
+
+
 def _city(url: str, path: Path, city: str, objects: int, ingest_args: list[str]) -> dict:
     bin_dir = Path(sys.executable).parent
     cim = str(bin_dir / "cim")
     env = {**os.environ, "CIM_DATABASE_URL": url}
     ingest_s, ingest_mb, _ = _timed([cim, "ingest", str(path), "--city", city, *ingest_args], env)
-    seed_s, seed_mb, _ = _timed([cim, "tiles", "seed", "--city", city], env)
     engine = make_engine(url)
+    ingest_s += _settle(engine)
+    seed_s, seed_mb, _ = _timed([cim, "tiles", "seed", "--city", city], env)
     with engine.connect() as conn:
         keys = conn.execute(
             text(
