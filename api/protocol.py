@@ -99,6 +99,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._owed = ""  # what the client owes: "head", "body" or nothing
         self._since = 0.0
         self._bytes = 0  # of what is owed, since it was owed
+        self._tail = b""  # the last bytes of an owed head so far (its end may be split)
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -110,15 +111,26 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._owed:
-            self._bytes += len(data)
-            if self._owed == "head" and self._bytes > MAX_HEAD and self._reading == "head":
+            if self._owed == "head" and self._reading == "head" and self._head_over(data):
                 self._cancel()
                 self.transport.write(_raw(431, f"a request's head is limited to {MAX_HEAD} bytes"))
                 self.transport.close()
                 return
+            self._bytes += len(data)
         super().data_received(data)
         if not self.transport.is_closing():
             self._follow()
+
+    def _head_over(self, data: bytes) -> bool:
+        """Whether the head being read passes MAX_HEAD with `data`: only the bytes up to the
+        blank line that ends it count (a body, or the next request, often comes in the same
+        read: a 160 kB POST in one segment is not a 160 kB head)."""
+        seen = self._tail + data
+        end = seen.find(b"\r\n\r\n")
+        self._tail = seen[-3:]
+        if end < 0:
+            return self._bytes + len(data) > MAX_HEAD
+        return self._bytes + end + 4 - (len(seen) - len(data)) > MAX_HEAD
 
     # the parser's callbacks: where it is in the request
     def on_message_begin(self) -> None:
@@ -163,7 +175,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         if owed == self._owed:
             return
         self._cancel()
-        self._owed, self._since, self._bytes = owed, self.loop.time(), 0
+        self._owed, self._since, self._bytes, self._tail = owed, self.loop.time(), 0, b""
         if owed:
             wait = self.deadlines.head_s if owed == "head" else self.deadlines.body_s
             self._timer = self.loop.call_at(self._since + wait, self._expired)

@@ -7,6 +7,8 @@ older version is revalidated instead. The HTTP stack (httptools) bounds a reques
 from __future__ import annotations
 
 import json
+import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from ingest.datasets import delete_dataset
 from ingest.pipeline import ingest_files
 from tests.conftest import shared
 from tests.ingest.test_cityjson_files import FILES
-from tests.ops.serving import cim_serve, get_once, raw_exchange
+from tests.ops.serving import cim_serve, get_once, raw_exchange, until_closed
 from tests.tiles.conftest import tiles_of
 from tiles.service import TileService
 
@@ -163,6 +165,30 @@ def test_a_head_over_16_kib_is_refused_with_431_and_the_connection_closed(engine
         assert b"application/problem+json" in answer and b"HTTP/1.1 200" not in answer
         fine = raw_exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert fine.startswith(b"HTTP/1.1 200 ")
+
+
+def test_only_the_head_counts_towards_its_limit_whatever_comes_with_it(engine: Engine) -> None:
+    """A body (or the next request) in the same read as a small head is no part of the head:
+    a 40 kB POST sent in one write is answered as any POST, and the connection goes on; a head
+    whose blank line is split between two writes is measured alike; a head over the limit is
+    still refused when a body follows it in the same write."""
+    body = b"{" + b" " * 39_998 + b"}"
+    post = b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n" + body
+    last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with cim_serve(engine) as (_, port, _server):
+        answer = raw_exchange(port, post + last)
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+        assert statuses == [b"405", b"200"], answer[:300]
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            split = post.index(b"\r\n\r\n") + 2
+            sock.sendall(post[:split])
+            time.sleep(0.2)  # two reads: the blank line comes in halves
+            sock.sendall(post[split:] + last)
+            answer = until_closed(sock)
+        assert answer.startswith(b"HTTP/1.1 405 ") and b"HTTP/1.1 200 " in answer, answer[:300]
+        big = b"POST /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17_000
+        answer = raw_exchange(port, big + b"\r\nContent-Length: 40000\r\n\r\n" + body)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
 
 
 def test_every_warm_tile_is_counted_and_logged_up_to_the_end(
