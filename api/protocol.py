@@ -88,8 +88,8 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     `deadlines` allows (uvicorn waits forever, and holds even a connection whose answer is sent).
     A client past its deadline gets 408 and the connection is closed; time the app has not read
     what came (the server's wait, not the client's) does not count. A head over 16 KiB gets 431,
-    a request the parser refuses (one that frames its body twice among them) 400, and the
-    connection is closed."""
+    a request the parser refuses (one that frames its body twice among them) 400 once the
+    requests before it are answered, and the connection is closed."""
 
     def __init__(self, *args: Any, deadlines: ClientDeadlines, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,6 +100,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._since = 0.0
         self._bytes = 0  # of what is owed, since it was owed
         self._tail = b""  # the last bytes of an owed head so far (its end may be split)
+        self._refused = False  # a bad request came: answered with 400 after those before it
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -110,6 +111,8 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._follow()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # nothing after a bad request is read: its 400 closes the connection
         if self._owed:
             if self._owed == "head" and self._reading == "head" and self._head_over(data):
                 self._cancel()
@@ -118,7 +121,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
                 return
             self._bytes += len(data)
         super().data_received(data)
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not self._refused:
             self._follow()
 
     def _head_over(self, data: bytes) -> bool:
@@ -149,16 +152,31 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         if self._reading == "":
             self._reading = "head"  # the next request's, unless the parser has begun it
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._follow()
+        if self.transport.is_closing():
+            return
+        if self._refused:
+            if not self._answering():
+                self._refuse()  # the last answer before the bad request is sent
+            return
+        self._follow()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn's answer to what llhttp refuses, as a problem
+        # uvicorn's answer to what llhttp refuses, as a problem; uvicorn sends it at once, but
+        # HTTP/1.1 answers in order: the requests before the bad one (being answered, or
+        # waiting in the pipeline) are answered first, and then the 400 closes the connection
         self._cancel()
+        self._refused = True
+        if not self._answering():
+            self._refuse()
+
+    def _answering(self) -> bool:
+        return bool(self.pipeline) or (self.cycle is not None and not self.cycle.response_complete)
+
+    def _refuse(self) -> None:
         self.transport.write(_raw(400, INVALID))
         self.transport.close()
 

@@ -217,7 +217,7 @@ async def send_request(
             writer.write(block if declared is not None else b"%x\r\n%b\r\n" % (MB, block))
             await writer.drain()
             sent += MB
-        if declared is None:
+        if chunks and declared is None:  # the last chunk of a chunked body (none without one)
             writer.write(b"0\r\n\r\n")
             await writer.drain()
 

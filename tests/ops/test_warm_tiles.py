@@ -191,6 +191,18 @@ def test_only_the_head_counts_towards_its_limit_whatever_comes_with_it(engine: E
         assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
 
 
+def test_a_bad_request_after_good_ones_is_refused_after_they_are_answered(engine: Engine) -> None:
+    """HTTP/1.1 answers in order: requests sent ahead of a malformed one (pipelined, here in one
+    write) get their answers first, then its 400 closes the connection."""
+    good = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with cim_serve(engine) as (_, port, _server):
+        for ahead in (1, 3):
+            answer = raw_exchange(port, good * ahead + b"0\r\n\r\n")
+            statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+            assert statuses == [b"200"] * ahead + [b"400"], answer[-300:]
+            assert answer.rstrip().endswith(b"}")  # the 400's problem, and nothing after it
+
+
 def test_every_warm_tile_is_counted_and_logged_up_to_the_end(
     engine: Engine, tmp_path: Path
 ) -> None:
