@@ -6,7 +6,11 @@ Debian package, on a free port) serving `cim tiles export` of the same city, bot
 PostGIS, one client) and Features API pages of 100 objects (one client). Prints a table; passes
 or fails on nothing.
 
-    python bench/serve.py --buildings 100000 --seconds 15
+    python bench/serve.py --buildings 100000 --seconds 15 --rounds 3
+
+Every server is started and warmed first, then loaded in turn within each round (nginx, then
+CIM, for each encoding), so that each round's ratios compare runs seconds apart; with several
+rounds the medians of the ratios are printed too.
 
 With `--before DIR` (a checkout of an earlier revision, e.g. `git archive HEAD | tar -x -C DIR`),
 that code is served too, in the same run, from the same database (it is run with PYTHONPATH=DIR,
@@ -20,13 +24,14 @@ import gzip
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +188,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="cim serve processes")
     parser.add_argument("--cold", type=int, default=100, help="cold tiles timed")
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of wrk runs, every server in each"
+    )
     args = parser.parse_args()
 
     from sqlalchemy import text
@@ -223,43 +231,40 @@ def main() -> None:
                 gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
             )
         size = sum(p.stat().st_size for p in files)
-        rows: list[tuple[str, str, dict[str, float]]] = []
-        with nginx(export, tmp) as base:
-            doc = httpx.get(f"{base}/tileset.json").json()
-            paths = tile_urls(doc, "/")
-            print(f"{len(paths)} tiles, {size / 1e6:.0f} MB exported", flush=True)
-            for gz in (False, True):
-                wrk(base, paths, gz, 3, tmp)  # warm: files in the page cache
-                rows.append(
-                    (
-                        "nginx, exported files",
-                        "gzip" if gz else "identity",
-                        wrk(base, paths, gz, args.seconds, tmp),
-                    )
-                )
+        rows: list[tuple[int, str, str, dict[str, float]]] = []
         prefix = f"/collections/{CITY}/3dtiles/"
-        servers = [("before", args.before)] if args.before else []
-        for label, code in [*servers, ("now", None)]:
-            # each code's tiles made by itself first (a tile made by other code is made again)
-            seeding = {**env, "PYTHONPATH": str(code)} if code else env
-            subprocess.run(
-                [cim, "tiles", "seed", "--city", CITY],
-                env=seeding,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            with serving(url, args.workers, code) as base:
+        with ExitStack() as running:
+            # every server started and warm first, then loaded in turn, round after round: the
+            # ratios of one round are what count on a shared machine whose speed drifts
+            web = running.enter_context(nginx(export, tmp))
+            web_paths = tile_urls(httpx.get(f"{web}/tileset.json").json(), "/")
+            print(f"{len(web_paths)} tiles, {size / 1e6:.0f} MB exported", flush=True)
+            for gz in (False, True):
+                wrk(web, web_paths, gz, 3, tmp)  # warm: files in the page cache
+            servers: list[tuple[str, str, list[str]]] = [("nginx, exported files", web, web_paths)]
+            codes = [("before", args.before)] if args.before else []
+            for label, code in [*codes, ("now", None)]:
+                # each code's tiles made by itself first (a tile made by other code is made
+                # again); once warm, each server answers from its own memory
+                seeding = {**env, "PYTHONPATH": str(code)} if code else env
+                subprocess.run(
+                    [cim, "tiles", "seed", "--city", CITY],
+                    env=seeding,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                base = running.enter_context(serving(url, args.workers, code))
                 doc = httpx.get(f"{base}{prefix}tileset.json?implicit=false", timeout=120).json()
                 paths = tile_urls(doc, prefix)
                 for gz in (False, True):
                     warm_up(base, paths, gz, tmp)
-                    rows.append(
-                        (
-                            f"cim serve --workers {args.workers}, warm ({label})",
-                            "gzip" if gz else "identity",
-                            wrk(base, paths, gz, args.seconds, tmp),
-                        )
-                    )
+                name = f"cim serve --workers {args.workers}, warm ({label})"
+                servers.append((name, base, paths))
+            for round_ in range(1, args.rounds + 1):
+                for gz in (False, True):
+                    for name, base, paths in servers:
+                        result = wrk(base, paths, gz, args.seconds, tmp)
+                        rows.append((round_, name, "gzip" if gz else "identity", result))
         with serving(url, args.workers) as base:
             pages = [
                 f"{base}/collections/{CITY}/items?limit=100&offset={n * 100}" for n in range(200)
@@ -275,19 +280,29 @@ def main() -> None:
             with httpx.Client(timeout=120) as client:
                 cold_ms = timed(client, cold, {"Accept-Encoding": "gzip"})
 
-    nginx_rate = {enc: r["rate"] for name, enc, r in rows if name.startswith("nginx")}
+    nginx_rate = {(n, enc): r["rate"] for n, name, enc, r in rows if name.startswith("nginx")}
     print(
         f"\n{args.buildings:,} buildings, {len(paths)} tiles, wrk -t2 -c32 -d{args.seconds:g}s "
-        f"over every tile URL, {os.cpu_count()} CPUs shared by server, database and wrk\n"
+        f"over every tile URL, {os.cpu_count()} CPUs shared by server, database and wrk, "
+        f"{args.rounds} round(s), the servers in turn in each\n"
     )
-    print("| server | encoding | requests/s | of nginx | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
-    for name, enc, r in rows:
-        share = r["rate"] / nginx_rate[enc] * 100
+    print("| round | server | encoding | requests/s | of nginx | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    shares: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for n, name, enc, r in rows:
+        share = r["rate"] / nginx_rate[(n, enc)] * 100
+        shares.setdefault((name, enc), []).append((share, r["p99"]))
         print(
-            f"| {name} | {enc} | {r['rate']:,.0f} | {share:.0f} % | {r['p50']:.2f} | "
+            f"| {n} | {name} | {enc} | {r['rate']:,.0f} | {share:.0f} % | {r['p50']:.2f} | "
             f"{r['p99']:.2f} | {r['errors']:.0f} {r['socket']} |"
         )
+    if args.rounds > 1:
+        print("\nmedians over the rounds (of nginx in the same round):")
+        for (name, enc), values in shares.items():
+            if not name.startswith("nginx"):
+                share = statistics.median(v[0] for v in values)
+                p99 = statistics.median(v[1] for v in values)
+                print(f"  {name}, {enc}: {share:.0f} % of nginx, p99 {p99:.2f} ms")
     print(
         f"\ncold tiles (made from PostGIS, one client, {len(cold_ms)} tiles): "
         f"p50 {percentile(cold_ms, 0.5):.1f} ms, p95 {percentile(cold_ms, 0.95):.1f} ms, "
