@@ -439,7 +439,9 @@ def prepare_batch(
             )
         if batch.number[k] == display[n]:
             obj = objects[n]
-            weights[n] = object_weights(obj.type, obj.attributes, columns[0], *columns[4:6])
+            # columns: geom, origin x, y, z, mesh vertices, mesh triangles, ...
+            geom, vertices, triangles = columns[0], columns[4], columns[5]
+            weights[n] = object_weights(obj.type, obj.attributes, geom, vertices, triangles)
         structure = g.structure
         if g.surface_semantics is not None:
             structure = {**structure, "surface_types": g.surface_semantics}

@@ -189,17 +189,19 @@ class Availability:
         wanted = set(full)
         parts: dict[tuple[int, int, int], NDArray[np.int64]] = {}
         table = np.zeros((0, len(_POOLED_COLUMNS)))
+        objects = _pooled(table)
         while wanted:
             chunks.append(_pooled_rows(conn, self._pooled, city, wanted))
             table = np.concatenate(chunks)
+            objects = _pooled(table)
             pooled |= wanted
-            parts = plan(_pooled(table), self.budget)
+            parts = plan(objects, self.budget)
             wanted = (set(parts) & native) - pooled
         # each part's weight and clouds, by its objects' places in the table (ids are unique)
-        order = np.argsort(table[:, 0], kind="stable")
-        ids = table[order, 0].astype(np.int64)
-        weight = table[order, 7].astype(np.int64)
-        cloud = table[order, 8] > 0
+        order = np.argsort(objects.ids, kind="stable")
+        ids = objects.ids[order]
+        weight = objects.weight[order]
+        cloud = table[order, _POOLED_COLUMNS.index("cloud")] > 0
         weights, formats = {}, {}
         for key, members in parts.items():
             at = np.searchsorted(ids, members)
