@@ -24,7 +24,7 @@ from api.logs import configure
 from api.openapi import openapi_30
 from api.standby import StandbyRetry
 from api.tiles import TilesetAnswers, tiles_router
-from api.warm import WarmTiles
+from api.warm import Lane, WarmAnswers, WarmTiles
 from cim import __version__
 from cim.db.engine import database_url, make_engine, read_urls
 from cim.db.replicas import read_engine
@@ -117,14 +117,12 @@ def create_app(
     app.add_middleware(Lifetime)  # at start: the app out of the collector's way; at end: workers
     # warm tiles from memory, before routing, the middlewares above and FastAPI's own layers
     # (none of which a tile GET needs): inside ops, so each is still counted and logged
-    app.add_edge_middleware(
-        WarmTiles,
-        service=app.state.tiles,
-        cors_origins=settings.cors_origins,
-        tilesets=tilesets,
-    )
-    registry = ops.install(app, engine, app.state.tiles.results)
-    app.add_edge_middleware(ops.Observe, registry=registry)  # outermost: times and logs all
+    warm = WarmAnswers(app.state.tiles, settings.cors_origins, tilesets)
+    app.add_edge_middleware(WarmTiles, answers=warm)
+    requests = ops.Requests(ops.install(app, engine, app.state.tiles.results))
+    app.add_edge_middleware(ops.Observe, requests=requests)  # outermost: times and logs all
+    # and before the app is called at all: the protocol asks the fast lane first (api.serve)
+    app.state.lane = Lane(warm, requests.record)
 
     @app.get(
         "/",

@@ -80,11 +80,11 @@ def _timestamp() -> str:
     return f"{_SECOND[1]}.{int((now - second) * 1000):03d}+00:00"
 
 
-class Observe:
-    """ASGI middleware: counts and times every HTTP request by its route template, and logs it."""
+class Requests:
+    """Counts and times every HTTP request by its route template, and logs it: for the `Observe`
+    middleware, and for the requests the protocol answers itself (api.protocol's fast lane)."""
 
-    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
-        self.app = app
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "cim_http_requests",
             "HTTP requests by method, route and status",
@@ -99,6 +99,39 @@ class Observe:
             registry=registry,
         )
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def record(self, method: str, template: str, path: str, status: int, seconds: float) -> None:
+        """Count, time and log one request answered."""
+        method = method if method in _METHODS else "OTHER"  # labels stay few
+        counted = self._series.get((method, template, status))
+        if counted is None:  # a child per label set, found once (labels() locks and hashes)
+            counted = (
+                self.requests.labels(method, template, str(status)),
+                self.latency.labels(method, template),
+            )
+            self._series[(method, template, status)] = counted
+        counted[0].inc()
+        counted[1].observe(seconds)
+        if ACCESS.isEnabledFor(logging.INFO):
+            line = {
+                "ts": _timestamp(),
+                "event": "request",
+                "method": method,
+                "route": template,
+                "path": path,
+                "status": status,
+                "ms": round(seconds * 1000, 2),
+            }
+            ACCESS.info(orjson.dumps(line).decode())
+
+
+class Observe:
+    """ASGI middleware: counts and times every HTTP request by its route template, and logs it
+    (`Requests`)."""
+
+    def __init__(self, app: ASGIApp, requests: Requests) -> None:
+        self.app = app
+        self.requests = requests
 
     async def __call__(
         self,
@@ -124,28 +157,9 @@ class Observe:
             seconds = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            method = method if method in _METHODS else "OTHER"  # labels stay few
-            counted = self._series.get((method, template, status))
-            if counted is None:  # a child per label set, found once (labels() locks and hashes)
-                counted = (
-                    self.requests.labels(method, template, str(status)),
-                    self.latency.labels(method, template),
-                )
-                self._series[(method, template, status)] = counted
-            counted[0].inc()
-            counted[1].observe(seconds)
-            if ACCESS.isEnabledFor(logging.INFO):
-                line = {
-                    "ts": _timestamp(),
-                    "event": "request",
-                    "method": method,
-                    "route": template,
-                    "path": scope.get("path", ""),
-                    "status": status,
-                    "ms": round(seconds * 1000, 2),
-                }
-                ACCESS.info(orjson.dumps(line).decode())
+            self.requests.record(
+                scope.get("method", ""), template, scope.get("path", ""), status, seconds
+            )
 
 
 def install(app: FastAPI, engine: Engine, tile_results: Mapping[str, int]) -> CollectorRegistry:

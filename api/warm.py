@@ -3,12 +3,16 @@ this process has in memory, known current (tiles.service `warm`: no database rou
 FastAPI's routing, validation, dependencies and the other middlewares; the answer is the one
 the tile route gives (api.tiles: ETag, 304, gzip, Cache-Control, Vary, CORS headers). Anything
 else — a tile not warm, a malformed URL, an origin the CORS settings would have to judge —
-goes on to the app unchanged. The outer middleware (api.ops) still counts and logs it."""
+goes on to the app unchanged. The outer middleware (api.ops) still counts and logs it.
+
+The same answers are given one step earlier by the fast lane (`Lane`), which the HTTP protocol
+(api.protocol) asks before it makes an ASGI request cycle at all."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,50 +48,50 @@ class _Route:
 
 ROUTE = _Route(TILE_PATH)
 TILESET_ROUTE = _Route(TILESET_PATH)
+Headers = list[tuple[bytes, bytes]]  # names in lower case, as ASGI gives a request's
+Answer = tuple[int, Headers, bytes]  # status, headers, body
+Recorder = Callable[[str, str, str, int, float], None]  # method, route, path, status, seconds
 
 
-class WarmTiles:
-    """ASGI middleware: warm tile contents answered from memory (see the module)."""
+class WarmAnswers:
+    """The answers of warm tiles and kept tileset JSON, from a request's method, path, query
+    and headers: for the `WarmTiles` middleware, and for the protocol's fast lane (`Lane`)."""
 
     def __init__(
         self,
-        app: ASGIApp,
         service: TileService,
         cors_origins: Sequence[str],
         tilesets: TilesetAnswers | None = None,
     ) -> None:
-        self.app = app
         self.service = service
         self.tilesets = tilesets
         self.any_origin = "*" in cors_origins
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
-            await self.app(scope, receive, send)
-            return
-        answer = None
-        found = _TILE.fullmatch(scope["path"])
+    def answer(
+        self, method: str, path: str, query: bytes, headers: Headers
+    ) -> tuple[_Route, Answer] | None:
+        """The route and answer of a warm tile or a kept tileset JSON; None when the app must
+        answer."""
+        if method not in ("GET", "HEAD"):
+            return None
+        found = _TILE.fullmatch(path)
         if found:
-            answer, route = self._answer(scope, found), ROUTE
-        elif self.tilesets is not None:
-            found = _TILESET.fullmatch(scope["path"])
+            answer = self._answer(query, headers, found)
+            return None if answer is None else (ROUTE, answer)
+        if self.tilesets is not None:
+            found = _TILESET.fullmatch(path)
             if found:
-                answer, route = self._tileset(scope, found[1]), TILESET_ROUTE
-        if answer is None:
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = route
-        status, headers, body = answer
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+                answer = self._tileset(query, headers, found[1])
+                return None if answer is None else (TILESET_ROUTE, answer)
+        return None
 
-    def _request(self, scope: Scope) -> tuple[bytes, bytes, bool] | None:
+    def _request(self, headers: Headers) -> tuple[bytes, bytes, bool] | None:
         """Accept-Encoding, If-None-Match and whether an Origin came; None when the CORS
         middleware must judge the request."""
         accepts = b""
         asked = b""
         origin = False
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"accept-encoding":
                 accepts = value
             elif name == b"if-none-match":
@@ -100,14 +104,12 @@ class WarmTiles:
             return None  # the CORS middleware decides what this origin may see
         return accepts, asked, origin
 
-    def _tileset(
-        self, scope: Scope, city: str
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    def _tileset(self, query: bytes, headers: Headers, city: str) -> Answer | None:
         """Status, headers and body of a tileset JSON answered before under the city's
         current token (api.tiles.TilesetAnswers); None when the app must answer."""
         assert self.tilesets is not None
-        request = self._request(scope)
-        kept = self.tilesets.get(city, scope.get("query_string", b""))
+        request = self._request(headers)
+        kept = self.tilesets.get(city, query)
         if request is None or kept is None:
             return None
         accepts, asked, origin = request
@@ -116,16 +118,14 @@ class WarmTiles:
             return self._headed(packed, etag, asked, origin, TILESET, True, REVALIDATE)
         return self._headed(body, etag, asked, origin, TILESET, False, REVALIDATE)
 
-    def _answer(
-        self, scope: Scope, found: re.Match[str]
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    def _answer(self, query: bytes, headers: Headers, found: re.Match[str]) -> Answer | None:
         """Status, headers and body of a warm tile; None when the app must answer."""
         city, level, x, y, ext = found.groups()
         fmt = EXTENSIONS.get(ext)
         key = (int(level), int(x), int(y))
         if fmt is None or key[0] > MAX_LEVEL:
             return None
-        request = self._request(scope)
+        request = self._request(headers)
         if request is None:
             return None
         accepts, asked, origin = request
@@ -134,7 +134,7 @@ class WarmTiles:
         if warm is None:
             return None
         content, etag = warm
-        version = _version(scope)
+        version = _version(query)
         caching = IMMUTABLE if version and version == self.service.version(city) else REVALIDATE
         media = MEDIA.get(ext, "application/octet-stream")
         return self._headed(content, etag, asked, origin, media, packed, caching)
@@ -148,11 +148,11 @@ class WarmTiles:
         media: str,
         packed: bool,
         caching: str,
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    ) -> Answer:
         """The answer as the route and the app's middlewares would give it."""
         quoted = f'"{etag}"'.encode()
         identity = not packed and len(content) >= GZIP_FROM and asked != quoted
-        headers: list[tuple[bytes, bytes]] = [
+        headers: Headers = [
             (b"etag", quoted),
             (b"cache-control", caching.encode()),
             (b"vary", VARY_TWICE if identity else VARY),
@@ -173,10 +173,51 @@ class WarmTiles:
         return 200, headers, content
 
 
-def _version(scope: Scope) -> str | None:
+def _version(query: bytes) -> str | None:
     """The `v` query parameter (a hex digest: nothing to decode)."""
-    query: bytes = scope.get("query_string", b"")
     for part in query.split(b"&") if query else ():
         if part.startswith(b"v="):
             return part[2:].decode("latin-1")
     return None
+
+
+class WarmTiles:
+    """ASGI middleware: warm tile contents answered from memory (see the module)."""
+
+    def __init__(self, app: ASGIApp, answers: WarmAnswers) -> None:
+        self.app = app
+        self.answers = answers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = None
+        if scope["type"] == "http":
+            found = self.answers.answer(
+                scope["method"], scope["path"], scope.get("query_string", b""), scope["headers"]
+            )
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"], (status, headers, body) = found
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class Lane:
+    """The fast lane: what the protocol (api.protocol) answers itself, before any ASGI request
+    cycle is made (no task, no message dicts, no middleware call): warm tiles and kept tileset
+    JSON, answered as `WarmTiles` answers them and counted and logged as the `Observe`
+    middleware does (`record`)."""
+
+    def __init__(self, answers: WarmAnswers, record: Recorder) -> None:
+        self.answers = answers
+        self.record = record
+
+    def __call__(self, method: str, path: str, query: bytes, headers: Headers) -> Answer | None:
+        """The answer, counted and logged; None when the app must answer."""
+        started = time.perf_counter()
+        found = self.answers.answer(method, path, query, headers)
+        if found is None:
+            return None
+        route, answer = found
+        self.record(method, route.path, path, answer[0], time.perf_counter() - started)
+        return answer

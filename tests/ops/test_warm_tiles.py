@@ -18,11 +18,18 @@ from sqlalchemy import Engine, event
 
 from api.app import create_app
 from cim.errors import NotFound
+from cim.settings import ApiSettings
 from ingest.datasets import delete_dataset
 from ingest.pipeline import ingest_files
 from tests.conftest import shared
 from tests.ingest.test_cityjson_files import FILES
-from tests.ops.serving import cim_serve, get_once, raw_exchange, until_closed
+from tests.ops.serving import (
+    cim_serve,
+    get_once,
+    raw_exchange,
+    served_in_thread,
+    until_closed,
+)
 from tests.tiles.conftest import tiles_of
 from tiles.service import TileService
 
@@ -227,3 +234,115 @@ def test_every_warm_tile_is_counted_and_logged_up_to_the_end(
     logged = [line for line in lines if line.get("route") == tile_route]
     assert len(logged) == 3 * len(uris)
     assert {line["status"] for line in logged} == {200}
+
+
+def _without_date(answer: bytes) -> bytes:
+    return re.sub(rb"\r\ndate: [^\r]*", b"", answer)
+
+
+def _request(path: str, *lines: str, method: str = "GET") -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: x", *lines, "Connection: close", "", ""]
+    return "\r\n".join(head).encode()
+
+
+def _answers(sock: socket.socket, count: int) -> list[bytes]:
+    """`count` whole answers (each with a Content-Length) read from a kept connection, and
+    nothing more."""
+    data, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, data = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head)[1])  # type: ignore[index]
+        while len(data) < length:
+            data += sock.recv(65536)
+        answers.append(head + b"\r\n\r\n" + data[:length])
+        data = data[length:]
+    assert data == b"", "more answers came than requests"
+    return answers
+
+
+def test_the_fast_lane_answers_as_the_app_does(engine: Engine) -> None:
+    """The protocol answers a warm tile or a kept tileset JSON itself (api.protocol's fast
+    lane, with no ASGI request cycle): byte for byte what the app answers (its date aside), for
+    every kind of request it takes, and each is counted in /metrics."""
+    ingest_files(engine, [DELFT], CITY, name="a")
+    app = create_app(engine=engine)
+    lane = app.state.lane
+    taken: list[str] = []
+
+    def watched(method: str, path: str, query: bytes, headers: Any) -> Any:
+        answer = lane(method, path, query, headers)
+        if answer is not None:
+            taken.append(path)
+        return answer
+
+    with served_in_thread(app, ApiSettings()) as port:
+        deadline = time.monotonic() + 30
+        while app.state.tiles.generations.token(CITY) is None:  # the listener connects
+            assert time.monotonic() < deadline, "the process never listened"
+            time.sleep(0.05)
+        uris = _uris(port)  # its tileset JSON kept
+        for uri in uris[:2] * 2:  # made, then warm
+            assert get_once(port, PREFIX + uri, {"Accept-Encoding": "gzip"}).status_code == 200
+            assert get_once(port, PREFIX + uri).status_code == 200
+        tile, json_doc = PREFIX + uris[0], PREFIX + "tileset.json?implicit=false"
+        etag, json_etag = (get_once(port, path).headers["etag"] for path in (tile, json_doc))
+        asked = [
+            _request(tile, "Accept-Encoding: gzip"),
+            _request(tile),
+            _request(PREFIX + uris[1].split("?")[0], "Accept-Encoding: gzip, br"),
+            _request(tile, "Accept-Encoding: gzip", method="HEAD"),
+            _request(tile, f"If-None-Match: {etag}"),
+            _request(tile, "Origin: https://viewer.example", "Accept-Encoding: gzip"),
+            _request(tile, "Content-Length: 0"),
+            _request(json_doc, "Accept-Encoding: gzip"),
+            _request(json_doc, f"If-None-Match: {json_etag}"),
+        ]
+        app.state.lane = watched
+        laned = [raw_exchange(port, request) for request in asked]
+        assert len(taken) == len(asked), taken  # all answered in the lane
+        app.state.lane = None  # connections made from now on have no lane: the app answers
+        through_app = [raw_exchange(port, request) for request in asked]
+        metrics = get_once(port, "/metrics").text
+    assert len(taken) == len(asked)
+    for request, ours, theirs in zip(asked, laned, through_app, strict=True):
+        assert _without_date(ours) == _without_date(theirs), request
+    statuses = [answer.split(b" ", 2)[1] for answer in laned]
+    assert statuses == [b"200"] * 4 + [b"304"] + [b"200"] * 3 + [b"304"]
+    assert all(b"\r\nconnection: close\r\n" in answer for answer in laned)
+    tile_route = "/collections/{city}/3dtiles/tiles/{level}/{x}/{y}.{fmt}"
+    head_counted = f'cim_http_requests_total{{method="HEAD",route="{tile_route}",status="200"}}'
+    assert f"{head_counted} 2.0" in metrics  # the lane's and the app's
+
+
+def test_a_kept_connection_owes_each_head_from_its_previous_answer(engine: Engine) -> None:
+    """After an answer from the fast lane the next request's head is owed afresh: a client
+    asking every 0.4 s on one connection is served past the 1 s head deadline, pipelined
+    requests are answered in order, and the connection left idle is closed after 1 s (not
+    uvicorn's 5 s keep-alive). Requests the lane leaves to the app (HTTP/1.0, a body) get
+    the same tile."""
+    ingest_files(engine, [DELFT], CITY, name="a")
+    app = create_app(engine=engine)
+    with served_in_thread(app, ApiSettings(header_timeout_s=1.0)) as port:
+        uri = PREFIX + _uris(port)[0]
+        body = get_once(port, uri).content  # made, and warm after it
+        get_once(port, uri)
+        ask = f"GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            answers = []
+            for _ in range(6):
+                sock.sendall(ask)
+                answers += _answers(sock, 1)
+                time.sleep(0.4)
+            sock.sendall(ask * 3)
+            answers += _answers(sock, 3)
+            idle = time.monotonic()
+            assert until_closed(sock) == b""  # nothing of a head came: closed without a word
+            idle = time.monotonic() - idle
+        older = raw_exchange(port, f"GET {uri} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        with_body = raw_exchange(port, _request(uri, "Content-Length: 3") + b"abc")
+    assert all(a.startswith(b"HTTP/1.1 200 ") and a.endswith(body) for a in answers)
+    assert 0.8 < idle < 3.0, idle
+    for answer in (older, with_body):
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(body), answer[:200]
