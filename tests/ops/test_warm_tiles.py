@@ -248,7 +248,7 @@ def _request(path: str, *lines: str, method: str = "GET") -> bytes:
 def _answers(sock: socket.socket, count: int) -> list[bytes]:
     """`count` whole answers (each with a Content-Length) read from a kept connection, and
     nothing more."""
-    data, answers = b"", []
+    data, answers = b"", list[bytes]()
     while len(answers) < count:
         while b"\r\n\r\n" not in data:
             data += sock.recv(65536)
