@@ -26,7 +26,7 @@ from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
 from cim.tiling import CLOUD_TYPE  # the tileset names tiles by the same rule
 from tiles.atlas import pack, within_budget
 from tiles.gltf import Geometry, TexturedPart, column_bounds, write_b3dm, write_glb
-from tiles.meshopt import compress, reorder
+from tiles.meshopt import compress, first_use, reorder
 from tiles.metadata import column_batch_table, column_table
 from tiles.pnts import write_cmpt, write_pnts
 from tiles.points import PointAttributes, las_attributes
@@ -97,6 +97,8 @@ def _fetch(conn: Connection, query: TextClause, params: dict[str, Any]) -> list[
         return cursor.execute(str(compiled), compiled.construct_params(params)).fetchall()
 
 
+_NO_INDICES = np.zeros(0, np.uint32)
+_NO_VERTICES = np.zeros(0, np.int64)
 # a point of an ISO WKB MULTIPOINT Z: byte order, type, x y z
 _WKB_POINT = np.dtype([("order", "u1"), ("kind", "<u4"), ("xyz", "<f8", (3,))])
 
@@ -525,14 +527,20 @@ def _content(
         m, positions, normals, _images(conn, city, np.unique(m.texture[m.texture >= 0]))
     )
     textured = within_budget(pack(textured))  # small ones in one atlas, all within budget
-    used, plain = _subset(m.triangles[~taken] if taken.any() else m.triangles, len(m.vertices))
+    triangles = m.triangles[~taken] if taken.any() else m.triangles
+    used: NDArray[np.int64] | slice
+    if meshopt and fmt != "b3dm":  # the vertices in the codec's order, gathered once
+        indices, used = first_use(triangles) if len(triangles) else (_NO_INDICES, _NO_VERTICES)
+    else:
+        used, plain = _subset(triangles, len(m.vertices))
+        indices = plain.astype(np.uint32).reshape(-1)
     geometry = Geometry(
         center=center,
         positions=positions[used],
         normals=normals[used],
         colors=m.colours[used],
         feature_ids=m.feature_ids[used],
-        indices=plain.astype(np.uint32).reshape(-1),
+        indices=indices,
         textured=textured,
         point_positions=(point_abs - center).astype(np.float32),
         point_colors=point_colours,
@@ -548,5 +556,5 @@ def _content(
         return _content_1_0(geometry, rows, point_rows, columns, schema)
     metadata, views = column_table(columns, len(rows), schema)
     if meshopt:
-        return compress(write_glb(reorder(geometry), len(rows), metadata, views))
+        return compress(write_glb(reorder(geometry, plain=False), len(rows), metadata, views))
     return write_glb(geometry, len(rows), metadata, views)

@@ -11,6 +11,7 @@ from typing import Any
 import meshopt
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from tiles.gltf import read_glb
 
@@ -151,30 +152,39 @@ def decompress(data: bytes) -> bytes:
     return _glb(doc, plain)
 
 
-def _reordered(mesh: Any, per_vertex: tuple[str, ...]) -> Any:
-    """A triangle mesh (a dataclass with `indices` and the `per_vertex` arrays) with vertices in
-    first-use order; unused vertices are dropped. Triangles keep their order: a city's surfaces
-    are triangulated each on its own vertices, so they come in cache order already (meshopt's
-    vertex-cache optimisation changed no content of the 100,000-building city by a byte and
-    cost a tenth of its seeding)."""
-    if not len(mesh.indices):
-        return mesh
-    indices, remap, unique = meshopt.reorder_mesh(
-        np.ascontiguousarray(mesh.indices, dtype=np.uint32), False, False
+def first_use(indices: NDArray[Any]) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
+    """Triangles renumbered over the vertices they use, in first-use order (the order the codec
+    compresses best), and for each new vertex its old index (unused vertices are dropped).
+    Triangles keep their order: a city's surfaces are triangulated each on its own vertices, so
+    they come in cache order already (meshopt's vertex-cache optimisation changed no content of
+    the 100,000-building city by a byte and cost a tenth of its seeding)."""
+    renumbered, remap, unique = meshopt.reorder_mesh(
+        np.ascontiguousarray(indices, dtype=np.uint32).reshape(-1), False, False
     )
     used = remap != 0xFFFFFFFF
     order = np.empty(unique, dtype=np.int64)
     order[remap[used]] = np.flatnonzero(used)
+    return renumbered.astype(np.uint32), order
+
+
+def _reordered(mesh: Any, per_vertex: tuple[str, ...]) -> Any:
+    """A triangle mesh (a dataclass with `indices` and the `per_vertex` arrays) with vertices in
+    first-use order (`first_use`)."""
+    if not len(mesh.indices):
+        return mesh
+    indices, order = first_use(mesh.indices)
     # np.take gathers rows several times faster than indexing does
     changed = {name: np.take(getattr(mesh, name), order, axis=0) for name in per_vertex}
-    return replace(mesh, indices=indices.astype(np.uint32), **changed)
+    return replace(mesh, indices=indices, **changed)
 
 
-def reorder(geometry: Any) -> Any:
-    """The same geometry with every triangle mesh in the order the codec compresses best."""
-    plain = _reordered(geometry, ("positions", "normals", "colors", "feature_ids"))
+def reorder(geometry: Any, plain: bool = True) -> Any:
+    """The same geometry with every triangle mesh in the order the codec compresses best (the
+    plain, untextured mesh left as it is unless `plain`: made in that order already)."""
+    if plain:
+        geometry = _reordered(geometry, ("positions", "normals", "colors", "feature_ids"))
     textured = [
         _reordered(part, ("positions", "normals", "uvs", "feature_ids"))
         for part in geometry.textured
     ]
-    return replace(plain, textured=textured)
+    return replace(geometry, textured=textured)
