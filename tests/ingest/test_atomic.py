@@ -74,3 +74,11 @@ def test_a_landed_ingest_leaves_the_planner_fresh_statistics(
                 {"t": table},
             ).scalar_one()
             assert (table, estimated) == (table, counted)
+        analysed = conn.execute(
+            text("SELECT tablename, attname FROM pg_stats WHERE schemaname = 'public'")
+        ).all()
+    # the geometry table is joined by its key: its key columns are analysed (not its geometry)
+    geometry_columns = {a for t, a in analysed if t == "object_geometry"}
+    assert {"city_code", "object_id", "idx"} <= geometry_columns
+    object_columns = {a for t, a in analysed if t == "city_object"}
+    assert {"city_code", "type", "tile_level", "bbox", "attributes"} <= object_columns
