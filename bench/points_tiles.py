@@ -67,7 +67,8 @@ def _made(url: str, city: str) -> tuple[int, int]:
 def _forget(url: str, city: str) -> None:
     """Start a run as py3dtiles starts its (its output directory removed, untimed): the city's
     kept contents and its datasets deleted and their space vacuumed, so that each run makes
-    everything and the ingest replaces nothing."""
+    everything and the ingest replaces nothing; then a CHECKPOINT and a sync, so that neither
+    side's timed run pays for writing back what the other's, or this, left in memory."""
     from sqlalchemy import text
 
     from cim.db.engine import make_engine
@@ -80,7 +81,10 @@ def _forget(url: str, city: str) -> None:
         delete_dataset(engine, city, dataset["name"])
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM city_object, object_geometry, tile_cache"))
+        # and what that wrote put on disk, so that the timed ingest does not pay for it
+        conn.execute(text("CHECKPOINT"))
     engine.dispose()
+    os.sync()
 
 
 def _peer() -> Path:
@@ -127,6 +131,7 @@ def main() -> None:
             line = f"run {run}: CIM {ingest_s:.1f} + {contents_s:.1f} s"
             if peer is not None:
                 shutil.rmtree(out, ignore_errors=True)
+                os.sync()  # what CIM's run wrote on disk before py3dtiles starts, as before CIM's
                 command = [str(peer), "convert", str(las), "--out", str(out), "--overwrite"]
                 if args.peer_srs_out:
                     command += ["--srs_out", args.peer_srs_out]
