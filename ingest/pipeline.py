@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import threading
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
+from cim.bulk import fewer_collections
 from cim.crs import ToStorage, crs_label, gml_axes_swapped, parse_crs
 from cim.errors import DatabaseUnavailable, IngestError, InvalidCRS
 from cim.geometry import EARCUT_FALLBACK_VERTICES
@@ -27,7 +27,6 @@ from ingest.prepare import prepare_batch
 from ingest.textures import TextureImages
 from ingest.writer import DatasetWriter, IdSource
 
-GC_THRESHOLD = 100_000
 Progress = Callable[[int, int | None], None]
 """Called after each batch with the objects just written and the file's total when known."""
 
@@ -316,64 +315,62 @@ def ingest_files(
         raise IngestError(name, "--name names one dataset; give one file with it")
     raw = engine.raw_connection()
     raw_ids = engine.raw_connection()
-    # an ingest allocates millions of short-lived objects and makes few cycles: collect less
-    # often (about 5 % faster), and restore the thresholds afterwards
-    thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], GC_THRESHOLD), *thresholds[1:])
-    try:
-        pg: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
-        id_conn: psycopg.Connection[Any] = raw_ids.driver_connection  # type: ignore[assignment]
-        id_conn.autocommit = True
-        ids = IdSource(id_conn)
-        writer_reports = []
-        writer: DatasetWriter | None = None
-        path = paths[0]
+    # an ingest allocates millions of short-lived objects and makes few cycles (cim.bulk)
+    with fewer_collections():
         try:
-            for path in paths:
-                writer = DatasetWriter(pg, str(path))
-                writer_reports.append(
-                    _ingest_one(
-                        writer,
-                        ids,
-                        path,
-                        city,
-                        name or path.name,
-                        crs,
-                        settings,
-                        (city_name_zh, city_name_en),
-                        forced_format,
-                        progress,
-                        options,
+            pg: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+            id_conn: psycopg.Connection[Any] = raw_ids.driver_connection  # type: ignore[assignment]
+            id_conn.autocommit = True
+            ids = IdSource(id_conn)
+            writer_reports = []
+            writer: DatasetWriter | None = None
+            path = paths[0]
+            try:
+                for path in paths:
+                    writer = DatasetWriter(pg, str(path))
+                    writer_reports.append(
+                        _ingest_one(
+                            writer,
+                            ids,
+                            path,
+                            city,
+                            name or path.name,
+                            crs,
+                            settings,
+                            (city_name_zh, city_name_en),
+                            forced_format,
+                            progress,
+                            options,
+                        )
                     )
+                pg.commit()
+            except BaseException as exc:
+                if writer is not None:
+                    writer.abandon()
+                pg.rollback()
+                if isinstance(exc, RecursionError):
+                    raise IngestError(path, "data nested too deeply to be a city model") from None
+                if isinstance(exc, psycopg.OperationalError):
+                    raise DatabaseUnavailable(f"the database connection failed: {exc}") from None
+                if isinstance(exc, OSError):
+                    problem = f"cannot read the file: {exc.strerror or exc}"
+                    raise IngestError(path, problem) from None
+                raise
+            # fresh statistics at once, so that the first queries over a city just loaded (its
+            # indicators, its tiles) are planned for its size, not for the tables as they were
+            # before; autovacuum would come to it later. A sample of 30,000 rows per table. The
+            # geometry table is only ever joined by its key: statistics of its key columns (and
+            # its row count) are all its plans use, and those of its geometry, meshes and points
+            # took three quarters of the time (PostGIS reads each sampled geometry whole: 1.2 s
+            # against 0.36 s beside a city of a million buildings; a fifth of a 10 M-point ingest)
+            with pg.cursor() as cur:
+                cur.execute(
+                    "ANALYZE city_object, object_geometry (city_code, object_id, idx, lod, type),"
+                    " dataset"
                 )
             pg.commit()
-        except BaseException as exc:
-            if writer is not None:
-                writer.abandon()
-            pg.rollback()
-            if isinstance(exc, RecursionError):
-                raise IngestError(path, "data nested too deeply to be a city model") from None
-            if isinstance(exc, psycopg.OperationalError):
-                raise DatabaseUnavailable(f"the database connection failed: {exc}") from None
-            if isinstance(exc, OSError):
-                raise IngestError(path, f"cannot read the file: {exc.strerror or exc}") from None
-            raise
-        # fresh statistics at once, so that the first queries over a city just loaded (its
-        # indicators, its tiles) are planned for its size, not for the tables as they were
-        # before; autovacuum would come to it later. A sample of 30,000 rows per table. The
-        # geometry table is only ever joined by its key: statistics of its key columns (and
-        # its row count) are all its plans use, and those of its geometry, meshes and points
-        # took three quarters of the time (PostGIS reads each sampled geometry whole: 1.2 s
-        # against 0.36 s beside a city of a million buildings; a fifth of a 10 M-point ingest)
-        with pg.cursor() as cur:
-            cur.execute(
-                "ANALYZE city_object, object_geometry (city_code, object_id, idx, lod, type),"
-                " dataset"
-            )
-        pg.commit()
-        return writer_reports
-    finally:
-        gc.set_threshold(*thresholds)
-        id_conn.autocommit = False
-        raw_ids.close()
-        raw.close()
+            return writer_reports
+        finally:
+            id_conn.autocommit = False
+            raw_ids.close()
+            raw.close()

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, text
 
+from cim.bulk import fewer_collections
 from cim.db.cities import require_city
 from cim.errors import Conflict, InvalidInput, NotFound
 from cim.settings import TileSettings
@@ -388,7 +389,10 @@ class TileService:
             kept = {tuple(r) for r in conn.execute(_KEPT, given)}
         todo = [key for key in keys if key not in kept]
         runs = [todo[start : start + SEED_BATCH] for start in range(0, len(todo), SEED_BATCH)]
-        with ThreadPoolExecutor(1, thread_name_prefix="cim-seed-read") as reader:
+        with (
+            fewer_collections(),  # rows and arrays by the million, few cycles (cim.bulk)
+            ThreadPoolExecutor(1, thread_name_prefix="cim-seed-read") as reader,
+        ):
             ahead = reader.submit(self._read_batch, city, runs[0], ids) if runs else None
             for n, batch in enumerate(runs):
                 assert ahead is not None
