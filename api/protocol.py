@@ -164,6 +164,10 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     # the parser's callbacks: where it is in the request
     def on_message_begin(self) -> None:
         self._reading = "head"
+        # a request is coming: the connection is not idle. uvicorn stops its idle timer when
+        # data comes, but an answer from the fast lane, given while the parser is still in the
+        # data, starts it again, and it would close the connection under the requests behind
+        self._unset_keepalive_if_required()
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
@@ -186,10 +190,13 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def _lane_answer(self) -> Laned | None:
         """The fast lane's answer to the request whose head has come; None (the app answers)
         unless it is a GET or HEAD of HTTP/1.1 with no body, with no request before it still
-        being answered, within the concurrency limit."""
+        being answered, within the concurrency limit, and the client reading what it is sent
+        (else the app answers it and those pipelined after it as they are read: a client
+        pipelining requests it never reads would otherwise have their answers pile up here)."""
         parser, lane = self.parser, self.lane
         if (
             lane is None
+            or self.flow.write_paused
             or self.pipeline
             or (self.cycle is not None and not self.cycle.response_complete)
             or parser.get_http_version() != "1.1"

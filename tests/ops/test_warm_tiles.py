@@ -249,13 +249,19 @@ def _answers(sock: socket.socket, count: int) -> list[bytes]:
     """`count` whole answers (each with a Content-Length) read from a kept connection, and
     nothing more."""
     data, answers = b"", list[bytes]()
+
+    def more() -> bytes:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed after {len(answers)} answers: {data[:300]!r}"
+        return chunk
+
     while len(answers) < count:
         while b"\r\n\r\n" not in data:
-            data += sock.recv(65536)
+            data += more()
         head, _, data = data.partition(b"\r\n\r\n")
         length = int(re.search(rb"content-length: (\d+)", head)[1])  # type: ignore[index]
         while len(data) < length:
-            data += sock.recv(65536)
+            data += more()
         answers.append(head + b"\r\n\r\n" + data[:length])
         data = data[length:]
     assert data == b"", "more answers came than requests"
@@ -346,3 +352,32 @@ def test_a_kept_connection_owes_each_head_from_its_previous_answer(engine: Engin
     assert 0.8 < idle < 3.0, idle
     for answer in (older, with_body):
         assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(body), answer[:200]
+
+
+def test_answers_to_a_client_that_does_not_read_wait_for_it(engine: Engine) -> None:
+    """A client pipelining requests for a warm tile without reading the answers: once what it
+    has not read fills the socket's buffers, the protocol stops answering in its fast lane and
+    the app answers the rest as the client reads (the requests wait unread meanwhile); every
+    answer comes, whole and in order, even when the client reads only after the 5 s a
+    connection may stay idle (it is not idle: requests are waiting)."""
+    ingest_files(engine, [DELFT], CITY, name="a")
+    app = create_app(engine=engine)
+    lane = app.state.lane
+    taken: list[str] = []
+
+    def watched(method: str, path: str, query: bytes, headers: Any) -> Any:
+        taken.append(path)
+        return lane(method, path, query, headers)
+
+    with served_in_thread(app, ApiSettings()) as port:
+        uri = PREFIX + _uris(port)[0].split("?")[0]
+        body = get_once(port, uri).content  # made, and warm after it
+        app.state.lane = watched
+        count = 400
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.sendall(f"GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * count)
+            time.sleep(6.0)  # nothing read, past uvicorn's 5 s for an idle connection
+            answers = _answers(sock, count)
+    assert all(a.startswith(b"HTTP/1.1 200 ") and a.endswith(body) for a in answers)
+    assert 0 < len(taken) < count, len(taken)  # the lane first, then the app
