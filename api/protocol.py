@@ -127,6 +127,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self.lane = lane_of(self.app)
         self._laned: Laned | None = None  # the fast lane's answer to the request being read
+        self._laned_here = False  # the fast lane answered during the read being parsed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -139,6 +140,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # nothing after a bad request is read: its 400 closes the connection
+        tail = self._tail
         if self._owed:
             if self._owed == "head" and self._reading == "head" and self._head_over(data):
                 self._cancel()
@@ -147,6 +149,15 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
                 return
             self._bytes += len(data)
         super().data_received(data)
+        if self._laned_here:
+            self._laned_here = False
+            if self._owed == "head" and self._reading == "head":
+                # the fast lane answered in this read, and the next head is owed from then on:
+                # what of it came in this read, after the answered head's blank line, counts
+                seen = tail + data
+                end = seen.rfind(b"\r\n\r\n")
+                self._bytes = len(seen) - (end + 4) if end >= 0 else len(data)
+                self._tail = seen[-3:]
         if not self.transport.is_closing() and not self._refused:
             self._follow()
 
@@ -234,19 +245,24 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         after any answer."""
         self._cancel()
         self._owed = ""  # the request came whole: the next head is owed from now on
+        self._laned_here = True
         if self.transport.is_closing():
             return
-        head = [STATUS_LINE[status]]
-        for name, value in (*self.server_state.default_headers, *headers):
-            head += (name, b": ", value, b"\r\n")
-        head.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
-        if method == b"HEAD" or not body:
-            self._out.write_now(b"".join(head))
-        else:
-            self._out.write_now(b"".join(head), body)
-        if not keep:
+        try:
+            head = [STATUS_LINE[status]]
+            for name, value in (*self.server_state.default_headers, *headers):
+                head += (name, b": ", value, b"\r\n")
+            head.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
+            if method == b"HEAD" or not body:
+                self._out.write_now(b"".join(head))
+            else:
+                self._out.write_now(b"".join(head), body)
+            if not keep:
+                self.transport.close()
+            self.on_response_complete()
+        except Exception as exc:  # raised into the parser, it would be answered 400 as bad input
+            LOG.error(json.dumps({"event": "error", "error": type(exc).__name__, "in": "lane"}))
             self.transport.close()
-        self.on_response_complete()
 
     def on_response_complete(self) -> None:
         if self._reading == "":

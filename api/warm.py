@@ -28,7 +28,10 @@ from api.tiles import (
 from cim.tiling import MAX_LEVEL
 from tiles.service import EXTENSIONS, TileService
 
-_TILE = re.compile(r"/collections/([^/]+)/3dtiles/tiles/(\d{1,2})/(\d{1,9})/(\d{1,9})\.(\w+)")
+# ASCII digits only, as the route's: `\d` would take other scripts' digits, which int() reads
+_TILE = re.compile(
+    r"/collections/([^/]+)/3dtiles/tiles/(\d{1,2})/(\d{1,9})/(\d{1,9})\.(\w+)", re.ASCII
+)
 _TILESET = re.compile(r"/collections/([^/]+)/3dtiles/tileset\.json")
 EXPOSED = b"Content-Crs, ETag"  # as the app's CORS middleware exposes them
 # Vary as the tile route's answer leaves the app: the route names Accept-Encoding, the gzip

@@ -381,3 +381,39 @@ def test_answers_to_a_client_that_does_not_read_wait_for_it(engine: Engine) -> N
             answers = _answers(sock, count)
     assert all(a.startswith(b"HTTP/1.1 200 ") and a.endswith(body) for a in answers)
     assert 0 < len(taken) < count, len(taken)  # the lane first, then the app
+
+
+def _exchange_in_reads(port: int, *writes: bytes) -> bytes:
+    """Send each write apart (so that the server reads them apart), then read until closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        for n, data in enumerate(writes):
+            if n:
+                time.sleep(0.2)
+            sock.sendall(data)
+        return until_closed(sock)
+
+
+def test_requests_after_a_laned_answer_keep_their_order_and_head_limit(engine: Engine) -> None:
+    """Requests behind an answer of the fast lane, in the same read: the app's and the lane's
+    answers come in the order asked; a head that began in that read is measured from its first
+    byte (not from the answer), so a head over 16 KiB split across two reads is refused 431,
+    and a small head whose blank line is split across reads, with a large body, is not."""
+    ingest_files(engine, [DELFT], CITY, name="a")
+    app = create_app(engine=engine)
+    with served_in_thread(app, ApiSettings()) as port:
+        uri = PREFIX + _uris(port)[0].split("?")[0]
+        get_once(port, uri)  # made, and warm after it
+        tile = f"GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        mixed = _exchange_in_reads(port, tile + health + tile + health + tile + last)
+        body = b"{" + b" " * 39_998 + b"}"
+        post = b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n"
+        split = _exchange_in_reads(port, tile + post, b"\r\n" + body + last)
+        big = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 15_000
+        over = _exchange_in_reads(port, tile + big, b"a" * 2_000 + b"\r\n\r\n" + last)
+    kinds = re.findall(rb"HTTP/1\.1 (\d{3}) .*?content-type: ([\w/+-]+)", mixed, re.S)
+    glb, json_doc = b"model/gltf-binary", b"application/json"
+    assert kinds == [(b"200", k) for k in (glb, json_doc, glb, json_doc, glb, json_doc)], kinds
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", split) == [b"200", b"405", b"200"], split[-300:]
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", over) == [b"200", b"431"], over[-300:]
