@@ -495,4 +495,27 @@ def prepare_batch(
         )
         stats.by_type[obj.type] += 1
         stats.attribute_keys.update(obj.attributes)
+    order = _tile_order(tiles)
+    if order is not None:
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        obj_rows = [obj_rows[n] for n in order.tolist()]
+        owners = rank[np.array(batch.owner, dtype=np.int64)]
+        geom_rows = [geom_rows[k] for k in np.argsort(owners, kind="stable").tolist()]
     return PreparedBatch(obj_rows, geom_rows, stats)
+
+
+def _tile_order(tiles: Sequence[tuple[Any, ...]]) -> NDArray[np.int64] | None:
+    """The objects of a batch in tile order (then as they came; objects with no tile last), or
+    None when they are in it already. Seeding and tile requests read a tile's objects together:
+    written in this order they share heap pages, where in a file's order they were scattered
+    over pages that a city larger than PostgreSQL's buffers reads from the kernel again for
+    every tile that touches them (a million buildings: 326,000 page reads of a 83,000-page
+    table)."""
+    if len(tiles) < 2:
+        return None
+    keys = np.array([t[:3] if t[0] is not None else (1 << 15, 0, 0) for t in tiles], np.int64)
+    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))
+    if (order[1:] > order[:-1]).all():
+        return None
+    return order
