@@ -42,21 +42,11 @@ def tiles_seed(city: str, workers: int | None) -> None:
     with _tile_bar("seeding") as bar:
         try:
             service = TileService(command_engine(DatabaseSettings()))
-            # progress comes as tiles done so far (per batch, or per process's share)
-            available = Availability(service)
             # a city with over-full tiles is served implicit, their objects in parts: those
-            # tiles (tens of MB each, for the explicit tileset only) are made on request
-            count = service.seed(
-                city,
-                lambda done, total: advance(bar, done - bar.n, total),
-                workers=workers,
-                only=available.native(city),
-            )
-            # and the parts of over-full tiles, which the implicit tileset serves as cells
-            count += available.seed(
-                city,
-                lambda done, total: advance(bar, count + done - bar.n, count + total),
-                workers=workers,
+            # tiles (tens of MB each, for the explicit tileset only) are made on request; the
+            # other tiles and the parts are made now, by one pool of processes
+            count = Availability(service).seed_all(
+                city, lambda done, total: advance(bar, done - bar.n, total), workers=workers
             )
         except CimError as exc:
             fail(exc)

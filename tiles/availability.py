@@ -14,12 +14,11 @@ content without making it, and a restart loses none.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -68,6 +67,10 @@ _KEYS_SQL = """
     FROM city_object o
     WHERE o.city_code = :c AND o.tile_level IS NOT NULL
     GROUP BY o.tile_level, o.tile_x, o.tile_y"""
+# the city's tiles are a few thousand groups of a million rows: within PostgreSQL's default 4 MB
+# of work memory it sorted the rows and spilt them to disk (1.06 s for a million buildings), in
+# 32 MB it hashes them (0.56 s); for this query's transaction only
+_HASHED = text("SET LOCAL work_mem = '32MB'")
 _POOLED_SQL = """
     SELECT o.id, o.tile_level, o.tile_x, o.tile_y,
            (ST_XMin(o.bbox) + ST_XMax(o.bbox)) / 2 AS lon,
@@ -145,6 +148,7 @@ class Availability:
                     self._items.move_to_end(city)
                     return kept
             require_city(conn, city)
+            conn.execute(_HASHED)
             rows = conn.execute(self._keys, {"c": city, "cloud": CLOUD_TYPE}).all()
             native = {(r.tile_level, r.tile_x, r.tile_y) for r in rows}
             full = {
@@ -360,10 +364,88 @@ class Availability:
             NotFound: no such city.
             Conflict: the city's data kept changing while its parts were made.
         """
+        total, ids, work = self._part_work(city)
+        done = [total - sum(len(batch) for batch in work)]
+        if progress:
+            progress(done[0], total)
+        workers = min(workers or os.cpu_count() or 1, len(work))
+        if workers <= 1:
+            for batch in work:
+                done[0] += _seed_batch(self, city, ids, batch)
+                if progress:
+                    progress(done[0], total)
+            return total
+        from tiles.service import seeding_pool
+
+        url = self.engine.url.render_as_string(hide_password=False)
+        with seeding_pool(self.engine, workers) as pool:
+            for count in pool.map(
+                _worker_batch, *zip(*self._part_shares(url, city, ids, work), strict=True)
+            ):
+                done[0] += count
+                if progress:
+                    progress(done[0], total)
+        return total
+
+    def seed_all(
+        self,
+        city: str,
+        progress: Callable[[int, int], None] | None = None,
+        workers: int | None = None,
+    ) -> int:
+        """Make and keep every content of a city not kept for its data as it is: the tiles
+        that are their own cell (as `TileService.seed` with `only=native`) and the parts of
+        over-full tiles (as `seed`), given to one pool of processes (one per CPU by default),
+        parts first. In two pools, one after the other, each pool's last shares left a CPU
+        idle, and the parts' processes started new connections. `progress` hears (contents
+        done, contents). Returns how many contents the city has.
+
+        Raises:
+            NotFound: no such city.
+            Conflict: the city's data kept changing while its contents were made.
+        """
+        keys = sorted(self.native(city))
+        workers = workers or os.cpu_count() or 1
+        if workers == 1:
+            count = self.service.seed(city, progress, workers=1, only=set(keys))
+
+            def then(done: int, total: int) -> None:
+                if progress:
+                    progress(count + done, count + total)
+
+            return count + self.seed(city, then, workers=1)
+        from tiles.service import make_share, seeding_pool
+
+        total_parts, ids, work = self._part_work(city)
+        total = len(keys) + total_parts
+        done = total_parts - sum(len(batch) for batch in work)  # kept already
+        url = self.engine.url.render_as_string(hide_password=False)
+        tiles = self.service.seed_shares(city, keys, workers)
+        with seeding_pool(self.engine, workers) as pool:
+            futures = [
+                pool.submit(_worker_batch, *args)
+                for args in self._part_shares(url, city, ids, work)
+            ]
+            futures += [pool.submit(make_share, *args) for args in tiles if args[3]]
+            if progress:
+                progress(done, total)
+            for future in as_completed(futures):
+                done += future.result()
+                if progress:
+                    progress(done, total)
+        return total
+
+    def _part_work(self, city: str) -> tuple[int, Generation, list[Batch]]:
+        """How many parts the city has, its generation and the batches of the parts not kept
+        for it (those of older data or code forgotten now).
+
+        Raises:
+            NotFound: no such city.
+        """
         item = self._city(city)
         if not item.parts:
-            return 0
-        schema = self.service.schemas.get(city, item.ids)
+            return 0, item.ids, []
+        schema = self.service.schemas.get(city, item.ids)  # measured before any worker starts
         stamp = cell_made_with(schema, item.ids)
         from tiles.service import forget_stale  # the module that writes tile_cache
 
@@ -373,26 +455,17 @@ class Availability:
                 forget_stale(conn, city, stale, self.variant, stamp)
             kept = kept_keys(conn, city, self.variant, stamp)
         todo = [key for key in item.parts if key not in kept]
-        total = len(item.parts)
-        done = [total - len(todo)]
-
-        def advance(count: int) -> None:
-            done[0] += count
-            if progress:
-                progress(done[0], total)
-
-        advance(0)
         work = [
             [(key, item.parts[key].tolist()) for key in batch]
             for batch in batches(todo, item.weights)
         ]
-        workers = min(workers or os.cpu_count() or 1, len(work))
-        if workers > 1:
-            _seed_in_processes(self, city, item.ids, work, workers, advance)
-        else:
-            for batch in work:
-                advance(_seed_batch(self, city, item.ids, batch))
-        return total
+        return len(item.parts), item.ids, work
+
+    def _part_shares(
+        self, url: str, city: str, ids: Generation, work: list[Batch]
+    ) -> list[tuple[str, TileSettings, int, str, Generation, Batch]]:
+        """The arguments of `_worker_batch` for each batch of `work`."""
+        return [(url, self.service.settings, self.budget, city, ids, batch) for batch in work]
 
     def make(
         self,
@@ -506,39 +579,17 @@ def _seed_batch(available: Availability, city: str, ids: Generation, batch: Batc
     return len(batch)
 
 
-def _seed_in_processes(
-    available: Availability,
-    city: str,
-    ids: Generation,
-    work: list[Batch],
-    workers: int,
-    progress: Callable[[int], None],
-) -> None:
-    """Seed these batches with `workers` processes of their own, a batch at a time; reports
-    each batch's parts done."""
-    engine: Engine = available.engine
-    url = engine.url.render_as_string(hide_password=False)
-    engine.dispose()  # no pooled connection may cross the fork
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    start = (url, available.service.settings, available.budget)
-    n = len(work)
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=start
-    ) as pool:
-        for count in pool.map(_worker_batch, [city] * n, [ids] * n, work):
-            progress(count)
+_WORKERS: dict[tuple[str, int], Availability] = {}  # a seeding process's own, by url and budget
 
 
-_WORKER: list[Availability] = []  # a seeding process's own engine and service
+def _worker_batch(
+    url: str, settings: TileSettings, budget: int, city: str, ids: Generation, batch: Batch
+) -> int:
+    """A seeding process's batch of parts (`Availability._part_shares`); how many."""
+    from tiles.service import TileService, worker_engine
 
-
-def _start_worker(url: str, settings: TileSettings, budget: int) -> None:
-    from cim.db.engine import make_engine
-    from tiles.service import TileService
-
-    _WORKER[:] = [Availability(TileService(make_engine(url), settings), budget)]
-
-
-def _worker_batch(city: str, ids: Generation, batch: Batch) -> int:
-    return _seed_batch(_WORKER[0], city, ids, batch)
+    available = _WORKERS.get((url, budget))
+    if available is None:
+        service = TileService(worker_engine(url), settings)
+        available = _WORKERS[(url, budget)] = Availability(service, budget)
+    return _seed_batch(available, city, ids, batch)

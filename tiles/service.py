@@ -25,8 +25,9 @@ import os
 import threading
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -479,28 +480,29 @@ class TileService:
         objects, taken as they are, which spares reading the tileset of the whole city), with
         one process per CPU by default; returns how many tiles were asked for."""
         keys = content_keys(self.tileset(city, fmt)) if only is None else sorted(only)
-        with self.engine.connect() as conn:
-            self.schemas.get(city, generation(conn, city))  # measured once, before the workers
         workers = workers or os.cpu_count() or 1
         if workers == 1 or len(keys) < 8:
             return self.make_many(city, keys, fmt, progress)
-        # big tiles first, interleaved so every process gets a share of them
-        chunks = [keys[i :: workers * 4] for i in range(workers * 4)]
-        url = self.engine.url.render_as_string(hide_password=False)
         done = 0
-        # fork starts workers without re-importing everything; no pooled connection may cross it
-        self.engine.dispose()
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        n = len(chunks)
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with seeding_pool(self.engine, workers) as pool:
             for count in pool.map(
-                _make_tiles, [url] * n, [self.settings] * n, [city] * n, chunks, [fmt] * n
+                make_share, *zip(*self.seed_shares(city, keys, workers, fmt), strict=True)
             ):
                 done += count
                 if progress:
                     progress(done, len(keys))
         return len(keys)
+
+    def seed_shares(
+        self, city: str, keys: list[Key], workers: int, fmt: str = "glb"
+    ) -> list[tuple[str, TileSettings, str, list[Key], str]]:
+        """The arguments of `make_share` for `workers` seeding processes making `keys`: four
+        shares each, interleaved, so that every process gets some of the big tiles first. The
+        city's property schema is measured here, once, before the workers start."""
+        with self.engine.connect() as conn:
+            self.schemas.get(city, generation(conn, city))
+        url = self.engine.url.render_as_string(hide_password=False)
+        return [(url, self.settings, city, keys[i :: workers * 4], fmt) for i in range(workers * 4)]
 
     def export(
         self,
@@ -534,21 +536,38 @@ def write_static(
     return len(uris)
 
 
+@contextmanager
+def seeding_pool(engine: Engine, workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of `workers` seeding processes. They are forked where the system can (no
+    re-import of everything), so `engine`'s pooled connections are closed first: none may
+    cross a fork."""
+    engine.dispose()
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield pool
+
+
 _WORKER_ENGINES: dict[str, Engine] = {}
 
 
-def _make_tiles(url: str, settings: TileSettings, city: str, keys: list[Key], fmt: str) -> int:
-    """A seeding worker's share: its tiles made with an engine of its own, kept for the
-    worker's next share. A new PostgreSQL backend maps each shared buffer it touches with a
-    page fault of its own, and a seeding reads gigabytes through them: the same backends for
-    every share of a worker spared a third of those faults."""
+def worker_engine(url: str) -> Engine:
+    """A seeding process's engine for `url`, made on its first share and kept for the next
+    ones. A new PostgreSQL backend maps each shared buffer it touches with a page fault of its
+    own, and a seeding reads gigabytes through them: the same backends for every share of a
+    process spared a third of those faults."""
     from cim.db.engine import make_engine
 
     engine = _WORKER_ENGINES.get(url)
     if engine is None:
         engine = _WORKER_ENGINES[url] = make_engine(url)
         multiprocessing.util.Finalize(engine, engine.dispose, exitpriority=10)  # at its exit
-    TileService(engine, settings).make_many(city, keys, fmt)
+    return engine
+
+
+def make_share(url: str, settings: TileSettings, city: str, keys: list[Key], fmt: str) -> int:
+    """A seeding process's share (`TileService.seed_shares`); how many keys it had."""
+    TileService(worker_engine(url), settings).make_many(city, keys, fmt)
     return len(keys)
 
 

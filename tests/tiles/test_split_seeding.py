@@ -200,3 +200,40 @@ def test_cim_tiles_seed_makes_and_keeps_the_parts(
     for key in parts:
         serving.cell(CLOUD, *key)
     assert serving.results == {"database": len(parts)}
+
+
+def _every_kept(engine: Engine) -> dict[tuple[str, int, int, int], str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT format, tile_level, tile_x, tile_y, etag FROM tile_cache"
+                " WHERE city_code = :c"
+            ),
+            {"c": CLOUD},
+        ).all()
+    return {(r[0], r[1], r[2], r[3]): r[4] for r in rows}
+
+
+def test_one_pool_seeds_tiles_and_parts_as_one_process_does(cloud: Engine) -> None:
+    """`seed_all` gives the tiles and the parts to one pool of processes: it keeps the same
+    contents as one process making the tiles and then the parts, and says so as it goes."""
+    with cloud.begin() as conn:
+        conn.execute(text("DELETE FROM tile_cache WHERE city_code = :c"), {"c": CLOUD})
+    steps: list[tuple[int, int]] = []
+    count = _availability(cloud).seed_all(
+        CLOUD, lambda done, total: steps.append((done, total)), workers=2
+    )
+    pooled = _every_kept(cloud)
+    item = _availability(cloud)._city(CLOUD)
+    assert item.parts and item.native  # both kinds
+    assert count == len(pooled) == len(item.native) + len(item.parts)
+    assert steps[0] == (0, count) and steps[-1] == (count, count)
+    assert [done for done, _ in steps] == sorted(done for done, _ in steps)
+    with cloud.begin() as conn:
+        conn.execute(text("DELETE FROM tile_cache WHERE city_code = :c"), {"c": CLOUD})
+    assert _availability(cloud).seed_all(CLOUD, workers=1) == count
+    assert _every_kept(cloud) == pooled  # the same contents (etags are their SHA-256)
+    # seeding again makes nothing: every content is kept for the data as it is
+    again = _availability(cloud)
+    assert again.seed_all(CLOUD, workers=2) == count
+    assert again.results["made"] == 0 and _every_kept(cloud) == pooled
