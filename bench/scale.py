@@ -30,6 +30,7 @@ from sqlalchemy import Engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._cluster import bench_database  # noqa: E402
+from bench._gauge import gauge_ms  # noqa: E402
 from bench.ingest import OUT, TIME, _file  # noqa: E402
 from bench.pointcloud import generate as generate_las  # noqa: E402
 from bench.tiles import _free_port, _serve, _timed  # noqa: E402
@@ -125,9 +126,11 @@ def _city(
     engine = make_engine(url)
     ingest_s += _settle(engine)
     seeds: list[tuple[float, float]] = []  # seconds, peak MB
+    gauges: list[float] = []  # the machine's speed just before each seeding (bench._gauge)
     for run in range(seed_runs):
         if run:
             _unseed(engine, city)
+        gauges.append(gauge_ms())
         seeds.append(_timed([cim, "tiles", "seed", "--city", city], env)[:2])
     seed_s = statistics.median(s for s, _ in seeds)
     seed_mb = max(mb for _, mb in seeds)
@@ -186,6 +189,7 @@ def _city(
         "ingest MB": ingest_mb,
         "seed/s": objects / seed_s,
         "seed/s runs": " ".join(f"{objects / s:,.0f}" for s, _ in seeds),
+        "gauges": " ".join(f"{g:.0f}" for g in gauges),
         "seed MB": seed_mb,
         "serve MB": serve_mb,
         "explicit KB": len(explicit.content) / 1024,
@@ -215,6 +219,7 @@ ROWS = [
     ("ingest peak MB", "ingest MB", "{:,.0f}"),
     ("seeding, objects/s", "seed/s", "{:,.0f}"),
     ("seeding runs, objects/s", "seed/s runs", "{}"),
+    ("machine gauge ms (before)", "gauges", "{}"),
     ("seeding peak MB", "seed MB", "{:,.0f}"),
     ("server peak MB", "serve MB", "{:,.0f}"),
     ("tileset JSON explicit KB", "explicit KB", "{:,.1f}"),
