@@ -18,7 +18,6 @@ import os
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -365,26 +364,21 @@ class Availability:
             Conflict: the city's data kept changing while its parts were made.
         """
         total, ids, work = self._part_work(city)
-        done = [total - sum(len(batch) for batch in work)]
-        if progress:
-            progress(done[0], total)
+        done = total - sum(len(batch) for batch in work)  # kept already
         workers = min(workers or os.cpu_count() or 1, len(work))
-        if workers <= 1:
-            for batch in work:
-                done[0] += _seed_batch(self, city, ids, batch)
-                if progress:
-                    progress(done[0], total)
-            return total
-        from tiles.service import seeding_pool
+        if workers > 1:
+            from tiles.service import run_shares
 
-        url = self.engine.url.render_as_string(hide_password=False)
-        with seeding_pool(self.engine, workers) as pool:
-            for count in pool.map(
-                _worker_batch, *zip(*self._part_shares(url, city, ids, work), strict=True)
-            ):
-                done[0] += count
-                if progress:
-                    progress(done[0], total)
+            run_shares(
+                self.engine, workers, self._part_shares(city, ids, work), done, total, progress
+            )
+            return total
+        if progress:
+            progress(done, total)
+        for batch in work:
+            done += _seed_batch(self, city, ids, batch)
+            if progress:
+                progress(done, total)
         return total
 
     def seed_all(
@@ -414,26 +408,16 @@ class Availability:
                     progress(count + done, count + total)
 
             return count + self.seed(city, then, workers=1)
-        from tiles.service import make_share, seeding_pool
+        from tiles.service import make_share, run_shares
 
         total_parts, ids, work = self._part_work(city)
-        total = len(keys) + total_parts
         done = total_parts - sum(len(batch) for batch in work)  # kept already
-        url = self.engine.url.render_as_string(hide_password=False)
-        tiles = self.service.seed_shares(city, keys, workers)
-        with seeding_pool(self.engine, workers) as pool:
-            futures = [
-                pool.submit(_worker_batch, *args)
-                for args in self._part_shares(url, city, ids, work)
-            ]
-            futures += [pool.submit(make_share, *args) for args in tiles if args[3]]
-            if progress:
-                progress(done, total)
-            for future in as_completed(futures):
-                done += future.result()
-                if progress:
-                    progress(done, total)
-        return total
+        shares = self._part_shares(city, ids, work)  # parts first: the biggest shares
+        shares += [
+            (make_share, args) for args in self.service.seed_shares(city, keys, workers) if args[3]
+        ]
+        run_shares(self.engine, workers, shares, done, len(keys) + total_parts, progress)
+        return len(keys) + total_parts
 
     def _part_work(self, city: str) -> tuple[int, Generation, list[Batch]]:
         """How many parts the city has, its generation and the batches of the parts not kept
@@ -462,10 +446,12 @@ class Availability:
         return len(item.parts), item.ids, work
 
     def _part_shares(
-        self, url: str, city: str, ids: Generation, work: list[Batch]
-    ) -> list[tuple[str, TileSettings, int, str, Generation, Batch]]:
-        """The arguments of `_worker_batch` for each batch of `work`."""
-        return [(url, self.service.settings, self.budget, city, ids, batch) for batch in work]
+        self, city: str, ids: Generation, work: list[Batch]
+    ) -> list[tuple[Callable[..., int], tuple[Any, ...]]]:
+        """A `run_shares` share of `_worker_batch` for each batch of `work`."""
+        url = self.engine.url.render_as_string(hide_password=False)
+        fixed = (url, self.service.settings, self.budget, city, ids)
+        return [(_worker_batch, (*fixed, batch)) for batch in work]
 
     def make(
         self,

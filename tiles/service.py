@@ -25,9 +25,8 @@ import os
 import threading
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -483,14 +482,8 @@ class TileService:
         workers = workers or os.cpu_count() or 1
         if workers == 1 or len(keys) < 8:
             return self.make_many(city, keys, fmt, progress)
-        done = 0
-        with seeding_pool(self.engine, workers) as pool:
-            for count in pool.map(
-                make_share, *zip(*self.seed_shares(city, keys, workers, fmt), strict=True)
-            ):
-                done += count
-                if progress:
-                    progress(done, len(keys))
+        shares = [(make_share, args) for args in self.seed_shares(city, keys, workers, fmt)]
+        run_shares(self.engine, workers, shares, 0, len(keys), progress)
         return len(keys)
 
     def seed_shares(
@@ -536,16 +529,29 @@ def write_static(
     return len(uris)
 
 
-@contextmanager
-def seeding_pool(engine: Engine, workers: int) -> Iterator[ProcessPoolExecutor]:
-    """A pool of `workers` seeding processes. They are forked where the system can (no
-    re-import of everything), so `engine`'s pooled connections are closed first: none may
-    cross a fork."""
+def run_shares(
+    engine: Engine,
+    workers: int,
+    shares: list[tuple[Callable[..., int], tuple[Any, ...]]],
+    done: int,
+    total: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Run seeding shares (a function and its arguments, each returning how many contents it
+    made) in a pool of `workers` processes, in the order given as far as the pool allows;
+    `progress` hears (done, total), from `done` on, as each share ends. The processes are
+    forked where the system can (no re-import of everything), so `engine`'s pooled connections
+    are closed first: none may cross a fork."""
     engine.dispose()
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if progress:
+        progress(done, total)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield pool
+        for future in as_completed([pool.submit(run, *args) for run, args in shares]):
+            done += future.result()
+            if progress:
+                progress(done, total)
 
 
 _WORKER_ENGINES: dict[str, Engine] = {}
