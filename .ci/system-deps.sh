@@ -4,7 +4,7 @@
 # run), Chromium and CJK fonts (the viewer's browser tests), Pango (PDF grading reports),
 # poppler-utils (the report test renders a page), GDAL's ogr2ogr (a test and bench/ read the
 # Features API with it), GNU time (bench/), nginx (the reverse-proxy test, bench/serve.py) and
-# wrk (bench/serve.py).
+# wrk (bench/serve.py) and mosquitto (the twin's MQTT broker, embedded like PostgreSQL).
 # Idempotent, and quick when everything is present. Debian/Ubuntu (apt); run as root or with sudo.
 set -euo pipefail
 
@@ -38,6 +38,7 @@ if [[ ! -f /usr/share/proj/egm96_15.gtx ]]; then need+=(proj-data); fi  # EGM96 
 if ! command -v ogr2ogr >/dev/null; then need+=(gdal-bin); fi  # GDAL reads the Features API
 if [[ ! -x /usr/sbin/nginx ]]; then need+=(nginx-light); fi  # the reverse-proxy test, bench/serve.py
 if ! command -v wrk >/dev/null; then need+=(wrk); fi  # bench/serve.py's load generator
+if [[ ! -x /usr/sbin/mosquitto ]]; then need+=(mosquitto); fi  # the twin's MQTT broker
 if [[ ${#need[@]} -gt 0 ]]; then apt_install "${need[@]}"; fi
 
 # PostGIS for the server version that is installed (Debian names it postgresql-NN-postgis-3)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
-from api import ops, problems, web
+from api import live, ops, problems, web
 from api.dependencies import KeyFirst, share_state
 from api.edge import NoNul, RealClient
 from api.features import CONFORMANCE, features_router
@@ -22,13 +22,14 @@ from api.grading import router as grading_router
 from api.limits import BodyLimit, Lifetime, body_limit
 from api.logs import configure
 from api.openapi import openapi_30
+from api.sensorthings import sensorthings_router
 from api.standby import StandbyRetry
 from api.tiles import TilesetAnswers, tiles_router
 from api.warm import Lane, WarmAnswers, WarmTiles
 from cim import __version__
 from cim.db.engine import database_url, make_engine, read_urls
 from cim.db.replicas import read_engine
-from cim.settings import ApiSettings, DatabaseSettings, TileSettings
+from cim.settings import ApiSettings, DatabaseSettings, TileSettings, TwinSettings
 from tiles.service import TileService
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
@@ -64,6 +65,7 @@ def create_app(
     engine: Engine | None = None,
     tile_settings: TileSettings | None = None,
     reads: Engine | None = None,
+    twin_settings: TwinSettings | None = None,
 ) -> FastAPI:
     """Build the service for a database (from settings, or an engine the caller owns). Reads
     of tiles, features and dashboards go to `reads` (default: the hot standbys of
@@ -104,6 +106,8 @@ def create_app(
     tilesets = TilesetAnswers(app.state.tiles)  # tileset JSON kept per generation
     app.include_router(tiles_router(app.state.tiles, tilesets))
     app.include_router(grading_router)
+    live.install(app, engine, twin_settings)  # the MQTT bridge, when a broker is there
+    app.include_router(sensorthings_router(engine, reads, lambda: app.state.twin_mqtt()))
 
     web.mount(app, settings.cesium_dir)
     # a write's caller is checked before its body is read, and a body over its route's limit

@@ -25,6 +25,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.limits import FailureLimiter, HeavyGate, RefusalSampler
+from api.sensorthings import writer_of
 from cim.errors import TooLarge, Unauthorized
 from cim.settings import ApiSettings
 from grading import access, evidence, rounds
@@ -329,6 +330,9 @@ def _check_caller(request: Request, route: APIRoute, params: dict[str, Any]) -> 
     Raises:
         Unauthorized, Forbidden, TooManyAttempts, NotFound: as the route's dependencies would.
     """
+    if (route.openapi_extra or {}).get("x-twin"):  # SensorThings writes: a twin key
+        request.state.twin_writer = writer_of(request)
+        return
     key = key_in(request)
     settings: ApiSettings = request.app.state.settings
     if (route.openapi_extra or {}).get("x-read-only"):

@@ -21,6 +21,7 @@ from cim.attributes import ITEMS_PARAMETERS, attribute_key
 from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs, parse_crs
 from cim.errors import InvalidCRS, InvalidInput
 from cim.settings import ApiSettings
+from twin.read import object_links as twin_links
 
 
 class JSONResponse(_StdJSONResponse):
@@ -410,6 +411,8 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
             {"href": f"{base}/collections/{city}/items/{item_id}", "rel": "self", "type": GEOJSON},
             {"href": f"{base}/collections/{city}", "rel": "collection", "type": "application/json"},
         ]
+        with engine.connect() as conn:  # the live twin's sensors on or in it
+            feature["links"] += twin_links(conn, city, item_id, base)
         return JSONResponse(feature, media_type=GEOJSON, headers={"Content-Crs": f"<{out.uri}>"})
 
     return router

@@ -134,6 +134,7 @@ class RefusalSampler:
 JSON_BODY = 1_000_000  # a round with its catalogue, policy and cities; a policy
 WHAT_IF_BODY = 256 * 1024  # another catalogue and/or policy (the built-in catalogue: 9 kB)
 VALUE_BODY = 128 * 1024  # one value: its note, source, link and reason, even all \u-escaped
+DATA_ARRAY_BODY = 32 * 1024 * 1024  # SensorThings CreateObservations: 100,000 rows
 UPLOAD_HEADROOM = 1_000_000  # over the upload limit, which `upload()` checks to the byte
 _UPLOAD = re.compile(r"^/grading/rounds/[^/]+/(evidence|imports|cities/[^/]+/area)$")
 _WHAT_IF = re.compile(r"^/grading/rounds/[^/]+/what-if$")
@@ -142,13 +143,16 @@ _VALUE = re.compile(r"^/grading/rounds/[^/]+/cities/[^/]+/values/[^/]+$")
 
 def body_limit(method: str, path: str) -> int:
     """The most bytes a request's body may have, by its route: uploads (evidence, templates,
-    area files) up to the evidence limit, a what-if 256 KiB, a value 128 KiB, any other 1 MB."""
+    area files) up to the evidence limit, a what-if 256 KiB, a value 128 KiB, a SensorThings
+    Data Array 32 MB (100,000 Observations), any other 1 MB."""
     if _UPLOAD.match(path):
         return evidence.MAX_EVIDENCE_BYTES + UPLOAD_HEADROOM  # looked up now, as upload() does
     if _WHAT_IF.match(path):
         return WHAT_IF_BODY
     if _VALUE.match(path):
         return VALUE_BODY
+    if path == "/v1.1/CreateObservations":
+        return DATA_ARRAY_BODY
     return JSON_BODY
 
 

@@ -218,3 +218,54 @@ def settings_problem(exc: ValidationError) -> str:
         f"{prefix}{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: {e['msg']}"
         for e in exc.errors()
     )
+
+
+def _mqtt_url(value: object) -> object:
+    """An MQTT broker's URL, or None for an empty one (unset means the embedded broker)."""
+    if isinstance(value, str):
+        value = value.strip() or None
+        if value and not value.startswith("mqtt://"):
+            raise ValueError("an mqtt://host:port URL of a broker (mqtts:// is not supported)")
+    return value
+
+
+class TwinSettings(BaseSettings):
+    """Which MQTT broker carries the live twin (SensorThings' MQTT extension): the one
+    `CIM_MQTT_URL` names, or CIM's own mosquitto beside the embedded database."""
+
+    model_config = SettingsConfigDict(env_prefix="CIM_", extra="ignore")
+
+    mqtt_url: Annotated[str | None, BeforeValidator(_mqtt_url)] = Field(
+        default=None,
+        description="mqtt://[user:password@]host:port of an existing broker; unset = CIM runs "
+        "its own (cim mqtt start).",
+    )
+    mqtt_port: int = Field(
+        default=18830,
+        ge=1,
+        le=65535,
+        description="Public port of the embedded broker: anyone subscribes to v1.1/# there; "
+        "only CIM publishes.",
+    )
+    mqtt_device_port: int = Field(
+        default=18831,
+        ge=1,
+        le=65535,
+        description="Device port of the embedded broker: devices publish Observations there "
+        "with the keys CIM issued.",
+    )
+    mqtt_host: str = Field(
+        default="127.0.0.1",
+        description="Address the embedded broker listens on (0.0.0.0 for every interface).",
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The service's address as clients see it: the links in what the MQTT "
+        "bridge publishes (@iot.selfLink) start with it.",
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """True when CIM runs its own private broker."""
+        return not self.mqtt_url

@@ -17,8 +17,10 @@ from cli.data import datasets, ingest
 from cli.database import db
 from cli.demo_city import demo
 from cli.grade import grade
+from cli.mqtt import mqtt
 from cli.serve import serve
 from cli.tileset import tiles
+from cli.twin import twin
 
 
 class _Cim(click.Group):
@@ -48,7 +50,7 @@ def main() -> None:
     """
 
 
-for command in (db, demo, ingest, datasets, tiles, serve, grade):
+for command in (db, demo, ingest, datasets, tiles, serve, grade, twin, mqtt):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ the parameters name another):
   (the camera's own radius attribute, else `camera_radius_m`);
 - smart_light_ratio: % of street lights flagged smart;
 - iot_density: IoT sensing nodes in the built-up area per km²;
+- iot_twin_density: the same from the live twin: SensorThings Things with at least one
+  Datastream whose Location lies in the area, per km² (the catalogue names it instead of
+  iot_density when the city's sensors report to CIM);
+- iot_reporting_share: % of those Things with an Observation in the `reporting_hours` (24) up to
+  `as_of` (the time of the computation unless given; recorded, so that it can be rerun);
 - cim_platform: not from the model: whether the city's platform offers the seven function
   groups of CJJ/T 315-2022 §4.3.2, each with evidence (`grading.platform`).
 Which objects are stations, cameras, lights and sensors is an attribute test each, with defaults
@@ -89,6 +94,10 @@ class Parameters(BaseModel):
     camera: Layer = Layer(value="cctv_camera")
     street_light: Layer = Layer(value="street_light")
     iot: Layer = Layer(value="iot_sensor")
+    as_of: datetime | None = Field(
+        None, description="the twin's indicators count reports up to this time; default: now"
+    )
+    reporting_hours: float = Field(24.0, gt=0, le=24 * 366)
 
 
 @dataclass(frozen=True)
@@ -122,8 +131,9 @@ MODEL_NAMES = (
     "smart_light_ratio",
     "iot_density",
 )
-AREA_NAMES = ("model_coverage", "g5_density", "iot_density")
-NAMES = (*MODEL_NAMES, "cim_platform")  # what a catalogue may name as computed_from_cim
+TWIN_NAMES = ("iot_twin_density", "iot_reporting_share")  # from the live twin (SensorThings)
+AREA_NAMES = ("model_coverage", "g5_density", "iot_density", *TWIN_NAMES)
+NAMES = (*MODEL_NAMES, *TWIN_NAMES, "cim_platform")  # what a catalogue may name
 
 # The SQL below takes only bind parameters; the metric CRS is bound too (:srid).
 _AREA = "SELECT ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:area), 4326), :srid) AS geom"
@@ -249,6 +259,28 @@ SELECT (SELECT count(*) FROM sensors, area WHERE ST_Intersects(sensors.p, area.g
 }
 
 
+# the twin's sensors: Things with a Datastream, at a Location in the area
+_TWIN_THINGS = f"""WITH area AS MATERIALIZED ({_AREA}),
+things AS MATERIALIZED (
+  SELECT DISTINCT t.id FROM twin_thing t
+  JOIN twin_thing_location tl ON tl.thing_id = t.id
+  JOIN twin_location l ON l.id = tl.location_id, area
+  WHERE EXISTS (SELECT 1 FROM twin_datastream d WHERE d.thing_id = t.id)
+    AND ST_Intersects(ST_Transform(l.geom, :srid), area.geom))"""
+QUERIES["iot_twin_density"] = f"""{_TWIN_THINGS}
+SELECT (SELECT count(*) FROM things) AS sensors, (SELECT ST_Area(geom) FROM area) AS area_m2"""
+# a report: an Observation whose phenomenon time falls in the window (each Datastream's own
+# index range), so that a rerun with the same as_of counts the same
+QUERIES["iot_reporting_share"] = f"""{_TWIN_THINGS}
+SELECT (SELECT count(*) FROM things) AS sensors,
+       (SELECT count(*) FROM things th WHERE EXISTS (
+          SELECT 1 FROM twin_datastream d JOIN twin_observation o ON o.datastream_id = d.id
+          WHERE d.thing_id = th.id
+            AND o.phenomenon_start > CAST(:as_of AS timestamptz)
+                                     - make_interval(secs => :reporting_hours * 3600)
+            AND o.phenomenon_start <= CAST(:as_of AS timestamptz))) AS reporting"""
+
+
 def _binds(city: str, p: Parameters, srid: int, area: Area | None) -> dict[str, Any]:
     return {
         "city": city,
@@ -264,6 +296,8 @@ def _binds(city: str, p: Parameters, srid: int, area: Area | None) -> dict[str, 
         "smart_attribute": p.smart_attribute,
         "building_types": p.building_types,
         "road_types": p.road_types,
+        "as_of": (p.as_of or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "reporting_hours": p.reporting_hours,
         **{
             f"{name}_{k}": getattr(getattr(p, name), k)
             for name in ("g5", "camera", "street_light", "iot")
@@ -299,7 +333,9 @@ def _value(name: str, r: dict[str, Any]) -> tuple[Any, str]:
         return _percent(r["seen_m2"] or 0.0, r["road_m2"] or 0.0), "%"
     if name == "smart_light_ratio":
         return _percent(r["smart"], r["lights"]), "%"
-    assert name == "iot_density"
+    if name == "iot_reporting_share":
+        return _percent(r["reporting"], r["sensors"]), "%"
+    assert name in ("iot_density", "iot_twin_density")
     return _per_km2(r["sensors"], r["area_m2"]), "/km²"
 
 
@@ -336,7 +372,7 @@ def compute(
     p = params or Parameters()
     unknown = [n for n in names if n not in QUERIES]
     if unknown:
-        known = ", ".join(MODEL_NAMES)
+        known = ", ".join((*MODEL_NAMES, *TWIN_NAMES))
         raise InvalidInput(f"unknown model indicator(s) {unknown}; known: {known}")
     over_area = [n for n in names if n in AREA_NAMES]
     if over_area and area is None:

@@ -57,6 +57,18 @@ WRITERS = {
     "grading_job": "grading.jobs",
     "api_key": "grading.access",
     "audit_log": "grading.access",
+    "twin_thing": "twin.store",
+    "twin_location": "twin.store",
+    "twin_thing_location": "twin.store",
+    "twin_historical_location": "twin.store",
+    "twin_historical_location_location": "twin.store",
+    "twin_sensor": "twin.store",
+    "twin_observed_property": "twin.store",
+    "twin_datastream": "twin.store",
+    "twin_feature": "twin.store",
+    "twin_observation": "twin.observations",
+    "twin_latest": "twin.observations",
+    "twin_key": "twin.access",
 }
 
 
@@ -537,3 +549,223 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(Text)
     old: Mapped[Any] = mapped_column(JSONB, nullable=True)
     new: Mapped[Any] = mapped_column(JSONB, nullable=True)
+
+
+# The live twin (OGC SensorThings API 1.1, Part 1 Sensing): entities with identity ids, as the
+# standard's clients expect integers; `properties` and GeoJSON are kept as given.
+
+
+class TwinThing(Base):
+    """A SensorThings Thing; it may sit on or in a city object (`city_code`, `object_id`: the
+    object's source id, as the Features API names it)."""
+
+    __tablename__ = "twin_thing"
+    __table_args__ = (
+        ForeignKeyConstraint(["city_code"], ["city.code"], ondelete="SET NULL"),
+        Index("twin_thing_object_ix", "city_code", "object_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    city_code: Mapped[str | None] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(Text)
+
+
+class TwinLocation(Base):
+    """A Location: its GeoJSON as given, and the geometry it describes (EPSG:4326) for filters."""
+
+    __tablename__ = "twin_location"
+    __table_args__ = (Index("twin_location_gix", "geom", postgresql_using="gist"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    encoding_type: Mapped[str] = mapped_column(Text)
+    location: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    geom = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=True)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class TwinThingLocation(Base):
+    """The current Locations of each Thing."""
+
+    __tablename__ = "twin_thing_location"
+    __table_args__ = (Index("twin_thing_location_location_ix", "location_id"),)
+
+    thing_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_thing.id", ondelete="CASCADE"), primary_key=True
+    )
+    location_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_location.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class TwinHistoricalLocation(Base):
+    """When a Thing came to its Locations (one row each time they change)."""
+
+    __tablename__ = "twin_historical_location"
+    __table_args__ = (Index("twin_historical_location_thing_ix", "thing_id", "time"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    thing_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_thing.id", ondelete="CASCADE")
+    )
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TwinHistoricalLocationLocation(Base):
+    """The Locations of each HistoricalLocation."""
+
+    __tablename__ = "twin_historical_location_location"
+    __table_args__ = (Index("twin_historical_location_location_ix", "location_id"),)
+
+    historical_location_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_historical_location.id", ondelete="CASCADE"), primary_key=True
+    )
+    location_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_location.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class TwinSensor(Base):
+    """A Sensor: the instrument or procedure that observes."""
+
+    __tablename__ = "twin_sensor"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    encoding_type: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class TwinObservedProperty(Base):
+    """An ObservedProperty: what is observed (PM2.5, traffic count, lamp state...)."""
+
+    __tablename__ = "twin_observed_property"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    definition: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class TwinDatastream(Base):
+    """A Datastream: the Observations of one ObservedProperty by one Sensor on one Thing."""
+
+    __tablename__ = "twin_datastream"
+    __table_args__ = (
+        Index("twin_datastream_thing_ix", "thing_id"),
+        Index("twin_datastream_sensor_ix", "sensor_id"),
+        Index("twin_datastream_property_ix", "observed_property_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    observation_type: Mapped[str] = mapped_column(Text)
+    unit_of_measurement: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    thing_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_thing.id", ondelete="CASCADE")
+    )
+    sensor_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_sensor.id", ondelete="CASCADE")
+    )
+    observed_property_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_observed_property.id", ondelete="CASCADE")
+    )
+
+
+class TwinFeature(Base):
+    """A FeatureOfInterest: what an Observation is about (by default its Thing's Location)."""
+
+    __tablename__ = "twin_feature"
+    __table_args__ = (
+        Index("twin_feature_gix", "geom", postgresql_using="gist"),
+        Index("twin_feature_location_ix", "location_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    encoding_type: Mapped[str] = mapped_column(Text)
+    feature: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    geom = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=True)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    location_id: Mapped[int | None] = mapped_column(
+        BigInteger, comment="the Location it was made from, when made by CIM"
+    )
+
+
+class TwinObservation(Base):
+    """Observations, partitioned by month of their phenomenon time (partitions are created by
+    twin.observations in the schema `twin_parts`, ahead of time and on demand). A number result
+    is `result_number`; any other result (text, boolean, object) is `result`. The primary key
+    also serves a Datastream's time range; `id` alone has its own index."""
+
+    __tablename__ = "twin_observation"
+    __table_args__ = (
+        Index("twin_observation_id_ix", "id"),
+        {"postgresql_partition_by": "RANGE (phenomenon_start)"},
+    )
+
+    datastream_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    phenomenon_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, comment="from twin_observation_id_seq, reserved per batch"
+    )
+    phenomenon_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result_number: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    feature_id: Mapped[int | None] = mapped_column(BigInteger)
+    result_quality: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    valid_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    parameters: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class TwinLatest(Base):
+    """The latest Observation of each Datastream and the span of all of them, kept as they
+    arrive: colouring a city by its sensors reads this, never the history."""
+
+    __tablename__ = "twin_latest"
+
+    datastream_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("twin_datastream.id", ondelete="CASCADE"), primary_key=True
+    )
+    observation_id: Mapped[int] = mapped_column(BigInteger)
+    phenomenon_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    phenomenon_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result_number: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    first_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_result_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_result_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TwinKey(Base):
+    """A key for the twin: `reader` (reads when they are private), `device` (writes the
+    Observations of its Things' Datastreams, over HTTP and MQTT), `manager` (every twin write).
+    Only the key's SHA-256 is stored, and the hash the MQTT broker checks (mosquitto's PBKDF2)."""
+
+    __tablename__ = "twin_key"
+    __table_args__ = (
+        CheckConstraint("role IN ('reader', 'device', 'manager')", name="twin_key_role"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    things: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    mqtt_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

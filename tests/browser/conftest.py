@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import Engine
 
 from api.app import create_app
-from cim.settings import ApiSettings
+from cim.settings import ApiSettings, TwinSettings
 from tests.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,11 +33,17 @@ FLAGS = [
 ]
 
 
+NO_BROKER = TwinSettings(data_dir=Path("/nonexistent/cim-tests"))  # not a developer's own
+
+
 @contextmanager
-def running_service(engine: Engine, settings: ApiSettings | None = None) -> Iterator[str]:
-    """The CIM service for `engine` on a free loopback port; yields its base URL."""
+def running_service(
+    engine: Engine, settings: ApiSettings | None = None, twin: TwinSettings | None = None
+) -> Iterator[str]:
+    """The CIM service for `engine` on a free loopback port; yields its base URL. Its live
+    twin talks to the broker `twin` describes (by default none)."""
     port = free_port()
-    app = create_app(engine=engine, settings=settings)
+    app = create_app(engine=engine, settings=settings, twin_settings=twin or NO_BROKER)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

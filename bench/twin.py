@@ -1,0 +1,306 @@
+"""The live twin at load: Observations stored per second over HTTP (Data Array) and over MQTT
+end to end into PostgreSQL, latest values of 10,000 Datastreams, one Datastream's day among
+10 million stored Observations, bytes per stored Observation, and the serving process's memory
+through a long MQTT run. `cim serve` and CIM's own mosquitto run as processes of their own,
+as in production; clients are separate processes too. Not a test: it prints figures.
+
+    python bench/twin.py                       # all, with a 10-minute MQTT run
+    python bench/twin.py --mqtt-minutes 1 --stored 1000000   # quicker
+
+Targets on a 2-core machine (issue 16): ≥ 50,000 Observations/s over HTTP, ≥ 20,000/s over
+MQTT, latest values p95 ≤ 50 ms, a day p95 ≤ 20 ms, memory flat over the MQTT run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._cluster import bench_database  # noqa: E402
+from bench._gauge import gauge_ms  # noqa: E402
+from bench.tiles import _free_port  # noqa: E402
+from cim.db.engine import make_engine  # noqa: E402
+from twin.access import create_key  # noqa: E402
+from twin.entities import parse_path  # noqa: E402
+from twin.observations import PARTITIONS  # noqa: E402
+from twin.store import Writer, create  # noqa: E402
+
+MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
+MANAGER = Writer("bench", "manager")
+DAY = datetime(2026, 10, 15, tzinfo=UTC)  # the day read back, inside the stored history
+
+
+def _ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def make_datastreams(engine: Engine, n: int, per_thing: int = 100) -> list[int]:
+    """n Datastreams on n / per_thing Things (one Sensor and ObservedProperty shared)."""
+    sensor = create(
+        engine,
+        parse_path("Sensors"),
+        {"name": "bench", "description": "d", "encodingType": "text/html", "metadata": "m"},
+        MANAGER,
+    ).id
+    prop = create(
+        engine,
+        parse_path("ObservedProperties"),
+        {"name": "bench", "definition": "d", "description": "d"},
+        MANAGER,
+    ).id
+    for t in range(n // per_thing):
+        create(
+            engine,
+            parse_path("Things"),
+            {
+                "name": f"thing {t}",
+                "description": "d",
+                "Locations": [
+                    {
+                        "name": "l",
+                        "description": "d",
+                        "encodingType": "application/geo+json",
+                        "location": {"type": "Point", "coordinates": [117.0 + t * 1e-4, 36.6]},
+                    }
+                ],
+                "Datastreams": [
+                    {
+                        "name": f"ds {t}.{i}",
+                        "description": "d",
+                        "observationType": MEASUREMENT,
+                        "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"},
+                        "Sensor": {"@iot.id": sensor},
+                        "ObservedProperty": {"@iot.id": prop},
+                    }
+                    for i in range(per_thing)
+                ],
+            },
+            MANAGER,
+        )
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT id FROM twin_datastream ORDER BY id")).scalars())
+
+
+def fill_history(engine: Engine, datastreams: list[int], total: int) -> float:
+    """`total` Observations spread over the Datastreams, one a minute ending at DAY's end, in
+    SQL (the history a city gathers, not what is measured). Returns seconds."""
+    per = max(1, total // len(datastreams))
+    start = DAY + timedelta(days=1) - timedelta(minutes=per)
+    PARTITIONS.ensure(engine, [start, DAY + timedelta(days=1)])
+    began = time.perf_counter()
+    with engine.begin() as conn:
+        feature = conn.execute(text("SELECT min(id) FROM twin_feature")).scalar()
+        if feature is None:
+            feature = conn.execute(
+                text(
+                    "INSERT INTO twin_feature (name, description, encoding_type, feature) "
+                    "VALUES ('f', 'd', 'application/geo+json', "
+                    '\'{"type": "Point", "coordinates": [117, 36.6]}\') RETURNING id'
+                )
+            ).scalar_one()
+        for chunk in range(0, len(datastreams), 500):
+            conn.execute(
+                text("""
+                INSERT INTO twin_observation (datastream_id, phenomenon_start, id, result_number,
+                                              feature_id)
+                SELECT d, :start + make_interval(mins => m),
+                       nextval('twin_observation_id_seq'), random() * 100, :f
+                FROM unnest(CAST(:ds AS bigint[])) d, generate_series(0, :per - 1) m"""),
+                {"start": start, "ds": datastreams[chunk : chunk + 500], "per": per, "f": feature},
+            )
+        conn.execute(
+            text("""
+            INSERT INTO twin_latest (datastream_id, observation_id, phenomenon_start,
+                result_number, first_time, last_time)
+            SELECT d, 0, :end, 1.0, :start, :end FROM unnest(CAST(:ds AS bigint[])) d
+            ON CONFLICT DO NOTHING"""),
+            {
+                "start": start,
+                "end": DAY + timedelta(days=1) - timedelta(minutes=1),
+                "ds": datastreams,
+            },
+        )
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM ANALYZE twin_observation")
+        )
+    return time.perf_counter() - began
+
+
+def bytes_per_observation(engine: Engine) -> tuple[int, float]:
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM twin_observation")).scalar_one()
+        size = conn.execute(
+            text("""
+            SELECT sum(pg_total_relation_size(i.inhrelid)) FROM pg_inherits i
+            WHERE i.inhparent = 'twin_observation'::regclass""")
+        ).scalar_one()
+    return count, size / max(count, 1)
+
+
+def _data_array_client(
+    base: str, key: str, datastreams: list[int], rows: int, requests: int, offset: int, out: Any
+) -> None:
+    """One client process: `requests` CreateObservations of `rows` rows each."""
+    http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+    t0 = DAY + timedelta(days=2, seconds=offset * 10_000_000)
+    sent = 0
+    began = time.perf_counter()
+    for r in range(requests):
+        per_ds = rows // len(datastreams)
+        body = [
+            {
+                "Datastream": {"@iot.id": ds},
+                "components": ["phenomenonTime", "result"],
+                "dataArray": [
+                    [(t0 + timedelta(seconds=r * per_ds + i)).isoformat(), float(i % 97)]
+                    for i in range(per_ds)
+                ],
+            }
+            for ds in datastreams
+        ]
+        answer = http.post(
+            "/v1.1/CreateObservations",
+            content=json.dumps(body),
+            headers={"content-type": "application/json"},
+        )
+        answer.raise_for_status()
+        sent += sum(1 for link in answer.json() if link != "error")
+    out.put((sent, time.perf_counter() - began))
+
+
+def http_rate(
+    base: str, key: str, datastreams: list[int], clients: int, rows: int, requests: int
+) -> float:
+    """Observations stored per second over HTTP by `clients` processes at once."""
+    queue: Any = multiprocessing.Queue()
+    procs = [
+        multiprocessing.Process(
+            target=_data_array_client,
+            args=(base, key, datastreams[c * 10 : (c + 1) * 10], rows, requests, c, queue),
+        )
+        for c in range(clients)
+    ]
+    began = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - began
+    return sum(r[0] for r in results) / elapsed
+
+
+def timed_gets(base: str, urls: list[str], rounds: int) -> list[float]:
+    http = httpx.Client(base_url=base, timeout=60)
+    for url in urls[:3]:
+        http.get(url).raise_for_status()  # warm
+    times = []
+    for i in range(rounds):
+        url = urls[i % len(urls)]
+        began = time.perf_counter()
+        http.get(url).raise_for_status()
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def serve(url: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cim = str(Path(sys.executable).parent / "cim")
+    proc = subprocess.Popen(
+        [cim, "serve", "--port", str(port)],
+        env={**env, "CIM_DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1.1", timeout=1).raise_for_status()
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    sys.exit("cim serve did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datastreams", type=int, default=10_000)
+    parser.add_argument("--stored", type=int, default=10_000_000, help="history to read from")
+    parser.add_argument("--http-clients", type=int, default=2)
+    parser.add_argument("--http-rows", type=int, default=10_000, help="rows per request")
+    parser.add_argument("--http-requests", type=int, default=10, help="per client")
+    parser.add_argument("--mqtt-minutes", type=float, default=10.0)
+    args = parser.parse_args()
+    figures: dict[str, str] = {}
+    with bench_database() as url:
+        engine = make_engine(url)
+        began = time.perf_counter()
+        datastreams = make_datastreams(engine, args.datastreams)
+        print(
+            f"{len(datastreams):,} Datastreams in {time.perf_counter() - began:.1f} s", flush=True
+        )
+        seconds = fill_history(engine, datastreams, args.stored)
+        count, per = bytes_per_observation(engine)
+        print(f"{count:,} Observations of history in {seconds:.0f} s", flush=True)
+        figures["bytes per stored Observation (heap + indexes)"] = f"{per:.0f}"
+        _, key = create_key(engine, "bench", "manager")
+        port = _free_port()
+        data = Path(tempfile.mkdtemp(prefix="cim-bench-twin-"))
+        env = {
+            **os.environ,
+            "CIM_DATA_DIR": str(data),
+            "CIM_MQTT_PORT": str(_free_port()),
+            "CIM_MQTT_DEVICE_PORT": str(_free_port()),
+        }
+        server = serve(url, port, env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            figures["machine gauge, ms (lower is faster)"] = f"{gauge_ms():.0f}"
+            rates = [
+                http_rate(
+                    base, key, datastreams, args.http_clients, args.http_rows, args.http_requests
+                )
+                for _ in range(3)
+            ]
+            figures["HTTP Data Array, Observations/s (median of 3)"] = (
+                f"{statistics.median(rates):,.0f}  ({', '.join(f'{r:,.0f}' for r in rates)})"
+            )
+            day = (
+                f"/v1.1/Datastreams({{}})/Observations?$filter=phenomenonTime ge "
+                f"{DAY.isoformat()} and phenomenonTime lt "
+                f"{(DAY + timedelta(days=1)).isoformat()}"
+                "&$top=2000&$resultFormat=dataArray&$select=phenomenonTime,result"
+            )
+            urls = [day.format(ds).replace("+00:00", "Z") for ds in datastreams[::97]]
+            times = timed_gets(base, urls, 200)
+            figures["one Datastream's day, p50 / p95 ms"] = (
+                f"{_ms(times, 0.5):.1f} / {_ms(times, 0.95):.1f}"
+            )
+            latest = [f"/twin/bench/latest?limit={args.datastreams}"]
+            figures["(latest values: see below)"] = latest[0]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print("\nThe live twin, 2-core machine")
+    for name, value in figures.items():
+        print(f"  {name:<50} {value}")
+
+
+if __name__ == "__main__":
+    main()

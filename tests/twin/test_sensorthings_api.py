@@ -1,0 +1,315 @@
+"""What frost-sta-client cannot send, sent over HTTP: the service root and its conformance
+classes, the Data Array extension both ways, property paths ($value, $ref), geo filters, and
+bad input answered 400 in SensorThings' error shape with nothing stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.browser.conftest import running_service
+from twin.access import create_key
+
+MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
+COUNT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CountObservation"
+TRUTH = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_TruthObservation"
+
+
+@pytest.fixture(scope="module")
+def api(new_database: Any) -> Iterator[tuple[httpx.Client, Engine, dict[str, int]]]:
+    """A client with a manager key, and a Thing with three Datastreams (a measurement, a
+    count, a lamp's on/off) at two places."""
+    engine = new_database()
+    _, key = create_key(engine, "test manager", "manager")
+    with running_service(engine) as base:
+        http = httpx.Client(base_url=f"{base}/v1.1", headers={"Authorization": f"Bearer {key}"})
+
+        def stream(name: str, kind: str) -> dict[str, Any]:
+            return {
+                "name": name,
+                "description": name,
+                "observationType": kind,
+                "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"},
+                "Sensor": {
+                    "name": "s",
+                    "description": "s",
+                    "encodingType": "text/html",
+                    "metadata": "m",
+                },
+                "ObservedProperty": {"name": name, "definition": "d", "description": "d"},
+            }
+
+        made = http.post(
+            "/Things",
+            json={
+                "name": "路口 1",
+                "description": "crossing",
+                "Locations": [
+                    {
+                        "name": "here",
+                        "description": "d",
+                        "encodingType": "application/geo+json",
+                        "location": {"type": "Point", "coordinates": [117.02, 36.66]},
+                    }
+                ],
+                "Datastreams": [
+                    stream("pm", MEASUREMENT),
+                    stream("cars", COUNT),
+                    stream("lamp", TRUTH),
+                ],
+            },
+        )
+        assert made.status_code == 201, made.text
+        thing = int(made.headers["location"].rsplit("(", 1)[1].rstrip(")"))
+        far = http.post(
+            "/Things",
+            json={
+                "name": "远处",
+                "description": "far away",
+                "Locations": [
+                    {
+                        "name": "there",
+                        "description": "d",
+                        "encodingType": "application/geo+json",
+                        "location": {"type": "Point", "coordinates": [120.0, 30.0]},
+                    }
+                ],
+            },
+        )
+        assert far.status_code == 201, far.text
+        ids = {
+            d["name"]: d["@iot.id"]
+            for d in http.get(f"/Things({thing})/Datastreams").json()["value"]
+        }
+        ids["thing"] = thing
+        yield http, engine, ids
+        http.close()
+
+
+def count_observations(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM twin_observation")).scalar_one())
+
+
+def test_the_root_lists_sets_and_conformance(api: Any) -> None:
+    http, _, _ = api
+    root = http.get("").json()
+    assert {v["name"] for v in root["value"]} == {
+        "Things",
+        "Locations",
+        "HistoricalLocations",
+        "Datastreams",
+        "Sensors",
+        "ObservedProperties",
+        "Observations",
+        "FeaturesOfInterest",
+    }
+    conformance = root["serverSettings"]["conformance"]
+    assert "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array" in conformance
+    assert "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete" in conformance
+
+
+def test_data_array_in_and_out(api: Any) -> None:
+    http, engine, ids = api
+    before = count_observations(engine)
+    rows = [[f"2026-11-30T{h:02d}:00:00Z", 10.0 + h] for h in range(24)]
+    answer = http.post(
+        "/CreateObservations",
+        json=[
+            {
+                "Datastream": {"@iot.id": ids["pm"]},
+                "components": ["phenomenonTime", "result"],
+                "dataArray@iot.count": len(rows),
+                "dataArray": rows,
+            }
+        ],
+    )
+    assert answer.status_code == 201, answer.text
+    links = answer.json()
+    assert len(links) == 24 and all("/v1.1/Observations(" in link for link in links)
+    assert count_observations(engine) == before + 24
+    out = http.get(
+        f"/Datastreams({ids['pm']})/Observations",
+        params={
+            "$resultFormat": "dataArray",
+            "$select": "phenomenonTime,result",
+            "$orderby": "phenomenonTime asc",
+            "$filter": "phenomenonTime lt 2026-11-30T03:00:00Z",
+        },
+    ).json()
+    [group] = out["value"]
+    assert group["components"] == ["phenomenonTime", "result"]
+    assert group["dataArray"] == [
+        ["2026-11-30T00:00:00.000Z", 10],
+        ["2026-11-30T01:00:00.000Z", 11],
+        ["2026-11-30T02:00:00.000Z", 12],
+    ]
+    assert group["dataArray@iot.count"] == 3
+    assert group["Datastream@iot.navigationLink"].endswith(f"/Datastreams({ids['pm']})")
+
+
+def test_data_array_answers_error_for_a_bad_row_and_stores_the_rest(api: Any) -> None:
+    http, engine, ids = api
+    before = count_observations(engine)
+    answer = http.post(
+        "/CreateObservations",
+        json=[
+            {
+                "Datastream": {"@iot.id": ids["cars"]},
+                "components": ["phenomenonTime", "result"],
+                "dataArray": [
+                    ["2026-11-29T00:00:00Z", 4],
+                    ["2026-11-29T01:00:00Z", 4.5],
+                    ["yesterday", 3],
+                    ["2026-11-29T03:00:00Z", 7],
+                ],
+            }
+        ],
+    )
+    assert answer.status_code == 201
+    links = answer.json()
+    assert [link == "error" for link in links] == [False, True, True, False]
+    assert (
+        "not an integer" in answer.headers["x-row-errors"]
+        or "integer" in answer.headers["x-row-errors"]
+    )
+    assert count_observations(engine) == before + 2
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"result": "high"}, "is not a number"),
+        ({"result": 1e400}, "JSON"),
+        ({"result": 3, "phenomenonTime": "2026-13-01T00:00:00Z"}, "not an ISO 8601 time"),
+        ({"result": 3, "phenomenonTime": "2026-12-01T08:00:00"}, "no UTC offset"),
+        ({"result": 3, "colour": "red"}, "has no colour"),
+        ({"phenomenonTime": "2026-12-01T08:00:00Z"}, "result is missing"),
+    ],
+)
+def test_a_bad_observation_is_refused_with_its_reason_and_nothing_stored(
+    api: Any, body: dict[str, Any], says: str
+) -> None:
+    http, engine, ids = api
+    before = count_observations(engine)
+    if body.get("result") == 1e400:  # not JSON at all: a number JSON cannot hold
+        answer = http.post(
+            f"/Datastreams({ids['pm']})/Observations",
+            content=b'{"result": 1e400}',
+            headers={"content-type": "application/json"},
+        )
+    else:
+        answer = http.post(f"/Datastreams({ids['pm']})/Observations", json=body)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()
+    assert error["code"] == 400 and error["type"] == "error"
+    assert says in error["message"]
+    assert count_observations(engine) == before
+
+
+def test_a_wrong_datastream_and_a_wrong_truth_value(api: Any) -> None:
+    http, engine, ids = api
+    before = count_observations(engine)
+    missing = http.post("/Observations", json={"result": 1, "Datastream": {"@iot.id": 999999}})
+    assert missing.status_code == 400
+    assert "999999 does not exist" in missing.json()["message"]
+    lamp = http.post(f"/Datastreams({ids['lamp']})/Observations", json={"result": "on"})
+    assert lamp.status_code == 400
+    assert "true or false" in lamp.json()["message"]
+    assert (
+        http.post(f"/Datastreams({ids['lamp']})/Observations", json={"result": True}).status_code
+        == 201
+    )
+    assert count_observations(engine) == before + 1
+
+
+def test_a_deep_insert_that_fails_deep_down_leaves_nothing(api: Any) -> None:
+    http, engine, _ = api
+    with engine.connect() as conn:
+        things = conn.execute(text("SELECT count(*) FROM twin_thing")).scalar_one()
+        sensors = conn.execute(text("SELECT count(*) FROM twin_sensor")).scalar_one()
+    answer = http.post(
+        "/Things",
+        json={
+            "name": "half",
+            "description": "d",
+            "Locations": [
+                {
+                    "name": "l",
+                    "description": "d",
+                    "encodingType": "application/geo+json",
+                    "location": {"type": "Point", "coordinates": [117.0, 36.6]},
+                }
+            ],
+            "Datastreams": [
+                {
+                    "name": "x",
+                    "description": "x",
+                    "observationType": MEASUREMENT,
+                    "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"},
+                    "Sensor": {
+                        "name": "s",
+                        "description": "s",
+                        "encodingType": "text/html",
+                        "metadata": "m",
+                    },
+                    "ObservedProperty": {"name": "p", "definition": "d", "description": "d"},
+                    "Observations": [
+                        {"result": 1, "phenomenonTime": "2026-12-01T00:00:00Z"},
+                        {"result": "oops"},
+                    ],
+                }
+            ],
+        },
+    )
+    assert answer.status_code == 400
+    assert "Observations[1]" in answer.json()["message"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM twin_thing")).scalar_one() == things
+        assert conn.execute(text("SELECT count(*) FROM twin_sensor")).scalar_one() == sensors
+
+
+def test_a_location_outside_wgs84_is_refused(api: Any) -> None:
+    http, _, _ = api
+    answer = http.post(
+        "/Locations",
+        json={
+            "name": "projected",
+            "description": "d",
+            "encodingType": "application/geo+json",
+            "location": {"type": "Point", "coordinates": [500000.0, 4060000.0]},
+        },
+    )
+    assert answer.status_code == 400
+    assert "longitude first" in answer.json()["message"]
+
+
+def test_geo_filters_on_locations(api: Any) -> None:
+    http, _, _ = api
+    box = "POLYGON((116.9 36.5, 117.2 36.5, 117.2 36.8, 116.9 36.8, 116.9 36.5))"
+    inside = http.get("/Locations", params={"$filter": f"st_within(location, geography'{box}')"})
+    assert inside.status_code == 200, inside.text
+    assert [v["name"] for v in inside.json()["value"]] == ["here"]
+    things = http.get(
+        "/Things", params={"$filter": f"geo.intersects(Locations/location, geography'{box}')"}
+    )
+    assert [v["name"] for v in things.json()["value"]] == ["路口 1"]
+
+
+def test_property_paths_value_and_ref(api: Any) -> None:
+    http, _, ids = api
+    thing = ids["thing"]
+    assert http.get(f"/Things({thing})/name").json() == {"name": "路口 1"}
+    value = http.get(f"/Things({thing})/name/$value")
+    assert value.text == "路口 1" and value.headers["content-type"].startswith("text/plain")
+    refs = http.get(f"/Things({thing})/Datastreams/$ref").json()["value"]
+    assert len(refs) == 3 and all(set(r) == {"@iot.selfLink"} for r in refs)
+    assert http.get("/Things(987654)").status_code == 404
+    assert http.get("/Things(987654)/Datastreams").status_code == 404
+    assert http.get("/Gadgets").status_code == 404
+    bad = http.get("/Things", params={"$filter": "name eq"})
+    assert bad.status_code == 400 and "$filter" in bad.json()["message"]

@@ -1,0 +1,535 @@
+"""Reading the twin as SensorThings: a resource path and its query options ($filter, $expand,
+$select, $orderby, $top, $skip, $count, $resultFormat) become SQL, and the rows the standard's
+JSON, with self and navigation links and `@iot.nextLink` pages.
+
+Each level of an expansion is one query for all the parents of that level (a window function
+keeps each parent's own `$top`), so a page of 100 Things with their Datastreams and each
+Datastream's latest Observations costs three queries, not hundreds.
+"""
+
+# ruff: noqa: S608  (table and column names come from twin.entities, never from a request;
+# every value is a bind parameter)
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from sqlalchemy import Connection, text
+
+from cim.errors import InvalidInput, NotFound
+from twin.entities import (
+    SETS,
+    VERSION,
+    EntitySet,
+    Nav,
+    Prop,
+    ResourcePath,
+    format_interval,
+    format_time,
+)
+from twin.odata import (
+    Expand,
+    Field,
+    QueryOptions,
+    compile_filter,
+    compile_orderby,
+    json_path,
+)
+
+DEFAULT_TOP = 100
+DATA_ARRAY_COMPONENTS = ("id", "phenomenonTime", "resultTime", "result")
+
+
+@dataclass
+class Page:
+    """What a collection request answers, before it becomes JSON."""
+
+    value: list[dict[str, Any]]
+    count: int | None = None
+    next_link: str | None = None
+
+
+def columns(s: EntitySet, a: str) -> str:
+    """The select list of an entity set under alias a: its own columns, with what JSON needs."""
+    if s.name == "Datastreams":
+        return f"{a}.*, x.first_time, x.last_time, x.first_result_time, x.last_result_time"
+    return f"{a}.*"
+
+
+def _from(s: EntitySet, a: str) -> str:
+    if s.name == "Datastreams":
+        return f"{s.table} {a} LEFT JOIN twin_latest x ON x.datastream_id = {a}.id"
+    return f"{s.table} {a}"
+
+
+# --- filters: property paths to SQL
+
+
+def resolver(s: EntitySet, a: str, depth: int = 0) -> Any:
+    """The resolver of twin.odata for an entity set under alias a: properties, JSON members
+    (`properties/owner`), to-one navigation paths (`Datastream/Thing/name`) as subqueries, and
+    locations through a collection (`Thing/Locations/location`) as the collection of them."""
+
+    def resolve(path: tuple[str, ...]) -> Field:
+        head, rest = path[0], path[1:]
+        name = "@iot.id" if head in ("id", "@iot.id") else head
+        prop = s.prop(name)
+        if prop is not None:
+            return _field(prop, a, rest, s)
+        nav = s.nav(head)
+        if nav is None:
+            raise InvalidInput(f"$filter: {s.singular} has no property {head!r}")
+        if not rest:
+            raise InvalidInput(f"$filter: {head} is an entity; name one of its properties")
+        child = f"n{depth}"
+        target = SETS[nav.target]
+        inner = resolver(target, child, depth + 1)(rest)
+        tables, cond = nav.joins(a, child)
+        if nav.many:
+            if inner.kind != "geometry":
+                raise InvalidInput(
+                    f"$filter: {head} is a collection; only its locations can be compared "
+                    f"(e.g. st_within({'/'.join(path)}, geography'POLYGON(...)')), or filter "
+                    f"{nav.target} instead"
+                )
+            return Field(f"(SELECT ST_Collect({inner.sql}) FROM {tables} WHERE {cond})", "geometry")
+        extra = ""
+        if target.name == "Datastreams":
+            tables = (
+                f"{tables} LEFT JOIN twin_latest x{depth} ON x{depth}.datastream_id = {child}.id"
+            )
+            extra = ""
+        sql = inner.sql.replace("x.", f"x{depth}.") if target.name == "Datastreams" else inner.sql
+        json_sql = inner.json_sql
+        sub = f"(SELECT {{}} FROM {tables} WHERE {cond}{extra})"
+        return Field(
+            sub.format(sql), inner.kind, sub.format(json_sql) if json_sql is not None else None
+        )
+
+    return resolve
+
+
+def _field(prop: Prop, a: str, rest: tuple[str, ...], s: EntitySet) -> Field:
+    if prop.kind == "json":
+        if not rest:
+            return Field(f"{a}.{prop.column}", "json")
+        return Field(json_path(f"{a}.{prop.column}", rest), "json")
+    if rest:
+        raise InvalidInput(f"$filter: {prop.name} has no member {'/'.join(rest)!r}")
+    if prop.kind == "geometry":
+        return Field(f"{a}.geom", "geometry")
+    if prop.kind == "result":
+        return Field(f"{a}.result_number", "result", f"{a}.result")
+    if prop.kind == "id":
+        return Field(f"{a}.id", "number")
+    column = prop.column.format(a=a)
+    if s.name == "Datastreams" and prop.kind == "interval":
+        column = {"phenomenonTime": "x.first_time", "resultTime": "x.first_result_time"}[prop.name]
+    kind = "time" if prop.kind in ("time", "interval") else prop.kind
+    if not column.startswith(("(", "x.")):
+        column = f"{a}.{column}"
+    if s.name == "Observations" and prop.name == "phenomenonTime":
+        return Field(column, kind, nullable=False)  # so that ORDER BY follows the index
+    return Field(column, kind)
+
+
+def order_by(orderby: list[tuple[Any, str]], s: EntitySet, a: str, params: dict[str, Any]) -> str:
+    """ORDER BY for `$orderby`, ending with the id in the direction of the last key, so that
+    pages are stable and `phenomenonTime desc` walks an index backwards."""
+    order = compile_orderby(orderby, resolver(s, a), params)
+    last = orderby[-1][1] if orderby else "asc"
+    tie = f"{a}.id DESC" if last == "desc" else f"{a}.id"
+    return f"{order}, {tie}" if order else tie
+
+
+# --- JSON
+
+
+def self_link(base: str, s: EntitySet, ident: int) -> str:
+    return f"{base}/{VERSION}/{s.name}({ident})"
+
+
+def entity_json(
+    s: EntitySet, row: dict[str, Any], base: str, select: list[str] | None
+) -> dict[str, Any]:
+    """One entity as the standard writes it: `@iot.id`, `@iot.selfLink`, its properties and
+    the links to its navigation properties (those `$select` names, when it names any)."""
+    wanted = None if select is None else {("@iot.id" if n == "id" else n) for n in select}
+    link = self_link(base, s, row["id"])
+    out: dict[str, Any] = {}
+    if wanted is None or "@iot.id" in wanted:
+        out["@iot.id"] = row["id"]
+    if wanted is None or "@iot.selfLink" in wanted:
+        out["@iot.selfLink"] = link
+    for prop in s.props[1:]:
+        if wanted is not None and prop.name not in wanted:
+            continue
+        value = property_value(s, prop, row)
+        if value is None and prop.name in OPTIONAL_ABSENT:
+            continue
+        out[prop.name] = value
+    for nav in s.navs:
+        if wanted is not None and nav.name not in wanted:
+            continue
+        out[f"{nav.name}@iot.navigationLink"] = f"{link}/{nav.name}"
+    return out
+
+
+OPTIONAL_ABSENT = {"properties", "resultQuality", "validTime", "parameters"}
+
+
+def property_value(s: EntitySet, prop: Prop, row: dict[str, Any]) -> Any:
+    """A property's JSON value from its row."""
+    if prop.kind == "result":
+        number = row["result_number"]
+        if number is not None:
+            return int(number) if number.is_integer() and abs(number) < 2**53 else number
+        return row["result"]
+    if s.name == "Datastreams" and prop.kind == "interval":
+        if prop.name == "phenomenonTime":
+            return format_interval(row.get("first_time"), row.get("last_time"))
+        return format_interval(row.get("first_result_time"), row.get("last_result_time"))
+    if prop.kind == "interval":
+        return format_interval(row[prop.column], row[prop.end_column or ""])
+    if prop.kind == "time":
+        return format_time(row[prop.column])
+    if prop.kind == "id":
+        return row["id"]
+    return row[prop.column]
+
+
+# --- queries
+
+
+def path_scope(path: ResourcePath, params: dict[str, Any]) -> tuple[str, str, str]:
+    """(FROM, WHERE, alias of the last step) for the entities a resource path names."""
+    steps = path.steps
+    first = steps[0]
+    froms = [_from(first.set, "e0") if len(steps) == 1 else f"{first.set.table} e0"]
+    where: list[str] = []
+    if first.id is not None:
+        where.append("e0.id = :p0")
+        params["p0"] = first.id
+    for i, step in enumerate(steps[1:], start=1):
+        assert step.nav is not None
+        tables, cond = step.nav.joins(f"e{i - 1}", f"e{i}")
+        if i == len(steps) - 1 and step.set.name == "Datastreams":
+            tables = tables.replace(
+                f"{step.set.table} e{i}",
+                f"{step.set.table} e{i} LEFT JOIN twin_latest x ON x.datastream_id = e{i}.id",
+                1,
+            )
+        froms.append(tables)
+        where.append(cond)
+        if step.id is not None:
+            where.append(f"e{i}.id = :p{i}")
+            params[f"p{i}"] = step.id
+    return ", ".join(froms), " AND ".join(where) or "TRUE", f"e{len(steps) - 1}"
+
+
+def check_parents(conn: Connection, path: ResourcePath) -> None:
+    """404 when an entity the path names on the way does not exist."""
+    for n in range(1, len(path.steps) + 1):
+        prefix = ResourcePath(path.steps[:n])
+        if prefix.steps[-1].id is None and n < len(path.steps):
+            continue
+        if n == len(path.steps) and path.is_collection:
+            break
+        params: dict[str, Any] = {}
+        froms, where, _ = path_scope(prefix, params)
+        if conn.execute(text(f"SELECT 1 FROM {froms} WHERE {where} LIMIT 1"), params).first():
+            continue
+        names = "/".join(
+            f"{s.nav.name if s.nav else s.set.name}" + (f"({s.id})" if s.id is not None else "")
+            for s in prefix.steps
+        )
+        raise NotFound(f"{names} does not exist")
+
+
+def read_entity(
+    conn: Connection, path: ResourcePath, options: QueryOptions, base: str
+) -> dict[str, Any]:
+    """One entity (the path ends in an id or a to-one navigation), with its expansions."""
+    check_parents(conn, path)
+    params: dict[str, Any] = {}
+    froms, where, a = path_scope(path, params)
+    s = path.last.set
+    row = (
+        conn.execute(text(f"SELECT {columns(s, a)} FROM {froms} WHERE {where} LIMIT 1"), params)
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"{path.last.nav.name if path.last.nav else s.name} does not exist")
+    entity = entity_json(s, dict(row), base, options.select)
+    expand(conn, s, [(dict(row), entity)], options.expand, base)
+    return entity
+
+
+def read_collection(
+    conn: Connection,
+    path: ResourcePath,
+    options: QueryOptions,
+    base: str,
+    query: str,
+) -> Page:
+    """A page of a collection, its count when asked, and the link to the next page."""
+    check_parents(conn, path)
+    params: dict[str, Any] = {}
+    froms, where, a = path_scope(path, params)
+    s = path.last.set
+    if options.filter is not None:
+        where += " AND " + compile_filter(options.filter, resolver(s, a), params)
+    order = order_by(options.orderby, s, a, params)
+    top = DEFAULT_TOP if options.top is None else options.top
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            text(
+                f"SELECT {columns(s, a)} FROM {froms} WHERE {where} ORDER BY {order} "
+                f"LIMIT :top OFFSET :skip"
+            ),
+            {**params, "top": top + 1, "skip": options.skip},
+        ).mappings()
+    ]
+    count = None
+    if options.count:
+        count = conn.execute(text(f"SELECT count(*) FROM {froms} WHERE {where}"), params).scalar()
+    more = len(rows) > top
+    rows = rows[:top]
+    if options.result_format == "dataArray":
+        if s.name != "Observations":
+            raise InvalidInput("$resultFormat=dataArray is for Observations only")
+        value = [{**entity_json(s, r, base, None), "_datastream": r["datastream_id"]} for r in rows]
+    else:
+        value = [entity_json(s, r, base, options.select) for r in rows]
+        expand(conn, s, list(zip(rows, value, strict=True)), options.expand, base)
+    next_link = None
+    if more:
+        next_link = f"{base}/{VERSION}/{path_text(path)}?" + next_query(
+            query, top, options.skip + top
+        )
+    return Page(value, count, next_link)
+
+
+def path_text(path: ResourcePath) -> str:
+    parts = []
+    for step in path.steps:
+        name = step.nav.name if step.nav else step.set.name
+        parts.append(name + (f"({step.id})" if step.id is not None else ""))
+    return "/".join(parts)
+
+
+def next_query(query: str, top: int, skip: int) -> str:
+    """The request's own query with `$top` and `$skip` for the next page."""
+    kept = [
+        (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in ("$top", "$skip")
+    ]
+    kept += [("$top", str(top)), ("$skip", str(skip))]
+    return urlencode(kept, quote_via=quote, safe="$(),'/:")
+
+
+# --- $expand
+
+
+@dataclass
+class _Merged:
+    nav: Nav
+    options: QueryOptions
+    children: list[Expand] = field(default_factory=list)
+
+
+def _normalise(s: EntitySet, expands: Iterable[Expand]) -> list[_Merged]:
+    """`A/B($top=1)` is `A($expand=B($top=1))`; two expansions of one navigation merge."""
+    merged: dict[str, _Merged] = {}
+    for e in expands:
+        head, rest = e.path[0], e.path[1:]
+        nav = s.nav(head)
+        if nav is None:
+            raise InvalidInput(f"$expand: {s.singular} has no navigation property {head!r}")
+        item = merged.get(head)
+        if item is None:
+            options = (
+                e.options
+                if not rest
+                else QueryOptions(
+                    filter=None,
+                    expand=[],
+                    select=None,
+                    orderby=[],
+                    top=None,
+                    skip=0,
+                    count=False,
+                    result_format=None,
+                )
+            )
+            item = merged[head] = _Merged(nav, options)
+        elif not rest:
+            item.options = replace(e.options, expand=item.options.expand + e.options.expand)
+        if rest:
+            item.children.append(Expand(rest, e.options))
+    for item in merged.values():
+        item.options = replace(item.options, expand=item.options.expand + item.children)
+    return list(merged.values())
+
+
+def expand(
+    conn: Connection,
+    s: EntitySet,
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    expands: list[Expand],
+    base: str,
+) -> None:
+    """Fill in each entity's expanded navigation properties, one query per navigation."""
+    if not pairs or not expands:
+        return
+    for item in _normalise(s, expands):
+        nav, options = item.nav, item.options
+        target = SETS[nav.target]
+        params: dict[str, Any] = {}
+        if not nav.many:
+            ids = sorted({r[nav.parent_column or ""] for r, _ in pairs} - {None})
+            where = "c.id = ANY(:ids)"
+            if options.filter is not None:
+                where += " AND " + compile_filter(options.filter, resolver(target, "c"), params)
+            found = {
+                r["id"]: dict(r)
+                for r in conn.execute(
+                    text(f"SELECT {columns(target, 'c')} FROM {_from(target, 'c')} WHERE {where}"),
+                    {**params, "ids": ids},
+                ).mappings()
+            }
+            children = []
+            for row, entity in pairs:
+                child = found.get(row[nav.parent_column or ""])
+                entity.pop(f"{nav.name}@iot.navigationLink", None)
+                if child is not None:
+                    entity[nav.name] = entity_json(target, child, base, options.select)
+                    children.append((child, entity[nav.name]))
+            expand(conn, target, children, options.expand, base)
+            continue
+        top = DEFAULT_TOP if options.top is None else options.top
+        tables, cond = nav.joins("p", "c")
+        key = cond.split(" = p.id")[0]  # the parent key expression over c (or c_l)
+        extra = cond.split(" = p.id", 1)[1].removeprefix(" AND ") if " AND " in cond else ""
+        if target.name == "Datastreams":
+            tables = tables.replace(
+                f"{target.table} c",
+                f"{target.table} c LEFT JOIN twin_latest x ON x.datastream_id = c.id",
+                1,
+            )
+        where = f"{key} = p.id" + (f" AND {extra}" if extra else "")
+        if options.filter is not None:
+            where += " AND " + compile_filter(options.filter, resolver(target, "c"), params)
+        order = order_by(options.orderby, target, "c", params)
+        ids = sorted({r["id"] for r, _ in pairs})
+        # each parent's own page from its own index range (a Datastream's latest Observations
+        # are the end of its primary key), not a window over all the parents' children
+        sql = (
+            f"SELECT s.*, p.id AS _parent FROM unnest(CAST(:ids AS bigint[])) AS p(id) "
+            f"CROSS JOIN LATERAL (SELECT {columns(target, 'c')} FROM {tables} WHERE {where} "
+            f"ORDER BY {order} LIMIT :top + 1 OFFSET :skip) s"
+        )
+        by_parent: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for r in conn.execute(
+            text(sql), {**params, "ids": ids, "skip": options.skip, "top": top}
+        ).mappings():
+            row = dict(r)
+            by_parent[row["_parent"]].append(row)
+        counts: dict[int, int] = {}
+        if options.count:
+            counted = (
+                f"SELECT p.id, (SELECT count(*) FROM {tables} WHERE {where}) "
+                f"FROM unnest(CAST(:ids AS bigint[])) AS p(id)"
+            )
+            counts = {r[0]: r[1] for r in conn.execute(text(counted), {**params, "ids": ids})}
+        children = []
+        for row, entity in pairs:
+            entity.pop(f"{nav.name}@iot.navigationLink", None)
+            found_rows = by_parent.get(row["id"], [])
+            more = len(found_rows) > top
+            found_rows = found_rows[:top]
+            values = [entity_json(target, c, base, options.select) for c in found_rows]
+            entity[nav.name] = values
+            if options.count:
+                entity[f"{nav.name}@iot.count"] = counts.get(row["id"], 0)
+            if more:
+                link = f"{self_link(base, s, row['id'])}/{nav.name}"
+                raw = {k: v for k, v in options.raw.items() if k.lower() not in ("$top", "$skip")}
+                entity[f"{nav.name}@iot.nextLink"] = f"{link}?" + next_query(
+                    urlencode(raw), top, options.skip + top
+                )
+            children.extend(zip(found_rows, values, strict=True))
+        expand(conn, target, children, options.expand, base)
+
+
+# --- $resultFormat=dataArray
+
+
+def data_array(page: Page, rows_select: list[str] | None, base: str) -> dict[str, Any]:
+    """Observations grouped by Datastream, as the Data Array extension writes them: one list of
+    components, and one array of values per Observation."""
+    components = list(rows_select or DATA_ARRAY_COMPONENTS)
+    unknown = [
+        c for c in components if c not in ("id", "@iot.id") and SETS["Observations"].prop(c) is None
+    ]
+    if unknown:
+        raise InvalidInput(f"$select: Observations have no {', '.join(unknown)}")
+    groups: dict[Any, list[list[Any]]] = defaultdict(list)
+    for obs in page.value:
+        ds = obs.pop("_datastream")
+        groups[ds].append([obs.get("@iot.id" if c in ("id", "@iot.id") else c) for c in components])
+    value = [
+        {
+            "Datastream@iot.navigationLink": self_link(base, SETS["Datastreams"], ds),
+            "components": components,
+            "dataArray@iot.count": len(rows),
+            "dataArray": rows,
+        }
+        for ds, rows in groups.items()
+    ]
+    out: dict[str, Any] = {}
+    if page.count is not None:
+        out["@iot.count"] = page.count
+    out["value"] = value
+    if page.next_link:
+        out["@iot.nextLink"] = page.next_link
+    return out
+
+
+def object_links(conn: Connection, city: str, object_id: str, base: str) -> list[dict[str, Any]]:
+    """Links from a city object (a Features API item) to the Things on or in it and to their
+    Datastreams."""
+    rows = conn.execute(
+        text("""
+        SELECT t.id, t.name, d.id AS ds, d.name AS ds_name
+        FROM twin_thing t LEFT JOIN twin_datastream d ON d.thing_id = t.id
+        WHERE t.city_code = :c AND t.object_id = :o ORDER BY t.id, d.id"""),
+        {"c": city, "o": object_id},
+    ).all()
+    links: list[dict[str, Any]] = []
+    seen = set()
+    for r in rows:
+        if r.id not in seen:
+            seen.add(r.id)
+            links.append(
+                {
+                    "href": self_link(base, SETS["Things"], r.id),
+                    "rel": "related",
+                    "type": "application/json",
+                    "title": f"Thing: {r.name}",
+                }
+            )
+        if r.ds is not None:
+            links.append(
+                {
+                    "href": self_link(base, SETS["Datastreams"], r.ds),
+                    "rel": "related",
+                    "type": "application/json",
+                    "title": f"Datastream: {r.ds_name}",
+                }
+            )
+    return links
