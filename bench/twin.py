@@ -206,6 +206,121 @@ def http_rate(
     return sum(r[0] for r in results) / elapsed
 
 
+def _mqtt_publisher(
+    host: str,
+    port: int,
+    user: str,
+    key: str,
+    datastreams: list[int],
+    per_second: float,
+    seconds: float,
+    offset: int,
+    out: Any,
+) -> None:
+    """One load generator standing for many devices: Observations (QoS 0) written in batches
+    of 1,000 with CIM's own small MQTT client (paho's 35 µs a publish would make the
+    generator, not the service, the limit), at most `per_second` (0: as fast as it can), for
+    `seconds`; reports how many it sent."""
+    from twin.wire import Wire
+
+    wire = Wire(host, port, f"bench-{offset}", (user, key))
+    wire.connect()
+    t0 = DAY + timedelta(days=40 + offset)
+    began = time.perf_counter()
+    sent = 0
+    while True:
+        elapsed = time.perf_counter() - began
+        if elapsed >= seconds:
+            break
+        if per_second and sent > elapsed * per_second:
+            time.sleep(0.01)
+            continue
+        batch = []
+        for i in range(sent, sent + 1000):
+            ds = datastreams[i % len(datastreams)]
+            when = (t0 + timedelta(milliseconds=i)).isoformat()
+            batch.append(
+                (
+                    f"v1.1/Datastreams({ds})/Observations",
+                    b'{"result": %d.5, "phenomenonTime": "%s"}' % (i % 100, when.encode()),
+                )
+            )
+        wire.publish(batch)
+        sent += len(batch)
+    wire.close()
+    out.put(sent)
+
+
+def stored_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM twin_observation")).scalar_one())
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (cim serve's workers), in MB."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def mqtt_rate(
+    engine: Engine,
+    broker: Any,
+    user: str,
+    key: str,
+    datastreams: list[int],
+    devices: int,
+    seconds: float,
+    per_second: float,
+    server: Any,
+) -> tuple[float, float, list[float]]:
+    """Observations stored per second from devices over MQTT, end to end: from the first
+    publish until the last is in PostgreSQL; and the serving process's memory meanwhile."""
+    from urllib.parse import urlsplit
+
+    where = urlsplit(broker.device_url)
+    before = stored_count(engine)
+    queue: Any = multiprocessing.Queue()
+    procs = [
+        multiprocessing.Process(
+            target=_mqtt_publisher,
+            args=(
+                where.hostname,
+                where.port,
+                user,
+                key,
+                datastreams[d::devices],
+                per_second / devices if per_second else 0,
+                seconds,
+                d,
+                queue,
+            ),
+        )
+        for d in range(devices)
+    ]
+    began = time.perf_counter()
+    for p in procs:
+        p.start()
+    memory = []
+    while any(p.is_alive() for p in procs) and queue.qsize() < devices:
+        memory.append(rss_mb(server.pid))
+        time.sleep(min(30.0, max(1.0, seconds / 20)))
+    acked = sum(queue.get() for _ in procs)  # sent
+    for p in procs:
+        p.join()
+    # until everything acknowledged is stored (or nothing more arrives for 10 s)
+    last, still = stored_count(engine) - before, time.perf_counter()
+    while last < acked and time.perf_counter() - still < 10:
+        time.sleep(0.1)
+        now = stored_count(engine) - before
+        if now != last:
+            last, still = now, time.perf_counter()
+    elapsed = (still if last < acked else time.perf_counter()) - began
+    memory.append(rss_mb(server.pid))
+    return last / elapsed, acked - last, memory
+
+
 def timed_gets(base: str, urls: list[str], rounds: int) -> list[float]:
     http = httpx.Client(base_url=base, timeout=60)
     for url in urls[:3]:
@@ -245,7 +360,14 @@ def main() -> None:
     parser.add_argument("--http-clients", type=int, default=2)
     parser.add_argument("--http-rows", type=int, default=10_000, help="rows per request")
     parser.add_argument("--http-requests", type=int, default=10, help="per client")
-    parser.add_argument("--mqtt-minutes", type=float, default=10.0)
+    parser.add_argument("--mqtt-minutes", type=float, default=10.0, help="the long run")
+    parser.add_argument(
+        "--mqtt-steady",
+        type=float,
+        default=5000.0,
+        help="Observations/s of the long run (a city's sensors, not a flood)",
+    )
+    parser.add_argument("--mqtt-devices", type=int, default=4, help="publishing processes")
     args = parser.parse_args()
     figures: dict[str, str] = {}
     with bench_database() as url:
@@ -268,6 +390,16 @@ def main() -> None:
             "CIM_MQTT_PORT": str(_free_port()),
             "CIM_MQTT_DEVICE_PORT": str(_free_port()),
         }
+        from twin.access import sync_broker
+        from twin.broker import LocalBroker
+
+        broker = LocalBroker(
+            data / "mqtt", int(env["CIM_MQTT_PORT"]), int(env["CIM_MQTT_DEVICE_PORT"])
+        )
+        data.chmod(0o755)
+        broker.start()
+        key_id, key_secret = create_key(engine, "bench devices", "manager")
+        sync_broker(engine, broker)
         server = serve(url, port, env)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -292,11 +424,47 @@ def main() -> None:
             figures["one Datastream's day, p50 / p95 ms"] = (
                 f"{_ms(times, 0.5):.1f} / {_ms(times, 0.95):.1f}"
             )
-            latest = [f"/twin/bench/latest?limit={args.datastreams}"]
-            figures["(latest values: see below)"] = latest[0]
+            latest = (
+                "/v1.1/Datastreams?$top=10000&$select=id"
+                "&$expand=Observations($top=1;$orderby=phenomenonTime desc;"
+                "$select=phenomenonTime,result)"
+            )
+            times = timed_gets(base, [latest], 30)
+            figures["latest values of 10,000 Datastreams (SensorThings), p50 / p95 ms"] = (
+                f"{_ms(times, 0.5):.0f} / {_ms(times, 0.95):.0f}"
+            )
+            rate, lost, _ = mqtt_rate(
+                engine, broker, key_id, key_secret, datastreams, args.mqtt_devices, 30, 0, server
+            )
+            figures["MQTT end to end, Observations/s (30 s flat out)"] = (
+                f"{rate:,.0f}  (acknowledged, not stored: {lost})"
+            )
+            if args.mqtt_minutes:
+                rate, lost, memory = mqtt_rate(
+                    engine,
+                    broker,
+                    key_id,
+                    key_secret,
+                    datastreams,
+                    args.mqtt_devices,
+                    args.mqtt_minutes * 60,
+                    args.mqtt_steady,
+                    server,
+                )
+                third = max(1, len(memory) // 3)
+                figures[f"MQTT for {args.mqtt_minutes:g} min at {args.mqtt_steady:,.0f}/s"] = (
+                    f"{rate:,.0f}/s stored, not stored: {lost}"
+                )
+                figures["  serving memory: first third / last third, MB"] = (
+                    f"{statistics.median(memory[:third]):.0f} / "
+                    f"{statistics.median(memory[-third:]):.0f} (max {max(memory):.0f})"
+                )
+            count, per = bytes_per_observation(engine)
+            figures["Observations stored in all"] = f"{count:,}"
         finally:
             server.terminate()
             server.wait(timeout=30)
+            broker.stop()
     print("\nThe live twin, 2-core machine")
     for name, value in figures.items():
         print(f"  {name:<50} {value}")

@@ -19,28 +19,29 @@ answer to give the device.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
 from typing import Any
 
 import orjson
-import paho.mqtt.client as mqtt
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from cim.errors import CimError
 from twin import read, store
-from twin.entities import SETS, VERSION, parse_path
+from twin.entities import VERSION, format_interval, format_time, parse_path
 from twin.observations import NewObservation
 from twin.odata import parse_options
+from twin.wire import Wire, WireError
 
 LOG = logging.getLogger("cim.twin")
 DEVICE_PREFIX = "devices/"
 _DATASTREAM_TOPIC = re.compile(r"^devices/v1\.1/Datastreams\((\d+)\)/Observations$")
+MAX_QUEUED = 200_000  # messages waiting to be stored, at most
 BRIDGE_WRITER = store.Writer("mqtt", "manager")  # the broker's access lists checked the device
 
 
@@ -69,60 +70,54 @@ class Bridge:
         self.queue: deque[tuple[str, bytes]] = deque()
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self.connected = threading.Event()
         self.stored = 0
         self.dropped = 0
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"cim-bridge-{id(self):x}",
-            protocol=mqtt.MQTTv5,
+        self.wire = Wire(
+            host,
+            port,
+            f"cim-bridge-{os.getpid()}-{id(self):x}",
+            credentials,
+            on_messages=self._on_messages,
         )
-        if credentials:
-            self.client.username_pw_set(*credentials)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.max_queued_messages_set(0)
-        self.client.max_inflight_messages_set(1000)
         self.worker = threading.Thread(target=self._drain, name="cim-mqtt-bridge", daemon=True)
 
     # --- lifecycle
 
     def start(self, timeout: float = 10) -> None:
-        """Connect, subscribe and start storing; waits until subscribed."""
-        self.client.connect(self.host, self.port, keepalive=30)
-        self.client.loop_start()
+        """Connect, subscribe and start storing; waits until subscribed.
+
+        Raises:
+            WireError: the broker cannot be reached or refuses the bridge.
+        """
+        self.wire.connect(timeout)
         self.worker.start()
-        if not self.connected.wait(timeout):
-            self.stop()
-            raise CimError(
-                f"the MQTT broker at {self.host}:{self.port} did not accept the "
-                "bridge's connection (is it running? cim mqtt status)"
+        try:
+            self.wire.subscribe(
+                [
+                    f"$share/{self.share}/{DEVICE_PREFIX}{VERSION}/+/Observations",
+                    f"$share/{self.share}/{DEVICE_PREFIX}{VERSION}/Observations",
+                ],
+                qos=1,
+                timeout=timeout,
             )
+        except WireError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
         if self.worker.is_alive():
             self.worker.join(timeout=10)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.wire.close()
 
-    def _on_connect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
-    ) -> None:
-        if reason.is_failure:
-            LOG.error("the MQTT broker refused the bridge: %s", reason)
-            return
-        topics = [
-            f"{DEVICE_PREFIX}{VERSION}/+/Observations",
-            f"{DEVICE_PREFIX}{VERSION}/Observations",
-        ]
-        options = mqtt.SubscribeOptions(qos=1)
-        client.subscribe([(f"$share/{self.share}/{t}", options) for t in topics])
-        self.connected.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.queue.append((message.topic, bytes(message.payload)))
+    def _on_messages(self, messages: list[tuple[str, bytes]]) -> None:
+        """A batch read from the broker (its reading thread): queued for storing. A full
+        queue holds the reading back, so the broker keeps what waits (bounded there)."""
+        while len(self.queue) >= MAX_QUEUED and not self.stopping.is_set():
+            self.wake.set()
+            time.sleep(0.01)
+        self.queue.extend(messages)
         if len(self.queue) >= self.batch:
             self.wake.set()
 
@@ -184,16 +179,34 @@ class Bridge:
     # --- publishing
 
     def observation_json(self, row: NewObservation) -> bytes:
-        values = asdict(row)
-        entity = read.entity_json(SETS["Observations"], values, self.base_url, None)
+        """The stored Observation as GET /v1.1/Observations(id) answers it."""
+        link = f"{self.base_url}/{VERSION}/Observations({row.id})"
+        entity: dict[str, Any] = {
+            "@iot.id": row.id,
+            "@iot.selfLink": link,
+            "phenomenonTime": format_interval(row.phenomenon_start, row.phenomenon_end),
+            "resultTime": format_time(row.result_time),
+            "result": read.result_value(row.result_number, row.result),
+        }
+        if row.result_quality is not None:
+            entity["resultQuality"] = row.result_quality
+        if row.valid_start is not None:
+            entity["validTime"] = format_interval(row.valid_start, row.valid_end)
+        if row.parameters is not None:
+            entity["parameters"] = row.parameters
+        entity["Datastream@iot.navigationLink"] = f"{link}/Datastream"
+        entity["FeatureOfInterest@iot.navigationLink"] = f"{link}/FeatureOfInterest"
         return orjson.dumps(entity)
 
     def publish_observations(self, rows: Iterable[NewObservation]) -> None:
-        """Each stored Observation to its Datastream's topic and to all Observations'."""
+        """Each stored Observation to its Datastream's topic and to all Observations', in
+        one write."""
+        messages = []
         for row in rows:
             payload = self.observation_json(row)
-            self.client.publish(f"{VERSION}/Datastreams({row.datastream_id})/Observations", payload)
-            self.client.publish(f"{VERSION}/Observations", payload)
+            messages.append((f"{VERSION}/Datastreams({row.datastream_id})/Observations", payload))
+            messages.append((f"{VERSION}/Observations", payload))
+        self.wire.publish(messages)
 
     def notify(self, what: Any) -> None:
         """After a write over HTTP: Observations as stored rows, or another entity (a
@@ -221,8 +234,9 @@ class Bridge:
                     conn, parse_path(f"{name}({ident})"), parse_options({}), self.base_url
                 )
                 payload = orjson.dumps(entity)
-                self.client.publish(f"{VERSION}/{name}", payload)
-                self.client.publish(f"{VERSION}/{name}({ident})", payload)
+                self.wire.publish(
+                    [(f"{VERSION}/{name}", payload), (f"{VERSION}/{name}({ident})", payload)]
+                )
 
     def _publish_stored_observations(self, ids: list[int]) -> None:
         with self.engine.connect() as conn:
@@ -234,8 +248,12 @@ class Bridge:
                     "SELECT datastream_id FROM twin_observation WHERE id = %(i)s", {"i": ident}
                 ).scalar()
                 payload = orjson.dumps(entity)
-                self.client.publish(f"{VERSION}/Datastreams({row_ds})/Observations", payload)
-                self.client.publish(f"{VERSION}/Observations", payload)
+                self.wire.publish(
+                    [
+                        (f"{VERSION}/Datastreams({row_ds})/Observations", payload),
+                        (f"{VERSION}/Observations", payload),
+                    ]
+                )
 
 
 def _body_datastream(body: Any) -> int | None:

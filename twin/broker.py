@@ -269,6 +269,10 @@ class LocalBroker:
                 "# whenever keys change (cim twin keys).",
                 "per_listener_settings true",
                 "persistence false",
+                # the bridge takes every device message at QoS 1: room for bursts of them
+                # (20 in flight and 1,000 queued per client are mosquitto's defaults)
+                "max_inflight_messages 1000",
+                "max_queued_messages 200000",
                 *([f"user {account.pw_name}"] if account else []),
                 f"pid_file {folder / 'mosquitto.pid'}",
                 f"log_dest file {folder / 'mosquitto.log'}",

@@ -348,8 +348,9 @@ def format_time(value: datetime | None) -> str | None:
     """UTC, milliseconds, Z: as FROST-Server writes them."""
     if value is None:
         return None
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def format_interval(start: datetime | None, end: datetime | None) -> str | None:

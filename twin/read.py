@@ -181,13 +181,17 @@ def entity_json(
 OPTIONAL_ABSENT = {"properties", "resultQuality", "validTime", "parameters"}
 
 
+def result_value(number: float | None, other: Any) -> Any:
+    """A result as JSON: a whole number written as an integer (as it was most likely sent)."""
+    if number is not None:
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    return other
+
+
 def property_value(s: EntitySet, prop: Prop, row: dict[str, Any]) -> Any:
     """A property's JSON value from its row."""
     if prop.kind == "result":
-        number = row["result_number"]
-        if number is not None:
-            return int(number) if number.is_integer() and abs(number) < 2**53 else number
-        return row["result"]
+        return result_value(row["result_number"], row["result"])
     if s.name == "Datastreams" and prop.kind == "interval":
         if prop.name == "phenomenonTime":
             return format_interval(row.get("first_time"), row.get("last_time"))
@@ -447,6 +451,7 @@ def expand(
             )
             counts = {r[0]: r[1] for r in conn.execute(text(counted), {**params, "ids": ids})}
         children = []
+        next_page: str | None = None
         for row, entity in pairs:
             entity.pop(f"{nav.name}@iot.navigationLink", None)
             found_rows = by_parent.get(row["id"], [])
@@ -457,11 +462,13 @@ def expand(
             if options.count:
                 entity[f"{nav.name}@iot.count"] = counts.get(row["id"], 0)
             if more:
+                if next_page is None:  # the same for every parent: made once
+                    raw = {
+                        k: v for k, v in options.raw.items() if k.lower() not in ("$top", "$skip")
+                    }
+                    next_page = next_query(urlencode(raw), top, options.skip + top)
                 link = f"{self_link(base, s, row['id'])}/{nav.name}"
-                raw = {k: v for k, v in options.raw.items() if k.lower() not in ("$top", "$skip")}
-                entity[f"{nav.name}@iot.nextLink"] = f"{link}?" + next_query(
-                    urlencode(raw), top, options.skip + top
-                )
+                entity[f"{nav.name}@iot.nextLink"] = f"{link}?{next_page}"
             children.extend(zip(found_rows, values, strict=True))
         expand(conn, target, children, options.expand, base)
 
