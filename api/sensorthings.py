@@ -114,7 +114,7 @@ def caller(request: Request) -> store.Writer:
 
 
 def check_reader(request: Request) -> None:
-    if not getattr(request.app.state.settings, "twin_private", False):
+    if not request.app.state.settings.twin_private:
         return
     key = key_of(request)
     if not key or access.authenticate(request.app.state.engine, key) is None:

@@ -164,6 +164,11 @@ class ApiSettings(BaseSettings):
     grading_private: bool = Field(
         default=False, description="Grading reads need a key too (any role); writes always do."
     )
+    twin_private: bool = Field(
+        default=False,
+        description="SensorThings reads (/v1.1) need a twin key too (any role); writes always "
+        "do.",
+    )
     grading_public_drafts: bool = Field(
         default=False,
         description="Rounds that are not final are readable without a key too (a transparent "

@@ -313,3 +313,23 @@ def test_property_paths_value_and_ref(api: Any) -> None:
     assert http.get("/Gadgets").status_code == 404
     bad = http.get("/Things", params={"$filter": "name eq"})
     assert bad.status_code == 400 and "$filter" in bad.json()["message"]
+
+
+def test_private_reads_need_a_key(new_database: Any) -> None:
+    from cim.settings import ApiSettings
+
+    engine = new_database()
+    _, reader = create_key(engine, "a reader", "reader")
+    with running_service(engine, ApiSettings(twin_private=True)) as base:
+        refused = httpx.get(f"{base}/v1.1/Things")
+        assert refused.status_code == 401
+        assert refused.json()["type"] == "error"
+        allowed = httpx.get(f"{base}/v1.1/Things", headers={"Authorization": f"Bearer {reader}"})
+        assert allowed.status_code == 200 and allowed.json()["value"] == []
+        # a reader key reads, and writes nothing
+        wrote = httpx.post(
+            f"{base}/v1.1/Things",
+            json={"name": "x", "description": "d"},
+            headers={"Authorization": f"Bearer {reader}"},
+        )
+        assert wrote.status_code == 403
