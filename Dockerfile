@@ -15,6 +15,7 @@ COPY cim cim
 COPY ingest ingest
 COPY tiles tiles
 COPY grading grading
+COPY twin twin
 COPY demo demo
 COPY api api
 COPY cli cli
@@ -22,5 +23,8 @@ RUN pip install --no-cache-dir .
 # CesiumJS for the 3D viewer, served by the service itself
 COPY --from=web /web/node_modules/cesium/Build/Cesium /app/cesium
 ENV CIM_API_CESIUM_DIR=/app/cesium
+# ECharts for the sensors' charts
+COPY --from=web /web/node_modules/echarts/dist /app/echarts
+ENV CIM_API_ECHARTS_DIR=/app/echarts
 EXPOSE 8000
 CMD ["cim", "serve"]

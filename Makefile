@@ -27,6 +27,7 @@ $(NODE_STAMP): package.json package-lock.json
 run: setup
 	$(BIN)/cim db start
 	$(BIN)/cim db upgrade
+	$(BIN)/cim mqtt start
 	$(BIN)/cim demo load
 	# the demo round is a draft of invented values: shown to all, as a transparent process would
 	CIM_API_GRADING_PUBLIC_DRAFTS=true $(BIN)/cim serve

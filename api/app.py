@@ -25,6 +25,7 @@ from api.openapi import openapi_30
 from api.sensorthings import sensorthings_router
 from api.standby import StandbyRetry
 from api.tiles import TilesetAnswers, tiles_router
+from api.twin_web import twin_web_router
 from api.warm import Lane, WarmAnswers, WarmTiles
 from cim import __version__
 from cim.db.engine import database_url, make_engine, read_urls
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(grading_router)
     live.install(app, engine, twin_settings)  # the MQTT bridge, when a broker is there
     app.include_router(sensorthings_router(engine, reads, lambda: app.state.twin_mqtt()))
+    app.include_router(twin_web_router(reads, twin_settings))  # the viewer's live twin
 
     web.mount(app, settings.cesium_dir)
     # a write's caller is checked before its body is read, and a body over its route's limit

@@ -68,6 +68,8 @@ def server_options(settings: ApiSettings) -> dict[str, Any]:
         "loop": "uvloop",
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": 5,  # an idle connection between requests, in seconds
+        # at a stop, open event streams (the viewer's live sensors) get this long, then close
+        "timeout_graceful_shutdown": 10,
     }
 
 

@@ -1,8 +1,10 @@
 """The web pages: the 3D viewer (home page for browsers) and its static files, with CesiumJS
-served from the npm package `cesium` that the set-up installs (no internet, no ion token)."""
+and ECharts (the sensors' charts) served from the npm packages `cesium` and `echarts` that the
+set-up installs (no internet, no ion token)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -12,6 +14,8 @@ from starlette.responses import FileResponse, Response
 WEB = Path(__file__).resolve().parent / "web"
 ROOT = Path(__file__).resolve().parents[1]
 CESIUM = ROOT / "node_modules" / "cesium" / "Build" / "Cesium"
+# the container image puts it elsewhere and says where
+ECHARTS = Path(os.environ.get("CIM_API_ECHARTS_DIR") or ROOT / "node_modules" / "echarts" / "dist")
 
 
 def cesium_dir(configured: Path | None) -> Path | None:
@@ -21,11 +25,13 @@ def cesium_dir(configured: Path | None) -> Path | None:
 
 
 def mount(app: FastAPI, configured: Path | None) -> None:
-    """Serve the viewer's files and CesiumJS."""
+    """Serve the viewer's files, CesiumJS and ECharts."""
     app.mount("/viewer", StaticFiles(directory=WEB), name="viewer")
     cesium = cesium_dir(configured)
     if cesium is not None:
         app.mount("/cesium", StaticFiles(directory=cesium), name="cesium")
+    if (ECHARTS / "echarts.min.js").exists():
+        app.mount("/echarts", StaticFiles(directory=ECHARTS), name="echarts")
 
 
 def viewer_page(configured: Path | None) -> Response:
