@@ -29,6 +29,8 @@ run: setup
 	$(BIN)/cim db upgrade
 	$(BIN)/cim mqtt start
 	$(BIN)/cim demo load
+	# the demo city's sensors keep reporting over MQTT while the service runs (Ctrl-C stops both)
+	$(BIN)/cim demo sensors --quiet &
 	# the demo round is a draft of invented values: shown to all, as a transparent process would
 	CIM_API_GRADING_PUBLIC_DRAFTS=true $(BIN)/cim serve
 

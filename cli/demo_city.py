@@ -60,3 +60,84 @@ def demo_load(buildings: int, seed: int) -> None:
         click.echo(f"demo city {DEMO_CITY}: {done.objects} objects loaded")
     if done.round_created:
         click.echo(f"demo grading round {DEMO_ROUND} created (see /grading/dashboard)")
+    from demo.twin import load_twin
+
+    try:
+        things = load_twin(command_engine(settings), DEMO_CITY, seed)
+    except CimError as exc:
+        fail(exc)
+    if things:
+        click.echo(
+            f"demo twin: {things} sensors as SensorThings Things, a day of readings each "
+            "(cim demo sensors keeps them reporting)"
+        )
+    else:
+        click.echo("demo twin already loaded")
+
+
+@demo.command("sensors")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds.")
+@click.option("--once", is_flag=True, help="Publish one round and stop.")
+@click.option("--quiet", is_flag=True, help="Say nothing after starting (make run).")
+def demo_sensors(interval: float, once: bool, quiet: bool) -> None:
+    """Keep the demo city's sensors reporting: every few seconds, a plausible new reading for
+    each of its Datastreams, published over MQTT on the broker's device port as a device
+    would (with a key of its own, kept in the data folder). Needs the broker (cim mqtt start)
+    and the demo twin (cim demo load); stop it with Ctrl-C."""
+    import random
+    import time
+    from datetime import UTC, datetime
+    from urllib.parse import urlsplit
+
+    from cim.settings import TwinSettings
+    from demo.load import DEMO_CITY
+    from demo.twin import demo_datastreams, readings
+    from twin.access import create_key, sync_broker
+    from twin.broker import broker_from_settings
+    from twin.wire import Wire, WireError
+
+    twin = TwinSettings()
+    broker = broker_from_settings(twin)
+    if broker is None or not broker.is_running():
+        fail("start the broker first: cim mqtt start (the simulator publishes to CIM's own)")
+    engine = command_engine()
+    streams = demo_datastreams(engine, DEMO_CITY)
+    if not streams:
+        fail("the demo city has no sensors yet: cim demo load")
+    keyfile = twin.data_dir / "demo-sensors.key"
+    try:
+        key_id, key = keyfile.read_text().split()
+    except (OSError, ValueError):
+        key_id, key = create_key(engine, "demo simulator", "manager")
+        keyfile.write_text(f"{key_id} {key}\n")
+        keyfile.chmod(0o600)
+        sync_broker(engine, broker)
+    where = urlsplit(broker.device_url)
+    wire = Wire(
+        where.hostname or "127.0.0.1", where.port or 18831, f"cim-demo-{key_id}", (key_id, key)
+    )
+    try:
+        wire.connect()
+    except WireError as exc:
+        if "not authorised" in str(exc):  # a key file from another database: a new key
+            keyfile.unlink(missing_ok=True)
+        fail(exc)
+    rng = random.Random()
+    click.echo(
+        f"publishing {len(streams)} demo readings every {interval:g} s to "
+        f"{broker.device_url} (Ctrl-C stops)"
+    )
+    try:
+        while True:
+            wire.publish(list(readings(streams, rng, datetime.now(UTC))))
+            if not quiet:
+                click.echo(
+                    f"{datetime.now().strftime('%H:%M:%S')} published {len(streams)} readings"
+                )
+            if once:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        wire.close()
