@@ -333,3 +333,16 @@ def test_private_reads_need_a_key(new_database: Any) -> None:
             headers={"Authorization": f"Bearer {reader}"},
         )
         assert wrote.status_code == 403
+
+
+def test_an_oversized_batch_is_refused_whole(api: Any) -> None:
+    http, engine, ids = api
+    before = count_observations(engine)
+    rows = [[1.0]] * 100_001
+    answer = http.post(
+        "/CreateObservations",
+        json=[{"Datastream": {"@iot.id": ids["pm"]}, "components": ["result"], "dataArray": rows}],
+    )
+    assert answer.status_code == 400
+    assert "more than 100000 rows in one request" in answer.json()["message"]
+    assert count_observations(engine) == before
