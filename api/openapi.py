@@ -69,34 +69,43 @@ _REASONS = {
 }
 
 
+_REF = "#/components/schemas/"
+STA_ERROR_SCHEMA = {
+    "type": "object",
+    "description": "An error as OGC SensorThings API answers it",
+    "required": ["code", "type", "message"],
+    "properties": {
+        "code": {"type": "integer"},
+        "type": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
+
+
 def _problems(doc: dict[str, Any]) -> None:
     """Declare the problem+json responses every operation can give (validation errors are
     answered 400, not FastAPI's 422): 400/404/500/503 everywhere, 401/403/429 where a key may
     be checked, 409/413 where something is written."""
-    doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
-    for item in doc.get("paths", {}).values():
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["SensorThingsError"] = STA_ERROR_SCHEMA
+    for path, item in doc.get("paths", {}).items():
+        sensorthings = path.startswith("/v1.1")  # its errors in its own shape, its keys its own
         for method, op in item.items():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
             codes = ["400", "404", "500", "503"]
-            if "security" in op:
+            if "security" in op or sensorthings:
                 codes += ["401", "403", "429"]
             if method in ("post", "put", "patch", "delete"):
                 codes += ["409", "413"]
             responses = op["responses"]
             responses.pop("422", None)
+            content = {"application/problem+json": {"schema": {"$ref": _REF + "Problem"}}}
+            if sensorthings:  # (a URL the service refuses before its routes: a problem)
+                content["application/json"] = {"schema": {"$ref": _REF + "SensorThingsError"}}
             for code in codes:
-                responses.setdefault(
-                    code,
-                    {
-                        "description": _REASONS[code],
-                        "content": {
-                            "application/problem+json": {
-                                "schema": {"$ref": "#/components/schemas/Problem"}
-                            }
-                        },
-                    },
-                )
+                responses.setdefault(code, {"description": _REASONS[code], "content": content})
 
 
 def _optional_reads(doc: dict[str, Any]) -> None:

@@ -159,7 +159,11 @@ def sensorthings_router(
             }
         )
 
-    @router.get(PREFIX + "/{path:path}", summary="Read entities, collections and properties")
+    @router.get(
+        PREFIX + "/{path:path}",
+        summary="Read entities, collections and properties",
+        responses={204: {"description": "A property that is null or absent"}},
+    )
     def get(request: Request, path: str) -> Response:
         def work() -> Response:
             if not path.strip("/"):
@@ -211,6 +215,7 @@ def sensorthings_router(
 
     @router.post(
         PREFIX + "/{path:path}",
+        status_code=201,
         summary="Create an entity (deep insert), or "
         "Observations from a Data Array (CreateObservations)",
         openapi_extra=twin,

@@ -340,7 +340,12 @@ def twin_web_router(reads: Engine, settings: TwinSettings | None) -> APIRouter:
     hub = LiveHub(settings or TwinSettings())
     router.on_shutdown.append(hub.stop)
 
-    @router.get("/events", summary="Server-Sent Events: each new Observation's value")
+    @router.get(
+        "/events",
+        summary="Server-Sent Events: each new Observation's value",
+        response_class=StreamingResponse,
+        responses={200: {"description": "An event stream", "content": {"text/event-stream": {}}}},
+    )
     async def events(request: Request) -> StreamingResponse:
         check_reader(request)
         await asyncio.to_thread(hub.start)

@@ -132,7 +132,8 @@ MODEL_NAMES = (
     "iot_density",
 )
 TWIN_NAMES = ("iot_twin_density", "iot_reporting_share")  # from the live twin (SensorThings)
-AREA_NAMES = ("model_coverage", "g5_density", "iot_density", *TWIN_NAMES)
+AREA_NAMES = ("model_coverage", "g5_density", "iot_density")  # of the model
+AREA_BASED = (*AREA_NAMES, *TWIN_NAMES)  # every indicator computed over the declared area
 NAMES = (*MODEL_NAMES, *TWIN_NAMES, "cim_platform")  # what a catalogue may name
 
 # The SQL below takes only bind parameters; the metric CRS is bound too (:srid).
@@ -374,7 +375,7 @@ def compute(
     if unknown:
         known = ", ".join((*MODEL_NAMES, *TWIN_NAMES))
         raise InvalidInput(f"unknown model indicator(s) {unknown}; known: {known}")
-    over_area = [n for n in names if n in AREA_NAMES]
+    over_area = [n for n in names if n in AREA_BASED]
     if over_area and area is None:
         raise InvalidInput(
             f"{', '.join(over_area)} are computed over the city's declared area, and none was given"
@@ -426,7 +427,7 @@ def compute(
                 "value": value,
                 "unit": unit,
                 "query": sql,
-                "parameters": recorded if name in AREA_NAMES else {**recorded, "area": None},
+                "parameters": recorded if name in AREA_BASED else {**recorded, "area": None},
                 "inputs": inputs,
                 "model": {"city": city, "datasets": datasets},
                 "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -84,7 +84,7 @@ def plan_cim_indicators(
         functions = declared_functions(conn, round_id, city)
     names = tuple(dict.fromkeys(name for _, name in wanted))
     lacking = []
-    over_area = [n for n in names if n in cim_indicators.AREA_NAMES]
+    over_area = [n for n in names if n in cim_indicators.AREA_BASED]
     if over_area and area is None:
         lacking.append(
             f"{', '.join(over_area)} are computed over the city's declared area, and city {city} "
@@ -194,6 +194,6 @@ def computed_source(
         lacking = f"; missing: {', '.join(missing)}" if missing else ""
         return f"{offered} of 7 function groups declared with evidence ({platform.RULE}){lacking}"
     named = f" (named by {named_by})" if named_by else ""
-    if c.name in cim_indicators.AREA_NAMES and area is not None:
+    if c.name in cim_indicators.AREA_BASED and area is not None:
         return f"CIM model of city {model}{named}: {c.name}, over {area.label()}"
     return f"CIM model of city {model}{named}: {c.name}"

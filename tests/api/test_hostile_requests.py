@@ -125,6 +125,7 @@ def test_writes_are_refused_before_their_body_is_read(engine: Engine, keys: dict
         (method, path)
         for method, path, route in _write_routes(app)
         if not (route.openapi_extra or {}).get("x-read-only")  # the what-if: tested below
+        and not (route.openapi_extra or {}).get("x-twin")  # tests/twin/test_twin_writes.py
     ]
     assert len(routes) == 13  # the enumeration sees the app's real write routes
     callers = {
