@@ -466,6 +466,41 @@ def set_locations(conn: Connection, thing: int, locations: Iterable[int]) -> Non
     )
 
 
+def _insert_placed(
+    conn: Connection, table: str, member: str, body: dict[str, Any], where: str
+) -> int:
+    """A Location or FeatureOfInterest: its GeoJSON (`member`) kept as given, and the geometry
+    it describes for spatial filters."""
+    encoding = _text(body, "encodingType", where)
+    if encoding not in GEOJSON_TYPES:
+        raise InvalidInput(
+            f"{where}: encodingType {encoding!r}: CIM reads {' or '.join(GEOJSON_TYPES)}"
+        )
+    if body.get(member) is None:
+        raise InvalidInput(f"{where}: {member} is missing")
+    geometry = geojson_geometry(body[member], f"{where}.{member}")
+    sql = {
+        "twin_location": "INSERT INTO twin_location (name, description, encoding_type, "
+        "location, geom, properties) VALUES (:n, :d, :e, CAST(:j AS jsonb), "
+        "ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:g)), 4326), CAST(:p AS jsonb)) RETURNING id",
+        "twin_feature": "INSERT INTO twin_feature (name, description, encoding_type, "
+        "feature, geom, properties) VALUES (:n, :d, :e, CAST(:j AS jsonb), "
+        "ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:g)), 4326), CAST(:p AS jsonb)) RETURNING id",
+    }[table]
+    ident = conn.execute(
+        text(sql),
+        {
+            "n": _text(body, "name", where),
+            "d": _text(body, "description", where),
+            "e": encoding,
+            "j": _dump(body[member], where),
+            "g": _dump(geometry, where),
+            "p": _props(body, "properties", where),
+        },
+    ).scalar_one()
+    return int(ident)
+
+
 def _insert_location(
     conn: Connection,
     body: dict[str, Any],
@@ -474,29 +509,7 @@ def _insert_location(
     forced: dict[str, int],
     batch: _Batch,
 ) -> int:
-    encoding = _text(body, "encodingType", where)
-    if encoding not in GEOJSON_TYPES:
-        raise InvalidInput(
-            f"{where}: encodingType {encoding!r}: CIM reads {' or '.join(GEOJSON_TYPES)}"
-        )
-    if body.get("location") is None:
-        raise InvalidInput(f"{where}: location is missing")
-    geometry = geojson_geometry(body["location"], f"{where}.location")
-    ident = conn.execute(
-        text(
-            "INSERT INTO twin_location (name, description, encoding_type, location, geom, "
-            "properties) VALUES (:n, :d, :e, CAST(:l AS jsonb), "
-            "ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:g)), 4326), CAST(:p AS jsonb)) RETURNING id"
-        ),
-        {
-            "n": _text(body, "name", where),
-            "d": _text(body, "description", where),
-            "e": encoding,
-            "l": _dump(body["location"], where),
-            "g": _dump(geometry, where),
-            "p": _props(body, "properties", where),
-        },
-    ).scalar_one()
+    ident = _insert_placed(conn, "twin_location", "location", body, where)
     things = [
         _insert(conn, SETS["Things"], item, writer, f"{where}.Things[{i}]", {}, batch, None)
         for i, item in enumerate(_children(body, "Things", where))
@@ -726,29 +739,7 @@ def _insert_feature(
     forced: dict[str, int],
     batch: _Batch,
 ) -> int:
-    encoding = _text(body, "encodingType", where)
-    if encoding not in GEOJSON_TYPES:
-        raise InvalidInput(
-            f"{where}: encodingType {encoding!r}: CIM reads {' or '.join(GEOJSON_TYPES)}"
-        )
-    if body.get("feature") is None:
-        raise InvalidInput(f"{where}: feature is missing")
-    geometry = geojson_geometry(body["feature"], f"{where}.feature")
-    ident = conn.execute(
-        text(
-            "INSERT INTO twin_feature (name, description, encoding_type, feature, geom, "
-            "properties) VALUES (:n, :d, :e, CAST(:f AS jsonb), "
-            "ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:g)), 4326), CAST(:p AS jsonb)) RETURNING id"
-        ),
-        {
-            "n": _text(body, "name", where),
-            "d": _text(body, "description", where),
-            "e": encoding,
-            "f": _dump(body["feature"], where),
-            "g": _dump(geometry, where),
-            "p": _props(body, "properties", where),
-        },
-    ).scalar_one()
+    ident = _insert_placed(conn, "twin_feature", "feature", body, where)
     return int(ident)
 
 

@@ -140,3 +140,43 @@ def broker() -> Iterator[LocalBroker]:
     finally:
         broker.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
+
+
+def thing_body(
+    name: str = "t",
+    lon: float = 117.0,
+    lat: float = 36.6,
+    streams: tuple[tuple[str, str], ...] = (("pm", MEASUREMENT),),
+) -> dict[str, Any]:
+    """A Thing at (lon, lat) with a Datastream per (name, observation type), to POST."""
+    return {
+        "name": name,
+        "description": name,
+        "Locations": [
+            {
+                "name": name,
+                "description": "d",
+                "encodingType": "application/geo+json",
+                "location": {"type": "Point", "coordinates": [lon, lat]},
+            }
+        ],
+        "Datastreams": [
+            {
+                "name": stream,
+                "description": stream,
+                "observationType": kind,
+                "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"},
+                "Sensor": {
+                    "name": "s",
+                    "description": "s",
+                    "encodingType": "text/html",
+                    "metadata": "m",
+                },
+                "ObservedProperty": {"name": stream, "definition": "d", "description": "d"},
+            }
+            for stream, kind in streams
+        ],
+    }

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from grading.cim_indicators import Area, Parameters, compute
 from ingest.pipeline import ingest_files
 from tests.api.test_feature_properties import DELFT
+from tests.twin.conftest import thing_body
 from twin.entities import parse_path
 from twin.store import Writer, create, create_observations
 
@@ -27,33 +28,7 @@ def sensor(engine: Engine, name: str, lon: float, lat: float) -> int:
     made = create(
         engine,
         parse_path("Things"),
-        {
-            "name": name,
-            "description": name,
-            "Locations": [
-                {
-                    "name": name,
-                    "description": "d",
-                    "encodingType": "application/geo+json",
-                    "location": {"type": "Point", "coordinates": [lon, lat]},
-                }
-            ],
-            "Datastreams": [
-                {
-                    "name": f"{name} pm",
-                    "description": "d",
-                    "observationType": MEASUREMENT,
-                    "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"},
-                    "Sensor": {
-                        "name": "s",
-                        "description": "s",
-                        "encodingType": "text/html",
-                        "metadata": "m",
-                    },
-                    "ObservedProperty": {"name": "pm", "definition": "d", "description": "d"},
-                }
-            ],
-        },
+        thing_body(name, lon, lat, ((f"{name} pm", MEASUREMENT),)),
         MANAGER,
     )
     with engine.connect() as conn:

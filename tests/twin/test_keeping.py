@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from cim.db import backup
 from cli.main import main
+from tests.twin.conftest import thing_body
 from twin.entities import parse_path
 from twin.observations import existing_months, make_ahead, retain
 from twin.store import Writer, create, create_observations
@@ -22,38 +23,7 @@ MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurem
 
 
 def a_datastream(engine: Engine) -> int:
-    made = create(
-        engine,
-        parse_path("Things"),
-        {
-            "name": "t",
-            "description": "d",
-            "Locations": [
-                {
-                    "name": "l",
-                    "description": "d",
-                    "encodingType": "application/geo+json",
-                    "location": {"type": "Point", "coordinates": [117.0, 36.6]},
-                }
-            ],
-            "Datastreams": [
-                {
-                    "name": "pm",
-                    "description": "d",
-                    "observationType": MEASUREMENT,
-                    "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"},
-                    "Sensor": {
-                        "name": "s",
-                        "description": "s",
-                        "encodingType": "text/html",
-                        "metadata": "m",
-                    },
-                    "ObservedProperty": {"name": "pm", "definition": "d", "description": "d"},
-                }
-            ],
-        },
-        MANAGER,
-    )
+    made = create(engine, parse_path("Things"), thing_body(), MANAGER)
     with engine.connect() as conn:
         return int(
             conn.execute(

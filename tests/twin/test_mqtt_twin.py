@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from cim.settings import TwinSettings
 from tests.browser.conftest import running_service
-from tests.twin.conftest import Client
+from tests.twin.conftest import Client, thing_body
 from twin.access import create_key, revoke_key, sync_broker
 from twin.broker import LocalBroker
 
@@ -37,36 +37,7 @@ def live(new_database: Any, broker: LocalBroker) -> Iterator[dict[str, Any]]:
     _, manager = create_key(engine, "manager", "manager")
     with running_service(engine, twin=twin) as base:
         http = httpx.Client(base_url=f"{base}/v1.1", headers={"Authorization": f"Bearer {manager}"})
-        made = http.post(
-            "/Things",
-            json={
-                "name": "station",
-                "description": "d",
-                "Locations": [
-                    {
-                        "name": "l",
-                        "description": "d",
-                        "encodingType": "application/geo+json",
-                        "location": {"type": "Point", "coordinates": [117.0, 36.6]},
-                    }
-                ],
-                "Datastreams": [
-                    {
-                        "name": "pm",
-                        "description": "d",
-                        "observationType": MEASUREMENT,
-                        "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"},
-                        "Sensor": {
-                            "name": "s",
-                            "description": "s",
-                            "encodingType": "text/html",
-                            "metadata": "m",
-                        },
-                        "ObservedProperty": {"name": "pm", "definition": "d", "description": "d"},
-                    }
-                ],
-            },
-        )
+        made = http.post("/Things", json=thing_body("station"))
         assert made.status_code == 201, made.text
         thing = made.json()["@iot.id"]
         ds = http.get(f"/Things({thing})/Datastreams").json()["value"][0]["@iot.id"]
