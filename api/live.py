@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from cim.errors import CimError
 from cim.settings import TwinSettings
+from twin.access import sync_broker
 from twin.bridge import Bridge
 from twin.broker import broker_from_settings
 
@@ -54,6 +55,7 @@ def install(app: FastAPI, engine: Engine, settings: TwinSettings | None) -> None
     SensorThings writes tell no one and the root announces no MQTT endpoint."""
     app.state.twin_notify = lambda what: None
     app.state.twin_mqtt = lambda: {}
+    app.state.twin_access_changed = lambda: None
     settings = settings or TwinSettings()
 
     async def start() -> None:
@@ -71,6 +73,16 @@ def install(app: FastAPI, engine: Engine, settings: TwinSettings | None) -> None
         app.state.twin_bridge = bridge
         app.state.twin_notify = bridge.notify
         app.state.twin_mqtt = lambda: endpoints
+        broker = broker_from_settings(settings)
+        if broker is not None:  # CIM's own: its access lists follow the Datastreams
+
+            def access_changed() -> None:
+                try:
+                    sync_broker(engine, broker)
+                except CimError as exc:
+                    LOG.warning("MQTT access not rewritten: %s", exc)
+
+            app.state.twin_access_changed = access_changed
 
     async def stop() -> None:
         bridge = getattr(app.state, "twin_bridge", None)

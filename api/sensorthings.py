@@ -251,6 +251,8 @@ def sensorthings_router(
                     "/v1.1/Datastreams(1)/Observations"
                 )
             created = store.create(engine, resource, body, writer)
+            if created.set.name in ("Things", "Datastreams", "Sensors", "ObservedProperties"):
+                request.app.state.twin_access_changed()  # a device may publish to new ones
             request.app.state.twin_notify(created)
             link = f"{base}{PREFIX}/{created.set.name}({created.id})"
             with reads.connect() as conn:
@@ -307,6 +309,8 @@ def sensorthings_router(
             writer = caller(request)
             resource = parse_path(path)
             store.delete(engine, resource, writer)
+            if resource.last.set.name in ("Things", "Datastreams", "Sensors", "ObservedProperties"):
+                request.app.state.twin_access_changed()
             return Response(status_code=200)
 
         return await run_in_threadpool(answer, work)

@@ -195,3 +195,32 @@ def test_a_revoked_key_publishes_no_more(
     assert 42.0 not in stored(engine, ds)
     again = mqtt_client(broker.device_url, key_id, key)
     assert again.connect().is_failure
+
+
+def test_a_datastream_made_after_the_key_takes_its_device_publishes(
+    live: dict[str, Any], mqtt_client: Callable[..., Client]
+) -> None:
+    broker, engine, http = live["broker"], live["engine"], live["http"]
+    made = http.post(
+        f"/Things({live['thing']})/Datastreams",
+        json={
+            "name": "noise",
+            "description": "d",
+            "observationType": MEASUREMENT,
+            "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"},
+            "Sensor": {
+                "name": "s",
+                "description": "s",
+                "encodingType": "text/html",
+                "metadata": "m",
+            },
+            "ObservedProperty": {"name": "noise", "definition": "d", "description": "d"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    new = made.json()["@iot.id"]
+    device_id, device_key = live["device"]
+    device = mqtt_client(broker.device_url, device_id, device_key)
+    device.connect()
+    device.publish(f"v1.1/Datastreams({new})/Observations", orjson.dumps({"result": 55.5}))
+    assert wait_for(lambda: 55.5 in stored(engine, new))
