@@ -35,6 +35,7 @@ from twin.entities import (
     parse_time,
 )
 from twin.observations import PARTITIONS, NewObservation
+from twin.read import property_value
 
 GEOJSON_TYPES = ("application/geo+json", "application/vnd.geo+json")
 CITY_OBJECT = "cityObject"  # properties.cityObject = {"city": CODE, "id": OBJECT ID}
@@ -194,9 +195,8 @@ def create(engine: Engine, path: ResourcePath, body: Any, writer: Writer) -> Cre
         _require_manager(writer, f"create {s.name}")
     PARTITIONS.ensure(engine, _observation_times(s, body))
     with engine.begin() as conn:
-        created: Created | None = None
         batch = _Batch()
-        ident = _insert(conn, s, body, writer, s.singular, forced, batch, None)
+        ident = _insert(conn, s, body, writer, s.singular, forced, batch)
         created = Created(s, ident)
         batch.flush(conn, writer, created)
         if created.id == -1:
@@ -215,7 +215,7 @@ def create_many(engine: Engine, set_name: str, bodies: list[Any], writer: Writer
     with engine.begin() as conn:
         for i, body in enumerate(bodies):
             batch = _Batch()
-            ident = _insert(conn, s, body, writer, f"{s.singular}[{i}]", {}, batch, None)
+            ident = _insert(conn, s, body, writer, f"{s.singular}[{i}]", {}, batch)
             batch.flush(conn, writer, Created(s, ident))
             ids.append(ident)
     return ids
@@ -298,7 +298,6 @@ def _insert(
     where: str,
     forced: dict[str, int],
     batch: _Batch,
-    created: Created | None,
 ) -> int:
     """Insert one entity of a body (or link it when the body is `{"@iot.id": N}`); returns its
     id. Observations are held in `batch` and get -1."""
@@ -334,6 +333,20 @@ def _one(body: dict[str, Any], name: str, where: str, forced: dict[str, int]) ->
     return body[name]
 
 
+def _insert_one(
+    conn: Connection,
+    s: EntitySet,
+    name: str,
+    body: dict[str, Any],
+    writer: Writer,
+    where: str,
+    forced: dict[str, int],
+    batch: _Batch,
+) -> int:
+    """The entity a body's to-one navigation `name` gives (new, linked, or forced by the URL)."""
+    return _insert(conn, s, _one(body, name, where, forced), writer, f"{where}.{name}", {}, batch)
+
+
 def _insert_thing(
     conn: Connection,
     body: dict[str, Any],
@@ -353,7 +366,7 @@ def _insert_thing(
         {"n": name, "d": description, "p": _props(body, "properties", where), "c": city, "o": obj},
     ).scalar_one()
     locations = [
-        _insert(conn, SETS["Locations"], item, writer, f"{where}.Locations[{i}]", {}, batch, None)
+        _insert(conn, SETS["Locations"], item, writer, f"{where}.Locations[{i}]", {}, batch)
         for i, item in enumerate(_children(body, "Locations", where))
     ]
     if "Locations" in forced:
@@ -371,7 +384,6 @@ def _insert_thing(
             f"{where}.Datastreams[{i}]",
             {"Thing": ident},
             batch,
-            None,
         )
     for i, item in enumerate(_children(body, "HistoricalLocations", where)):
         _insert(
@@ -382,7 +394,6 @@ def _insert_thing(
             f"{where}.HistoricalLocations[{i}]",
             {"Thing": ident},
             batch,
-            None,
         )
     return int(ident)
 
@@ -511,7 +522,7 @@ def _insert_location(
 ) -> int:
     ident = _insert_placed(conn, "twin_location", "location", body, where)
     things = [
-        _insert(conn, SETS["Things"], item, writer, f"{where}.Things[{i}]", {}, batch, None)
+        _insert(conn, SETS["Things"], item, writer, f"{where}.Things[{i}]", {}, batch)
         for i, item in enumerate(_children(body, "Things", where))
     ]
     if "Locations" in forced:  # Things(1)/Locations
@@ -538,16 +549,7 @@ def _insert_historical_location(
     batch: _Batch,
 ) -> int:
     time = parse_time(body.get("time"), f"{where}.time")
-    thing = _insert(
-        conn,
-        SETS["Things"],
-        _one(body, "Thing", where, forced),
-        writer,
-        f"{where}.Thing",
-        {},
-        batch,
-        None,
-    )
+    thing = _insert_one(conn, SETS["Things"], "Thing", body, writer, where, forced, batch)
     ident = conn.execute(
         text(
             "INSERT INTO twin_historical_location (thing_id, time) VALUES (:t, :time) RETURNING id"
@@ -555,9 +557,7 @@ def _insert_historical_location(
         {"t": thing, "time": time},
     ).scalar_one()
     for i, item in enumerate(_children(body, "Locations", where)):
-        loc = _insert(
-            conn, SETS["Locations"], item, writer, f"{where}.Locations[{i}]", {}, batch, None
-        )
+        loc = _insert(conn, SETS["Locations"], item, writer, f"{where}.Locations[{i}]", {}, batch)
         conn.execute(
             text(
                 "INSERT INTO twin_historical_location_location (historical_location_id, "
@@ -600,7 +600,6 @@ def _insert_sensor(
             f"{where}.Datastreams[{i}]",
             {"Sensor": ident},
             batch,
-            None,
         )
     return int(ident)
 
@@ -634,7 +633,6 @@ def _insert_observed_property(
             f"{where}.Datastreams[{i}]",
             {"ObservedProperty": ident},
             batch,
-            None,
         )
     return int(ident)
 
@@ -676,35 +674,13 @@ def _insert_datastream(
         raise InvalidInput(f"{where}: unitOfMeasurement is missing")
     unit = check_unit(body["unitOfMeasurement"], where)
     name, description = _text(body, "name", where), _text(body, "description", where)
-    thing = _insert(
-        conn,
-        SETS["Things"],
-        _one(body, "Thing", where, forced),
-        writer,
-        f"{where}.Thing",
-        {},
-        batch,
-        None,
-    )
-    sensor = _insert(
-        conn,
-        SETS["Sensors"],
-        _one(body, "Sensor", where, forced),
-        writer,
-        f"{where}.Sensor",
-        {},
-        batch,
-        None,
-    )
-    prop = _insert(
-        conn,
-        SETS["ObservedProperties"],
-        _one(body, "ObservedProperty", where, forced),
-        writer,
-        f"{where}.ObservedProperty",
-        {},
-        batch,
-        None,
+    thing, sensor, prop = (
+        _insert_one(conn, SETS[target], name, body, writer, where, forced, batch)
+        for name, target in (
+            ("Thing", "Things"),
+            ("Sensor", "Sensors"),
+            ("ObservedProperty", "ObservedProperties"),
+        )
     )
     ident = conn.execute(
         text(
@@ -751,15 +727,8 @@ def _insert_observation(
     forced: dict[str, int],
     batch: _Batch,
 ) -> int:
-    datastream = _insert(
-        conn,
-        SETS["Datastreams"],
-        _one(body, "Datastream", where, forced),
-        writer,
-        f"{where}.Datastream",
-        {},
-        batch,
-        None,
+    datastream = _insert_one(
+        conn, SETS["Datastreams"], "Datastream", body, writer, where, forced, batch
     )
     feature = None
     if "FeatureOfInterest" in forced or body.get("FeatureOfInterest") is not None:
@@ -774,7 +743,6 @@ def _insert_observation(
             f"{where}.FeatureOfInterest",
             {},
             batch,
-            None,
         )
     batch.add(body, where, datastream, feature)
     return -1
@@ -1158,8 +1126,6 @@ def update(engine: Engine, path: ResourcePath, body: Any, writer: Writer, mode: 
 
 
 def _current_json(conn: Connection, s: EntitySet, row: dict[str, Any]) -> dict[str, Any]:
-    from twin.read import property_value
-
     out = {}
     for prop in s.props[1:]:
         if prop.writable:
