@@ -144,11 +144,13 @@ def device_access(engine: Engine) -> list[DeviceAccess]:
                             '{}') AS streams
             FROM twin_key k
             LEFT JOIN twin_datastream d
-                   ON k.role = 'manager' OR d.thing_id = ANY(k.things)
+                   ON k.role = 'device' AND d.thing_id = ANY(k.things)
             WHERE k.revoked_at IS NULL AND k.role IN ('device', 'manager')
             GROUP BY k.id, k.role, k.mqtt_hash ORDER BY k.id""")
         ).all()
-    return [DeviceAccess(r.id, r.mqtt_hash, tuple(r.streams)) for r in rows]
+    return [
+        DeviceAccess(r.id, r.mqtt_hash, tuple(r.streams), every=r.role == "manager") for r in rows
+    ]
 
 
 def sync_broker(engine: Engine, broker: LocalBroker) -> str:

@@ -64,6 +64,8 @@ class Bridge:
         self.engine = engine
         self.host, self.port = host, port
         self.base_url = base_url.rstrip("/")
+        # the link prefix as it stands inside a JSON string
+        self._observations = orjson.dumps(f"{self.base_url}/{VERSION}/Observations").decode()[1:-1]
         self.batch, self.linger = batch, linger
         self.share = share
         self.on_stored = on_stored
@@ -180,6 +182,23 @@ class Bridge:
 
     def observation_json(self, row: NewObservation) -> bytes:
         """The stored Observation as GET /v1.1/Observations(id) answers it."""
+        if (
+            row.result_number is not None
+            and row.phenomenon_end is None
+            and row.result_quality is None
+            and row.valid_start is None
+            and row.parameters is None
+        ):  # the common case, written from a template (a dict and orjson took 8 µs)
+            value = read.result_value(row.result_number, None)
+            result_time = "null" if row.result_time is None else f'"{format_time(row.result_time)}"'
+            link = f"{self._observations}({row.id})"
+            return (
+                f'{{"@iot.id":{row.id},"@iot.selfLink":"{link}",'
+                f'"phenomenonTime":"{format_time(row.phenomenon_start)}",'
+                f'"resultTime":{result_time},"result":{value!r},'
+                f'"Datastream@iot.navigationLink":"{link}/Datastream",'
+                f'"FeatureOfInterest@iot.navigationLink":"{link}/FeatureOfInterest"}}'
+            ).encode()
         link = f"{self.base_url}/{VERSION}/Observations({row.id})"
         entity: dict[str, Any] = {
             "@iot.id": row.id,
@@ -201,12 +220,12 @@ class Bridge:
     def publish_observations(self, rows: Iterable[NewObservation]) -> None:
         """Each stored Observation to its Datastream's topic and to all Observations', in
         one write."""
-        messages = []
+        topics = [f"{VERSION}/Observations"]
+        payloads = []
         for row in rows:
-            payload = self.observation_json(row)
-            messages.append((f"{VERSION}/Datastreams({row.datastream_id})/Observations", payload))
-            messages.append((f"{VERSION}/Observations", payload))
-        self.wire.publish(messages)
+            topics.append(f"{VERSION}/Datastreams({row.datastream_id})/Observations")
+            payloads.append(self.observation_json(row))
+        self.wire.publish_twice(topics[1:], topics[0], payloads)
 
     def notify(self, what: Any) -> None:
         """After a write over HTTP: Observations as stored rows, or another entity (a

@@ -62,11 +62,17 @@ class BrokerUnavailable(CimError):
 @dataclass(frozen=True)
 class DeviceAccess:
     """What one device key may do on the device listener: publish Observations of these
-    Datastreams, logging in as `username` with the password `password_hash` was made from."""
+    Datastreams (of every one with `every`: a manager's key), logging in as `username` with the
+    password `password_hash` was made from.
+
+    A manager is granted one wildcard topic, not a line per Datastream: mosquitto checks a
+    publish against its user's access list line by line, and a list of 10,000 Datastreams cost
+    it a millisecond a message."""
 
     username: str
     password_hash: str
     datastreams: tuple[int, ...]
+    every: bool = False
 
 
 def hash_password(password: str, iterations: int = 101) -> str:
@@ -140,6 +146,19 @@ def _check_devices(devices: list[DeviceAccess]) -> None:
         for n in device.datastreams:
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise InvalidInput(f"MQTT user {device.username!r}: Datastream id {n!r}")
+
+
+def _grants(device: DeviceAccess) -> str:
+    """The topics a device key may publish to, as access-list lines."""
+    if device.every:  # the Datastream is in the topic or the body; the bridge reads either
+        return (
+            f"topic write {DEVICE_MOUNT}{TOPIC_ROOT}/+/Observations\n"
+            f"topic write {DEVICE_MOUNT}{TOPIC_ROOT}/Observations\n"
+        )
+    return "".join(
+        f"topic write {DEVICE_MOUNT}{TOPIC_ROOT}/Datastreams({n})/Observations\n"
+        for n in sorted(set(device.datastreams))
+    )
 
 
 @dataclass
@@ -347,15 +366,7 @@ class LocalBroker:
         self._prepare_folder()
         self._write_public()
         passwd = "".join(f"{d.username}:{d.password_hash}\n" for d in devices)
-        acl = "".join(
-            f"user {d.username}\n"
-            + "".join(
-                f"topic write {DEVICE_MOUNT}{TOPIC_ROOT}/Datastreams({n})/Observations\n"
-                for n in sorted(set(d.datastreams))
-            )
-            + "\n"
-            for d in devices
-        )
+        acl = "".join(f"user {d.username}\n{_grants(d)}\n" for d in devices)
         self._write(self.root / "devices.passwd", passwd)
         self._write(self.root / "devices.acl", acl or "# no device keys\n")
         self.reload()

@@ -324,13 +324,14 @@ def parse_time(text: Any, where: str) -> datetime:
         raise InvalidInput(
             f"{where}: {text!r} is not an ISO 8601 time (e.g. 2026-12-02T08:00:00+08:00)"
         ) from None
-    if parsed.tzinfo is None:
+    zone = parsed.tzinfo
+    if zone is None:
         raise InvalidInput(
             f"{where}: {text!r} has no UTC offset; add Z or e.g. +08:00 for Beijing time"
         )
     if not 1900 <= parsed.year <= 2200:
         raise InvalidInput(f"{where}: {text!r} is outside the years 1900 to 2200")
-    return parsed.astimezone(UTC)
+    return parsed if zone is UTC else parsed.astimezone(UTC)
 
 
 def parse_interval(text: Any, where: str) -> tuple[datetime, datetime | None]:
@@ -348,7 +349,7 @@ def format_time(value: datetime | None) -> str | None:
     """UTC, milliseconds, Z: as FROST-Server writes them."""
     if value is None:
         return None
-    if value.utcoffset():
+    if value.tzinfo is not UTC:  # also UTC as a ZoneInfo (psycopg's), slow to write
         value = value.astimezone(UTC)
     return value.isoformat(timespec="milliseconds")[:23] + "Z"
 

@@ -271,11 +271,11 @@ def keep_latest(conn: Connection, rows: Sequence[NewObservation]) -> None:
             if r.result_time is not None:
                 span[2] = r.result_time if span[2] is None else min(span[2], r.result_time)
                 span[3] = r.result_time if span[3] is None else max(span[3], r.result_time)
-    values = []
+    latest = []
     for ds in sorted(best):
         r = best[ds]
         first, last, first_result, last_result = spans[ds]
-        values.append(
+        latest.append(
             {
                 "ds": ds,
                 "oid": r.id,
@@ -283,40 +283,43 @@ def keep_latest(conn: Connection, rows: Sequence[NewObservation]) -> None:
                 "pe": r.phenomenon_end,
                 "rt": r.result_time,
                 "rn": r.result_number,
-                "r": _json(r.result),
+                "r": r.result,
                 "ft": first,
                 "lt": last,
                 "frt": first_result,
                 "lrt": last_result,
             }
         )
-    conn.execute(
-        text(
-            """
-        INSERT INTO twin_latest AS l (datastream_id, observation_id, phenomenon_start,
-            phenomenon_end, result_time, result_number, result, first_time, last_time,
-            first_result_time, last_result_time)
-        VALUES (:ds, :oid, :ps, :pe, :rt, :rn, CAST(:r AS jsonb), :ft, :lt, :frt, :lrt)
-        ON CONFLICT (datastream_id) DO UPDATE SET
-            observation_id = CASE WHEN newer THEN excluded.observation_id ELSE l.observation_id END,
-            phenomenon_start = CASE WHEN newer THEN excluded.phenomenon_start
-                ELSE l.phenomenon_start END,
-            phenomenon_end = CASE WHEN newer THEN excluded.phenomenon_end ELSE l.phenomenon_end END,
-            result_time = CASE WHEN newer THEN excluded.result_time ELSE l.result_time END,
-            result_number = CASE WHEN newer THEN excluded.result_number ELSE l.result_number END,
-            result = CASE WHEN newer THEN excluded.result ELSE l.result END,
-            first_time = LEAST(l.first_time, excluded.first_time),
-            last_time = GREATEST(l.last_time, excluded.last_time),
-            first_result_time = LEAST(l.first_result_time, excluded.first_result_time),
-            last_result_time = GREATEST(l.last_result_time, excluded.last_result_time)
-        """.replace(
-                "newer",
-                "(excluded.phenomenon_start, excluded.observation_id) >= "
-                "(l.phenomenon_start, l.observation_id)",
-            )
-        ),
-        values,
-    )
+    # one statement over the batch as JSON (orjson writes it in C), not a statement a
+    # Datastream: 5,000 Datastreams in a batch took 0.2 s as an executemany, 0.1 s as arrays
+    conn.exec_driver_sql(_KEEP_LATEST, {"rows": orjson.dumps(latest).decode()})
+
+
+_KEEP_LATEST = """
+    INSERT INTO twin_latest AS l (datastream_id, observation_id, phenomenon_start,
+        phenomenon_end, result_time, result_number, result, first_time, last_time,
+        first_result_time, last_result_time)
+    SELECT ds, oid, ps, pe, rt, rn, nullif(r, 'null'), ft, lt, frt, lrt
+    FROM json_to_recordset(CAST(%(rows)s AS json)) AS n (ds bigint, oid bigint,
+        ps timestamptz, pe timestamptz, rt timestamptz, rn float8, r jsonb,
+        ft timestamptz, lt timestamptz, frt timestamptz, lrt timestamptz)
+    ON CONFLICT (datastream_id) DO UPDATE SET
+        observation_id = CASE WHEN newer THEN excluded.observation_id ELSE l.observation_id END,
+        phenomenon_start = CASE WHEN newer THEN excluded.phenomenon_start
+            ELSE l.phenomenon_start END,
+        phenomenon_end = CASE WHEN newer THEN excluded.phenomenon_end ELSE l.phenomenon_end END,
+        result_time = CASE WHEN newer THEN excluded.result_time ELSE l.result_time END,
+        result_number = CASE WHEN newer THEN excluded.result_number ELSE l.result_number END,
+        result = CASE WHEN newer THEN excluded.result ELSE l.result END,
+        first_time = LEAST(l.first_time, excluded.first_time),
+        last_time = GREATEST(l.last_time, excluded.last_time),
+        first_result_time = LEAST(l.first_result_time, excluded.first_result_time),
+        last_result_time = GREATEST(l.last_result_time, excluded.last_result_time)
+    """.replace(
+    "newer",
+    "(excluded.phenomenon_start, excluded.observation_id) >= "
+    "(l.phenomenon_start, l.observation_id)",
+)
 
 
 def refresh_latest(conn: Connection, datastreams: Iterable[int]) -> None:

@@ -896,6 +896,17 @@ def _datastreams(
     return {d: (t, loc) for d, (t, loc, _) in found.items()}
 
 
+def _hold(conn: Connection, ids: set[int]) -> set[int]:
+    """Lock Datastreams against deletion until the transaction ends; returns those that are
+    still there (their types and the writer's rights were checked before)."""
+    return set(
+        conn.exec_driver_sql(
+            "SELECT id FROM twin_datastream WHERE id = ANY(%(ids)s) ORDER BY id FOR KEY SHARE",
+            {"ids": sorted(ids)},
+        ).scalars()
+    )
+
+
 def features_of_locations(conn: Connection, need: Iterable[int]) -> dict[int, int]:
     """The FeatureOfInterest made from each Location (made now if there is none yet)."""
     ids = sorted(set(need))
@@ -921,13 +932,11 @@ def create_observations(
     items: list[tuple[Any, str, int | None]],
     writer: Writer,
     errors: dict[int, str] | None = None,
-    shaped: bool = False,
 ) -> list[NewObservation | None]:
     """Store a batch of Observation bodies (body, where, Datastream id) in one transaction.
     Without `errors`, all of them or none (the first bad one raises); with it, the good ones
-    (each bad one recorded there by its index, None in its place). `shaped`: the bodies are
-    objects with known keys already (a Data Array's rows). Returns them as stored, with their
-    ids, in order.
+    (each bad one recorded there by its index, None in its place). Returns them as stored,
+    with their ids, in order.
 
     Each body is checked once, before the transaction (which then only holds the Datastreams
     against deletion, finds features and writes), so that a batch of 100,000 spends its time
@@ -935,26 +944,15 @@ def create_observations(
     n = len(items)
     if n > MAX_BATCH:
         raise InvalidInput(f"{n} Observations in one request; at most {MAX_BATCH}")
-    rows: list[NewObservation | None] = [None] * n
-    locations: dict[int, int] = {}
-
-    def refuse(index: int, exc: InvalidInput) -> None:
-        if errors is None:
-            raise exc
-        errors[index] = str(exc)
-        rows[index] = None
-
-    wanted = {ds for _, _, ds in items if ds is not None}
-    with engine.connect() as conn:
-        streams = _datastreams(conn, wanted, writer, missing_ok=errors is not None, lock=False)
+    batch = _Checked(errors)
+    streams = _writable_streams(engine, {ds for _, _, ds in items if ds is not None}, writer)
     now = datetime.now(UTC)
-    for index, (body, where, ds) in enumerate(items):
+    for body, where, ds in items:
         try:
-            if not shaped:
-                body = _object(body, where)
-                _known_keys(SETS["Observations"], body, where)
+            checked = _object(body, where)
+            _known_keys(SETS["Observations"], checked, where)
             feature = None
-            foi = body.get("FeatureOfInterest")
+            foi = checked.get("FeatureOfInterest")
             if foi is not None:
                 feature = _link_id(foi, f"{where}.FeatureOfInterest")
                 if feature is None:
@@ -962,43 +960,89 @@ def create_observations(
                         f"{where}: a new FeatureOfInterest cannot come in a "
                         "batch; link one by its @iot.id or leave it out"
                     )
-            row, location = _observation_row(body, where, ds, feature, streams, now)
+            batch.add(*_observation_row(checked, where, ds, feature, streams, now), where)
         except InvalidInput as exc:
-            refuse(index, exc)
-            continue
-        rows[index] = row
+            batch.refuse(exc, where)
+    return batch.write(engine)
+
+
+class _Checked:
+    """A batch of Observations as they are checked: each row (None where refused), where it
+    came from, and the Location whose FeatureOfInterest it is to take."""
+
+    def __init__(self, errors: dict[int, str] | None) -> None:
+        self.errors = errors
+        self.rows: list[NewObservation | None] = []
+        self.wheres: list[str] = []
+        self.locations: dict[int, int] = {}  # row index: Location
+
+    def add(self, row: NewObservation, location: int | None, where: str) -> None:
         if location is not None:
-            locations[index] = location
-    PARTITIONS.ensure(engine, [now, *(r.phenomenon_start for r in rows if r is not None)])
-    with engine.begin() as conn:
-        held = _datastreams(
-            conn, {r.datastream_id for r in rows if r is not None}, writer, missing_ok=True
+            self.locations[len(self.rows)] = location
+        self.rows.append(row)
+        self.wheres.append(where)
+
+    def refuse(self, exc: InvalidInput, where: str, index: int | None = None) -> None:
+        """Refuse a row (the next one, or the one at `index`): the whole batch without
+        `errors`."""
+        if self.errors is None:
+            raise exc
+        if index is None:
+            index = len(self.rows)
+            self.rows.append(None)
+            self.wheres.append(where)
+        else:
+            self.rows[index] = None
+        self.errors[index] = str(exc)
+
+    def write(self, engine: Engine) -> list[NewObservation | None]:
+        """Store the rows that passed in one transaction, which holds their Datastreams
+        against deletion and finds their FeaturesOfInterest; returns the rows."""
+        rows = self.rows
+        PARTITIONS.ensure(
+            engine, [datetime.now(UTC), *(r.phenomenon_start for r in rows if r is not None)]
         )
-        features = features_of_locations(conn, set(locations.values())) if locations else {}
-        for index, location in locations.items():
-            placed = rows[index]
-            if placed is not None:
-                placed.feature_id = features.get(location)
-        missing = _missing_features(conn, {r.feature_id for r in rows if r is not None})
-        for index, kept in enumerate(rows):
-            if kept is None:
-                continue
-            where = items[index][1]
-            if kept.datastream_id not in held:
-                refuse(
-                    index,
-                    InvalidInput(
-                        f"{where}: Datastream {kept.datastream_id} was "
-                        "deleted while the batch was checked"
-                    ),
-                )
-            elif kept.feature_id is None or kept.feature_id in missing:
-                refuse(
-                    index,
-                    InvalidInput(f"{where}: FeatureOfInterest {kept.feature_id} does not exist"),
-                )
-        observations.insert(conn, [r for r in rows if r is not None])
+        with engine.begin() as conn:
+            held = _hold(conn, {r.datastream_id for r in rows if r is not None})
+            if self.locations:
+                features = features_of_locations(conn, set(self.locations.values()))
+                for index, location in self.locations.items():
+                    placed = rows[index]
+                    if placed is not None:
+                        placed.feature_id = features.get(location)
+            missing = _missing_features(conn, {r.feature_id for r in rows if r is not None})
+            for index, kept in enumerate(rows):
+                if kept is None:
+                    continue
+                if kept.datastream_id not in held:
+                    self.refuse(
+                        InvalidInput(
+                            f"{self.wheres[index]}: Datastream {kept.datastream_id} was "
+                            "deleted while the batch was checked"
+                        ),
+                        self.wheres[index],
+                        index,
+                    )
+                elif kept.feature_id is None or kept.feature_id in missing:
+                    self.refuse(
+                        InvalidInput(
+                            f"{self.wheres[index]}: FeatureOfInterest {kept.feature_id} "
+                            "does not exist"
+                        ),
+                        self.wheres[index],
+                        index,
+                    )
+            observations.insert(conn, [r for r in rows if r is not None])
         return rows
+
+
+def _writable_streams(
+    engine: Engine, ids: set[int], writer: Writer
+) -> dict[int, tuple[str, int | None]]:
+    """The Datastreams a batch names that exist, checked for the writer (see `_datastreams`),
+    read outside the batch's transaction."""
+    with engine.connect() as conn:
+        return _datastreams(conn, ids, writer, missing_ok=True, lock=False)
 
 
 def _missing_features(conn: Connection, ids: set[int | None]) -> set[int]:
@@ -1013,29 +1057,103 @@ def _missing_features(conn: Connection, ids: set[int | None]) -> set[int]:
     return set(wanted) - found
 
 
+DATA_ARRAY_COMPONENTS = {
+    "id",
+    "phenomenonTime",
+    "result",
+    "resultTime",
+    "resultQuality",
+    "validTime",
+    "parameters",
+    "FeatureOfInterest/id",
+}
+# rows with only these components are made without a dict each (a Data Array's usual shape)
+_PLAIN_COMPONENTS = {"phenomenonTime", "result", "resultTime"}
+
+
 def create_data_array(
     engine: Engine, body: Any, writer: Writer
 ) -> tuple[list[NewObservation | None], dict[int, str]]:
     """`POST /CreateObservations` (the Data Array extension): for each Datastream, components
-    and rows of values. All rows are stored in one transaction or none (the first bad row is
-    named); returns them as stored, in order."""
+    and rows of values. The rows that pass are stored in one transaction; a bad row is
+    answered "error" (its reason in the errors, by its index among all rows), as the
+    standard says. A body that is not a Data Array at all is refused whole. Returns the rows
+    as stored, in order, and the errors."""
+    groups = _data_array_groups(body)
+    errors: dict[int, str] = {}
+    batch = _Checked(errors)
+    streams = _writable_streams(engine, {ds for _, ds, _, _ in groups}, writer)
+    now = datetime.now(UTC)
+    for where, ds, components, values in groups:
+        if set(components) <= _PLAIN_COMPONENTS and ds in streams:
+            _plain_rows(batch, where, ds, components, values, streams[ds], now)
+            continue
+        plain = "id" not in components and "FeatureOfInterest/id" not in components
+        for j, row in enumerate(values):
+            at = f"{where}.dataArray[{j}]"
+            obs = dict(zip(components, row))  # noqa: B905 - the lengths were checked
+            feature = None
+            try:
+                if not plain:
+                    obs.pop("id", None)
+                    if "FeatureOfInterest/id" in obs:
+                        feature = _link_id(
+                            {"@iot.id": obs.pop("FeatureOfInterest/id")},
+                            f"{at}.FeatureOfInterest/id",
+                        )
+                batch.add(*_observation_row(obs, at, ds, feature, streams, now), at)
+            except InvalidInput as exc:
+                batch.refuse(exc, at)
+    return batch.write(engine), errors
+
+
+def _plain_rows(
+    batch: _Checked,
+    where: str,
+    ds: int,
+    components: list[str],
+    values: list[list[Any]],
+    stream: tuple[str, int | None],
+    now: datetime,
+) -> None:
+    """A Data Array group of phenomenonTime, result and resultTime made into rows: the checks
+    of `_observation_row`, without a dict a row."""
+    observation_type, location = stream
+    result_at = components.index("result")
+    time_at = components.index("phenomenonTime") if "phenomenonTime" in components else None
+    made_at = components.index("resultTime") if "resultTime" in components else None
+    for j, row in enumerate(values):
+        at = f"{where}.dataArray[{j}]"
+        try:
+            number, other = check_result(row[result_at], observation_type, at)
+            when = None if time_at is None else row[time_at]
+            start, end = (
+                (now, None) if when is None else parse_interval(when, f"{at}.phenomenonTime")
+            )
+            made = None if made_at is None else row[made_at]
+            result_time = None if made is None else parse_time(made, f"{at}.resultTime")
+            if location is None:
+                raise InvalidInput(
+                    f"{at}: no FeatureOfInterest given, and the Datastream's Thing has no "
+                    "Location to take it from"
+                )
+        except InvalidInput as exc:
+            batch.refuse(exc, at)
+            continue
+        batch.add(NewObservation(ds, start, end, result_time, number, other, None), location, at)
+
+
+def _data_array_groups(body: Any) -> list[tuple[str, int, list[str], list[list[Any]]]]:
+    """A Data Array body's groups (where, Datastream, components, rows), checked for shape:
+    anything wrong here refuses the whole request."""
     if not isinstance(body, list):
         raise InvalidInput(
             "CreateObservations: expected a JSON list of "
             '{"Datastream": {"@iot.id": N}, "components": [...], '
             '"dataArray": [[...]]}'
         )
-    items: list[tuple[Any, str, int | None]] = []
-    allowed = {
-        "id",
-        "phenomenonTime",
-        "result",
-        "resultTime",
-        "resultQuality",
-        "validTime",
-        "parameters",
-        "FeatureOfInterest/id",
-    }
+    groups = []
+    total = 0
     for i, group in enumerate(body):
         where = f"CreateObservations[{i}]"
         group = _object(group, where)
@@ -1045,12 +1163,14 @@ def create_data_array(
         components = group.get("components")
         if not isinstance(components, list) or not all(isinstance(c, str) for c in components):
             raise InvalidInput(f"{where}: components must be a list of property names")
-        unknown = [c for c in components if c not in allowed]
+        unknown = [c for c in components if c not in DATA_ARRAY_COMPONENTS]
         if unknown:
             raise InvalidInput(
                 f"{where}: unknown components {', '.join(unknown)}; they are "
-                f"{', '.join(sorted(allowed))}"
+                f"{', '.join(sorted(DATA_ARRAY_COMPONENTS))}"
             )
+        if len(set(components)) != len(components):
+            raise InvalidInput(f"{where}: a component is named twice in {components}")
         if "result" not in components:
             raise InvalidInput(f"{where}: components must include result")
         rows = group.get("dataArray")
@@ -1061,26 +1181,20 @@ def create_data_array(
             raise InvalidInput(
                 f"{where}: dataArray@iot.count says {count}, the dataArray has {len(rows)} rows"
             )
-        if len(items) + len(rows) > MAX_BATCH:
+        total += len(rows)
+        if total > MAX_BATCH:
             raise InvalidInput(
                 f"CreateObservations: more than {MAX_BATCH} rows in one request; "
                 "send them in several"
             )
         width = len(components)
-        plain = "id" not in components and "FeatureOfInterest/id" not in components
         for j, values in enumerate(rows):
             if type(values) is not list or len(values) != width:
                 raise InvalidInput(
                     f"{where}.dataArray[{j}]: expected {width} values ({', '.join(components)})"
                 )
-            obs = dict(zip(components, values))  # noqa: B905 - the lengths are equal
-            if not plain:
-                obs.pop("id", None)
-                if "FeatureOfInterest/id" in obs:
-                    obs["FeatureOfInterest"] = {"@iot.id": obs.pop("FeatureOfInterest/id")}
-            items.append((obs, f"{where}.dataArray[{j}]", ds))
-    errors: dict[int, str] = {}
-    return create_observations(engine, items, writer, errors, shaped=True), errors
+        groups.append((where, ds, components, rows))
+    return groups
 
 
 # --- update and delete

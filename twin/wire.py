@@ -54,8 +54,17 @@ def _text(value: str | bytes) -> bytes:
 
 def publish_packet(topic: str, payload: bytes) -> bytes:
     """A QoS 0 PUBLISH."""
-    body = _text(topic) + payload
-    return b"\x30" + _length(len(body)) + body
+    return _publish(_text(topic), payload)
+
+
+def _publish(topic: bytes, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH of a payload to a topic already encoded (`_text`)."""
+    n = len(topic) + len(payload)
+    if n < 0x80:
+        return b"\x30" + bytes((n,)) + topic + payload
+    if n < 0x4000:
+        return b"\x30" + bytes((n & 0x7F | 0x80, n >> 7)) + topic + payload
+    return b"\x30" + _length(n) + topic + payload
 
 
 class Wire:
@@ -168,7 +177,23 @@ class Wire:
     def publish(self, messages: Iterable[tuple[str, bytes]]) -> int:
         """Publish (QoS 0) with one write; returns how many. A lost connection loses them
         (the caller's log says so): subscribers of a twin want the present, not a replay."""
-        data = b"".join(publish_packet(t, p) for t, p in messages)
+        return self._write(b"".join(publish_packet(t, p) for t, p in messages))
+
+    def publish_twice(self, topics: Iterable[str], common: str, payloads: Iterable[bytes]) -> int:
+        """Publish (QoS 0) each payload to its topic and to `common`, with one write (the
+        bridge's Observations, to their Datastream's topic and to all Observations')."""
+        shared = _text(common)
+        encoded: dict[str, bytes] = {}
+        parts = []
+        for topic, payload in zip(topics, payloads, strict=True):
+            head = encoded.get(topic)
+            if head is None:
+                head = encoded[topic] = _text(topic)
+            parts.append(_publish(head, payload))
+            parts.append(_publish(shared, payload))
+        return self._write(b"".join(parts))
+
+    def _write(self, data: bytes) -> int:
         if not data:
             return 0
         try:

@@ -247,6 +247,11 @@ function liveText(reason) {
   el.className = cim.live ? "on" : "off";
 }
 
+async function catchUp(code) {
+  const answer = await fetch(`/twin/${encodeURIComponent(code)}/latest`);
+  if (answer.ok && code === cim.city) applyValues((await answer.json()).values);
+}
+
 function listen() {
   const source = new EventSource("/twin/events");
   let opened = false;
@@ -255,7 +260,7 @@ function listen() {
     cim.live = status.live === true;
     liveText(status.reason);
     // after a reconnection: what came while the stream was down is in the latest values
-    if (opened && cim.city) loadSensors(cim.city);
+    if (opened && cim.city) catchUp(cim.city);
     opened = true;
   });
   source.onmessage = (e) => applyValues(JSON.parse(e.data));

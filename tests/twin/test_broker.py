@@ -101,6 +101,27 @@ def test_a_device_publishes_its_own_datastreams_for_cim_only(
     assert svc.next_message() == (f"devices/{DS1}", b"next")
 
 
+def test_a_manager_key_publishes_any_datastream_with_one_grant(
+    broker: LocalBroker, mqtt_client: MakeClient
+) -> None:
+    broker.write_access([DeviceAccess("gateway", hash_password("g"), (), every=True)])
+    # one wildcard line, not one per Datastream: mosquitto reads the list at each publish
+    acl = (broker.root / "devices.acl").read_text()
+    assert acl.count("topic write") == 2, acl
+    svc = service(broker, mqtt_client)
+    assert svc.subscribe("devices/#")[0] == 1
+    gateway = device(broker, mqtt_client, "gateway", "g")
+    assert not gateway.connect().is_failure
+    for topic in (DS1, "v1.1/Datastreams(987654)/Observations", "v1.1/Observations"):
+        assert gateway.publish(topic, b'{"result": 2}') == 0
+        assert svc.next_message() == (f"devices/{topic}", b'{"result": 2}')
+    # Observations only: not other entities, nor anything deeper
+    for topic in ("v1.1/Things", "v1.1/Datastreams(1)/Observations/x", "elsewhere"):
+        assert gateway.publish(topic, b"{}") == NOT_AUTHORIZED, topic
+    assert gateway.publish(DS2, b"next") == 0
+    assert svc.next_message() == (f"devices/{DS2}", b"next")
+
+
 def test_strangers_are_refused_at_connect(broker: LocalBroker, mqtt_client: MakeClient) -> None:
     broker.write_access([DeviceAccess("station-1", hash_password("s3cret"), (1,))])
     wrong = device(broker, mqtt_client, "station-1", "guess")

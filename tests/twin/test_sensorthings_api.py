@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.browser.conftest import running_service
+from tests.twin.conftest import thing_body
 from twin.access import create_key
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
@@ -178,6 +179,113 @@ def test_data_array_answers_error_for_a_bad_row_and_stores_the_rest(api: Any) ->
         or "integer" in answer.headers["x-row-errors"]
     )
     assert count_observations(engine) == before + 2
+
+
+def test_data_array_rows_of_any_components_are_stored_as_sent(api: Any) -> None:
+    """Rows of phenomenonTime, result and resultTime are made without a dict each; rows with
+    other components go the general way: both keep every value, and refuse the same."""
+    http, engine, ids = api
+    quick = {
+        "Datastream": {"@iot.id": ids["pm"]},
+        "components": ["result", "resultTime", "phenomenonTime"],
+        "dataArray": [
+            [1.25, "2026-11-28T01:00:05+08:00", "2026-11-28T01:00:00+08:00"],
+            [2, None, "2026-11-27T17:00:00Z/2026-11-27T17:30:00Z"],
+            ["high", None, "2026-11-27T18:00:00Z"],
+        ],
+    }
+    general = {**quick, "components": ["result", "resultTime", "phenomenonTime", "parameters"]}
+    general["dataArray"] = [[*row, {"run": i}] for i, row in enumerate(quick["dataArray"])]
+    answer = http.post("/CreateObservations", json=[quick, general])
+    assert answer.status_code == 201, answer.text
+    links = answer.json()
+    assert [link == "error" for link in links] == [False, False, True] * 2
+    assert answer.headers["x-row-errors"].startswith(
+        "CreateObservations[0].dataArray[2]: result 'high' is not a number"
+    )
+    got = [http.get(link.split("/v1.1")[1]).json() for link in links if link != "error"]
+    for stored in (got[:2], got[2:]):
+        assert [(o["result"], o["phenomenonTime"], o["resultTime"]) for o in stored] == [
+            (1.25, "2026-11-27T17:00:00.000Z", "2026-11-27T17:00:05.000Z"),
+            (2, "2026-11-27T17:00:00.000Z/2026-11-27T17:30:00.000Z", None),
+        ]
+    assert [o.get("parameters") for o in got] == [None, None, {"run": 0}, {"run": 1}]
+    # rows of a Datastream that does not exist are each answered "error"
+    answer = http.post("/CreateObservations", json=[{**quick, "Datastream": {"@iot.id": 99999}}])
+    assert answer.json() == ["error"] * 3
+    assert "Datastream 99999 does not exist" in answer.headers["x-row-errors"]
+
+
+@pytest.mark.parametrize("select", [None, "phenomenonTime,result", "result,parameters"])
+def test_latest_values_by_expand_answer_as_the_general_way(api: Any, select: str | None) -> None:
+    """`Observations($top=1;$orderby=phenomenonTime desc)` is answered from the latest values
+    kept per Datastream; a filter that keeps everything sends it the general way: the same
+    answer, next links (more than one Observation, or a tie at the latest time) included."""
+    http, engine, ids = api
+    made = http.post(
+        "/Things",
+        json=thing_body(
+            "latest", lon=80.0, lat=10.0, streams=(("a", MEASUREMENT), ("b", MEASUREMENT))
+        ),
+    )
+    thing = made.json()["@iot.id"]
+    first, second = (
+        d["@iot.id"] for d in http.get(f"/Things({thing})/Datastreams").json()["value"]
+    )
+    rows = [
+        ["2026-11-20T00:00:00Z", 1.0, {"n": 1}],
+        ["2026-11-20T01:00:00Z", 2.0, {"n": 2}],
+        ["2026-11-20T01:00:00Z", 3.0, {"n": 3}],  # a tie at the latest time
+    ]
+    body = [
+        {
+            "Datastream": {"@iot.id": first},
+            "components": ["phenomenonTime", "result", "parameters"],
+            "dataArray": rows,
+        },
+        {  # one Observation only: no next link
+            "Datastream": {"@iot.id": second},
+            "components": ["phenomenonTime", "result"],
+            "dataArray": [["2026-11-20T00:00:00Z", 4]],
+        },
+    ]
+    assert http.post("/CreateObservations", json=body).status_code == 201
+    inner = "$top=1;$orderby=phenomenonTime desc" + (f";$select={select}" if select else "")
+    keeps_all = "$filter=phenomenonTime ge 1900-01-01T00:00:00Z;"
+    quick = http.get("/Datastreams", params={"$expand": f"Observations({inner})"}).json()
+    general = http.get("/Datastreams", params={"$expand": f"Observations({keeps_all}{inner})"})
+    general_value = general.json()["value"]
+    for entity in general_value:  # the general way's next link repeats its filter
+        link = entity.get("Observations@iot.nextLink")
+        if link:
+            entity["Observations@iot.nextLink"] = link.replace(
+                "$filter=phenomenonTime%20ge%201900-01-01T00:00:00Z&", ""
+            )
+    for a, b in zip(quick["value"], general_value, strict=True):
+        assert a == b
+    by_id = {e["@iot.id"]: e for e in quick["value"]}
+    many, one = by_id[first], by_id[second]
+    assert many["Observations"][0]["result"] == 3 and "Observations@iot.nextLink" in many
+    assert [o["result"] for o in one["Observations"]] == [4]
+    assert "Observations@iot.nextLink" not in one
+
+
+def test_a_component_named_twice_refuses_the_data_array(api: Any) -> None:
+    http, engine, ids = api
+    before = count_observations(engine)
+    answer = http.post(
+        "/CreateObservations",
+        json=[
+            {
+                "Datastream": {"@iot.id": ids["pm"]},
+                "components": ["result", "result"],
+                "dataArray": [[1, 2]],
+            }
+        ],
+    )
+    assert answer.status_code == 400
+    assert "a component is named twice" in answer.json()["message"]
+    assert count_observations(engine) == before
 
 
 @pytest.mark.parametrize(
