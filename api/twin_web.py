@@ -82,20 +82,19 @@ _SENSORS = text("""
              CASE WHEN GeometryType(t.geom) = 'POINT' THEN ST_Y(t.geom)
                   ELSE ST_Y(ST_PointOnSurface(t.geom)) END AS lat) p
     LEFT JOIN streams s ON s.thing_id = t.id""")
-# the latest value of each of a city's Datastreams, in the live feed's own shape, built by
-# PostgreSQL (from twin_latest: no history is read)
+# the latest value of each of a city's Datastreams as [datastream, time, result] rows of JSON
+# text, joined by PostgreSQL (from twin_latest: no history is read); text, not json_build_*,
+# which took half as long again for 10,000 (a float's text is its shortest exact form)
 _LATEST = text("""
-    SELECT CAST(json_build_object('city', CAST(:city AS text), 'values', coalesce(json_agg(
-             json_build_object(
-               'datastream', d.id,
-               'time', to_char(x.phenomenon_start AT TIME ZONE 'UTC',
-                               'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-               'result', coalesce(to_jsonb(x.result_number), x.result))
-             ORDER BY d.id), '[]')) AS text)
+    SELECT string_agg('[' || d.id || ',"' ||
+             to_char(x.phenomenon_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+             || '",' || coalesce(CAST(x.result_number AS text), CAST(x.result AS text), 'null')
+             || ']', ',' ORDER BY d.id)
     FROM twin_thing t
     JOIN twin_datastream d ON d.thing_id = t.id
     JOIN twin_latest x ON x.datastream_id = d.id
     WHERE t.city_code = :city""")
+LATEST_COMPONENTS = ["datastream", "time", "result"]
 _COLOUR = text("""
     SELECT DISTINCT ON (t.object_id) t.object_id, d.id, x.result_number,
            d.unit_of_measurement ->> 'symbol' AS unit
@@ -122,14 +121,17 @@ def city_sensors(engine: Engine, city: str) -> bytes:
 
 def city_latest(engine: Engine, city: str) -> bytes:
     """The latest value of each Datastream of a city's Things that has one, as JSON:
-    `{"city": C, "values": [{"datastream", "time", "result"}, ...]}`, the live feed's shape.
+    `{"city": C, "components": ["datastream", "time", "result"], "values": [[...], ...]}`
+    (rows, as SensorThings' Data Array writes them: 10,000 objects were twice the bytes).
 
     Raises:
         NotFound: no such city.
     """
     with engine.connect() as conn:
         require_city(conn, city)
-        return conn.execute(_LATEST, {"city": city}).scalar_one().encode()
+        rows = conn.execute(_LATEST, {"city": city}).scalar_one()
+    head = orjson.dumps({"city": city, "components": LATEST_COMPONENTS})[:-1]
+    return b'%s,"values":[%s]}' % (head, (rows or "").encode())
 
 
 def city_colour(engine: Engine, city: str, name: str) -> dict[str, Any]:

@@ -145,29 +145,46 @@ def bytes_per_observation(engine: Engine) -> tuple[int, float]:
 
 
 def _data_array_client(
-    base: str, key: str, datastreams: list[int], rows: int, requests: int, offset: int, out: Any
+    base: str,
+    key: str,
+    datastreams: list[int],
+    rows: int,
+    requests: int,
+    offset: int,
+    ready: Any,
+    go: Any,
+    out: Any,
 ) -> None:
-    """One client process: `requests` CreateObservations of `rows` rows each."""
+    """One client process: `requests` CreateObservations of `rows` rows each (the bodies made
+    before the clock starts: the bench measures the service, not its load generator). Each
+    round of the bench writes times of its own (`offset`)."""
     http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120)
     t0 = DAY + timedelta(days=2, seconds=offset * 10_000_000)
+    per_ds = rows // len(datastreams)
+    bodies = [
+        json.dumps(
+            [
+                {
+                    "Datastream": {"@iot.id": ds},
+                    "components": ["phenomenonTime", "result"],
+                    "dataArray": [
+                        [(t0 + timedelta(seconds=r * per_ds + i)).isoformat(), float(i % 97)]
+                        for i in range(per_ds)
+                    ],
+                }
+                for ds in datastreams
+            ]
+        )
+        for r in range(requests)
+    ]
+    ready.put(None)
+    go.wait()
     sent = 0
     began = time.perf_counter()
-    for r in range(requests):
-        per_ds = rows // len(datastreams)
-        body = [
-            {
-                "Datastream": {"@iot.id": ds},
-                "components": ["phenomenonTime", "result"],
-                "dataArray": [
-                    [(t0 + timedelta(seconds=r * per_ds + i)).isoformat(), float(i % 97)]
-                    for i in range(per_ds)
-                ],
-            }
-            for ds in datastreams
-        ]
+    for body in bodies:
         answer = http.post(
             "/v1.1/CreateObservations",
-            content=json.dumps(body),
+            content=body,
             headers={"content-type": "application/json"},
         )
         answer.raise_for_status()
@@ -176,20 +193,41 @@ def _data_array_client(
 
 
 def http_rate(
-    base: str, key: str, datastreams: list[int], clients: int, rows: int, requests: int
+    base: str,
+    key: str,
+    datastreams: list[int],
+    clients: int,
+    rows: int,
+    requests: int,
+    round_: int = 0,
 ) -> float:
     """Observations stored per second over HTTP by `clients` processes at once."""
     queue: Any = multiprocessing.Queue()
+    ready: Any = multiprocessing.Queue()
+    go: Any = multiprocessing.Event()
     procs = [
         multiprocessing.Process(
             target=_data_array_client,
-            args=(base, key, datastreams[c * 10 : (c + 1) * 10], rows, requests, c, queue),
+            args=(
+                base,
+                key,
+                datastreams[c * 10 : (c + 1) * 10],
+                rows,
+                requests,
+                round_ * clients + c,
+                ready,
+                go,
+                queue,
+            ),
         )
         for c in range(clients)
     ]
-    began = time.perf_counter()
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.get()
+    began = time.perf_counter()
+    go.set()
     results = [queue.get() for _ in procs]
     for p in procs:
         p.join()
@@ -426,8 +464,9 @@ def main() -> None:
                         args.http_clients,
                         args.http_rows,
                         args.http_requests,
+                        round_,
                     )
-                    for _ in range(3)
+                    for round_ in range(3)
                 ]
                 figures["HTTP Data Array, Observations/s (median of 3)"] = (
                     f"{statistics.median(rates):,.0f}  ({', '.join(f'{r:,.0f}' for r in rates)})"

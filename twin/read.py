@@ -270,7 +270,7 @@ def read_entity(
     if row is None:
         raise NotFound(f"{path.last.nav.name if path.last.nav else s.name} does not exist")
     entity = entity_json(s, dict(row), base, options.select)
-    expand(conn, s, [(dict(row), entity)], options.expand, base)
+    expand(conn, s, [(dict(row), entity)], options.expand, base, Budget())
     return entity
 
 
@@ -308,10 +308,13 @@ def read_collection(
     if options.result_format == "dataArray":
         if s.name != "Observations":
             raise InvalidInput("$resultFormat=dataArray is for Observations only")
-        value = [{**entity_json(s, r, base, None), "_datastream": r["datastream_id"]} for r in rows]
+        wanted = options.select or list(DATA_ARRAY_COMPONENTS)  # only what the rows hold
+        value = [
+            {**entity_json(s, r, base, wanted), "_datastream": r["datastream_id"]} for r in rows
+        ]
     else:
         value = [entity_json(s, r, base, options.select) for r in rows]
-        expand(conn, s, list(zip(rows, value, strict=True)), options.expand, base)
+        expand(conn, s, list(zip(rows, value, strict=True)), options.expand, base, Budget())
     next_link = None
     if more:
         next_link = f"{base}/{VERSION}/{path_text(path)}?" + next_query(
@@ -381,12 +384,36 @@ def _normalise(s: EntitySet, expands: Iterable[Expand]) -> list[_Merged]:
     return list(merged.values())
 
 
+MAX_EXPANDED = 100_000  # entities that $expand may add to one response
+
+
+@dataclass
+class Budget:
+    """What $expand may still add to a response: nested expansions multiply (10,000 Things
+    with 10,000 Observations each is not a page), so they draw on one budget."""
+
+    left: int = field(default_factory=lambda: MAX_EXPANDED)
+
+    def limit(self) -> int:
+        """The rows to fetch: one more than is left, to tell that it would be exceeded."""
+        return self.left + 1
+
+    def spend(self, n: int) -> None:
+        if n > self.left:
+            raise InvalidInput(
+                f"$expand would put more than {MAX_EXPANDED:,} entities in one response; "
+                "lower the $top of the expansions (or of the request), or page through them"
+            )
+        self.left -= n
+
+
 def expand(
     conn: Connection,
     s: EntitySet,
     pairs: list[tuple[dict[str, Any], dict[str, Any]]],
     expands: list[Expand],
     base: str,
+    budget: Budget,
 ) -> None:
     """Fill in each entity's expanded navigation properties, one query per navigation."""
     if not pairs or not expands:
@@ -414,9 +441,11 @@ def expand(
                 if child is not None:
                     entity[nav.name] = entity_json(target, child, base, options.select)
                     children.append((child, entity[nav.name]))
-            expand(conn, target, children, options.expand, base)
+            budget.spend(len(children))
+            expand(conn, target, children, options.expand, base, budget)
             continue
         if _is_latest(s, nav, options):
+            budget.spend(len(pairs))
             _expand_latest(conn, pairs, options, base)
             continue
         top = DEFAULT_TOP if options.top is None else options.top
@@ -439,14 +468,18 @@ def expand(
         sql = (
             f"SELECT s.*, p.id AS _parent FROM unnest(CAST(:ids AS bigint[])) AS p(id) "
             f"CROSS JOIN LATERAL (SELECT {columns(target, 'c')} FROM {tables} WHERE {where} "
-            f"ORDER BY {order} LIMIT :top + 1 OFFSET :skip) s"
+            f"ORDER BY {order} LIMIT :top + 1 OFFSET :skip) s LIMIT :budget"
         )
         by_parent: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        fetched = 0
         for r in conn.execute(
-            text(sql), {**params, "ids": ids, "skip": options.skip, "top": top}
+            text(sql),
+            {**params, "ids": ids, "skip": options.skip, "top": top, "budget": budget.limit()},
         ).mappings():
             row = dict(r)
             by_parent[row["_parent"]].append(row)
+            fetched += 1
+        budget.spend(fetched)
         counts: dict[int, int] = {}
         if options.count:
             counted = (
@@ -474,7 +507,7 @@ def expand(
                 link = f"{self_link(base, s, row['id'])}/{nav.name}"
                 entity[f"{nav.name}@iot.nextLink"] = f"{link}?{next_page}"
             children.extend(zip(found_rows, values, strict=True))
-        expand(conn, target, children, options.expand, base)
+        expand(conn, target, children, options.expand, base, budget)
 
 
 def _is_latest(s: EntitySet, nav: Nav, options: QueryOptions) -> bool:

@@ -249,7 +249,9 @@ function liveText(reason) {
 
 async function catchUp(code) {
   const answer = await fetch(`/twin/${encodeURIComponent(code)}/latest`);
-  if (answer.ok && code === cim.city) applyValues((await answer.json()).values);
+  if (!answer.ok || code !== cim.city) return;
+  const body = await answer.json();  // rows of [datastream, time, result]
+  applyValues(body.values.map(([datastream, time, result]) => ({ datastream, time, result })));
 }
 
 function listen() {

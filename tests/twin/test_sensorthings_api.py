@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from tests.browser.conftest import running_service
 from tests.twin.conftest import thing_body
+from twin import read
 from twin.access import create_key
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
@@ -268,6 +269,28 @@ def test_latest_values_by_expand_answer_as_the_general_way(api: Any, select: str
     assert many["Observations"][0]["result"] == 3 and "Observations@iot.nextLink" in many
     assert [o["result"] for o in one["Observations"]] == [4]
     assert "Observations@iot.nextLink" not in one
+
+
+def test_expansions_that_would_flood_a_response_are_refused(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nested $expand multiplies: what it may add to one response has a bound (100,000
+    entities; 5 here), and a request over it is told how to ask instead."""
+    http, _, ids = api
+    monkeypatch.setattr(read, "MAX_EXPANDED", 5)
+    small = http.get(f"/Datastreams({ids['pm']})", params={"$expand": "Observations($top=4)"})
+    assert small.status_code == 200 and len(small.json()["Observations"]) == 4
+    nested = http.get("/Things", params={"$expand": "Datastreams($expand=Observations($top=10))"})
+    assert nested.status_code == 400, nested.text
+    assert "more than 5 entities in one response" in nested.json()["message"]
+    assert "lower the $top of the expansions" in nested.json()["message"]
+    latest = http.get(
+        "/Datastreams",
+        params={"$expand": "Observations($top=1;$orderby=phenomenonTime desc)", "$top": "6"},
+    )
+    assert latest.status_code == 400
+    one = http.get("/Datastreams", params={"$expand": "Thing", "$top": "6"})
+    assert one.status_code == 400
 
 
 def test_a_component_named_twice_refuses_the_data_array(api: Any) -> None:
