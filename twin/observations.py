@@ -55,6 +55,10 @@ class NewObservation:
     valid_end: datetime | None = None
     parameters: dict[str, Any] | None = None
     id: int | None = None
+    # written once when it is stored, for COPY and for what is published: the phenomenon time
+    # as UTC to the millisecond with Z (when it has no finer part), a number's shortest text
+    time_text: str | None = None
+    number_text: str | None = None
 
 
 # --- partitions
@@ -229,11 +233,29 @@ def _copy_time(value: datetime | None) -> str:
     return NULL if value is None else value.isoformat()
 
 
+def number_text(x: float) -> str:
+    """A number as JSON and COPY write it: a whole one as an integer (as it was most likely
+    sent), else Python's repr, which PostgreSQL reads back to the same double."""
+    return repr(int(x)) if x.is_integer() and x and abs(x) < 2**53 else repr(x)
+
+
 def _copy_line(r: NewObservation) -> str:
     """One row of COPY's text format (built here: psycopg's write_row took half the time of a
-    batch); floats as Python's repr, which PostgreSQL reads back to the same double."""
+    batch). The time and number texts are kept on the row for what publishes it."""
+    start = r.phenomenon_start
+    if start.tzinfo is UTC and not start.microsecond % 1000:
+        when = r.time_text = start.isoformat(timespec="milliseconds")[:23] + "Z"
+    else:  # finer than a millisecond: COPY keeps every digit
+        when = start.isoformat()
     number = r.result_number
+    if number is not None:
+        number = r.number_text = number_text(number)
     plain = r.result_quality is None and r.valid_start is None and r.parameters is None
+    if plain and r.result is None and r.phenomenon_end is None and r.result_time is None:
+        return (  # the common case: a number at an instant
+            f"{r.datastream_id}\t{when}\t{r.id}\t{NULL}\t{NULL}\t{number}\t{NULL}\t"
+            f"{NULL if r.feature_id is None else r.feature_id}\t{NULL}\t{NULL}\t{NULL}\t{NULL}\n"
+        )
     tail = (
         f"{NULL}\t{NULL}\t{NULL}\t{NULL}"
         if plain
@@ -241,9 +263,9 @@ def _copy_line(r: NewObservation) -> str:
         f"{_copy_time(r.valid_end)}\t{_copy_text(r.parameters)}"
     )
     return (
-        f"{r.datastream_id}\t{r.phenomenon_start.isoformat()}\t{r.id}\t"
+        f"{r.datastream_id}\t{when}\t{r.id}\t"
         f"{_copy_time(r.phenomenon_end)}\t{_copy_time(r.result_time)}\t"
-        f"{NULL if number is None else repr(number)}\t{_copy_text(r.result)}\t"
+        f"{NULL if number is None else number}\t{_copy_text(r.result)}\t"
         f"{NULL if r.feature_id is None else r.feature_id}\t{tail}\n"
     )
 
