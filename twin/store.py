@@ -13,6 +13,7 @@ the object's id in the Features API); with no Location of its own it is placed a
 # every value is a bind parameter)
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,9 +80,19 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _known_keys(s: EntitySet, body: dict[str, Any], where: str) -> None:
+@functools.cache
+def _allowed_keys(name: str) -> frozenset[str]:
+    """The keys a body of an entity set may have."""
+    s = SETS[name]
     allowed = {p.name for p in s.props if p.writable} | {n.name for n in s.navs} | {"@iot.id"}
     allowed |= {"@iot.selfLink"} | {f"{n.name}@iot.navigationLink" for n in s.navs}
+    return frozenset(allowed)
+
+
+def _known_keys(s: EntitySet, body: dict[str, Any], where: str) -> None:
+    allowed = _allowed_keys(s.name)
+    if allowed.issuperset(body):
+        return
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidInput(
@@ -867,17 +878,17 @@ def _datastreams(
     """Observation type and Thing Location of each Datastream, locked against deletion until
     the transaction ends unless `lock` is off (those that do not exist are left out with
     `missing_ok`, else refused)."""
+    # unpacked tuples from the driver's own statement: a batch names thousands, and reading
+    # them by name through SQLAlchemy took a fifth of the bridge's time
     found = {
-        r.id: (r.observation_type, r.location, r.thing_id)
-        for r in conn.execute(
-            text(
-                """
+        ident: (kind, location, thing)
+        for ident, kind, thing, location in conn.exec_driver_sql(
+            """
             SELECT d.id, d.observation_type, d.thing_id,
                    (SELECT min(tl.location_id) FROM twin_thing_location tl
                     WHERE tl.thing_id = d.thing_id) AS location
-            FROM twin_datastream d WHERE d.id = ANY(:ids)"""
-                + (" FOR KEY SHARE OF d" if lock else "")
-            ),
+            FROM twin_datastream d WHERE d.id = ANY(%(ids)s)"""
+            + (" FOR KEY SHARE OF d" if lock else ""),
             {"ids": sorted(ids)},
         )
     }
