@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, CursorResult, text
 
 from cim.errors import InvalidInput, NotFound
 from twin.entities import (
@@ -290,16 +290,15 @@ def read_collection(
         where += " AND " + compile_filter(options.filter, resolver(s, a), params)
     order = order_by(options.orderby, s, a, params)
     top = DEFAULT_TOP if options.top is None else options.top
-    rows = [
-        dict(r)
-        for r in conn.execute(
+    rows = _dicts(
+        conn.execute(
             text(
                 f"SELECT {columns(s, a)} FROM {froms} WHERE {where} ORDER BY {order} "
                 f"LIMIT :top OFFSET :skip"
             ),
             {**params, "top": top + 1, "skip": options.skip},
-        ).mappings()
-    ]
+        )
+    )
     count = None
     if options.count:
         count = conn.execute(text(f"SELECT count(*) FROM {froms} WHERE {where}"), params).scalar()
@@ -308,9 +307,13 @@ def read_collection(
     if options.result_format == "dataArray":
         if s.name != "Observations":
             raise InvalidInput("$resultFormat=dataArray is for Observations only")
-        wanted = options.select or list(DATA_ARRAY_COMPONENTS)  # only what the rows hold
+        props = [s.prop(c) for c in data_array_components(options.select)]
         value = [
-            {**entity_json(s, r, base, wanted), "_datastream": r["datastream_id"]} for r in rows
+            {
+                "_datastream": r["datastream_id"],
+                "_row": [r["id"] if p is None else property_value(s, p, r) for p in props],
+            }
+            for r in rows
         ]
     else:
         value = [entity_json(s, r, base, options.select) for r in rows]
@@ -321,6 +324,13 @@ def read_collection(
             query, top, options.skip + top
         )
     return Page(value, count, next_link)
+
+
+def _dicts(result: CursorResult[Any]) -> list[dict[str, Any]]:
+    """A result's rows as dicts, fetched at once (by mapping, row by row, took a third of a
+    day of Observations' answer)."""
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
 
 def path_text(path: ResourcePath) -> str:
@@ -472,11 +482,12 @@ def expand(
         )
         by_parent: dict[int, list[dict[str, Any]]] = defaultdict(list)
         fetched = 0
-        for r in conn.execute(
-            text(sql),
-            {**params, "ids": ids, "skip": options.skip, "top": top, "budget": budget.limit()},
-        ).mappings():
-            row = dict(r)
+        for row in _dicts(
+            conn.execute(
+                text(sql),
+                {**params, "ids": ids, "skip": options.skip, "top": top, "budget": budget.limit()},
+            )
+        ):
             by_parent[row["_parent"]].append(row)
             fetched += 1
         budget.spend(fetched)
@@ -568,8 +579,7 @@ def _expand_latest(
                AND o.phenomenon_start = x.phenomenon_start AND o.id = x.observation_id
             LIMIT 1) o
         WHERE x.datastream_id = ANY(:ids)"""
-    rows = conn.execute(text(sql), {"ids": ids}).mappings().all()
-    latest = {r["_parent"]: r for r in rows}
+    latest = {r["_parent"]: r for r in _dicts(conn.execute(text(sql), {"ids": ids}))}
     target = SETS["Observations"]
     next_page = next_query(
         urlencode({k: v for k, v in options.raw.items() if k.lower() not in ("$top", "$skip")}),
@@ -590,19 +600,24 @@ def _expand_latest(
 # --- $resultFormat=dataArray
 
 
-def data_array(page: Page, rows_select: list[str] | None, base: str) -> dict[str, Any]:
-    """Observations grouped by Datastream, as the Data Array extension writes them: one list of
-    components, and one array of values per Observation."""
-    components = list(rows_select or DATA_ARRAY_COMPONENTS)
+def data_array_components(select: list[str] | None) -> list[str]:
+    """The components of a Data Array answer: what `$select` names, else the standard's."""
+    components = list(select or DATA_ARRAY_COMPONENTS)
     unknown = [
         c for c in components if c not in ("id", "@iot.id") and SETS["Observations"].prop(c) is None
     ]
     if unknown:
         raise InvalidInput(f"$select: Observations have no {', '.join(unknown)}")
+    return components
+
+
+def data_array(page: Page, rows_select: list[str] | None, base: str) -> dict[str, Any]:
+    """Observations grouped by Datastream, as the Data Array extension writes them: one list of
+    components, and one array of values per Observation."""
+    components = data_array_components(rows_select)
     groups: dict[Any, list[list[Any]]] = defaultdict(list)
     for obs in page.value:
-        ds = obs.pop("_datastream")
-        groups[ds].append([obs.get("@iot.id" if c in ("id", "@iot.id") else c) for c in components])
+        groups[obs["_datastream"]].append(obs["_row"])
     value = [
         {
             "Datastream@iot.navigationLink": self_link(base, SETS["Datastreams"], ds),

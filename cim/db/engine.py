@@ -45,14 +45,16 @@ def read_urls(settings: DatabaseSettings) -> list[str]:
 
 
 def make_engine(url: str, connect_timeout: int = 10) -> Engine:
-    """A pooled engine for `url`, its sessions without JIT compilation unless the URL's own
-    `options` say otherwise: CIM's queries run for milliseconds to seconds, and compiling one
-    took longer than it saved (1.5 s of the 3 s that weighed a 1 M-building city's tiles)."""
+    """A pooled engine for `url`, its sessions without JIT compilation and in the time zone
+    UTC unless the URL's own `options` say otherwise: CIM's queries run for milliseconds to
+    seconds, and compiling one took longer than it saved (1.5 s of the 3 s that weighed a
+    1 M-building city's tiles); and times come back in Python's own UTC, which writes them
+    twice as fast as the server's default 'Etc/UTC' zone (every SensorThings time)."""
     address = make_url(sqlalchemy_url(url))
     # an unreachable host fails, not hangs
     connect: dict[str, object] = {"connect_timeout": connect_timeout}
     if "options" not in address.query:
-        connect["options"] = "-c jit=off"
+        connect["options"] = "-c jit=off -c TimeZone=UTC"
     return create_engine(
         address,
         pool_pre_ping=True,

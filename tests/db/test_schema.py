@@ -3,6 +3,8 @@ comparison of a migrated database against `cim.db.models` finds nothing to chang
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
@@ -26,12 +28,14 @@ def test_models_match_the_migrations(engine: Engine) -> None:
     assert differences == [], "\n".join(map(str, differences))
 
 
-def test_sessions_run_without_jit_unless_the_url_says_otherwise(engine: Engine) -> None:
+def test_sessions_run_without_jit_in_utc_unless_the_url_says_otherwise(engine: Engine) -> None:
     """Compiling a query took longer than it saved (the weighing of a city's tiles); a URL's own
     `options` are the operator's and stay."""
     url = engine.url.render_as_string(hide_password=False)
     with engine.connect() as conn:
         assert conn.execute(text("SHOW jit")).scalar_one() == "off"
+        assert conn.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
+        assert conn.execute(text("SELECT now()")).scalar_one().tzinfo is UTC
     own = make_engine(url + "?options=-c%20jit%3Don%20-c%20work_mem%3D7MB")
     try:
         with own.connect() as conn:
