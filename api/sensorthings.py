@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
@@ -22,6 +21,7 @@ from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 
 from api.limits import DATA_ARRAY_BODY
+from cim import jsonvalues
 from cim.errors import CimError, InvalidInput, TooLarge, Unauthorized
 from twin import access, read, store
 from twin.entities import SETS, VERSION, parse_path
@@ -206,7 +206,7 @@ def sensorthings_router(
                 if resource.value:
                     if value is None:
                         return Response(status_code=204)
-                    body = value if isinstance(value, str) else orjson.dumps(value).decode()
+                    body = value if isinstance(value, str) else jsonvalues.dumps(value).decode()
                     return Response(body, media_type="text/plain; charset=utf-8")
                 return _json({resource.member: value})
             return _json(entity)
@@ -325,12 +325,12 @@ async def _body(request: Request) -> Any:
     if len(raw) > DATA_ARRAY_BODY:
         raise TooLarge(f"the body has {len(raw)} bytes; at most {DATA_ARRAY_BODY}")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
+        return jsonvalues.loads(raw)
+    except jsonvalues.JSONDecodeError as e:
         raise InvalidInput(f"the body is not JSON: {e}") from None
 
 
 def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        orjson.dumps(value), status_code=status, media_type="application/json", headers=headers
+        jsonvalues.dumps(value), status_code=status, media_type="application/json", headers=headers
     )

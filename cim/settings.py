@@ -166,8 +166,7 @@ class ApiSettings(BaseSettings):
     )
     twin_private: bool = Field(
         default=False,
-        description="SensorThings reads (/v1.1) need a twin key too (any role); writes always "
-        "do.",
+        description="SensorThings reads (/v1.1) need a twin key too (any role); writes always do.",
     )
     grading_public_drafts: bool = Field(
         default=False,

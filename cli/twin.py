@@ -30,10 +30,9 @@ def parse_age(text: str) -> timedelta:
 
 def _sync_broker(engine: object) -> str:
     """Rewrite the embedded broker's passwords and access from the keys (when it runs here)."""
-    from twin.broker import broker_from_settings
-
     from cim.settings import TwinSettings
     from twin.access import sync_broker
+    from twin.broker import broker_from_settings
 
     broker = broker_from_settings(TwinSettings())
     if broker is None:

@@ -18,6 +18,7 @@ from psycopg import conninfo as libpq
 from psycopg import sql
 from psycopg.types.json import set_json_loads
 
+from cim import jsonvalues
 from cim.crs import parse_crs
 from cim.errors import IngestError, InvalidCRS
 from ingest.footprints import FLOOR_NAMES, HEIGHT_NAMES
@@ -46,7 +47,7 @@ def connect(source: TableSource) -> psycopg.Connection[Any]:
         raise IngestError(source.database, f"cannot connect: {source.hide(str(exc))}") from None
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
-    set_json_loads(orjson.loads, conn)
+    set_json_loads(jsonvalues.loads, conn)
     return conn
 
 

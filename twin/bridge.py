@@ -31,6 +31,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from cim import jsonvalues
 from cim.errors import CimError
 from twin import read, store
 from twin.entities import VERSION, format_interval, format_time, parse_path
@@ -146,8 +147,8 @@ class Bridge:
             where = f"MQTT {topic.removeprefix(DEVICE_PREFIX)}"
             match = _DATASTREAM_TOPIC.match(topic)
             try:
-                body = orjson.loads(payload)
-            except orjson.JSONDecodeError as exc:
+                body = jsonvalues.loads(payload)
+            except jsonvalues.JSONDecodeError as exc:
                 LOG.warning("%s: not JSON (%s); dropped", where, exc)
                 self.dropped += 1
                 continue
@@ -217,7 +218,7 @@ class Bridge:
             entity["parameters"] = row.parameters
         entity["Datastream@iot.navigationLink"] = f"{link}/Datastream"
         entity["FeatureOfInterest@iot.navigationLink"] = f"{link}/FeatureOfInterest"
-        return orjson.dumps(entity)
+        return jsonvalues.dumps(entity)
 
     def publish_observations(self, rows: Iterable[NewObservation]) -> None:
         """Each stored Observation to its Datastream's topic and to all Observations', in
@@ -254,7 +255,7 @@ class Bridge:
                 entity = read.read_entity(
                     conn, parse_path(f"{name}({ident})"), parse_options({}), self.base_url
                 )
-                payload = orjson.dumps(entity)
+                payload = jsonvalues.dumps(entity)
                 self.wire.publish(
                     [(f"{VERSION}/{name}", payload), (f"{VERSION}/{name}({ident})", payload)]
                 )
@@ -268,7 +269,7 @@ class Bridge:
                 row_ds = conn.exec_driver_sql(
                     "SELECT datastream_id FROM twin_observation WHERE id = %(i)s", {"i": ident}
                 ).scalar()
-                payload = orjson.dumps(entity)
+                payload = jsonvalues.dumps(entity)
                 self.wire.publish(
                     [
                         (f"{VERSION}/Datastreams({row_ds})/Observations", payload),

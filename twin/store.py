@@ -24,6 +24,7 @@ import jsonpatch
 import orjson
 from sqlalchemy import Connection, Engine, text
 
+from cim import jsonvalues
 from cim.errors import Forbidden, InvalidInput, NotFound
 from twin import observations
 from twin.entities import (
@@ -123,8 +124,8 @@ def _props(body: dict[str, Any], key: str, where: str) -> str | None:
 
 def _dump(value: Any, where: str) -> str:
     try:
-        return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError) as e:
+        return jsonvalues.dumps(value).decode()
+    except TypeError as e:
         raise InvalidInput(f"{where}: {e}") from None
 
 

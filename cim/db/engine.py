@@ -6,9 +6,11 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from cim import jsonvalues
 from cim.db.cluster import LocalCluster, machine_memory, memory_options
 from cim.errors import DatabaseUnavailable
 from cim.settings import DatabaseSettings
@@ -42,6 +44,10 @@ def sqlalchemy_url(url: str) -> str:
 def read_urls(settings: DatabaseSettings) -> list[str]:
     """The hot standbys reads go to (`CIM_DATABASE_READ_URLS`); none: everything on the primary."""
     return [sqlalchemy_url(u) for u in settings.database_read_urls]
+
+
+# JSON from the database (properties, units, results) with orjson where that is exact
+set_json_loads(jsonvalues.loads)
 
 
 def make_engine(url: str, connect_timeout: int = 10) -> Engine:

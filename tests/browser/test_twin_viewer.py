@@ -30,6 +30,7 @@ from tests.conftest import free_port
 from tests.twin.conftest import Client, broker_dir
 from twin.access import create_key, sync_broker
 from twin.broker import LocalBroker
+from twin.store import Writer, create_observations
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 CITY = "370100"
@@ -442,3 +443,25 @@ def test_clicking_a_building_with_a_sensor_charts_its_datastreams(
     assert page.inner_text("#panel h2") == "对象"
     page.wait_for_function(f"window.cim.charts.get({twin['ds']})?.points() >= 24", timeout=30_000)
     assert "5.5 kWh" in page.inner_text(f"#charts [data-datastream='{twin['ds']}'] .latest")
+
+
+def test_after_a_reconnection_the_page_catches_up_with_the_latest_values(
+    page: Page, twin: dict[str, Any]
+) -> None:
+    """(Last: it changes the latest value the tests above colour by.) What was stored while
+    the live feed was down (here: stored without being published)
+    reaches the page from /twin/{city}/latest when the feed is back."""
+    selector = f"#charts [data-datastream='{twin['ds']}'] .latest"
+    page.wait_for_selector(selector)
+    create_observations(
+        twin["engine"],
+        [({"result": 55.75}, "test", twin["ds"])],
+        Writer("test", "manager"),
+    )
+    page.wait_for_timeout(500)
+    assert "55.75" not in page.evaluate(f"window.cim.sensors.label({twin['thing']})")
+    page.evaluate("catchUp(window.cim.city)")  # what the feed's reconnection runs
+    page.wait_for_function(
+        f"document.querySelector(\"{selector}\")?.textContent.includes('55.75')", timeout=10_000
+    )
+    assert "55.75 kWh" in page.evaluate(f"window.cim.sensors.label({twin['thing']})")

@@ -4,6 +4,7 @@ bad input answered 400 in SensorThings' error shape with nothing stored."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -291,6 +292,20 @@ def test_expansions_that_would_flood_a_response_are_refused(
     assert latest.status_code == 400
     one = http.get("/Datastreams", params={"$expand": "Thing", "$top": "6"})
     assert one.status_code == 400
+
+
+def test_integers_beyond_64_bits_are_kept_exactly(api: Any) -> None:
+    """A property or a result is what was sent: no integer turns into a float on the way in
+    or out (orjson would make 2**64 a float)."""
+    http, _, _ = api
+    big, small = 2**64, -(2**63) - 1
+    body = {**thing_body("ids", lon=80.5, lat=10.5), "properties": {"meter": big, "low": small}}
+    made = http.post(
+        "/Things", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert made.status_code == 201, made.text
+    got = http.get(f"/Things({made.json()['@iot.id']})")
+    assert json.loads(got.text)["properties"] == {"meter": big, "low": small}
 
 
 def test_a_component_named_twice_refuses_the_data_array(api: Any) -> None:
