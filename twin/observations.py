@@ -248,9 +248,9 @@ def _copy_line(r: NewObservation) -> str:
         when = r.time_text = start.isoformat(timespec="milliseconds")[:23] + "Z"
     else:  # finer than a millisecond: COPY keeps every digit
         when = start.isoformat()
-    number = r.result_number
-    if number is not None:
-        number = r.number_text = number_text(number)
+    number = NULL
+    if r.result_number is not None:
+        number = r.number_text = number_text(r.result_number)
     plain = r.result_quality is None and r.valid_start is None and r.parameters is None
     if plain and r.result is None and r.phenomenon_end is None and r.result_time is None:
         return (  # the common case: a number at an instant
@@ -266,7 +266,7 @@ def _copy_line(r: NewObservation) -> str:
     return (
         f"{r.datastream_id}\t{when}\t{r.id}\t"
         f"{_copy_time(r.phenomenon_end)}\t{_copy_time(r.result_time)}\t"
-        f"{NULL if number is None else number}\t{_copy_text(r.result)}\t"
+        f"{number}\t{_copy_text(r.result)}\t"
         f"{NULL if r.feature_id is None else r.feature_id}\t{tail}\n"
     )
 
