@@ -290,10 +290,13 @@ def read_collection(
         where += " AND " + compile_filter(options.filter, resolver(s, a), params)
     order = order_by(options.orderby, s, a, params)
     top = DEFAULT_TOP if options.top is None else options.top
+    wanted = columns(s, a)
+    if options.result_format == "dataArray" and s.name == "Observations":
+        wanted = _data_array_columns(s, a, data_array_components(options.select))
     rows = _dicts(
         conn.execute(
             text(
-                f"SELECT {columns(s, a)} FROM {froms} WHERE {where} ORDER BY {order} "
+                f"SELECT {wanted} FROM {froms} WHERE {where} ORDER BY {order} "
                 f"LIMIT :top OFFSET :skip"
             ),
             {**params, "top": top + 1, "skip": options.skip},
@@ -598,6 +601,22 @@ def _expand_latest(
 
 
 # --- $resultFormat=dataArray
+
+
+def _data_array_columns(s: EntitySet, a: str, components: list[str]) -> str:
+    """The columns a Data Array's rows are made from (not every column of every row)."""
+    names = {"id", "datastream_id"}
+    for name in components:
+        prop = s.prop(name)
+        if prop is None:
+            continue
+        if prop.kind == "result":
+            names |= {"result_number", "result"}
+            continue
+        names.add(prop.column)
+        if prop.end_column:
+            names.add(prop.end_column)
+    return ", ".join(f"{a}.{n}" for n in sorted(names))
 
 
 def data_array_components(select: list[str] | None) -> list[str]:

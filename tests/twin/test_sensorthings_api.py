@@ -212,6 +212,18 @@ def test_data_array_rows_of_any_components_are_stored_as_sent(api: Any) -> None:
             (2, "2026-11-27T17:00:00.000Z/2026-11-27T17:30:00.000Z", None),
         ]
     assert [o.get("parameters") for o in got] == [None, None, {"run": 0}, {"run": 1}]
+    # and read back as a Data Array, with the components asked for, or the standard's
+    window = "phenomenonTime ge 2026-11-27T16:00:00Z and phenomenonTime lt 2026-11-27T18:00:00Z"
+    keys = ("@iot.id", "phenomenonTime", "result", "resultTime", "parameters")
+    for select, wanted in (
+        ("id,phenomenonTime,result,resultTime,parameters", keys),
+        (None, ("@iot.id", "phenomenonTime", "resultTime", "result")),
+    ):
+        params = {"$resultFormat": "dataArray", "$filter": window, "$orderby": "id"}
+        if select:
+            params["$select"] = select
+        [group] = http.get(f"/Datastreams({ids['pm']})/Observations", params=params).json()["value"]
+        assert group["dataArray"] == [[o.get(k) for k in wanted] for o in got]
     # rows of a Datastream that does not exist are each answered "error"
     answer = http.post("/CreateObservations", json=[{**quick, "Datastream": {"@iot.id": 99999}}])
     assert answer.json() == ["error"] * 3
