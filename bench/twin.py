@@ -17,6 +17,7 @@ the service takes, and what is not stored is counted (QoS 0, as sensors publish)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -476,34 +477,24 @@ def main() -> None:
                 )
             if "reads" in parts:
                 figures.update(reads(base, datastreams))
+            devices_publish = functools.partial(  # (seconds, Observations/s offered)
+                mqtt_rate,
+                engine,
+                broker,
+                key_id,
+                key_secret,
+                datastreams,
+                args.mqtt_devices,
+                server=server,
+            )
             if "mqtt" in parts:
-                rate, lost, _ = mqtt_rate(
-                    engine,
-                    broker,
-                    key_id,
-                    key_secret,
-                    datastreams,
-                    args.mqtt_devices,
-                    30,
-                    args.mqtt_offer,
-                    server,
-                )
+                rate, lost, _ = devices_publish(30, args.mqtt_offer)
                 offered = f"{args.mqtt_offer:,.0f}/s offered"
                 figures[f"MQTT end to end, Observations/s stored (30 s, {offered})"] = (
                     f"{rate:,.0f}  (published, not stored: {lost:,})"
                 )
             if "long" in parts and args.mqtt_minutes:
-                rate, lost, memory = mqtt_rate(
-                    engine,
-                    broker,
-                    key_id,
-                    key_secret,
-                    datastreams,
-                    args.mqtt_devices,
-                    args.mqtt_minutes * 60,
-                    args.mqtt_steady,
-                    server,
-                )
+                rate, lost, memory = devices_publish(args.mqtt_minutes * 60, args.mqtt_steady)
                 third = max(1, len(memory) // 3)
                 figures[f"MQTT for {args.mqtt_minutes:g} min at {args.mqtt_steady:,.0f}/s"] = (
                     f"{rate:,.0f}/s stored, not stored: {lost:,}"
