@@ -175,9 +175,12 @@ def sensorthings_router(
             base = base_of(request)
             with reads.connect() as conn:
                 if resource.is_collection and not resource.ref:
-                    page = read.read_collection(conn, resource, options, base, request.url.query)
                     if options.result_format == "dataArray":
-                        return _json(read.data_array(page, options.select, base))
+                        rows = read.read_data_array(
+                            conn, resource, options, base, request.url.query
+                        )
+                        return Response(rows, media_type="application/json")
+                    page = read.read_collection(conn, resource, options, base, request.url.query)
                     out: dict[str, Any] = {}
                     if page.count is not None:
                         out["@iot.count"] = page.count

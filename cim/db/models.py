@@ -9,6 +9,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -749,6 +750,17 @@ class TwinLatest(Base):
     last_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     first_result_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_result_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the latest value as JSON text, [datastream, "time", result]: what a city's latest values
+    # are joined from (api.twin_web), written by PostgreSQL whenever it changes (migration 0017)
+    latest_row: Mapped[str] = mapped_column(
+        Text,
+        Computed(
+            "'[' || datastream_id || ',\"' || twin_time_text(phenomenon_start) || '\",' || "
+            "coalesce(CAST(result_number AS text), CAST(result AS text), 'null') || ']'",
+            persisted=True,
+        ),
+        comment='the latest value as JSON text: [datastream, "time", result]',
+    )
 
 
 class TwinKey(Base):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -228,6 +229,121 @@ def test_data_array_rows_of_any_components_are_stored_as_sent(api: Any) -> None:
     answer = http.post("/CreateObservations", json=[{**quick, "Datastream": {"@iot.id": 99999}}])
     assert answer.json() == ["error"] * 3
     assert "Datastream 99999 does not exist" in answer.headers["x-row-errors"]
+
+
+def test_data_array_reads_write_every_value_as_entity_reads_do(api: Any) -> None:
+    """A Data Array's rows are written by PostgreSQL: each value (numbers to their last digit,
+    whole ones as integers, text and objects, times to the millisecond in UTC, intervals,
+    nulls) is what the entity itself answers; rows group by Datastream in the order of the
+    page, which `$count` and `@iot.nextLink` frame as they frame entities."""
+    http, _, _ = api
+    anything = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Observation"
+    made = http.post(
+        "/Things",
+        json=thing_body(
+            "data array", lon=81.0, lat=11.0, streams=(("x", MEASUREMENT), ("y", anything))
+        ),
+    )
+    assert made.status_code == 201, made.text
+    thing = made.json()["@iot.id"]
+    x, y = (d["@iot.id"] for d in http.get(f"/Things({thing})/Datastreams").json()["value"])
+    components = ["phenomenonTime", "result", "resultTime", "resultQuality", "validTime"]
+    rows = {
+        x: [
+            ["2026-11-26T00:00:00.123456Z", 0.1 + 0.2, None, None, None],
+            ["2026-11-26T01:00:00+08:00", 1e-7, "2026-11-26T01:00:00.5Z", [1, 2], None],
+            [
+                "2026-11-26T02:00:00Z",
+                123456789.12345679,
+                None,
+                None,
+                "2026-11-26T00:00:00Z/2026-11-27T00:00:00Z",
+            ],
+            ["2026-11-26T03:00:00Z", 1e15, None, None, None],
+            ["2026-11-26T04:00:00Z", -0.0, None, None, None],
+            ["2026-11-26T05:00:00Z/2026-11-26T05:00:00Z", 2.5e20, None, None, None],
+        ],
+        y: [
+            ["2026-11-26T00:30:00Z", 'on, "really" ]', None, {"q": "good"}, None],
+            ["2026-11-26T01:30:00Z/2026-11-26T02:00:00Z", {"a": [1, None, "b"]}, None, None, None],
+            ["2026-11-26T02:30:00Z", True, None, None, None],
+            ["2026-11-26T03:30:00Z", 7, None, None, None],
+        ],
+    }
+    answer = http.post(
+        "/CreateObservations",
+        json=[
+            {"Datastream": {"@iot.id": ds}, "components": components, "dataArray": r}
+            for ds, r in rows.items()
+        ],
+    )
+    assert answer.status_code == 201 and "error" not in answer.json(), answer.text
+    path = f"/Things({thing})/Datastreams({x})/Observations"
+    assert len(http.get(path).json()["value"]) == 6
+    select = ["id", *components, "parameters"]
+    params = {
+        "$filter": f"Datastream/Thing/id eq {thing}",
+        "$orderby": "phenomenonTime,id",
+        "$select": ",".join(select),
+        "$count": "true",
+        "$top": "7",
+    }
+    entities = http.get("/Observations", params=params).json()
+    out = http.get("/Observations", params={**params, "$resultFormat": "dataArray"}).json()
+    assert out["@iot.count"] == entities["@iot.count"] == 10
+    following = dict(parse_qsl(urlsplit(out["@iot.nextLink"]).query))
+    assert following["$skip"] == "7" and following["$resultFormat"] == "dataArray"
+    keys = ["@iot.id" if c == "id" else c for c in select]
+    expected: dict[str, list[list[Any]]] = {}
+    of_x = {o["@iot.id"] for o in http.get(path, params={"$select": "id"}).json()["value"]}
+    base = str(http.base_url).rstrip("/")
+    for o in entities["value"]:
+        datastream = f"{base}/Datastreams({x if o['@iot.id'] in of_x else y})"
+        expected.setdefault(datastream, []).append([o.get(k) for k in keys])
+    assert [g["Datastream@iot.navigationLink"] for g in out["value"]] == list(expected)
+    for group in out["value"]:
+        rows_read = expected[group["Datastream@iot.navigationLink"]]
+        assert group["components"] == select
+        assert group["dataArray@iot.count"] == len(rows_read)
+        assert group["dataArray"] == rows_read
+    # the values themselves
+    [group] = http.get(
+        path, params={"$resultFormat": "dataArray", "$orderby": "id", "$select": "result,id"}
+    ).json()["value"]
+    assert [r[0] for r in group["dataArray"]] == [
+        0.30000000000000004,
+        1e-07,
+        123456789.12345679,
+        1000000000000000,
+        0,
+        2.5e20,
+    ]
+    assert all(type(r[0]) is int for r in group["dataArray"][3:5])
+    [group] = http.get(
+        path,
+        params={
+            "$resultFormat": "dataArray",
+            "$orderby": "id",
+            "$select": ",".join(components[::2]),
+        },
+    ).json()["value"]
+    assert group["dataArray"][:3] == [
+        ["2026-11-26T00:00:00.123Z", None, None],
+        ["2026-11-25T17:00:00.000Z", "2026-11-26T01:00:00.500Z", None],
+        ["2026-11-26T02:00:00.000Z", None, "2026-11-26T00:00:00.000Z/2026-11-27T00:00:00.000Z"],
+    ]
+    assert group["dataArray"][5][0] == "2026-11-26T05:00:00.000Z"  # an interval of no length
+    # the next page, as the link says
+    rest = http.get(out["@iot.nextLink"].split("/v1.1")[1]).json()
+    assert sum(g["dataArray@iot.count"] for g in rest["value"]) == 3
+    assert "@iot.nextLink" not in rest
+    # nothing found: an empty page, or 404 when the path names what does not exist
+    empty = http.get(path, params={"$resultFormat": "dataArray", "$filter": "result gt 1e30"})
+    assert empty.json() == {"value": []}
+    missing = http.get(
+        f"/Things({thing})/Datastreams(999999)/Observations", params={"$resultFormat": "dataArray"}
+    )
+    assert missing.status_code == 404 and "Datastreams(999999) does not exist" in missing.text
 
 
 @pytest.mark.parametrize("select", [None, "phenomenonTime,result", "result,parameters"])
