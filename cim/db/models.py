@@ -756,7 +756,7 @@ class TwinLatest(Base):
         Text,
         Computed(
             "'[' || datastream_id || ',\"' || twin_time_text(phenomenon_start) || '\",' || "
-            "coalesce(CAST(result_number AS text), CAST(result AS text), 'null') || ']'",
+            "coalesce(result_number::text, result::text, 'null') || ']'",
             persisted=True,
         ),
         comment='the latest value as JSON text: [datastream, "time", result]',

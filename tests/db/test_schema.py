@@ -4,6 +4,7 @@ comparison of a migrated database against `cim.db.models` finds nothing to chang
 from __future__ import annotations
 
 from datetime import UTC
+from urllib.parse import quote
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -36,10 +37,15 @@ def test_sessions_run_without_jit_in_utc_unless_the_url_says_otherwise(engine: E
         assert conn.execute(text("SHOW jit")).scalar_one() == "off"
         assert conn.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
         assert conn.execute(text("SELECT now()")).scalar_one().tzinfo is UTC
-    own = make_engine(url + "?options=-c%20jit%3Don%20-c%20work_mem%3D7MB")
+    options = "-c jit=on -c work_mem=7MB -c extra_float_digits=0"
+    own = make_engine(url + "?options=" + quote(options))
     try:
         with own.connect() as conn:
             assert conn.execute(text("SHOW jit")).scalar_one() == "on"
             assert conn.execute(text("SHOW work_mem")).scalar_one() == "7MB"
+            # but numbers go both ways to their last digit, whatever the options say
+            assert conn.execute(text("SHOW extra_float_digits")).scalar_one() == "1"
+            added = text("SELECT CAST(0.1 AS float8) + CAST(0.2 AS float8)")
+            assert conn.execute(added).scalar_one() == 0.1 + 0.2 != 0.3
     finally:
         own.dispose()

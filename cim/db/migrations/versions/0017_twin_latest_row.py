@@ -25,7 +25,7 @@ CREATE FUNCTION twin_time_text(t timestamptz) RETURNS text
     RETURN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 ALTER TABLE twin_latest ADD COLUMN latest_row text GENERATED ALWAYS AS (
     '[' || datastream_id || ',"' || twin_time_text(phenomenon_start) || '",'
-    || coalesce(CAST(result_number AS text), CAST(result AS text), 'null') || ']') STORED;
+    || coalesce(result_number::text, result::text, 'null') || ']') STORED;
 COMMENT ON COLUMN twin_latest.latest_row IS
     'the latest value as JSON text: [datastream, "time", result]';
 """
