@@ -38,8 +38,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check cim ingest tiles grading twin demo api cli tests bench
-	$(BIN)/mypy cim ingest tiles grading twin demo api cli
+	$(BIN)/ruff check cim ingest tiles grading twin analysis demo api cli tests bench
+	$(BIN)/mypy cim ingest tiles grading twin analysis demo api cli
 
 bench: setup
 	$(BIN)/python bench/ingest.py

@@ -22,6 +22,8 @@ from api.grading import router as grading_router
 from api.limits import BodyLimit, Lifetime, body_limit
 from api.logs import configure
 from api.openapi import openapi_30
+from api.processes import CONFORMANCE as PROCESSES_CONFORMANCE
+from api.processes import processes_router
 from api.sensorthings import sensorthings_router
 from api.standby import StandbyRetry
 from api.tiles import TilesetAnswers, tiles_router
@@ -113,6 +115,7 @@ def create_app(
     live.install(app, engine, twin_settings)  # the MQTT bridge, when a broker is there
     app.include_router(sensorthings_router(engine, reads, lambda: app.state.twin_mqtt()))
     app.include_router(twin_web_router(reads, twin_settings))  # the viewer's live twin
+    app.include_router(processes_router(engine))  # planning analyses (OGC API Processes)
 
     web.mount(app, settings.cesium_dir)
     # a write's caller is checked before its body is read, and a body over its route's limit
@@ -159,6 +162,17 @@ def create_app(
                 {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
                 {"href": f"{base}/grading", "rel": "grading", "type": "application/json"},
                 {
+                    "href": f"{base}/processes",
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/processes",
+                    "type": "application/json",
+                    "title": "Planning analyses (OGC API Processes)",
+                },
+                {
+                    "href": f"{base}/jobs",
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/job-list",
+                    "type": "application/json",
+                },
+                {
                     "href": f"{base}/grading/dashboard",
                     "rel": "alternate",
                     "type": "text/html",
@@ -179,5 +193,5 @@ def create_app(
             app.state.openapi = openapi_30(app, public_reads=not settings.grading_private)
         return JSONResponse(app.state.openapi, media_type=OPENAPI)
 
-    app.state.conformance = CONFORMANCE
+    app.state.conformance = CONFORMANCE + PROCESSES_CONFORMANCE
     return app

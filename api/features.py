@@ -312,8 +312,9 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
     cache = PropertyCache(engine)  # each city's property types, per generation of its data
 
     @router.get("/conformance", summary="Conformance classes this service implements")
-    def conformance() -> dict[str, Any]:
-        return {"conformsTo": CONFORMANCE}
+    def conformance(request: Request) -> dict[str, Any]:
+        # the application's: Features and the other APIs it serves (Processes)
+        return {"conformsTo": getattr(request.app.state, "conformance", CONFORMANCE)}
 
     @router.get("/collections", summary="One collection per city")
     def collections(request: Request) -> dict[str, Any]:

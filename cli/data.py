@@ -116,7 +116,26 @@ def _sources(
     help="Footprints and 2D tables: the field or column with the base elevation (default: z, "
     "or 0).",
 )
-@click.option("--layer", help="Footprints: the layer to read (default: the first).")
+@click.option(
+    "--layer", help="Footprints and planning layers: the layer to read (default: the first)."
+)
+@click.option(
+    "--as",
+    "kind",
+    type=click.Choice(["objects", "parcels"]),
+    help="What the features are: city objects (the default), or planning parcels (控规地块) "
+    "with their limits. A layer named parcels, plots or 地块 is read as parcels unless "
+    "--as objects says otherwise.",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="KEY=NAME",
+    help="Parcels: the field that holds a known value, e.g. --field height_limit=控高. Keys: "
+    "code, land_use, height_limit (m above the ground), far_limit, density_limit (%), "
+    "green_ratio (%). Left out: the usual names (e.g. 控高, 容积率, 建筑密度, 绿地率, 用地性质).",
+)
 @click.option(
     "--origin",
     help="Mesh: lon,lat,height of its (0,0,0); its axes are then east, north, up in metres.",
@@ -176,6 +195,8 @@ def ingest(
     storey_height: float,
     base_attr: str | None,
     layer: str | None,
+    kind: str | None,
+    fields: tuple[str, ...],
     origin: str | None,
     offset: str | None,
     up: str | None,
@@ -213,8 +234,15 @@ def ingest(
       cim ingest site.glb --city 370100 --crs EPSG:4548 --offset 500000,4058000,30
       cim ingest "PG:host=localhost dbname=gis user=me" --table public.buildings --city delft
       cim ingest PG:postgresql://me@db/gis --table bag.pand --city 0503 --lod 2.2
+      cim ingest plan.gpkg --city 370100 --layer parcels --field height_limit=控高
     """
     from tqdm import tqdm
+
+    if kind == "parcels" or (kind is None and _parcel_layer(paths, layer)):
+        _ingest_parcels(paths, city, crs, name, layer, fields, city_name_zh, city_name_en, as_json)
+        return
+    if fields:
+        fail(InvalidInput("--field names the fields of a parcel layer: add --as parcels"))
 
     from ingest.model import ReadOptions
     from ingest.pipeline import ingest_files
@@ -290,6 +318,64 @@ def ingest(
             )
         for w in r.warnings:
             click.secho(f"  warning: {w}", fg="yellow")
+
+
+def _parcel_layer(paths: tuple[Path | str, ...], layer: str | None) -> bool:
+    """Whether one vector file's layer is named as parcels."""
+    from ingest.parcels import looks_like_parcels
+
+    return (
+        len(paths) == 1
+        and isinstance(paths[0], Path)
+        and paths[0].suffix.lower() in (".gpkg", ".shp", ".geojson", ".json", ".fgb")
+        and looks_like_parcels(paths[0], layer)
+    )
+
+
+def _ingest_parcels(
+    paths: tuple[Path | str, ...],
+    city: str,
+    crs: str | None,
+    name: str | None,
+    layer: str | None,
+    fields: tuple[str, ...],
+    city_name_zh: str | None,
+    city_name_en: str | None,
+    as_json: bool,
+) -> None:
+    from ingest.parcels import ingest_parcels, parse_field_options
+
+    if len(paths) != 1 or not isinstance(paths[0], Path):
+        fail(
+            InvalidInput(
+                "parcels are read from one file at a time (GeoJSON, GeoPackage, Shapefile)"
+            )
+        )
+    try:
+        report = ingest_parcels(
+            command_engine(DatabaseSettings()),
+            paths[0],
+            city,
+            crs=crs,
+            name=name,
+            layer=layer,
+            fields=parse_field_options(fields),
+            city_names=(city_name_zh, city_name_en),
+        )
+    except CimError as exc:
+        fail(exc)
+    if as_json:
+        click.echo(orjson.dumps([report.to_dict()], option=orjson.OPT_INDENT_2))
+        return
+    verb = "replaced" if report.replaced else "created"
+    click.echo(
+        f"{report.path}: {report.parcel_count} parcels -> city {report.city}, dataset "
+        f"{report.dataset!r} (id {report.dataset_id}, {verb}) in {report.seconds:.1f} s"
+    )
+    read = ", ".join(f"{k} from {v!r}" for k, v in report.fields.items() if v)
+    click.echo(f"  layer {report.layer!r}, {report.source_crs}; " + (read or "no known fields"))
+    for w in report.warnings:
+        click.secho(f"  warning: {w}", fg="yellow")
 
 
 @click.group()

@@ -12,6 +12,7 @@ import click
 from pydantic import ValidationError
 
 from cim.settings import settings_problem
+from cli.analyse import analyse
 from cli.common import fail
 from cli.data import datasets, ingest
 from cli.database import db
@@ -50,7 +51,7 @@ def main() -> None:
     """
 
 
-for command in (db, demo, ingest, datasets, tiles, serve, grade, twin, mqtt):
+for command in (db, demo, ingest, datasets, tiles, serve, grade, twin, mqtt, analyse):
     main.add_command(command)
 
 if __name__ == "__main__":

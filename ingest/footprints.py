@@ -47,12 +47,12 @@ def sniff(path: Path, head: bytes) -> bool:
     )
 
 
-def _python(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A field value as plain JSON."""
     if value is None:
         return None
     if isinstance(value, np.ndarray):  # a list property (GeoJSON arrays)
-        return [_python(v) for v in value.tolist()]
+        return [plain_value(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -176,7 +176,7 @@ class FootprintReader:
             names = [str(n) for n in meta["fields"]]
             geoms = shapely.from_wkb(wkb, on_invalid="ignore")
             for k in range(len(wkb)):
-                attributes = {n: _python(col[k]) for n, col in zip(names, fields, strict=True)}
+                attributes = {n: plain_value(col[k]) for n, col in zip(names, fields, strict=True)}
                 yield self._building(f"{self.layer}.{int(fids[k])}", geoms[k], attributes)
             skip += len(wkb)
             if page is None or len(wkb) < page:

@@ -70,6 +70,8 @@ WRITERS = {
     "twin_observation": "twin.observations",
     "twin_latest": "twin.observations",
     "twin_key": "twin.access",
+    "planning_parcel": "ingest.parcels",
+    "analysis_run": "analysis.runs",
 }
 
 
@@ -781,3 +783,80 @@ class TwinKey(Base):
     mqtt_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PlanningParcel(Base):
+    """A planning parcel (控规地块) and the limits it sets, read from a planning layer."""
+
+    __tablename__ = "planning_parcel"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["city_code", "dataset_id"], ["dataset.city_code", "dataset.id"], ondelete="CASCADE"
+        ),
+        UniqueConstraint("city_code", "dataset_id", "source_id"),
+        CheckConstraint(
+            "(height_limit IS NULL OR height_limit > 0 AND height_limit <= 1000)"
+            " AND (far_limit IS NULL OR far_limit > 0 AND far_limit <= 50)"
+            " AND (density_limit IS NULL OR density_limit > 0 AND density_limit <= 100)"
+            " AND (green_ratio IS NULL OR green_ratio >= 0 AND green_ratio <= 100)",
+            name="planning_parcel_limits",
+        ),
+        Index("planning_parcel_geom_gix", "geom", postgresql_using="gist"),
+        {"comment": "planning parcels (控规地块) and the limits they set"},
+    )
+
+    city_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(BigInteger)
+    source_id: Mapped[str] = mapped_column(
+        Text, comment="layer.fid of the feature it was read from"
+    )
+    code: Mapped[str | None] = mapped_column(
+        Text, comment="the parcel's own code (地块编码), when given"
+    )
+    land_use: Mapped[str | None] = mapped_column(Text)
+    height_limit: Mapped[float | None] = mapped_column(
+        Float, comment="metres above the ground (控高)"
+    )
+    far_limit: Mapped[float | None] = mapped_column(
+        Float, comment="floor-area ratio, at most (容积率)"
+    )
+    density_limit: Mapped[float | None] = mapped_column(
+        Float, comment="building density, at most, % (建筑密度)"
+    )
+    green_ratio: Mapped[float | None] = mapped_column(
+        Float, comment="green ratio, at least, % (绿地率)"
+    )
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    geom = mapped_column(
+        Geometry("MULTIPOLYGON", srid=FOOTPRINT_EPSG, spatial_index=False), nullable=False
+    )
+    area: Mapped[float] = mapped_column(Float, comment="on the ellipsoid, square metres")
+
+
+class AnalysisRun(Base):
+    """A planning analysis run on the model (an OGC API Processes job), kept with its inputs."""
+
+    __tablename__ = "analysis_run"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('accepted', 'running', 'successful', 'failed', 'dismissed')",
+            name="analysis_run_status",
+        ),
+        Index("analysis_run_id_ix", "id", unique=True),
+        {"comment": "planning analyses run on the model, with their inputs"},
+    )
+
+    city_code: Mapped[str] = mapped_column(
+        String(64), ForeignKey("city.code", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    process: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    results: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

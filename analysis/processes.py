@@ -1,0 +1,152 @@
+"""The planning analyses CIM runs, described as OGC API Processes (1.0) describe a process: what
+each is, what it takes and what it gives. `api.processes` serves them; `cim analyse` runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from analysis import height_limits, indicators
+from cim.errors import NotFound
+
+CITY = {
+    "title": "City",
+    "description": "The code of the city whose model is analysed, e.g. 370100.",
+    "schema": {"type": "string"},
+}
+PARCELS = {
+    "title": "Parcels",
+    "description": "Parcel codes (地块编码) or ids; all the city's parcels when left out.",
+    "schema": {"type": "array", "items": {"type": "string"}},
+    "minOccurs": 0,
+}
+
+
+@dataclass(frozen=True)
+class Process:
+    """One analysis: its description, the check of its inputs and its computation."""
+
+    id: str
+    title: str
+    description: str
+    inputs: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    check: Callable[[dict[str, Any]], dict[str, Any]]
+    compute: Callable[[Connection, dict[str, Any]], dict[str, Any]]
+    version: str = "1.0.0"
+
+    def summary(self) -> dict[str, Any]:
+        """The process summary of `/processes`."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "version": self.version,
+            "jobControlOptions": ["sync-execute", "async-execute"],
+            "outputTransmission": ["value"],
+        }
+
+    def description_doc(self) -> dict[str, Any]:
+        """The process description of `/processes/{id}`."""
+        return {**self.summary(), "inputs": self.inputs, "outputs": self.outputs}
+
+
+PROCESSES: dict[str, Process] = {
+    p.id: p
+    for p in (
+        Process(
+            id="parcel-indicators",
+            title="Parcel indicators (指标核算)",
+            description=(
+                "Per planning parcel: floor area, floor-area ratio (容积率), building density "
+                "(建筑密度), highest and mean building height, each against the parcel's limits. "
+                "A building across a parcel line counts by its part inside."
+            ),
+            inputs={
+                "city": CITY,
+                "parcels": PARCELS,
+                "storey_height": {
+                    "title": "Storey height",
+                    "description": (
+                        "Metres per storey, for buildings whose floors no attribute gives: "
+                        "floors = height / storey height, rounded."
+                    ),
+                    "schema": {"type": "number", "minimum": 2, "maximum": 10, "default": 3.0},
+                    "minOccurs": 0,
+                },
+            },
+            outputs={
+                "result": {
+                    "title": "Indicators per parcel, the rule applied, and a summary",
+                    "schema": {"type": "object", "contentMediaType": "application/json"},
+                }
+            },
+            check=indicators.check_inputs,
+            compute=indicators.compute,
+        ),
+        Process(
+            id="height-limits",
+            title="Height limits (控高分析)",
+            description=(
+                "Every building above the height limit of the parcels it stands in (or of a "
+                "polygon given with the request), and by how much, from the ground or as an "
+                "ellipsoidal elevation."
+            ),
+            inputs={
+                "city": CITY,
+                "parcels": PARCELS,
+                "polygon": {
+                    "title": "Limit polygon",
+                    "description": "A GeoJSON Polygon or MultiPolygon (CRS84) with its own limit.",
+                    "schema": {"type": "object", "contentMediaType": "application/geo+json"},
+                    "minOccurs": 0,
+                },
+                "height": {
+                    "title": "Limit (metres)",
+                    "description": "The polygon's limit; needs 'polygon'.",
+                    "schema": {"type": "number"},
+                    "minOccurs": 0,
+                },
+                "reference": {
+                    "title": "Height reference",
+                    "description": (
+                        "'ground': heights above the ground (the building's height); "
+                        "'ellipsoid': elevations on the WGS 84 ellipsoid (its highest point)."
+                    ),
+                    "schema": {
+                        "type": "string",
+                        "enum": ["ground", "ellipsoid"],
+                        "default": "ground",
+                    },
+                    "minOccurs": 0,
+                },
+            },
+            outputs={
+                "result": {
+                    "title": "The buildings above their limits, by how much",
+                    "schema": {"type": "object", "contentMediaType": "application/json"},
+                }
+            },
+            check=height_limits.check_inputs,
+            compute=height_limits.compute,
+        ),
+    )
+}
+
+
+def get_process(process_id: str) -> Process:
+    """The process of that id.
+
+    Raises:
+        NotFound: no such process.
+    """
+    try:
+        return PROCESSES[process_id]
+    except KeyError:
+        raise NotFound(
+            f"no process {process_id!r}; processes: {', '.join(sorted(PROCESSES))}"
+        ) from None
