@@ -130,7 +130,8 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     if q["polygon"] is not None:
         rows = (
             conn.execute(
-                text(SQL_POLYGON), {**binds, "polygon": orjson.dumps(q["polygon"]).decode(), "limit": q["height"]}
+                text(SQL_POLYGON),
+                {**binds, "polygon": orjson.dumps(q["polygon"]).decode(), "limit": q["height"]},
             )
             .mappings()
             .all()

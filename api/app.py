@@ -22,6 +22,7 @@ from api.grading import router as grading_router
 from api.limits import BodyLimit, Lifetime, body_limit
 from api.logs import configure
 from api.openapi import openapi_30
+from api.planning import planning_router
 from api.processes import CONFORMANCE as PROCESSES_CONFORMANCE
 from api.processes import processes_router
 from api.sensorthings import sensorthings_router
@@ -108,6 +109,7 @@ def create_app(
         allow_headers=["*"],
         expose_headers=["Content-Crs", "ETag"],
     )
+    app.include_router(planning_router(reads))  # before the cities': {city}-parcels
     app.include_router(features_router(reads, settings))
     tilesets = TilesetAnswers(app.state.tiles)  # tileset JSON kept per generation
     app.include_router(tiles_router(app.state.tiles, tilesets))

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from api import store
 from api.dependencies import CrsParam, ItemsQuery, items_query
 from api.limits import HeavyGate, worker_engine
+from api.planning import parcel_collections
 from api.properties import PropertyCache, feature_doc, queryables_doc, schema_doc
 from cim.attributes import ITEMS_PARAMETERS, attribute_key
 from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs, parse_crs
@@ -316,12 +317,13 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         # the application's: Features and the other APIs it serves (Processes)
         return {"conformsTo": getattr(request.app.state, "conformance", CONFORMANCE)}
 
-    @router.get("/collections", summary="One collection per city")
+    @router.get("/collections", summary="One collection per city, and its planning parcels")
     def collections(request: Request) -> dict[str, Any]:
         base = _base(request)
         return {
             "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
-            "collections": [collection_doc(engine, c, base) for c in store.list_cities(engine)],
+            "collections": [collection_doc(engine, c, base) for c in store.list_cities(engine)]
+            + parcel_collections(engine, base),  # and each city's planning parcels
         }
 
     @router.get("/collections/{city}", summary="A city's collection")

@@ -6,6 +6,8 @@ nothing stored."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -372,3 +374,66 @@ def test_bad_parcel_layers_are_refused_with_nothing_stored(
     with engine.connect() as conn:
         for table in ("planning_parcel", "dataset", "city"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0  # noqa: S608
+
+
+def test_parcels_are_their_own_collection(client: TestClient, city: Engine) -> None:
+    listed = {c["id"] for c in client.get("/collections").json()["collections"]}
+    assert {"jinan", "jinan-parcels"} <= listed
+    doc = client.get("/collections/jinan-parcels").json()
+    assert doc["itemType"] == "feature" and doc["extent"]["spatial"]["bbox"][0][0] > 116.9
+    page = client.get("/collections/jinan-parcels/items", params={"limit": 1})
+    assert page.headers["content-type"] == "application/geo+json"
+    body = page.json()
+    assert body["numberMatched"] == 2 and body["numberReturned"] == 1
+    [a] = body["features"]
+    assert a["geometry"]["type"] == "MultiPolygon"
+    p = a["properties"]
+    assert (p["code"], p["height_limit"], p["density_limit"], p["控高"]) == (
+        "A-01",
+        24.0,
+        25.0,
+        "24米",
+    )
+    assert p["备注"] == "00123"
+    nxt = next(link["href"] for link in body["links"] if link["rel"] == "next")
+    [b] = client.get(nxt).json()["features"]
+    assert b["properties"]["code"] == "B-02"
+    one = client.get(f"/collections/jinan-parcels/items/{b['id']}").json()
+    assert one["properties"]["land_use"] == "B1"
+    # in a bbox, by land use; a city without parcels, a parcel that does not exist
+    r2 = client.get("/collections/jinan-parcels/items", params={"land_use": "R2"}).json()
+    assert [f["properties"]["code"] for f in r2["features"]] == ["A-01"]
+    far = client.get("/collections/jinan-parcels/items", params={"bbox": "0,0,1,1"}).json()
+    assert far["numberMatched"] == 0 and far["features"] == []
+    assert client.get("/collections/nowhere-parcels/items").status_code == 404
+    assert client.get("/collections/jinan-parcels/items/999999").status_code == 404
+    assert client.get("/collections/jinan-parcels/items", params={"bbox": "1,2"}).status_code == 400
+    # the city's own collection is unchanged: buildings only
+    types = client.get("/collections/jinan/types").json()["types"]
+    assert types == ["Building"]
+
+
+def test_gdal_reads_the_parcels(city: Engine, tmp_path: Path) -> None:
+    """ogr2ogr (Debian's GDAL) copies the parcel collection as a GIS user would."""
+    from tests.api.test_ogr_client import OGR2OGR
+    from tests.browser.conftest import running_service
+
+    assert OGR2OGR, "ogr2ogr is missing: `make test` installs Debian's gdal-bin"
+    out = tmp_path / "parcels.gpkg"
+    with running_service(city) as base:
+        done = subprocess.run(
+            [OGR2OGR, "-f", "GPKG", str(out), f"OAPIF:{base}/collections/jinan-parcels"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(out) as db:
+        [(table, geometry)] = db.execute(
+            "SELECT table_name, geometry_type_name FROM gpkg_geometry_columns"
+        ).fetchall()
+        rows = db.execute(
+            f'SELECT code, land_use, height_limit, "控高", "备注" FROM "{table}" ORDER BY code'  # noqa: S608
+        ).fetchall()
+    assert geometry in ("MULTIPOLYGON", "GEOMETRY")
+    assert rows == [("A-01", "R2", 24.0, "24米", "00123"), ("B-02", "B1", 10.0, "10", None)]
