@@ -115,6 +115,36 @@ def check_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def verify(conn: Connection, q: dict[str, Any]) -> list[Any]:
+    """The parcels with a height limit the checked inputs `q` name (all the city's when none;
+    no need of any when the limit is given with the request).
+
+    Raises:
+        NotFound: no such city, no parcels with a height limit, or not those named.
+    """
+    city = q["city"]
+    if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
+        raise NotFound(f"no city {city!r}")
+    if q["polygon"] is not None:
+        return []
+    limited = conn.execute(
+        text(f"SELECT id, code FROM ({PARCELS}) x WHERE height_limit IS NOT NULL"),
+        {"city": city, "parcels": q["parcels"]},
+    ).all()
+    if not limited:
+        raise NotFound(
+            f"city {city!r} has no parcels with a height limit"
+            + (f" among {', '.join(q['parcels'])}" if q["parcels"] else "")
+            + ": ingest a planning layer with one, or give a 'polygon' and 'height'"
+        )
+    if q["parcels"]:
+        found = {str(i) for i, _ in limited} | {c for _, c in limited if c}
+        missing = [p for p in q["parcels"] if p not in found]
+        if missing:
+            raise NotFound(f"no parcel with a height limit {', '.join(missing)} in city {city!r}")
+    return list(limited)
+
+
 def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     """Buildings above their limits.
 
@@ -124,9 +154,8 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     """
     q = check_inputs(inputs)
     city = q["city"]
-    if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
-        raise NotFound(f"no city {city!r}")
     binds = {"city": city, "parcels": q["parcels"], **FLOOR_BINDS}
+    limited = verify(conn, q)
     if q["polygon"] is not None:
         rows = (
             conn.execute(
@@ -138,22 +167,6 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
         )
         limits = 1
     else:
-        limited = conn.execute(
-            text(f"SELECT id, code FROM ({PARCELS}) x WHERE height_limit IS NOT NULL"), binds
-        ).all()
-        if not limited:
-            raise NotFound(
-                f"city {city!r} has no parcels with a height limit"
-                + (f" among {', '.join(q['parcels'])}" if q["parcels"] else "")
-                + ": ingest a planning layer with one, or give a 'polygon' and 'height'"
-            )
-        if q["parcels"]:
-            found = {str(i) for i, _ in limited} | {c for _, c in limited if c}
-            missing = [p for p in q["parcels"] if p not in found]
-            if missing:
-                raise NotFound(
-                    f"no parcel with a height limit {', '.join(missing)} in city {city!r}"
-                )
         rows = conn.execute(text(SQL_PARCELS), binds).mappings().all()
         limits = len(limited)
     ground = q["reference"] == "ground"

@@ -73,6 +73,40 @@ def _check(value: float | None, limit: float | None) -> str | None:
     return "exceeds" if value > limit + 1e-9 else "within"
 
 
+def verify(conn: Connection, q: dict[str, Any]) -> list[Any]:
+    """The parcels the checked inputs `q` name (all the city's when none).
+
+    Raises:
+        NotFound: no such city, the city has no parcels, or not those named.
+    """
+    city = q["city"]
+    if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
+        raise NotFound(f"no city {city!r}")
+    parcels = (
+        conn.execute(
+            text(
+                "SELECT id, code, land_use, height_limit, far_limit, density_limit, green_ratio, "
+                f"area, source_id FROM ({PARCELS}) x ORDER BY id"
+            ),
+            {"city": city, "parcels": q["parcels"]},
+        )
+        .mappings()
+        .all()
+    )
+    if not parcels:
+        which = f" named {', '.join(q['parcels'])}" if q["parcels"] else ""
+        raise NotFound(
+            f"city {city!r} has no parcels{which}: ingest a planning layer first "
+            "(cim ingest parcels.gpkg --city CODE --as parcels)"
+        )
+    if q["parcels"]:
+        found = {str(p["id"]) for p in parcels} | {p["code"] for p in parcels if p["code"]}
+        missing = [p for p in q["parcels"] if p not in found]
+        if missing:
+            raise NotFound(f"no parcel {', '.join(missing)} in city {city!r}")
+    return list(parcels)
+
+
 def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     """The indicators of a city's parcels (all, or those `inputs['parcels']` names).
 
@@ -82,28 +116,7 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     q = check_inputs(inputs)
     storey = q["storey_height"]
     binds = {"city": q["city"], "parcels": q["parcels"], **FLOOR_BINDS}
-    parcels = (
-        conn.execute(
-            text(
-                f"SELECT id, code, land_use, height_limit, far_limit, density_limit, green_ratio, "
-                f"area, source_id FROM ({PARCELS}) x ORDER BY id"
-            ),
-            binds,
-        )
-        .mappings()
-        .all()
-    )
-    if not parcels:
-        which = f" named {', '.join(q['parcels'])}" if q["parcels"] else ""
-        raise NotFound(
-            f"city {q['city']!r} has no parcels{which}: ingest a planning layer first "
-            "(cim ingest parcels.gpkg --city CODE --as parcels)"
-        )
-    if q["parcels"]:
-        found = {str(p["id"]) for p in parcels} | {p["code"] for p in parcels if p["code"]}
-        missing = [p for p in q["parcels"] if p not in found]
-        if missing:
-            raise NotFound(f"no parcel {', '.join(missing)} in city {q['city']!r}")
+    parcels = verify(conn, q)
     by_parcel: dict[int, list[dict[str, Any]]] = {int(p["id"]): [] for p in parcels}
     for row in conn.execute(text(SQL), binds).mappings():
         by_parcel[int(row["parcel"])].append(dict(row))

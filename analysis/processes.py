@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from analysis import height_limits, indicators
+from analysis import height_limits, indicators, sunlight
 from cim.errors import NotFound
 
 CITY = {
@@ -26,6 +26,24 @@ PARCELS = {
 }
 
 
+def _text(title: str, description: str) -> dict[str, Any]:
+    return {
+        "title": title,
+        "description": description,
+        "schema": {"type": "string"},
+        "minOccurs": 0,
+    }
+
+
+def _number(title: str, description: str) -> dict[str, Any]:
+    return {
+        "title": title,
+        "description": description,
+        "schema": {"type": "number"},
+        "minOccurs": 0,
+    }
+
+
 @dataclass(frozen=True)
 class Process:
     """One analysis: its description, the check of its inputs and its computation."""
@@ -36,6 +54,7 @@ class Process:
     inputs: dict[str, dict[str, Any]]
     outputs: dict[str, dict[str, Any]]
     check: Callable[[dict[str, Any]], dict[str, Any]]
+    verify: Callable[[Connection, dict[str, Any]], Any]  # what it names exists: NotFound
     compute: Callable[[Connection, dict[str, Any]], dict[str, Any]]
     version: str = "1.0.0"
 
@@ -86,6 +105,7 @@ PROCESSES: dict[str, Process] = {
                 }
             },
             check=indicators.check_inputs,
+            verify=indicators.verify,
             compute=indicators.compute,
         ),
         Process(
@@ -132,7 +152,68 @@ PROCESSES: dict[str, Process] = {
                 }
             },
             check=height_limits.check_inputs,
+            verify=height_limits.verify,
             compute=height_limits.compute,
+        ),
+        Process(
+            id="sunlight",
+            title="Sunlight hours (日照分析)",
+            description=(
+                "Hours of sun at the windows of chosen buildings (each floor's window line of "
+                "their facades) or at given points, against every object around them, on the "
+                "standard day (大寒日 by default, or 冬至日, or any date) in true solar time, "
+                "with pass or fail against GB 50180-2018 Table 4.0.9 or a local rule."
+            ),
+            inputs={
+                "city": CITY,
+                "buildings": {
+                    "title": "Buildings",
+                    "description": "Ids of the buildings whose windows are checked.",
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                    "minOccurs": 0,
+                },
+                "points": {
+                    "title": "Points",
+                    "description": (
+                        "Points of their own: lon, lat, height (ellipsoidal metres) and facing "
+                        "(the azimuth their window faces, degrees; left out: any)."
+                    ),
+                    "schema": {"type": "array", "items": {"type": "object"}},
+                    "minOccurs": 0,
+                },
+                "date": _text("Day", "大寒 (default), 冬至, or a date as YYYY-MM-DD."),
+                "year": _number("Year of the standard day", "Default: this year."),
+                "window": {
+                    "title": "Window",
+                    "description": "[start, end] in true solar time; default: the day's own.",
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                    "minOccurs": 0,
+                },
+                "step_minutes": _number("Step (minutes)", "Default 1."),
+                "climate_zone": _text("Climate zone", "I to VII (GB 50176); default II."),
+                "large_city": {
+                    "title": "Large city",
+                    "description": "500,000 urban residents or more (default true).",
+                    "schema": {"type": "boolean"},
+                    "minOccurs": 0,
+                },
+                "min_hours": _number("Minimum hours", "Default: the standard's."),
+                "accumulate": _text("Counting", "'sum' (累计, default) or 'continuous' (连续)."),
+                "min_spell_minutes": _number("Shortest spell counted (minutes)", "Default 0."),
+                "sill_height": _number("Window-sill height (m)", "Above each floor; 0.9."),
+                "spacing": _number("Point spacing (m)", "Along each facade; default 3."),
+                "storey_height": _number("Storey height (m)", "When no attribute gives floors."),
+                "facades": _text("Facades", "'sunward' (default) or 'all'."),
+            },
+            outputs={
+                "result": {
+                    "title": "Per point: sunlit intervals, hours, pass or fail; the rule",
+                    "schema": {"type": "object", "contentMediaType": "application/json"},
+                }
+            },
+            check=sunlight.check_inputs,
+            verify=sunlight.verify,
+            compute=sunlight.compute,
         ),
     )
 }

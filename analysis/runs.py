@@ -100,7 +100,7 @@ def submit(engine: Engine, process_id: str, inputs: dict[str, Any], *, wait: boo
     """Check and keep a run, and run it: now, or in the background when `wait` is False.
 
     Raises:
-        NotFound: no such process, or no such city.
+        NotFound: no such process, city, building or parcel (nothing is stored).
         InvalidInput: the inputs are wrong (nothing is stored).
     """
     process = get_process(process_id)
@@ -108,8 +108,7 @@ def submit(engine: Engine, process_id: str, inputs: dict[str, Any], *, wait: boo
     city = checked["city"]
     run_id = secrets.token_hex(8)
     with engine.begin() as conn:
-        if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
-            raise NotFound(f"no city {city!r}")
+        process.verify(conn, checked)  # the city, and what the inputs name, exist
         conn.execute(
             text(
                 "INSERT INTO analysis_run (city_code, id, process, inputs, status) "

@@ -250,7 +250,7 @@ def runs(engine: Engine) -> int:
 
 def test_processes_api_runs_them_at_once_and_as_jobs(client: TestClient, city: Engine) -> None:
     listed = client.get("/processes").json()["processes"]
-    assert {p["id"] for p in listed} == {"parcel-indicators", "height-limits"}
+    assert {p["id"] for p in listed} == {"parcel-indicators", "height-limits", "sunlight"}
     doc = client.get("/processes/parcel-indicators").json()
     assert {"city", "parcels", "storey_height"} <= doc["inputs"].keys()
     assert "sync-execute" in doc["jobControlOptions"]
@@ -322,14 +322,31 @@ def test_bad_requests_are_refused_with_nothing_kept(
     assert runs(city) == before
 
 
-def test_a_parcel_that_does_not_exist_fails_and_says_so(client: TestClient) -> None:
+def test_what_does_not_exist_is_a_404_with_nothing_kept(client: TestClient, city: Engine) -> None:
+    before = runs(city)
+    for process, inputs in [
+        ("parcel-indicators", {"city": "jinan", "parcels": ["A-01", "Z-99"]}),
+        ("height-limits", {"city": "jinan", "parcels": ["Z-99"]}),
+        ("sunlight", {"city": "jinan", "buildings": ["buildings.0", "nowhere.7"]}),
+    ]:
+        answer = client.post(f"/processes/{process}/execution", json={"inputs": inputs})
+        assert answer.status_code == 404, answer.text
+        assert "Z-99" in answer.json()["detail"] or "nowhere.7" in answer.json()["detail"]
+    assert runs(city) == before
+
+
+def test_an_analysis_that_fails_is_kept_as_failed(client: TestClient, city: Engine) -> None:
+    """The window is checked when the analysis runs (it needs the place): the job says why."""
     answer = client.post(
-        "/processes/parcel-indicators/execution",
-        json={"inputs": {"city": "jinan", "parcels": ["Z-99"]}},
+        "/processes/sunlight/execution",
+        json={
+            "inputs": {"city": "jinan", "buildings": ["buildings.0"], "window": ["00:00", "04:00"]}
+        },
     )
-    assert answer.status_code == 400 and "Z-99" in answer.json()["detail"]
+    assert answer.status_code == 400 and "does not rise" in answer.json()["detail"]
     job = client.get(answer.headers["Location"]).json()
-    assert job["status"] == "failed" and "Z-99" in job["message"]
+    assert job["status"] == "failed" and "does not rise" in job["message"]
+    assert client.get(answer.headers["Location"] + "/results").status_code == 400
 
 
 def test_bad_parcel_layers_are_refused_with_nothing_stored(
