@@ -43,9 +43,9 @@ def demo_generate(out: Path, buildings: int, seed: int, fmt: str) -> None:
 @click.option("--buildings", default=3000, show_default=True)
 @click.option("--seed", default=42, show_default=True)
 def demo_load(buildings: int, seed: int) -> None:
-    """Generate the demo city (once) and ingest it as city 370100, unless already loaded; then
-    create the demo grading round (Shandong's 16 cities, example values, Jinan's model
-    indicators computed from the demo city) unless it exists."""
+    """Generate the demo city (once) and ingest it as city 370100 with its planning parcels,
+    unless already loaded; then create the demo grading round (Shandong's 16 cities, example
+    values, Jinan's model indicators computed from the demo city) unless it exists."""
     from demo.load import DEMO_CITY, load_demo
     from demo.round import DEMO_ROUND
 
@@ -58,6 +58,11 @@ def demo_load(buildings: int, seed: int) -> None:
         click.echo(f"demo city {DEMO_CITY} already loaded ({done.path.name})")
     else:
         click.echo(f"demo city {DEMO_CITY}: {done.objects} objects loaded")
+    if done.parcels is not None:
+        click.echo(
+            f"demo planning layer: {done.parcels} parcels with their limits "
+            f"(cim analyse indicators --city {DEMO_CITY})"
+        )
     if done.round_created:
         click.echo(f"demo grading round {DEMO_ROUND} created (see /grading/dashboard)")
     from demo.twin import load_twin

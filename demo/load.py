@@ -1,5 +1,6 @@
-"""`make run`'s demo: the synthetic city, generated once and ingested as city 370100, and the
-demo grading round; each is loaded only when it is not there yet, so a second run is quick."""
+"""`make run`'s demo: the synthetic city, generated once and ingested as city 370100 with its
+planning parcels, and the demo grading round; each is loaded only when it is not there yet, so
+a second run is quick."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from demo.city import generate_city
+from demo.parcels import write_parcels
 from demo.round import load_demo_round
 from ingest.datasets import dataset_checksum
+from ingest.parcels import ingest_parcels
 from ingest.pipeline import file_checksum, ingest_files
 
 DEMO_CITY = "370100"
@@ -24,6 +27,7 @@ class DemoLoad:
     path: Path  # the generated CityJSON file
     objects: int | None  # city objects ingested now; None when that file was already loaded
     round_created: bool  # the demo grading round was created now
+    parcels: int | None = None  # planning parcels ingested now; None when already loaded
 
 
 def load_demo(engine: Engine, data_dir: Path, buildings: int = 3000, seed: int = 42) -> DemoLoad:
@@ -39,4 +43,10 @@ def load_demo(engine: Engine, data_dir: Path, buildings: int = 3000, seed: int =
             engine, [path], DEMO_CITY, city_name_zh=DEMO_NAMES[0], city_name_en=DEMO_NAMES[1]
         )
         objects = reports[0].object_count
-    return DemoLoad(path, objects, load_demo_round(engine, DEMO_CITY))
+    plan = data_dir / "demo" / f"demo-{buildings}-{seed}.parcels.geojson"
+    if not plan.exists():
+        write_parcels(plan, buildings, seed)
+    parcels = None
+    if dataset_checksum(engine, DEMO_CITY, plan.name) != file_checksum(plan):
+        parcels = ingest_parcels(engine, plan, DEMO_CITY, name=plan.name).parcel_count
+    return DemoLoad(path, objects, load_demo_round(engine, DEMO_CITY), parcels)

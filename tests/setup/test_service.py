@@ -29,6 +29,7 @@ def test_demo_city_is_loaded_once_and_served(engine: Engine, tmp_path: Path) -> 
     assert first.returncode == 0, first.stderr
     assert "objects loaded" in first.stdout
     assert "demo grading round demo-2026 created" in first.stdout
+    assert "parcels with their limits" in first.stdout
     again = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already loaded" in again.stdout  # re-running is quick
     assert "grading round" not in again.stdout  # and does not make a second round
@@ -63,6 +64,18 @@ def test_demo_city_is_loaded_once_and_served(engine: Engine, tmp_path: Path) -> 
         jinan = httpx.get(f"{base}/grading/rounds/demo-2026/cities/370100").json()
         lod2 = next(i for i in jinan["indicators"] if i["id"] == "sheshi.lod2")
         assert lod2["value"] == 100.0 and "ST_SquareGrid" not in lod2["computed"]["query"]
+        # its planning layer, and the indicators of its parcels: some break their limits
+        parcels = httpx.get(f"{base}/collections/370100-parcels/items").json()
+        assert parcels["numberMatched"] >= 4
+        assert {"控高", "容积率", "height_limit"} <= parcels["features"][0]["properties"].keys()
+        done = httpx.post(
+            f"{base}/processes/parcel-indicators/execution",
+            json={"inputs": {"city": "370100"}},
+            timeout=60,
+        ).json()
+        built = [p for p in done["parcels"] if p["buildings"]]
+        assert len(built) == parcels["numberMatched"]  # every parcel is a block with buildings
+        assert sum(p["buildings"] for p in built) >= 300  # each building in one parcel at least
         dashboard = httpx.get(f"{base}/grading/dashboard")
         assert dashboard.status_code == 200 and "grading.js" in dashboard.text
     finally:
