@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, text
 
-from analysis.model import BUILDINGS, FLOOR_BINDS, PARCELS
+from analysis.model import BUILDINGS, FLOOR_BINDS, PARCELS, scenario_input, scheme_city
 from cim.errors import InvalidInput, NotFound
 
 REFERENCES = ("ground", "ellipsoid")
@@ -108,6 +108,7 @@ def check_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("parcels' height limits are above the ground: reference 'ground'")
     return {
         "city": city,
+        "scenario": scenario_input(inputs.get("scenario")),
         "parcels": parcels,
         "polygon": None if polygon is None else _polygon(polygon),
         "height": None if height is None else float(height),
@@ -123,8 +124,7 @@ def verify(conn: Connection, q: dict[str, Any]) -> list[Any]:
         NotFound: no such city, no parcels with a height limit, or not those named.
     """
     city = q["city"]
-    if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
-        raise NotFound(f"no city {city!r}")
+    scheme_city(conn, city, q["scenario"])  # the city, and its scenario when one is named
     if q["polygon"] is not None:
         return []
     limited = conn.execute(
@@ -154,7 +154,8 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     """
     q = check_inputs(inputs)
     city = q["city"]
-    binds = {"city": city, "parcels": q["parcels"], **FLOOR_BINDS}
+    scheme = scheme_city(conn, city, q["scenario"])
+    binds = {"city": city, "scheme": scheme, "parcels": q["parcels"], **FLOOR_BINDS}
     limited = verify(conn, q)
     if q["polygon"] is not None:
         rows = (
@@ -191,6 +192,7 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     breaches.sort(key=lambda b: (-b["over_by_m"], b["building"]))
     return {
         "city": city,
+        "scenario": q["scenario"],
         "reference": q["reference"],
         "rule": (
             "a building breaches a limit when its "

@@ -15,7 +15,16 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from analysis.model import BUILDINGS, FLOOR_ATTRIBUTES, FLOOR_BINDS, PARCELS, floors, storey_height
+from analysis.model import (
+    BUILDINGS,
+    FLOOR_ATTRIBUTES,
+    FLOOR_BINDS,
+    PARCELS,
+    floors,
+    scenario_input,
+    scheme_city,
+    storey_height,
+)
 from cim.errors import InvalidInput, NotFound
 
 DEFAULT_STOREY_M = 3.0
@@ -43,7 +52,8 @@ def check_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput("input 'parcels' is a list of parcel codes or ids")
         parcels = [str(p) for p in parcels]
     storey = storey_height(inputs.get("storey_height", DEFAULT_STOREY_M))
-    return {"city": city, "parcels": parcels, "storey_height": storey}
+    scenario = scenario_input(inputs.get("scenario"))
+    return {"city": city, "scenario": scenario, "parcels": parcels, "storey_height": storey}
 
 
 def _rule(storey: float) -> dict[str, str]:
@@ -80,8 +90,7 @@ def verify(conn: Connection, q: dict[str, Any]) -> list[Any]:
         NotFound: no such city, the city has no parcels, or not those named.
     """
     city = q["city"]
-    if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
-        raise NotFound(f"no city {city!r}")
+    scheme_city(conn, city, q["scenario"])  # the city, and its scenario when one is named
     parcels = (
         conn.execute(
             text(
@@ -115,7 +124,8 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     """
     q = check_inputs(inputs)
     storey = q["storey_height"]
-    binds = {"city": q["city"], "parcels": q["parcels"], **FLOOR_BINDS}
+    scheme = scheme_city(conn, q["city"], q["scenario"])
+    binds = {"city": q["city"], "scheme": scheme, "parcels": q["parcels"], **FLOOR_BINDS}
     parcels = verify(conn, q)
     by_parcel: dict[int, list[dict[str, Any]]] = {int(p["id"]): [] for p in parcels}
     for row in conn.execute(text(SQL), binds).mappings():
@@ -167,6 +177,7 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     failing = sum(1 for r in out if "exceeds" in r["checks"].values())
     return {
         "city": q["city"],
+        "scenario": q["scenario"],
         "rule": _rule(storey),
         "storey_height_m": storey,
         "parcels": out,

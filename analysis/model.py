@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cim.errors import InvalidInput
+from sqlalchemy import Connection, text
+
+from cim.errors import InvalidInput, NotFound
 
 # attribute names that give a building's storeys above the ground, most usual first
 FLOOR_ATTRIBUTES = (
@@ -37,12 +39,24 @@ _FLOOR_KEY = " ".join(
 )
 FLOOR_BINDS = {f"floor{k}": name for k, name in enumerate(FLOOR_ATTRIBUTES)}
 
+# the city's objects as a scenario sees them: the baseline's, less those its scheme replaces
+# (same id), and the scheme's (:scheme is the scheme's city, `{city}~{scenario}`; NULL: the
+# baseline alone)
+OBJECTS = """
+SELECT o.* FROM city_object o
+WHERE o.city_code = :city
+  AND (CAST(:scheme AS text) IS NULL OR NOT EXISTS (
+       SELECT 1 FROM city_object s WHERE s.city_code = :scheme AND s.source_id = o.source_id))
+UNION ALL
+SELECT o.* FROM city_object o WHERE o.city_code = :scheme
+"""
+
 # objects counted as buildings, with the planar part the analysis reads
 BUILDINGS = f"""
-SELECT o.id, o.source_id, o.type, o.footprint, o.bbox, o.z_min, o.z_max,
+SELECT o.city_code, o.id, o.source_id, o.type, o.footprint, o.bbox, o.z_min, o.z_max,
        coalesce({_FLOORS}) AS floors_text, CASE {_FLOOR_KEY} END AS floors_key
-FROM city_object o
-WHERE o.city_code = :city AND o.footprint IS NOT NULL AND o.z_max IS NOT NULL
+FROM ({OBJECTS}) o
+WHERE o.footprint IS NOT NULL AND o.z_max IS NOT NULL
   AND (o.type = 'BuildingPart'
        OR o.type = 'Building' AND NOT EXISTS (
            SELECT 1 FROM city_object c
@@ -59,6 +73,45 @@ WHERE p.city_code = :city
        OR p.code = ANY (CAST(:parcels AS text[]))
        OR CAST(p.id AS text) = ANY (CAST(:parcels AS text[])))
 """
+
+
+def scenario_input(given: Any) -> str | None:
+    """A scenario's name as an input (None: the baseline)."""
+    if given is None or given == "":
+        return None
+    if not isinstance(given, str) or not given.replace("-", "").replace("_", "").isalnum():
+        raise InvalidInput(f"input 'scenario' {given!r} is the name of a design scheme")
+    return given
+
+
+def scheme_city(conn: Connection, city: str, scenario: str | None) -> str | None:
+    """The city a scenario's scheme is held as (None for the baseline).
+
+    Raises:
+        NotFound: no such city, or no such scheme of it.
+    """
+    if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
+        raise NotFound(f"no city {city!r}")
+    if scenario is None:
+        return None
+    code = conn.execute(
+        text("SELECT code FROM city WHERE base_city = :c AND scenario = :s"),
+        {"c": city, "s": scenario},
+    ).scalar()
+    if code is None:
+        known = (
+            conn.execute(
+                text("SELECT scenario FROM city WHERE base_city = :c ORDER BY scenario"),
+                {"c": city},
+            )
+            .scalars()
+            .all()
+        )
+        raise NotFound(
+            f"city {city!r} has no scenario {scenario!r}"
+            + (f"; its scenarios: {', '.join(known)}" if known else "; it has none")
+        )
+    return str(code)
 
 
 def storey_height(value: Any) -> float:

@@ -204,6 +204,11 @@ PROCESSES: dict[str, Process] = {
                 "spacing": _number("Point spacing (m)", "Along each facade; default 3."),
                 "storey_height": _number("Storey height (m)", "When no attribute gives floors."),
                 "facades": _text("Facades", "'sunward' (default) or 'all'."),
+                "radius": _number(
+                    "Radius (m)",
+                    "Every object within it casts shadows; default: those whose shadow can "
+                    "reach the points at the lowest sun of the window.",
+                ),
             },
             outputs={
                 "result": {

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, text
 
 from analysis import sun
-from analysis.model import FLOOR_BINDS, floors
+from analysis.model import FLOOR_BINDS, OBJECTS, floors, scenario_input, scheme_city
 from cim.crs import lonlath_to_ecef
 from cim.errors import CimError, InvalidInput, NotFound
 
@@ -61,7 +61,7 @@ DAY_NAMES = {"大寒": "大寒", "dahan": "大寒", "冬至": "冬至", "dongzhi
 INPUTS = {
     "city", "buildings", "points", "date", "year", "window", "step_minutes", "climate_zone",
     "large_city", "min_hours", "accumulate", "min_spell_minutes", "sill_height", "spacing",
-    "storey_height", "facades", "scenario",
+    "storey_height", "facades", "scenario", "radius",
 }  # fmt: skip
 
 
@@ -163,6 +163,10 @@ def check_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
         "spacing": _number(inputs, "spacing", 3.0, 0.5, 100.0),
         "storey_height": _number(inputs, "storey_height", 3.0, 2.0, 10.0),
         "facades": _facades(inputs.get("facades", "sunward")),
+        "scenario": scenario_input(inputs.get("scenario")),
+        "radius": None
+        if inputs.get("radius") is None
+        else _number(inputs, "radius", 0.0, 10.0, MAX_RADIUS_M),
     }
 
 
@@ -254,13 +258,14 @@ _TARGETS = f"""
 SELECT o.source_id, o.type, ST_AsBinary(o.footprint) AS footprint, o.z_min, o.z_max,
        coalesce({", ".join(f"o.attributes ->> :floor{k}" for k in range(len(FLOOR_BINDS)))})
          AS floors_text
-FROM city_object o
-WHERE o.city_code = :city AND o.source_id = ANY (CAST(:ids AS text[]))
+FROM ({OBJECTS}) o
+WHERE o.source_id = ANY (CAST(:ids AS text[]))
 """
 
 
-def _targets(conn: Connection, city: str, ids: list[str]) -> list[Any]:
-    rows = conn.execute(text(_TARGETS), {"city": city, "ids": ids, **FLOOR_BINDS}).mappings().all()
+def _targets(conn: Connection, city: str, scheme: str | None, ids: list[str]) -> list[Any]:
+    binds = {"city": city, "scheme": scheme, "ids": ids, **FLOOR_BINDS}
+    rows = conn.execute(text(_TARGETS), binds).mappings().all()
     found = {r["source_id"]: r for r in rows}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -330,11 +335,11 @@ def _given_points(frame: Frame, given: list[dict[str, Any]]) -> Points:
     return Points(enu, normals, labels)
 
 
-_AROUND = """
+_AROUND = f"""
 SELECT o.id, o.z_max, ST_Distance(CAST(o.bbox AS geography), CAST(ST_SetSRID(
            ST_MakePoint(:lon, :lat), 4326) AS geography)) AS distance
-FROM city_object o
-WHERE o.city_code = :city AND o.bbox && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)
+FROM ({OBJECTS}) o
+WHERE o.bbox && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)
   AND o.display_idx IS NOT NULL AND o.z_max > :z_low
 """
 
@@ -342,24 +347,33 @@ _MESHES = """
 SELECT o.id, g.origin_x, g.origin_y, g.origin_z, g.mesh_vertices, g.mesh_triangles
 FROM city_object o JOIN object_geometry g
   ON g.city_code = o.city_code AND g.object_id = o.id AND g.idx = o.display_idx
-WHERE o.city_code = :city AND o.id = ANY (CAST(:ids AS bigint[])) AND g.mesh_triangles IS NOT NULL
+WHERE o.city_code IN (:city, :scheme) AND o.id = ANY (CAST(:ids AS bigint[]))
+  AND g.mesh_triangles IS NOT NULL
 """
 
 
 def _obstacles(
-    conn: Connection, city: str, frame: Frame, points: Points, lowest_sun: float
+    conn: Connection,
+    city: str,
+    scheme: str | None,
+    frame: Frame,
+    points: Points,
+    lowest_sun: float,
+    radius: float | None = None,
 ) -> tuple[NDArray[np.float32], int, float]:
-    """The triangles (n, 3, 3) in the frame of every object whose shadow can reach a point;
-    how many objects; the radius searched."""
+    """The triangles (n, 3, 3) in the frame of every object whose shadow can reach a point
+    (or of every object within `radius` metres of the points, when given); how many objects;
+    the radius searched."""
     z_low = float(frame.to_lonlath(points.enu[np.argmin(points.enu[:, 2])][None, :])[0, 2])
     spread = float(np.max(np.hypot(points.enu[:, 0], points.enu[:, 1])))
-    reach = MAX_RADIUS_M + spread
+    reach = (radius or MAX_RADIUS_M) + spread
     dlat = reach / 111_000.0
     dlon = reach / (111_000.0 * max(math.cos(math.radians(frame.lat)), 0.01))
     rows = conn.execute(
         text(_AROUND),
         {
             "city": city,
+            "scheme": scheme,
             "lon": frame.lon,
             "lat": frame.lat,
             "x0": frame.lon - dlon,
@@ -370,20 +384,22 @@ def _obstacles(
         },
     ).all()
     slope = math.tan(math.radians(max(lowest_sun, 0.5)))
+    if radius is not None:
+        rows = [r for r in rows if r.distance <= radius + spread]
+        slope = 0.0  # every object within it
     ids = [
         int(r.id)
         for r in rows
         if r.distance <= spread + MIN_RADIUS_M
         or (r.z_max - z_low) / max(r.distance - spread, 0.1) >= slope
     ]
-    radius = min(
-        MAX_RADIUS_M,
-        max((max((r.z_max for r in rows), default=z_low) - z_low) / slope, MIN_RADIUS_M),
-    )
+    if radius is None:
+        highest = max((r.z_max for r in rows), default=z_low) - z_low
+        radius = min(MAX_RADIUS_M, max(highest / slope, MIN_RADIUS_M))
     if not ids:
         return np.zeros((0, 3, 3), np.float32), 0, radius
     tris = []
-    for r in conn.execute(text(_MESHES), {"city": city, "ids": ids}):
+    for r in conn.execute(text(_MESHES), {"city": city, "scheme": scheme, "ids": ids}):
         v = np.frombuffer(r.mesh_vertices, "<f4").reshape(-1, 3).astype(np.float64)
         t = np.frombuffer(r.mesh_triangles, "<u4").reshape(-1, 3)
         local = frame.from_ecef(v + np.array([r.origin_x, r.origin_y, r.origin_z]))
@@ -441,9 +457,8 @@ def verify(conn: Connection, q: dict[str, Any]) -> list[Any]:
         NotFound: no such city or building. InvalidInput: a building without footprint.
     """
     city = q["city"]
-    if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
-        raise NotFound(f"no city {city!r}")
-    return _targets(conn, city, q["buildings"]) if q["buildings"] else []
+    scheme = scheme_city(conn, city, q["scenario"])  # the city, and its scenario when named
+    return _targets(conn, city, scheme, q["buildings"]) if q["buildings"] else []
 
 
 def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -451,6 +466,7 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     q = check_inputs(inputs)
     city = q["city"]
     targets = verify(conn, q)
+    scheme = scheme_city(conn, city, q["scenario"])
     if targets:
         import shapely
 
@@ -491,7 +507,9 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
         labels = [label for label, k in zip(labels, keep, strict=True) if k]
     up = elevation > 0
     lowest = float(elevation[up].min())
-    triangles, objects, radius = _obstacles(conn, city, frame, Points(enu, normal, labels), lowest)
+    triangles, objects, radius = _obstacles(
+        conn, city, scheme, frame, Points(enu, normal, labels), lowest, q["radius"]
+    )
     scene = _scene(triangles)
     lit = np.zeros(front.shape, dtype=bool)
     for k in np.nonzero(up)[0]:
@@ -501,6 +519,7 @@ def compute(conn: Connection, inputs: dict[str, Any]) -> dict[str, Any]:
     results = _rule(q, labels, frame, enu, lit, solar, step)
     return {
         "city": city,
+        "scenario": q["scenario"],
         "date": day.isoformat(),
         "day": name,
         "window": q["window"],

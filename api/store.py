@@ -39,8 +39,8 @@ _CITIES = """
       SELECT ST_Extent(o.bbox) AS ext, min(o.z_min) AS zmin, max(o.z_max) AS zmax,
              count(*) AS n
       FROM city_object o WHERE o.city_code = c.code) e ON true
-    WHERE CAST(:code AS text) IS NULL OR c.code = :code
-    ORDER BY c.code"""
+    WHERE CAST(:code AS text) IS NULL AND c.base_city IS NULL OR c.code = :code
+    ORDER BY c.code"""  # design schemes are listed with their city, not as cities
 
 
 def _cities(engine: Engine, code: str | None) -> list[dict[str, Any]]:

@@ -108,20 +108,33 @@ def main() -> None:
                 ),
                 {"c": CITY},
             ).first()
-        if block is None:
-            sys.exit("the city has no 30-storey building: use more --buildings")
-        sun_runs = measured(
-            url, "sunlight", {"city": CITY, "buildings": [block[0]], "year": 2027}, args.runs
-        )
-        s = sun_runs[0]
-        print(
-            f"sunlight, 30-storey block {block[0]} ({block[1]:.1f} m): "
-            f"{s['summary']['points']:,} window points x 480 minutes, against "
-            f"{s['obstacles']['objects']:,} objects ({s['obstacles']['triangles']:,} triangles, "
-            f"radius {s['obstacles']['radius_m']:.0f} m); {s['summary']['failing']:,} points "
-            "under 2 h"
-        )
-        report("sunlight", sun_runs, 30.0)
+            if block is None:
+                sys.exit("the city has no 30-storey building: use more --buildings")
+            # the distance within which the 500 nearest other buildings stand
+            radius = conn.execute(
+                text(
+                    "SELECT ST_Distance(CAST(o.bbox AS geography), CAST(b.footprint AS geography))"
+                    " AS d FROM city_object o, city_object b WHERE o.city_code = :c"
+                    " AND b.city_code = :c AND b.source_id = :id AND o.type = 'Building'"
+                    " AND o.id <> b.id ORDER BY d LIMIT 1 OFFSET 499"
+                ),
+                {"c": CITY, "id": block[0]},
+            ).scalar_one()
+        for name, extra in (
+            ("objects whose shadow can reach it", {}),
+            (f"every object within {radius:.0f} m (500 buildings)", {"radius": radius + 1.0}),
+        ):
+            inputs = {"city": CITY, "buildings": [block[0]], "year": 2027, **extra}
+            sun_runs = measured(url, "sunlight", inputs, args.runs)
+            s = sun_runs[0]
+            print(
+                f"sunlight, 30-storey block {block[0]} ({block[1]:.1f} m), against {name}: "
+                f"{s['summary']['points']:,} window points x 480 minutes, "
+                f"{s['obstacles']['objects']:,} objects ({s['obstacles']['triangles']:,} "
+                f"triangles, radius {s['obstacles']['radius_m']:.0f} m); "
+                f"{s['summary']['failing']:,} points under 2 h"
+            )
+            report("sunlight", sun_runs, 30.0)
         far_runs = measured(url, "parcel-indicators", {"city": CITY}, args.runs)
         f = far_runs[0]["summary"]
         print(

@@ -82,6 +82,12 @@ def _sources(
 @click.option(
     "--name", help="Dataset name (default: the file name, or schema.table). Same name = replace."
 )
+@click.option(
+    "--scenario",
+    help="A design scheme (方案) of the city, e.g. scheme-a: held beside the city, which does not "
+    "change; its objects replace the city's of the same id in the scenario's view (analyses "
+    "take scenario=). It must be in the city's CRS.",
+)
 @click.option("--city-name", "city_name_zh", help="City name (Chinese), stored when new.")
 @click.option("--city-name-en", help="City name (English), stored when new.")
 @click.option(
@@ -187,6 +193,7 @@ def ingest(
     city: str,
     crs: str | None,
     name: str | None,
+    scenario: str | None,
     city_name_zh: str | None,
     city_name_en: str | None,
     fmt: str | None,
@@ -235,10 +242,13 @@ def ingest(
       cim ingest "PG:host=localhost dbname=gis user=me" --table public.buildings --city delft
       cim ingest PG:postgresql://me@db/gis --table bag.pand --city 0503 --lod 2.2
       cim ingest plan.gpkg --city 370100 --layer parcels --field height_limit=控高
+      cim ingest scheme-a.city.json --city 370100 --scenario scheme-a
     """
     from tqdm import tqdm
 
     if kind == "parcels" or (kind is None and _parcel_layer(paths, layer)):
+        if scenario:
+            fail(InvalidInput("a scenario is a design scheme of buildings; parcels are the city's"))
         _ingest_parcels(paths, city, crs, name, layer, fields, city_name_zh, city_name_en, as_json)
         return
     if fields:
@@ -286,6 +296,7 @@ def ingest(
                 settings=IngestSettings(),
                 progress=lambda n, total: advance(bar, n, total),
                 options=options,
+                scenario=scenario,
             )
     except CimError as exc:
         fail(exc)

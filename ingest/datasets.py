@@ -14,20 +14,50 @@ import orjson
 import psycopg
 from sqlalchemy import Engine, text
 
-from cim.errors import NotFound
+from cim.errors import IngestError, NotFound
 
 
 def ensure_city(
-    pg: psycopg.Connection[Any], code: str, crs: str, name_zh: str | None, name_en: str | None
+    pg: psycopg.Connection[Any],
+    code: str,
+    crs: str,
+    name_zh: str | None,
+    name_en: str | None,
+    scheme_of: tuple[str, str] | None = None,
 ) -> None:
-    """Create the city when new; fill its names and CRS where they are empty."""
+    """Create the city when new; fill its names and CRS where they are empty. `scheme_of`
+    (city, scenario) makes it a design scheme of that city (migration 0019)."""
+    base, scenario = scheme_of or (None, None)
     pg.execute(
-        "INSERT INTO city (code, name_zh, name_en, crs) VALUES (%s, %s, %s, %s) "
+        "INSERT INTO city (code, name_zh, name_en, crs, base_city, scenario) "
+        "VALUES (%s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (code) DO UPDATE SET name_zh = COALESCE(EXCLUDED.name_zh, city.name_zh), "
         "name_en = COALESCE(EXCLUDED.name_en, city.name_en), "
         "crs = COALESCE(city.crs, EXCLUDED.crs)",
-        (code, name_zh, name_en, crs),
+        (code, name_zh, name_en, crs, base, scenario),
     )
+
+
+def scheme_city(pg: psycopg.Connection[Any], city: str, scenario: str) -> tuple[str, str | None]:
+    """The code a design scheme of `city` is held under, and the city's CRS.
+
+    Raises:
+        IngestError: the scenario's name is not usable, or the city does not exist.
+    """
+    if (
+        not scenario
+        or len(scenario) > 48
+        or not scenario.replace("-", "").replace("_", "").isalnum()
+    ):
+        raise IngestError(
+            scenario, "a scenario's name is letters, digits, '-' or '_' (at most 48), e.g. scheme-a"
+        )
+    row = pg.execute("SELECT crs, base_city FROM city WHERE code = %s", (city,)).fetchone()
+    if row is None:
+        raise IngestError(city, f"no city {city!r}: ingest its baseline before its schemes")
+    if row[1] is not None:
+        raise IngestError(city, f"{city!r} is itself a scheme of {row[1]!r}")
+    return f"{city}~{scenario}", row[0]
 
 
 def replace_dataset(

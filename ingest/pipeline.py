@@ -19,7 +19,7 @@ from cim.crs import ToStorage, crs_label, gml_axes_swapped, parse_crs
 from cim.errors import DatabaseUnavailable, IngestError, InvalidCRS
 from cim.geometry import EARCUT_FALLBACK_VERTICES
 from cim.settings import IngestSettings
-from ingest.datasets import ensure_city, finish_dataset, replace_dataset
+from ingest.datasets import ensure_city, finish_dataset, replace_dataset, scheme_city
 from ingest.formats import open_reader
 from ingest.model import Reader, ReadOptions, SourceObject
 from ingest.pgsource import TableSource
@@ -180,6 +180,7 @@ def _ingest_one(
     forced_format: str | None,
     progress: Progress | None,
     options: ReadOptions | None = None,
+    scheme: tuple[str, str, str | None] | None = None,
 ) -> IngestReport:
     started = time.perf_counter()
     reader = open_reader(path, settings, forced_format, options)
@@ -194,7 +195,9 @@ def _ingest_one(
             reader, crs, Path(str(path)), warnings, options.axis_order if options else None
         )
         warnings += to_storage.warnings
-        ensure_city(writer.conn, city, label, *city_names)
+        if scheme is not None:  # drawn in its city's CRS, or it would not sit on the city
+            _same_crs(Path(str(path)), label, scheme[0], scheme[2])
+        ensure_city(writer.conn, city, label, *city_names, scheme_of=scheme[:2] if scheme else None)
         fields = {
             "source_path": source_path,
             "format": reader.format,
@@ -288,6 +291,22 @@ def _ingest_one(
     )
 
 
+def _same_crs(path: Path, label: str, city: str, city_crs: str | None) -> None:
+    """Refuse a design scheme in another CRS than its city's."""
+    if city_crs is None:
+        return
+    try:
+        same = parse_crs(label) == parse_crs(city_crs)
+    except InvalidCRS:
+        same = False
+    if not same:
+        raise IngestError(
+            path,
+            f"the scheme is in {label} and city {city} in {city_crs}: a design scheme is drawn "
+            f"in its city's CRS (convert it to {city_crs}, or give --crs if the file's is wrong)",
+        )
+
+
 def ingest_files(
     engine: Engine,
     paths: Sequence[Path | TableSource],
@@ -300,8 +319,11 @@ def ingest_files(
     settings: IngestSettings | None = None,
     progress: Progress | None = None,
     options: ReadOptions | None = None,
+    scenario: str | None = None,
 ) -> list[IngestReport]:
     """Ingest files (and PostGIS tables) into a city as one transaction: all land, or nothing does.
+    With `scenario`, they are a design scheme of the city (held as city `{city}~{scenario}`),
+    which must exist and whose CRS they must be in; the city itself does not change.
 
     Raises:
         IngestError: a file cannot be ingested; the message names the file and the object.
@@ -326,6 +348,10 @@ def ingest_files(
             writer: DatasetWriter | None = None
             path = paths[0]
             try:
+                scheme = None
+                if scenario is not None:
+                    code, city_crs = scheme_city(pg, city, scenario)
+                    scheme, city = (city, scenario, city_crs), code
                 for path in paths:
                     writer = DatasetWriter(pg, str(path))
                     writer_reports.append(
@@ -341,6 +367,7 @@ def ingest_files(
                             forced_format,
                             progress,
                             options,
+                            scheme,
                         )
                     )
                 pg.commit()

@@ -79,6 +79,16 @@ class City(Base):
     """A city (or any area) whose model CIM holds; `code` is e.g. the administrative code 370100."""
 
     __tablename__ = "city"
+    __table_args__ = (
+        CheckConstraint("(base_city IS NULL) = (scenario IS NULL)", name="city_scenario"),
+        Index(
+            "city_scenario_ix",
+            "base_city",
+            "scenario",
+            unique=True,
+            postgresql_where=text("base_city IS NOT NULL"),
+        ),
+    )
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name_zh: Mapped[str | None] = mapped_column(Text)
@@ -87,6 +97,13 @@ class City(Base):
     created_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # a design scheme is a scenario of a city, held as a city `{city}~{scenario}` (0019)
+    base_city: Mapped[str | None] = mapped_column(
+        String(64),
+        ForeignKey("city.code", ondelete="CASCADE"),
+        comment="the city this is a design scheme for (NULL: a city)",
+    )
+    scenario: Mapped[str | None] = mapped_column(Text, comment="the scheme's name, e.g. scheme-a")
 
 
 class Dataset(Base):
