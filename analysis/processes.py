@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from analysis import height_limits, indicators, sunlight
+from analysis import height_limits, indicators, schemes, sunlight
 from cim.errors import NotFound
 
 CITY = {
@@ -219,6 +219,48 @@ PROCESSES: dict[str, Process] = {
             check=sunlight.check_inputs,
             verify=sunlight.verify,
             compute=sunlight.compute,
+        ),
+        Process(
+            id="scheme-comparison",
+            title="Design scheme comparison (方案比选)",
+            description=(
+                "For the baseline and each design scheme: the indicators of the parcels the "
+                "schemes build on, the height-limit breaches there, and the neighbours' windows "
+                "that lose sunlight compared with the baseline."
+            ),
+            inputs={
+                "city": CITY,
+                "scenarios": {
+                    "title": "Schemes",
+                    "description": "The schemes' names (cim ingest --scenario); 1 to 8.",
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                },
+                "parcels": PARCELS,
+                "buildings": {
+                    "title": "Neighbours",
+                    "description": (
+                        "Buildings whose windows are checked; default: the baseline's "
+                        "within 100 m of the schemes' objects."
+                    ),
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                    "minOccurs": 0,
+                },
+                "sunlight": {
+                    "title": "Sunlight options",
+                    "description": "Options of the sunlight process (date, min_hours, ...).",
+                    "schema": {"type": "object"},
+                    "minOccurs": 0,
+                },
+            },
+            outputs={
+                "result": {
+                    "title": "Per scenario: indicators, breaches, windows losing sun",
+                    "schema": {"type": "object", "contentMediaType": "application/json"},
+                }
+            },
+            check=schemes.check_inputs,
+            verify=schemes.verify,
+            compute=schemes.compute,
         ),
     )
 }

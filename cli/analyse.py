@@ -250,6 +250,51 @@ def sunlight(
             click.echo(f"  {where}: {p['hours']:.2f} h ({spells})")
 
 
+@analyse.command("compare")
+@click.option("--city", required=True, help="City code.")
+@click.option("--scenario", "scenarios", multiple=True, required=True, help="A design scheme.")
+@click.option("--parcel", "parcels", multiple=True, help="A parcel (default: those built on).")
+@click.option("--building", "buildings", multiple=True, help="A neighbour whose windows count.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def compare(
+    city: str,
+    scenarios: tuple[str, ...],
+    parcels: tuple[str, ...],
+    buildings: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Compare design schemes with the baseline (方案比选): the indicators of the parcels they
+    build on, the height-limit breaches there, and the neighbours' windows that lose sunlight.
+
+    \b
+    Example:
+      cim analyse compare --city 370100 --scenario scheme-a --scenario scheme-b
+    """
+    inputs: dict[str, Any] = {"city": city, "scenarios": list(scenarios)}
+    if parcels:
+        inputs["parcels"] = list(parcels)
+    if buildings:
+        inputs["buildings"] = list(buildings)
+    out = _run("scheme-comparison", inputs, as_json)
+    if as_json:
+        return
+    click.echo(
+        f"city {city}: parcels {', '.join(out['parcels']) or '-'}; "
+        f"{len(out['neighbours'])} neighbours (job {out['job']})"
+    )
+    for name in out["scenarios"]:
+        found = out["indicators"].get(name, {}).get("parcels", [])
+        fars = ", ".join(f"{p['code'] or p['parcel']} FAR {_number(p['far'], 2)}" for p in found)
+        breaches = out["height_limits"].get(name, {}).get("summary", {})
+        lit = out["sunlight"].get(name, {})
+        losing = len(lit.get("windows_newly_failing", []))
+        click.echo(
+            f"  {name}: {fars or 'no parcel'}; "
+            f"{breaches.get('buildings_breaching', 0)} buildings above their limit"
+            + (f"; {losing} windows lose their sunlight" if name != "baseline" else "")
+        )
+
+
 @analyse.command("show")
 @click.argument("job")
 def show(job: str) -> None:

@@ -250,7 +250,12 @@ def runs(engine: Engine) -> int:
 
 def test_processes_api_runs_them_at_once_and_as_jobs(client: TestClient, city: Engine) -> None:
     listed = client.get("/processes").json()["processes"]
-    assert {p["id"] for p in listed} == {"parcel-indicators", "height-limits", "sunlight"}
+    assert {p["id"] for p in listed} == {
+        "parcel-indicators",
+        "height-limits",
+        "sunlight",
+        "scheme-comparison",
+    }
     doc = client.get("/processes/parcel-indicators").json()
     assert {"city", "parcels", "storey_height"} <= doc["inputs"].keys()
     assert "sync-execute" in doc["jobControlOptions"]
