@@ -61,6 +61,14 @@ class Run:
                     "title": "the results",
                 }
             )
+            links.append(
+                {
+                    "href": f"{base}/jobs/{self.id}/report",
+                    "rel": "describedby",
+                    "type": "application/pdf",
+                    "title": "the paper to file (PDF; ?lang=en, ?f=html)",
+                }
+            )
         return {
             "jobID": self.id,
             "type": "process",
@@ -78,16 +86,18 @@ class Run:
 
 
 def _model(conn: Any, city: str) -> list[dict[str, Any]]:
+    """The datasets of the city and of its design schemes, as they are now."""
     rows = conn.execute(
         text(
-            "SELECT name, format, checksum, imported_at FROM dataset WHERE city_code = :c "
-            "ORDER BY name"
+            "SELECT d.city_code, c.scenario, d.name, d.format, d.checksum, d.imported_at "
+            "FROM dataset d JOIN city c ON c.code = d.city_code "
+            "WHERE d.city_code = :c OR c.base_city = :c ORDER BY c.scenario NULLS FIRST, d.name"
         ),
         {"c": city},
     ).mappings()
     return [
         {
-            "dataset": r["name"],
+            "dataset": r["name"] if r["scenario"] is None else f"{r['scenario']}: {r['name']}",
             "format": r["format"],
             "sha256": r["checksum"],
             "imported_at": r["imported_at"].isoformat() if r["imported_at"] else None,

@@ -34,15 +34,21 @@ _COLUMNS = (
     "p.attributes"
 )
 
-_ITEMS = f"""
-SELECT {_COLUMNS}, count(*) OVER () AS matched
-FROM planning_parcel p JOIN dataset d ON d.city_code = p.city_code AND d.id = p.dataset_id
+_MATCHING = """
 WHERE p.city_code = :city
   AND (CAST(:x0 AS float8) IS NULL
        OR p.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))
   AND (CAST(:land_use AS text) IS NULL OR p.land_use = :land_use)
+"""
+
+_ITEMS = f"""
+SELECT {_COLUMNS}, count(*) OVER () AS matched
+FROM planning_parcel p JOIN dataset d ON d.city_code = p.city_code AND d.id = p.dataset_id
+{_MATCHING}
 ORDER BY p.id LIMIT :limit OFFSET :offset
 """  # noqa: S608 (constant text; every value is a bind parameter)
+
+_COUNT = f"SELECT count(*) FROM planning_parcel p {_MATCHING}"  # noqa: S608 (constant text)
 
 _ITEM = f"""
 SELECT {_COLUMNS}
@@ -124,6 +130,14 @@ def planning_router(engine: Engine) -> APIRouter:
     def _base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
+    def _require_parcels(city: str) -> None:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM planning_parcel WHERE city_code = :c LIMIT 1"), {"c": city}
+            ).first()
+        if found is None:
+            raise NotFound(f"city {city!r} has no planning parcels")
+
     @router.get(f"/collections/{{city}}{SUFFIX}", summary="A city's planning parcels")
     def collection(city: str, request: Request) -> Response:
         found = parcel_collections(engine, _base(request), city)
@@ -140,21 +154,26 @@ def planning_router(engine: Engine) -> APIRouter:
         bbox: Annotated[str | None, Query(description="west,south,east,north (CRS84)")] = None,
         land_use: Annotated[str | None, Query(description="only parcels of this land use")] = None,
     ) -> Response:
-        box = _bbox(bbox)
+        try:
+            box = _bbox(bbox)
+        except InvalidInput:  # a city without parcels is a 404 whatever else is wrong
+            _require_parcels(city)
+            raise
         binds = dict(zip(("x0", "y0", "x1", "y1"), box or (None,) * 4, strict=True))
         with engine.connect() as conn:
             rows = conn.execute(
                 text(_ITEMS),
                 {**binds, "city": city, "limit": limit, "offset": offset, "land_use": land_use},
             ).all()
-            if (
-                not rows
-                and not conn.execute(
-                    text("SELECT 1 FROM planning_parcel WHERE city_code = :c LIMIT 1"), {"c": city}
-                ).first()
-            ):
-                raise NotFound(f"city {city!r} has no planning parcels")
+        if not rows:
+            _require_parcels(city)
         matched = int(rows[0].matched) if rows else 0
+        if not rows and offset:  # past the end: how many there are all the same
+            with engine.connect() as conn:
+                matched = conn.execute(
+                    text(_COUNT),
+                    {**binds, "city": city, "land_use": land_use},
+                ).scalar_one()
         base = f"{_base(request)}/collections/{city}{SUFFIX}/items"
         query = dict(request.query_params)
         links = [

@@ -6,7 +6,7 @@ a job with its inputs (`analysis.runs`), synchronous ones too: its results can b
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -161,5 +161,26 @@ def processes_router(engine: Engine) -> APIRouter:
         if run.status != "successful" or run.results is None:
             raise NotFound(f"job {job_id} is {run.status}: its results are not ready")
         return _json(run.results)
+
+    @router.get(
+        "/jobs/{job_id}/report",
+        summary="A job's paper to file: inputs, model, rule, figures and a plan of the model",
+        responses={200: {"content": {"application/pdf": {}, "text/html": {}}}},
+    )
+    def job_report(
+        job_id: str,
+        lang: Annotated[Literal["zh", "en"], Query(description="zh (default) or en")] = "zh",
+        f: Annotated[Literal["pdf", "html"], Query(description="pdf (default) or html")] = "pdf",
+    ) -> Response:
+        from analysis.report import render_html, render_pdf
+
+        if f == "html":
+            return Response(render_html(engine, job_id, lang), media_type="text/html")
+        name = f"cim-{job_id}-{lang}.pdf"
+        return Response(
+            render_pdf(engine, job_id, lang),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     return router

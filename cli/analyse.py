@@ -295,6 +295,37 @@ def compare(
         )
 
 
+@analyse.command("report")
+@click.argument("job")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write (default: cim-JOB-LANG.pdf; .html writes the page).",
+)
+def report(job: str, lang: str, out: Path | None) -> None:
+    """Write a run's paper to file (PDF): inputs, the model read, the rule, the figures and a
+    plan of the model, in Chinese or English.
+
+    \b
+    Example:
+      cim analyse report 3f2a9c1e0b7d4e55 --lang en -o sunlight.pdf
+    """
+    from analysis.report import render_html, render_pdf
+
+    engine = command_engine(DatabaseSettings())
+    out = out or Path(f"cim-{job}-{lang}.pdf")
+    try:
+        if out.suffix.lower() in (".html", ".htm"):
+            out.write_text(render_html(engine, job, lang), encoding="utf-8")
+        else:
+            out.write_bytes(render_pdf(engine, job, lang))
+    except CimError as exc:
+        fail(exc)
+    click.echo(f"{out}: the paper of job {job} ({lang})")
+
+
 @analyse.command("show")
 @click.argument("job")
 def show(job: str) -> None:

@@ -500,6 +500,8 @@ async function start() {
   });
   listen();
   const body = await (await fetch("/collections", { headers: { Accept: "application/json" } })).json();
+  // cities are the collections with 3D content (a city's planning parcels are a collection too)
+  body.collections = body.collections.filter((c) => c.content);
   const select = document.getElementById("city");
   body.collections.forEach((c) => {
     const option = document.createElement("option");

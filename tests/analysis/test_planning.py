@@ -459,3 +459,65 @@ def test_gdal_reads_the_parcels(city: Engine, tmp_path: Path) -> None:
         ).fetchall()
     assert geometry in ("MULTIPOLYGON", "GEOMETRY")
     assert rows == [("A-01", "R2", 24.0, "24米", "00123"), ("B-02", "B1", 10.0, "10", None)]
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "paper.pdf"
+    path.write_bytes(pdf)
+    done = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_paper_to_file_in_chinese_or_english(
+    client: TestClient, city: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The paper names the inputs, the model read (with its files' SHA-256), the rule, the
+    figures, and draws the plan: every parcel and building of the area, breaches in red."""
+    done = client.post("/processes/height-limits/execution", json={"inputs": {"city": "jinan"}})
+    job = done.headers["Location"].rsplit("/", 1)[1]
+    links = client.get(f"/jobs/{job}").json()["links"]
+    assert any(link["href"].endswith(f"/jobs/{job}/report") for link in links)
+    answer = client.get(f"/jobs/{job}/report")
+    assert answer.headers["content-type"] == "application/pdf"
+    zh = pdf_text(answer.content, tmp_path)
+    assert "建筑控高分析报告" in zh and "超限建筑数" in zh and "模型平面图" in zh
+    assert "A-01" in zh and "6.00" in zh and "2.00" in zh  # 30 - 24 and 12 - 10
+    with city.connect() as conn:
+        sha = conn.execute(
+            text("SELECT checksum FROM dataset WHERE name = 'plan.geojson'")
+        ).scalar_one()
+    assert sha[:16] in zh.replace("\n", "")
+    en = pdf_text(client.get(f"/jobs/{job}/report", params={"lang": "en"}).content, tmp_path)
+    assert "Building height limit report" in en and "Over by (m)" in en and "建筑" not in en
+    # the plan: the parcels and every building of the area, the two above their limit in red
+    page = client.get(f"/jobs/{job}/report", params={"f": "html"}).text
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    assert svg.count('stroke-dasharray="5 3"') == 2  # parcels A and B
+    assert svg.count('fill="#ef4444"') == 2  # b1 and b3
+    assert svg.count('fill="#d1d5db"') + svg.count('fill="#9ca3af"') == 1  # b2 (the tower is out)
+    # a paper for sunlight, from the command line
+    indicators = client.post(
+        "/processes/parcel-indicators/execution", json={"inputs": {"city": "jinan"}}
+    )
+    other = indicators.headers["Location"].rsplit("/", 1)[1]
+    out = tmp_path / "indicators.pdf"
+    result = cli(city, monkeypatch, "analyse", "report", other, "--lang", "en", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text_en = pdf_text(out.read_bytes(), tmp_path)
+    assert "Parcel indicators report" in text_en and "1.60 (1.50)" in text_en
+    # a job that failed has no paper
+    failed = client.post(
+        "/processes/sunlight/execution",
+        json={
+            "inputs": {"city": "jinan", "buildings": ["buildings.0"], "window": ["00:00", "03:00"]}
+        },
+    )
+    bad = failed.headers["Location"].rsplit("/", 1)[1]
+    assert client.get(f"/jobs/{bad}/report").status_code == 400
+    assert client.get("/jobs/nope/report").status_code == 404
+
+
+def test_a_page_past_the_end_still_counts_the_parcels(client: TestClient) -> None:
+    body = client.get("/collections/jinan-parcels/items", params={"offset": 5}).json()
+    assert body["features"] == [] and body["numberMatched"] == 2

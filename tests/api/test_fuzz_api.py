@@ -55,7 +55,7 @@ def api_schema(new_database: Callable[[], Engine]) -> Any:
 # bodies whose meaning is checked beyond what a JSON Schema can say: a schema-valid body may
 # rightly get 400 there (a policy's amounts keyed by star level, a catalogue's thresholds
 # increasing, a CRS that EPSG knows, a spreadsheet whose columns and rows make sense, a
-# boundary file of polygons)
+# boundary file of polygons, an analysis's inputs)
 MEANING_CHECKED = {
     "/grading/rounds",
     "/grading/rounds/{round_id}/policy",
@@ -63,6 +63,7 @@ MEANING_CHECKED = {
     "/grading/rounds/{round_id}/cities/{city}/cim-indicators",
     "/grading/rounds/{round_id}/imports",
     "/grading/rounds/{round_id}/cities/{city}/area",
+    "/processes/{process_id}/execution",  # each process's inputs (analysis.processes)
 }
 
 
