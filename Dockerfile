@@ -16,6 +16,7 @@ COPY ingest ingest
 COPY tiles tiles
 COPY grading grading
 COPY twin twin
+COPY analysis analysis
 COPY demo demo
 COPY api api
 COPY cli cli

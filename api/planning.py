@@ -122,6 +122,61 @@ def _bbox(given: str | None) -> tuple[float, ...] | None:
     return parts
 
 
+_SCENARIOS = """
+SELECT c.scenario, c.code,
+       (SELECT coalesce(array_agg(s.source_id ORDER BY s.source_id), '{}') FROM city_object s
+        WHERE s.city_code = c.code AND EXISTS (
+            SELECT 1 FROM city_object b WHERE b.city_code = :city AND b.source_id = s.source_id))
+         AS replaces,
+       (SELECT count(*) FROM city_object s WHERE s.city_code = c.code) AS objects
+FROM city c WHERE c.base_city = :city ORDER BY c.scenario
+"""
+
+
+def planning_doc(engine: Engine, city: str) -> dict[str, Any]:
+    """What the viewer's planning tools need of a city: its design schemes (each with the
+    baseline objects it replaces, to hide beside it), whether it has parcels, and the
+    standard days of this year (大寒, 冬至) in China's calendar."""
+    from datetime import date
+
+    from analysis.sun import term_of
+
+    with engine.connect() as conn:
+        if (
+            conn.execute(
+                text("SELECT 1 FROM city WHERE code = :c AND base_city IS NULL"), {"c": city}
+            ).first()
+            is None
+        ):
+            raise NotFound(f"no city {city!r}")
+        rows = conn.execute(text(_SCENARIOS), {"city": city}).mappings().all()
+        parcels = conn.execute(
+            text("SELECT count(*) FROM planning_parcel WHERE city_code = :c"), {"c": city}
+        ).scalar_one()
+        ground = conn.execute(
+            text("SELECT min(z_min) FROM city_object WHERE city_code = :c"), {"c": city}
+        ).scalar()
+    year = date.today().year
+    return {
+        "city": city,
+        "parcels": parcels,
+        "ground": ground,  # the lowest point of its objects, ellipsoidal metres
+        "scenarios": [
+            {
+                "scenario": r["scenario"],
+                "collection": r["code"],
+                "objects": r["objects"],
+                "replaces": list(r["replaces"]),
+            }
+            for r in rows
+        ],
+        "days": {
+            "大寒": term_of("大寒", year).isoformat(),
+            "冬至": term_of("冬至", year).isoformat(),
+        },
+    }
+
+
 def planning_router(engine: Engine) -> APIRouter:
     """Routes of the parcel collections bound to `engine` (included before the city
     collections', whose `/collections/{city}` would take `{city}-parcels` too)."""
@@ -137,6 +192,10 @@ def planning_router(engine: Engine) -> APIRouter:
             ).first()
         if found is None:
             raise NotFound(f"city {city!r} has no planning parcels")
+
+    @router.get("/planning/{city}", summary="A city's design schemes, parcels and standard days")
+    def planning(city: str) -> Response:
+        return Response(orjson.dumps(planning_doc(engine, city)), media_type="application/json")
 
     @router.get(f"/collections/{{city}}{SUFFIX}", summary="A city's planning parcels")
     def collection(city: str, request: Request) -> Response:

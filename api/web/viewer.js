@@ -76,6 +76,8 @@ function restyle() {
   if (!cim.tileset) return;
   const mode = document.querySelector("input[name=colour]:checked").value;
   cim.tileset.style = styleFor(mode);
+  // the planning tools' marks on it: objects a scheme replaces hidden, analysis results marked
+  if (cim.decorate) cim.tileset.style = cim.decorate(cim.tileset.style);
   // a sensor's colour mostly replaces the surfaces' own (multiplied with a dark roof it would not
   // show); objects without a value stay white, which MIX leaves as they are
   const bySensor = mode === "sensor" && cim.colour;
@@ -129,6 +131,7 @@ function showFeature(feature) {
   link.href = `/collections/${encodeURIComponent(cim.city)}/items/${encodeURIComponent(id)}`;
   cim.selected = id;
   showDatastreams(sensors.byObject.get(String(id)) || []);  // the Things on or in it
+  if (cim.onFeature) cim.onFeature(String(id));  // the planning analyses of a building
   // the dataset, and anything else the tile leaves out, comes from the Features API
   fetch(link.href, { headers: { Accept: "application/geo+json" } })
     .then((r) => (r.ok ? r.json() : null))
@@ -138,6 +141,7 @@ function showFeature(feature) {
 
 let highlighted = null;
 viewer.screenSpaceEventHandler.setInputAction((click) => {
+  if (cim.onClick && cim.onClick(click)) return;  // a planning tool's click (measuring, a parcel)
   const picked = viewer.scene.pick(click.position);
   if (picked && picked.id && picked.id.sensor !== undefined) { showSensor(picked.id.sensor); return; }
   if (!(picked instanceof Cesium.Cesium3DTileFeature)) return;
@@ -458,7 +462,9 @@ async function loadCity(code) {
       cim.ready = true;
       document.getElementById("status").textContent = t("ready");
     });
-    await viewer.zoomTo(tileset, new Cesium.HeadingPitchRange(0, -0.6, 0));
+    if (!(cim.onCity && cim.onCity(code, tileset))) {  // a shared view puts the camera itself
+      await viewer.zoomTo(tileset, new Cesium.HeadingPitchRange(0, -0.6, 0));
+    }
   } catch (err) {
     document.getElementById("status").textContent = `${t("failed")}: ${err}`;
     cim.error = String(err);

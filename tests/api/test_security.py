@@ -86,9 +86,13 @@ def test_every_write_route_refuses_anonymous_and_weak_callers(engine: Engine) ->
 
 
 def test_read_only_posts_change_nothing(engine: Engine) -> None:
-    """The one POST that only computes (what-if) is open to readers and stores nothing."""
+    """The POSTs that only compute are open to readers: the what-if, which stores nothing, and
+    a planning analysis's execution, which keeps only its own run (tests/analysis)."""
     client = TestClient(create_app(engine=engine))
-    assert _routes(client, read_only=True) == [("POST", "/grading/rounds/x1/what-if")]
+    assert _routes(client, read_only=True) == [
+        ("POST", "/grading/rounds/x1/what-if"),
+        ("POST", "/processes/x1/execution"),
+    ]
     query = text(
         "SELECT (SELECT count(*) FROM grading_round), (SELECT count(*) FROM grading_value),"
         " (SELECT count(*) FROM audit_log WHERE action <> 'refused'),"
