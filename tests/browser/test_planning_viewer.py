@@ -21,6 +21,11 @@ from tests.analysis.test_planning import CRS, X0, Y0, layer, rectangle
 from tests.browser.conftest import ARTIFACTS, chromium, running_service
 
 TO_LONLAT = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+# where the camera is: longitude, latitude (degrees) and height
+CAMERA = """(() => {
+  const c = Cesium.Cartographic.fromCartesian(window.cim.viewer.camera.positionWC);
+  return [Cesium.Math.toDegrees(c.longitude), Cesium.Math.toDegrees(c.latitude), c.height];
+})()"""
 
 
 def lonlat(x: float, y: float) -> tuple[float, float]:
@@ -178,7 +183,9 @@ def test_sun_shadows_on_the_standard_day(page: Page) -> None:
 
 
 def fake_feature(source_id: str) -> str:
-    return f"({{ getProperty: (k) => (k === 'id' ? {source_id!r} : (k === 'type' ? 'Building' : undefined)) }})"
+    """A stand-in tile feature of that id, for evaluating the tileset's style on."""
+    value = f"(k === 'id' ? {source_id!r} : (k === 'type' ? 'Building' : undefined))"
+    return f"({{ getProperty: (k) => {value} }})"
 
 
 def test_schemes_switched_and_side_by_side(page: Page) -> None:
@@ -268,10 +275,7 @@ def test_a_shared_link_reopens_the_same_view(browser: Browser, page: Page) -> No
     page.check("#parcels-on")
     page.wait_for_function("window.cim.parcelsShown === 1", timeout=30_000)
     link = page.evaluate("window.cim.shareLink()")
-    camera = page.evaluate(
-        "(() => { const c = Cesium.Cartographic.fromCartesian(window.cim.viewer.camera.positionWC);"
-        " return [Cesium.Math.toDegrees(c.longitude), Cesium.Math.toDegrees(c.latitude), c.height]; })()"
-    )
+    camera = page.evaluate(CAMERA)
     again, errors = open_viewer(browser, link)
     try:
         again.wait_for_function("window.cim.restored === true", timeout=60_000)
@@ -279,10 +283,7 @@ def test_a_shared_link_reopens_the_same_view(browser: Browser, page: Page) -> No
         assert again.is_checked("#clip-on") and again.input_value("#clip-height") == "20"
         assert again.is_checked("#shadows-on") and again.is_checked("#parcels-on")
         assert again.evaluate("window.cim.planning.clip.height") == 20
-        there = again.evaluate(
-            "(() => { const c = Cesium.Cartographic.fromCartesian(window.cim.viewer.camera.positionWC);"
-            " return [Cesium.Math.toDegrees(c.longitude), Cesium.Math.toDegrees(c.latitude), c.height]; })()"
-        )
+        there = again.evaluate(CAMERA)
         metres = math.hypot(
             (there[0] - camera[0]) * 111_320 * math.cos(math.radians(camera[1])),
             (there[1] - camera[1]) * 110_574,
