@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import Connection, text
-
-from cim.errors import InvalidInput, NotFound
+from cim.db.scenarios import OBJECTS as OBJECTS  # the analyses read them from here
+from cim.db.scenarios import scheme_city as scheme_city
+from cim.errors import InvalidInput
 
 # attribute names that give a building's storeys above the ground, most usual first
 FLOOR_ATTRIBUTES = (
@@ -38,18 +38,6 @@ _FLOOR_KEY = " ".join(
     for k in range(len(FLOOR_ATTRIBUTES))
 )
 FLOOR_BINDS = {f"floor{k}": name for k, name in enumerate(FLOOR_ATTRIBUTES)}
-
-# the city's objects as a scenario sees them: the baseline's, less those its scheme replaces
-# (same id), and the scheme's (:scheme is the scheme's city, `{city}~{scenario}`; NULL: the
-# baseline alone)
-OBJECTS = """
-SELECT o.* FROM city_object o
-WHERE o.city_code = :city
-  AND (CAST(:scheme AS text) IS NULL OR NOT EXISTS (
-       SELECT 1 FROM city_object s WHERE s.city_code = :scheme AND s.source_id = o.source_id))
-UNION ALL
-SELECT o.* FROM city_object o WHERE o.city_code = :scheme
-"""
 
 # objects counted as buildings, with the planar part the analysis reads
 BUILDINGS = f"""
@@ -82,36 +70,6 @@ def scenario_input(given: Any) -> str | None:
     if not isinstance(given, str) or not given.replace("-", "").replace("_", "").isalnum():
         raise InvalidInput(f"input 'scenario' {given!r} is the name of a design scheme")
     return given
-
-
-def scheme_city(conn: Connection, city: str, scenario: str | None) -> str | None:
-    """The city a scenario's scheme is held as (None for the baseline).
-
-    Raises:
-        NotFound: no such city, or no such scheme of it.
-    """
-    if conn.execute(text("SELECT 1 FROM city WHERE code = :c"), {"c": city}).first() is None:
-        raise NotFound(f"no city {city!r}")
-    if scenario is None:
-        return None
-    code = conn.execute(
-        text("SELECT code FROM city WHERE base_city = :c AND scenario = :s"),
-        {"c": city, "s": scenario},
-    ).scalar()
-    if code is None:
-        known = (
-            conn.execute(
-                text("SELECT scenario FROM city WHERE base_city = :c ORDER BY scenario"),
-                {"c": city},
-            )
-            .scalars()
-            .all()
-        )
-        raise NotFound(
-            f"city {city!r} has no scenario {scenario!r}"
-            + (f"; its scenarios: {', '.join(known)}" if known else "; it has none")
-        )
-    return str(code)
 
 
 def storey_height(value: Any) -> float:

@@ -113,8 +113,8 @@ PROCESSES: dict[str, Process] = {
             title="Height limits (控高分析)",
             description=(
                 "Every building above the height limit of the parcels it stands in (or of a "
-                "polygon given with the request), and by how much, from the ground or as an "
-                "ellipsoidal elevation."
+                "polygon or a limit surface given with the request), and by how much, from the "
+                "ground or as an ellipsoidal elevation."
             ),
             inputs={
                 "city": CITY,
@@ -129,6 +129,17 @@ PROCESSES: dict[str, Process] = {
                     "title": "Limit (metres)",
                     "description": "The polygon's limit; needs 'polygon'.",
                     "schema": {"type": "number"},
+                    "minOccurs": 0,
+                },
+                "surface": {
+                    "title": "Limit surface (净空面)",
+                    "description": (
+                        "A GeoJSON Polygon or MultiPolygon (CRS84) whose positions carry their "
+                        "limit in metres as a third number; each polygon is a plane (a TIN: "
+                        "triangles). A building's limit is the surface's lowest over its "
+                        "footprint."
+                    ),
+                    "schema": {"type": "object", "contentMediaType": "application/geo+json"},
                     "minOccurs": 0,
                 },
                 "reference": {

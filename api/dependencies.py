@@ -404,6 +404,14 @@ def upload(name_pattern: str) -> Callable[..., Awaitable[Upload]]:
 
 # ---------------------------------------------------------------- Features API query parameters
 CrsParam = Annotated[str | None, Query(description="CRS of the response geometries")]
+ScenarioParam = Annotated[
+    str | None,
+    Query(
+        description="a design scheme of the city (方案): the city as it has it — the baseline's "
+        "objects less those the scheme replaces, and the scheme's (listed in the collection's "
+        "links); unset: the baseline"
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -418,6 +426,7 @@ class ItemsQuery:
     type: str | None
     dataset: str | None
     datetime: str | None
+    scenario: str | None = None
 
 
 def items_query(settings: ApiSettings) -> Callable[..., AsyncIterator[ItemsQuery]]:
@@ -442,9 +451,18 @@ def items_query(settings: ApiSettings) -> Callable[..., AsyncIterator[ItemsQuery
         type: str | None = Query(None, description="city object types, comma-separated"),
         dataset: str | None = Query(None, description="dataset name"),
         datetime: str | None = Query(None, description="accepted; city objects have no time"),
+        scenario: ScenarioParam = None,
     ) -> AsyncIterator[ItemsQuery]:
         params = ItemsQuery(
-            min(limit, settings.max_limit), offset, bbox, bbox_crs, crs, type, dataset, datetime
+            min(limit, settings.max_limit),
+            offset,
+            bbox,
+            bbox_crs,
+            crs,
+            type,
+            dataset,
+            datetime,
+            scenario,
         )
         if params.limit <= settings.heavy_page:
             yield params

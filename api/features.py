@@ -14,12 +14,13 @@ from pyproj.exceptions import ProjError
 from sqlalchemy import Engine
 
 from api import store
-from api.dependencies import CrsParam, ItemsQuery, items_query
+from api.dependencies import CrsParam, ItemsQuery, ScenarioParam, items_query
 from api.limits import HeavyGate, worker_engine
 from api.planning import parcel_collections
 from api.properties import PropertyCache, feature_doc, queryables_doc, schema_doc
 from cim.attributes import ITEMS_PARAMETERS, attribute_key
 from cim.crs import OGC_CRS84, OGC_CRS84H, OutputCrs, parse_crs
+from cim.db.scenarios import scheme_city
 from cim.errors import InvalidCRS, InvalidInput
 from cim.settings import ApiSettings
 from twin.read import object_links as twin_links
@@ -146,6 +147,24 @@ def collection_doc(engine: Engine, city: dict[str, Any], base: str) -> dict[str,
             "title": "3D Tiles 1.1",
         }
     ]
+    for scenario in city.get("scenarios", ()):  # its design schemes: the city as each sees it
+        query = urlencode({"scenario": scenario})
+        doc["links"].append(
+            {
+                "href": f"{base}/collections/{code}/items?{query}",
+                "rel": "alternate",
+                "type": GEOJSON,
+                "title": f"city objects as design scheme {scenario!r} has them",
+            }
+        )
+        doc["content"].append(
+            {
+                "href": f"{base}/collections/{code}/3dtiles/tileset.json?{query}",
+                "rel": "alternate",
+                "type": "application/3dtiles+json",
+                "title": f"3D Tiles 1.1 of design scheme {scenario!r}",
+            }
+        )
     if city["bbox"]:
         spatial: dict[str, Any] = {"bbox": [city["bbox"]], "crs": OGC_CRS84}
         doc["extent"] = {"spatial": spatial}
@@ -217,6 +236,9 @@ def _item_query(
             filter value that cannot be of its property's type.
     """
     q = store.ItemQuery(city=city, limit=params.limit, offset=params.offset, dataset=params.dataset)
+    if params.scenario is not None:
+        with engine.connect() as conn:
+            q.scheme = scheme_city(conn, city, params.scenario)
     q.crs = _output_crs(engine, city, params.crs, "crs")
     if params.bbox is not None:
         try:
@@ -405,13 +427,20 @@ def features_router(engine: Engine, settings: ApiSettings) -> APIRouter:
         item_id: str,
         request: Request,
         crs: CrsParam = None,
+        scenario: ScenarioParam = None,
     ) -> JSONResponse:
-        store.require_city(engine, city)
+        with engine.connect() as conn:  # the city, and the scheme when one is named
+            scheme = scheme_city(conn, city, scenario)
         out = _output_crs(engine, city, crs, "crs")
-        feature = store.get_item(engine, city, item_id, out)
+        feature = store.get_item(engine, city, item_id, out, scheme)
         base = _base(request)
+        self_query = f"?{urlencode({'scenario': scenario})}" if scheme else ""
         feature["links"] = [
-            {"href": f"{base}/collections/{city}/items/{item_id}", "rel": "self", "type": GEOJSON},
+            {
+                "href": f"{base}/collections/{city}/items/{item_id}{self_query}",
+                "rel": "self",
+                "type": GEOJSON,
+            },
             {"href": f"{base}/collections/{city}", "rel": "collection", "type": "application/json"},
         ]
         with engine.connect() as conn:  # the live twin's sensors on or in it

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from api.paging import NOW, paging
 from cim.attributes import published_name as property_name
 from cim.crs import STORAGE_EPSG, OutputCrs, parse_crs
-from cim.db import cities
+from cim.db import cities, scenarios
 from cim.errors import InvalidCRS, InvalidInput, NotFound
 
 _HIGHEST_LOD = """
@@ -34,7 +34,9 @@ def _geojson(column: str, crs: OutputCrs) -> str:
 
 _CITIES = """
     SELECT c.code, c.name_zh, c.name_en, c.crs,
-           ST_XMin(e.ext), ST_YMin(e.ext), ST_XMax(e.ext), ST_YMax(e.ext), e.zmin, e.zmax, e.n
+           ST_XMin(e.ext), ST_YMin(e.ext), ST_XMax(e.ext), ST_YMax(e.ext), e.zmin, e.zmax, e.n,
+           (SELECT coalesce(array_agg(s.scenario ORDER BY s.scenario), '{}')
+            FROM city s WHERE s.base_city = c.code) AS scenarios
     FROM city c LEFT JOIN LATERAL (
       SELECT ST_Extent(o.bbox) AS ext, min(o.z_min) AS zmin, max(o.z_max) AS zmax,
              count(*) AS n
@@ -55,6 +57,7 @@ def _cities(engine: Engine, code: str | None) -> list[dict[str, Any]]:
             "bbox": None if r[4] is None else [r[4], r[5], r[6], r[7]],
             "zrange": None if r[8] is None else [r[8], r[9]],
             "objects": r[10],
+            "scenarios": list(r[11]),
         }
         for r in rows
     ]
@@ -160,14 +163,17 @@ class ItemQuery:
     # attribute key -> the JSON values (as text) any of which it must equal (api.properties)
     attributes: dict[str, list[str]] = field(default_factory=dict)
     crs: OutputCrs = field(default_factory=lambda: OutputCrs.from_uri("OGC:CRS84"))
+    # a design scheme's city (`{city}~{scenario}`, cim.db.scenarios): the city as it sees it
+    scheme: str | None = None
 
 
 _CITY_ONLY = "o.city_code = :city"
 
 
 def _where(q: ItemQuery) -> tuple[str, dict[str, Any]]:
-    clauses = [_CITY_ONLY]
-    params: dict[str, Any] = {"city": q.city}
+    # a scenario's objects are those of its view (cim.db.scenarios), of two cities
+    clauses = ["true" if q.scheme else _CITY_ONLY]
+    params: dict[str, Any] = {"city": q.city, "scheme": q.scheme}
     if q.bbox is not None:
         clauses.append(
             "o.bbox && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, :bsrid), 4326)"
@@ -179,8 +185,9 @@ def _where(q: ItemQuery) -> tuple[str, dict[str, Any]]:
         clauses.append("o.type = ANY(:types)")
         params["types"] = q.types
     if q.dataset is not None:
+        held = "o.city_code" if q.scheme else ":city"
         clauses.append(
-            "o.dataset_id = (SELECT id FROM dataset d WHERE d.city_code = :city"
+            f"o.dataset_id = (SELECT id FROM dataset d WHERE d.city_code = {held}"  # noqa: S608
             " AND d.name = :dataset)"
         )
         params["dataset"] = q.dataset
@@ -264,6 +271,8 @@ def search_items(engine: Engine, q: ItemQuery) -> tuple[list[dict[str, Any]], in
     Raises:
         NotFound: no such city.
     """
+    if q.scheme is not None:
+        return _scenario_items(engine, q)
     where, params = _where(q)
     kept = paging(engine)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -312,28 +321,67 @@ def _one_snapshot(engine: Engine, q: ItemQuery) -> tuple[list[dict[str, Any]], i
     return [_feature(r) for r in rows if r.oid is not None], int(matched)
 
 
-def get_item(engine: Engine, city: str, item_id: str, crs: OutputCrs) -> dict[str, Any]:
-    """One feature with every geometry (each LoD, its semantics and materials).
+# a page of a scenario's objects: the baseline's kept ones in id order, then the scheme's
+_SCENARIO_PAGE = f"""
+    SELECT o.id AS oid, o.city_code, o.source_id, o.type, o.lods, o.parents, o.children,
+           o.attributes, o.z_min, o.z_max, d.name AS dataset, {{geometry}} AS geometry
+    FROM ({scenarios.OBJECTS}) o JOIN dataset d ON d.city_code = o.city_code
+         AND d.id = o.dataset_id
+    {_HIGHEST_LOD}
+    WHERE {{where}}
+    ORDER BY o.city_code = :scheme, o.id LIMIT :limit OFFSET :offset"""  # noqa: S608 - fixed SQL
+_SCENARIO_COUNT = f"SELECT count(*) FROM ({scenarios.OBJECTS}) o WHERE {{where}}"  # noqa: S608
+
+
+def _scenario_items(engine: Engine, q: ItemQuery) -> tuple[list[dict[str, Any]], int]:
+    """A page of the city as a design scheme sees it, and the number matched, of one snapshot;
+    the scheme's objects say so (`scenario`). Nothing is kept: a scheme is looked at, not
+    paged through by the million."""
+    where, params = _where(q)
+    sql = text(_SCENARIO_PAGE.format(geometry=_geojson("best.geom", q.crs), where=where))
+    count = text(_SCENARIO_COUNT.format(where=where))
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        rows = conn.execute(sql, {**params, "limit": q.limit, "offset": q.offset}).all()
+        matched = conn.execute(count, params).scalar_one()
+    return [_scenario_feature(r, q.scheme) for r in rows], int(matched)
+
+
+def _scenario_feature(
+    row: Any, scheme: str | None, geometries: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    feature = _feature(row, geometries)
+    if scheme is not None and row.city_code == scheme:  # an object of the scheme says so
+        feature["properties"]["scenario"] = scheme.partition("~")[2]
+    return feature
+
+
+def get_item(
+    engine: Engine, city: str, item_id: str, crs: OutputCrs, scheme: str | None = None
+) -> dict[str, Any]:
+    """One feature with every geometry (each LoD, its semantics and materials); with `scheme`,
+    as that design scheme of the city has it (its own object in place of the baseline's).
 
     Raises:
-        NotFound: no such object in the city.
+        NotFound: no such object in the city (or in the scenario's view of it).
     """
     sql = text(f"""
-        SELECT o.id AS oid, o.source_id, o.type, o.lods, o.parents, o.children, o.attributes,
-               o.extra, o.z_min, o.z_max, d.name AS dataset,
+        SELECT o.id AS oid, o.city_code, o.source_id, o.type, o.lods, o.parents, o.children,
+               o.attributes, o.extra, o.z_min, o.z_max, d.name AS dataset,
                {_geojson("best.geom", crs)} AS geometry
-        FROM city_object o JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
+        FROM {f"({scenarios.OBJECTS})" if scheme else "city_object"} o
+        JOIN dataset d ON d.city_code = o.city_code AND d.id = o.dataset_id
         {_HIGHEST_LOD}
-        WHERE o.city_code = :city AND o.source_id = :sid""")  # noqa: S608 - fixed SQL
+        WHERE o.source_id = :sid {"" if scheme else "AND o.city_code = :city"}""")  # noqa: S608
     geoms = text(f"""
         SELECT g.idx, g.lod, g.type, g.structure, {_geojson("g.geom", crs)} AS geometry
-        FROM object_geometry g WHERE g.city_code = :city AND g.object_id = :oid
+        FROM object_geometry g WHERE g.city_code = :held AND g.object_id = :oid
         ORDER BY g.idx""")  # noqa: S608 - fixed SQL
     with engine.connect() as conn:
-        row = conn.execute(sql, {"city": city, "sid": item_id}).first()
+        row = conn.execute(sql, {"city": city, "scheme": scheme, "sid": item_id}).first()
         if row is None:
-            raise NotFound(f"no object {item_id!r} in city {city!r}")
-        parts = conn.execute(geoms, {"city": city, "oid": row.oid}).all()
+            where = f"scenario {scheme.partition('~')[2]!r} of city" if scheme else "city"
+            raise NotFound(f"no object {item_id!r} in {where} {city!r}")
+        parts = conn.execute(geoms, {"held": row.city_code, "oid": row.oid}).all()
     geometries = []
     for p in parts:
         structure = dict(p.structure)
@@ -346,7 +394,7 @@ def get_item(engine: Engine, city: str, item_id: str, crs: OutputCrs) -> dict[st
                 **{k: v for k, v in structure.items() if k not in ("type", "lod")},
             }
         )
-    feature = _feature(row, geometries)
+    feature = _scenario_feature(row, scheme, geometries)
     if row.extra:
         feature["properties"]["extra"] = row.extra
     return feature

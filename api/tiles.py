@@ -27,6 +27,7 @@ from cim.tiling import MAX_LEVEL
 from tiles.availability import Availability
 from tiles.generations import Token
 from tiles.implicit import IMPLICIT_FROM_TILES
+from tiles.scenario import ScenarioTiles
 from tiles.service import EXTENSIONS, TileService, format_of
 from tiles.split import DEEPEST
 
@@ -42,6 +43,13 @@ TILESET_PATH = "/collections/{city}/3dtiles/tileset.json"
 TILE_PATH = "/collections/{city}/3dtiles/tiles/{level}/{x}/{y}.{fmt}"
 SUBTREE_PATH = "/collections/{city}/3dtiles/subtrees/{level}/{x}/{y}.subtree"
 CELL_PATH = "/collections/{city}/3dtiles/cells/{level}/{x}/{y}.{fmt}"
+Scenario = Annotated[
+    str | None,
+    Query(
+        description="a design scheme of the city (方案): the city as it has it (tiles.scenario); "
+        "its tileset is explicit, and names the contents the scheme changes with this parameter"
+    ),
+]
 
 
 def _etag_response(
@@ -114,6 +122,7 @@ def tiles_router(service: TileService, answers: TilesetAnswers | None = None) ->
     router = APIRouter(tags=["3D Tiles"])
     available = Availability(service)
     kept_answers = answers or TilesetAnswers(service)
+    schemes = ScenarioTiles(service)
 
     @router.get(TILESET_PATH, summary="The city as OGC 3D Tiles 1.1 (tileset JSON)")
     def tileset(
@@ -127,12 +136,20 @@ def tiles_router(service: TileService, answers: TilesetAnswers | None = None) ->
                 "it is a 400); false: the explicit one; unset: implicit for large cities"
             ),
         ] = None,
+        scenario: Scenario = None,
     ) -> Response:
         """3D Tiles 1.1 (GLB content) by default; `?version=1.0` gives B3DM content. Implicit
-        tiling (1.1 only) for cities of more than 1,000 tiles, or with `?implicit=true`."""
+        tiling (1.1 only) for cities of more than 1,000 tiles, or with `?implicit=true`.
+        `?scenario=` gives the city as that design scheme has it."""
         fmt = format_of(version)
         if implicit and version != "1.1":
             raise InvalidInput("implicit tiling is 3D Tiles 1.1: ask for version 1.1")
+        if scenario is not None:
+            if implicit:
+                raise InvalidInput("a design scheme's tileset is explicit: leave out implicit=true")
+            body = schemes.tileset(city, scenario, fmt)
+            etag = hashlib.sha256(body).hexdigest()[:32]
+            return _etag_response(request, body, etag, TILESET)
         query: bytes = request.scope.get("query_string", b"")
         kept = kept_answers.get(city, query)
         if kept is not None:
@@ -162,9 +179,13 @@ def tiles_router(service: TileService, answers: TilesetAnswers | None = None) ->
         y: Annotated[int, Path(ge=0)],
         fmt: Literal["glb", "b3dm", "pnts", "cmpt"],
         request: Request,
+        scenario: Scenario = None,
     ) -> Response:
         media = MEDIA.get(fmt, "application/octet-stream")
         made_as = EXTENSIONS[fmt]
+        if scenario is not None:  # the baseline's own where the scheme changes nothing
+            content, etag = schemes.tile(city, scenario, (level, x, y), made_as)
+            return _etag_response(request, content, etag, media)
         if _accepts_gzip(request):
             packed, etag = service.tile_gzip(city, (level, x, y), made_as)
             caching = _caching(request, service, city)

@@ -126,8 +126,8 @@ class WarmAnswers:
         city, level, x, y, ext = found.groups()
         fmt = EXTENSIONS.get(ext)
         key = (int(level), int(x), int(y))
-        if fmt is None or key[0] > MAX_LEVEL:
-            return None
+        if fmt is None or key[0] > MAX_LEVEL or _names_scenario(query):
+            return None  # a design scheme's tile is the app's to answer
         request = self._request(headers)
         if request is None:
             return None
@@ -174,6 +174,11 @@ class WarmAnswers:
         if packed:
             headers.append((b"content-encoding", b"gzip"))
         return 200, headers, content
+
+
+def _names_scenario(query: bytes) -> bool:
+    """Whether the query names a design scheme (`scenario`, as the tile route reads it)."""
+    return any(p.partition(b"=")[0] == b"scenario" for p in query.split(b"&")) if query else False
 
 
 def _version(query: bytes) -> str | None:

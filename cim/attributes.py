@@ -30,7 +30,7 @@ OWN_PROPERTIES = frozenset(
 TILE_PROPERTIES = frozenset({"cim_id", "height"})
 # the query parameters of a collection's items: an attribute filter may not take their names
 ITEMS_PARAMETERS = frozenset(
-    {"bbox", "bbox-crs", "crs", "limit", "offset", "type", "dataset", "datetime", "f"}
+    {"bbox", "bbox-crs", "crs", "limit", "offset", "type", "dataset", "datetime", "f", "scenario"}
 )
 RESERVED = frozenset(
     {*OWN_PROPERTIES, *ITEMS_PARAMETERS, "geometry", "geometries", "extra", "links"}

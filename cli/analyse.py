@@ -87,6 +87,29 @@ def indicators(city: str, parcels: tuple[str, ...], storey_height: float, as_jso
     click.echo(f"rule: {out['rule']['floor_area']}")
 
 
+def _surface(path: Path) -> Any:
+    """A limit surface from a GeoJSON file: a geometry, a feature, or a FeatureCollection whose
+    polygons are taken together as one MultiPolygon."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        fail(InvalidInput(f"{path}: not JSON ({exc})"))
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        return doc
+    polygons: list[Any] = []
+    for n, feature in enumerate(doc.get("features") or [], 1):
+        geometry = (feature or {}).get("geometry") or {}
+        if geometry.get("type") == "Polygon":
+            polygons.append(geometry.get("coordinates"))
+        elif geometry.get("type") == "MultiPolygon":
+            polygons.extend(geometry.get("coordinates") or [])
+        else:
+            fail(InvalidInput(f"{path}: feature {n} is not a Polygon or MultiPolygon"))
+    if not polygons:
+        fail(InvalidInput(f"{path}: no polygon in it"))
+    return {"type": "MultiPolygon", "coordinates": polygons}
+
+
 @analyse.command("height-limits")
 @click.option("--city", required=True, help="City code.")
 @click.option("--parcel", "parcels", multiple=True, help="A parcel's code or id (default: all).")
@@ -97,6 +120,13 @@ def indicators(city: str, parcels: tuple[str, ...], storey_height: float, as_jso
     "there instead of the parcels' limits.",
 )
 @click.option("--height", type=float, help="The limit inside --polygon, in metres.")
+@click.option(
+    "--surface",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A GeoJSON file (CRS84) of a limit surface (净空面): polygons whose positions carry "
+    "their limit as a third number, each a plane (a TIN as triangles; a FeatureCollection's "
+    "polygons are taken together). A building's limit is the surface's lowest over it.",
+)
 @click.option(
     "--reference",
     type=click.Choice(["ground", "ellipsoid"]),
@@ -110,6 +140,7 @@ def height_limits(
     parcels: tuple[str, ...],
     polygon: Path | None,
     height: float | None,
+    surface: Path | None,
     reference: str,
     as_json: bool,
 ) -> None:
@@ -119,6 +150,7 @@ def height_limits(
     Examples:
       cim analyse height-limits --city 370100
       cim analyse height-limits --city 370100 --polygon airport.geojson --height 45
+      cim analyse height-limits --city 370100 --surface clearance.geojson --reference ellipsoid
     """
     inputs: dict[str, Any] = {"city": city, "reference": reference}
     if parcels:
@@ -134,6 +166,8 @@ def height_limits(
                 fail(InvalidInput(f"{polygon}: give one polygon feature ({len(features)} found)"))
             doc = features[0]
         inputs["polygon"] = doc
+    if surface is not None:
+        inputs["surface"] = _surface(surface)
     if height is not None:
         inputs["height"] = height
     out = _run("height-limits", inputs, as_json)
@@ -145,7 +179,7 @@ def height_limits(
         f"limits; {s['buildings_breaching']} above (job {out['job']})"
     )
     for b in out["breaches"]:
-        where = b["parcel_code"] or b["parcel"] or "polygon"
+        where = b["parcel_code"] or b["parcel"] or ("surface" if surface else "polygon")
         click.echo(
             f"  {b['building']}: {b['height_m']:.2f} m, limit {b['limit_m']:.2f} m in {where}: "
             + click.style(f"+{b['over_by_m']:.2f} m", fg="red")

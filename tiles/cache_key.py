@@ -35,6 +35,7 @@ WRITERS = (
     "cim.attributes",
     "cim.crs",  # points are made Earth-centred with its conversion (and what it imports)
     "cim.crs_names",
+    "cim.db.scenarios",  # a design scheme's view, which its touched tiles read
     "cim.heights",
     "cim.geometry",
     "cim.images",

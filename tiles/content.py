@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, TextClause, text
 
 from cim.crs import lonlath_to_ecef
+from cim.db.scenarios import OBJECTS
 from cim.geometry import starts_of
 from cim.surfaces import DEFAULT_COLOUR, POINT_COLOUR
 from cim.tiling import CLOUD_TYPE  # the tileset names tiles by the same rule
@@ -60,6 +61,14 @@ _SQL_IDS = text(_SELECT.format(where="o.id = ANY(:ids)"))
 # many parts at once: their objects in no order (sorting megabytes of points on the server would
 # spill to disk; `part_contents` puts each part's in order)
 _SQL_PARTS = text(_SELECT.format(where="o.id = ANY(:ids)").replace("ORDER BY o.id", ""))
+# a tile of a design scheme's view of its city (cim.db.scenarios): the tile's condition reaches
+# both of the view's branches (each an index scan), the baseline's objects first
+_SQL_SCENARIO = text(
+    _SELECT.replace("FROM city_object o", f"FROM ({OBJECTS}) o")
+    .replace("o.city_code = :city AND ", "")
+    .replace("ORDER BY o.id", "ORDER BY o.city_code = :scheme, o.id")
+    .format(where="o.tile_level = :level AND o.tile_x = :x AND o.tile_y = :y")
+)
 # many tiles at once (seeding): the keys drive an index scan per tile (as `(level, x, y) IN
 # (SELECT ... unnest ...)` the planner scanned the whole city for every batch: seconds per batch
 # at a million objects); in no order (a sort of megabytes of meshes spilt to disk):
@@ -228,9 +237,10 @@ def _columns(rows: Sequence[Any], schema: PropertySchema) -> dict[str, list[Any]
     return schema.columns(own, attributes)
 
 
+# of one city, or of a city and its design scheme (dataset ids are unique across cities)
 _IMAGES = text("""
     SELECT dataset_id, idx, mime, data FROM texture_image
-    WHERE city_code = :city AND dataset_id = ANY(:datasets) AND idx = ANY(:indices)""")
+    WHERE city_code = ANY(:cities) AND dataset_id = ANY(:datasets) AND idx = ANY(:indices)""")
 
 
 @dataclass
@@ -309,13 +319,17 @@ def _meshes(rows: Sequence[Any]) -> _Meshes:
     return _Meshes(absolute, triangles, colours, fids, uvs, texture)
 
 
-def _images(conn: Connection, city: str, keys: NDArray[np.int64]) -> dict[int, tuple[str, bytes]]:
-    """The stored images of these texture keys (dataset_id << 32 | index)."""
+def _images(
+    conn: Connection, city: str | tuple[str, str], keys: NDArray[np.int64]
+) -> dict[int, tuple[str, bytes]]:
+    """The stored images of these texture keys (dataset_id << 32 | index), of a city (or of a
+    city and its design scheme)."""
     if not len(keys):
         return {}
     datasets = sorted({int(k) >> 32 for k in keys})
     indices = sorted({int(k) & 0xFFFFFFFF for k in keys})
-    rows = conn.execute(_IMAGES, {"city": city, "datasets": datasets, "indices": indices})
+    cities = [city] if isinstance(city, str) else list(city)
+    rows = conn.execute(_IMAGES, {"cities": cities, "datasets": datasets, "indices": indices})
     wanted = {int(k) for k in keys}
     found = {(int(r.dataset_id) << 32) | int(r.idx): (r.mime, r.data) for r in rows}
     return {k: v for k, v in found.items() if k in wanted}
@@ -409,6 +423,27 @@ def tile_content(
     return _content(conn, city, rows, schema, fmt, meshopt)
 
 
+def scenario_tile_content(
+    conn: Connection,
+    city: str,
+    scheme: str,
+    key: tuple[int, int, int],
+    schema: PropertySchema,
+    fmt: str = "glb",
+    meshopt: bool = True,
+) -> bytes | None:
+    """The content of a tile of a city as its design scheme `scheme` (`{city}~{scenario}`) has
+    it (cim.db.scenarios): the baseline's objects it keeps, then the scheme's; None when empty.
+
+    Raises:
+        SchemaMismatch: an object holds a value the schema has no room for.
+    """
+    level, x, y = key
+    params = {"city": city, "scheme": scheme, "level": level, "x": x, "y": y}
+    rows = _fetch(conn, _SQL_SCENARIO, params)
+    return _content(conn, (city, scheme), rows, schema, fmt, meshopt)
+
+
 def tile_rows(conn: Connection, city: str, keys: Sequence[tuple[int, int, int]]) -> list[Any]:
     """The object rows of many tiles, read in one query (seeding: a round trip per tile costs
     as much as making a small one), in tile order and then by id, for `rows_contents`."""
@@ -484,7 +519,7 @@ def part_contents(
 
 def _content(
     conn: Connection,
-    city: str,
+    city: str | tuple[str, str],
     rows: Sequence[Any],
     schema: PropertySchema,
     fmt: str,

@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Engine, text
 
 from cim.bulk import fewer_collections
 from cim.db.cities import require_city
+from cim.db.scenarios import OBJECTS
 from cim.errors import Conflict, InvalidInput, NotFound
 from cim.settings import TileSettings
 from cim.tiling import MAX_LEVEL
@@ -73,6 +74,31 @@ _STATS = text("""
                 WHEN bool_or(type = :cloud) THEN 'some' ELSE '' END AS points
     FROM city_object WHERE city_code = :city AND tile_level IS NOT NULL
     GROUP BY tile_level, tile_x, tile_y""")
+# the same of a design scheme's view of its city (tiles.scenario)
+SCENARIO_STATS = text(
+    _STATS.text.replace("FROM city_object WHERE city_code = :city AND", f"FROM ({OBJECTS}) o WHERE")
+)
+
+
+def tile_stats(rows: Any) -> list[TileStats]:
+    """The statistics of the tiles of `_STATS` rows."""
+    return [
+        TileStats(
+            (r.tile_level, r.tile_x, r.tile_y),
+            r.n,
+            r.west,
+            r.south,
+            r.east,
+            r.north,
+            r.low,
+            r.high,
+            r.max_size or 0.0,
+            r.points,
+        )
+        for r in rows
+    ]
+
+
 # the city's data generation (as tiles.schema.generation) and what is kept of the tile, in one
 # round trip
 _LOOKUP = text("""
@@ -261,22 +287,7 @@ class TileService:
         with self.reads.connect() as conn:
             require_city(conn, city)
             rows = conn.execute(_STATS, {"city": city, "cloud": CLOUD_TYPE}).all()
-        stats = [
-            TileStats(
-                (r.tile_level, r.tile_x, r.tile_y),
-                r.n,
-                r.west,
-                r.south,
-                r.east,
-                r.north,
-                r.low,
-                r.high,
-                r.max_size or 0.0,
-                r.points,
-            )
-            for r in rows
-        ]
-        doc = build_tileset(stats, FORMATS[fmt], fmt)
+        doc = build_tileset(tile_stats(rows), FORMATS[fmt], fmt)
         if doc is None:
             raise NotFound(f"city {city!r} has no objects to show in 3D")
         return doc

@@ -238,6 +238,60 @@ def test_height_limits_of_parcels_and_of_a_polygon(
     assert breach["height_m"] == pytest.approx(top)
 
 
+def test_height_limits_under_a_limit_surface(
+    city: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A clearance surface (净空面) rising 0.2 m per metre eastwards from 10 m, as two
+    triangles: a building's limit is the surface's lowest over its footprint, at its west side
+    (b1 at x = 10-30 m: 12 m; b2 at 60-80 m: 22 m; b3 at 190-210 m: 48 m)."""
+    from pyproj import Transformer
+
+    to_lonlat = Transformer.from_crs(CRS, "OGC:CRS84", always_xy=True)
+
+    def corner(x: float, y: float) -> list[float]:
+        return [*to_lonlat.transform(X0 + x, Y0 + y), 10.0 + 0.2 * x]
+
+    a, b, c, d = corner(0, 0), corner(250, 0), corner(250, 100), corner(0, 100)
+    clearance = tmp_path / "clearance.geojson"
+    clearance.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": {},
+                     "geometry": {"type": "Polygon", "coordinates": [ring]}}
+                    for ring in ([a, b, c, a], [a, c, d, a])
+                ],
+            }
+        )
+    )  # fmt: skip
+    done = cli(city, monkeypatch, "analyse", "height-limits", "--city", "jinan", "--surface",
+               str(clearance), "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert out["limits"] == 2 and out["buildings_checked"] == 3  # the tower is not under it
+    [breach] = out["breaches"]
+    assert breach["building"] == "buildings.0"
+    assert breach["limit_m"] == pytest.approx(12.0, abs=0.01)
+    assert breach["over_by_m"] == pytest.approx(18.0, abs=0.01)
+    assert "lowest over the building's footprint" in out["rule"]
+    # a quadrilateral whose corners are not on one plane is refused, and nothing is kept
+    client = TestClient(create_app(engine=city, settings=ApiSettings()))
+    before = runs(city)
+    twisted = {"type": "Polygon", "coordinates": [[a, b, [*c[:2], 90.0], d, a]]}
+    inputs = {"city": "jinan", "surface": twisted}
+    answer = client.post("/processes/height-limits/execution", json={"inputs": inputs})
+    assert answer.status_code == 400
+    assert "polygon 1 is not a plane" in answer.json()["detail"]
+    assert "give it as triangles" in answer.json()["detail"]
+    flat = {"type": "Polygon", "coordinates": [[a[:2], b[:2], c[:2], a[:2]]]}
+    answer = client.post(
+        "/processes/height-limits/execution", json={"inputs": {"city": "jinan", "surface": flat}}
+    )
+    assert answer.status_code == 400 and "limit (m)" in answer.json()["detail"]
+    assert runs(city) == before
+
+
 @pytest.fixture(scope="module")
 def client(city: Engine) -> TestClient:
     return TestClient(create_app(engine=city, settings=ApiSettings()))

@@ -1,6 +1,7 @@
 """Design schemes (方案比选): a scheme ingests as a scenario of its city and never changes the
-baseline; analyses take scenario=; the comparison gives, per scenario, the parcels' indicators,
-the height-limit breaches and the neighbours' windows that lose their sunlight."""
+baseline; features, tiles and analyses take scenario=; the comparison gives, per scenario, the
+parcels' indicators, the height-limit breaches and the neighbours' windows that lose their
+sunlight."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from cim.settings import ApiSettings
+from cim.settings import ApiSettings, TileSettings
 from cli.main import main
 from tests.analysis.test_planning import CRS, layer, rectangle
+from tests.tiles.conftest import assert_valid_tilesets, property_column, tiles_of, validate_glbs
 
 B1 = (rectangle(10, 10, 20, 50), {"name": "b1", "height": 30.0, "floors": 10})
 
@@ -163,3 +165,85 @@ def test_compare_from_the_command_line(city: Engine) -> None:
     assert "baseline: A-01 FAR 1.60; 1 buildings above their limit" in done.output
     assert "scheme-a: A-01 FAR 5.00; 2 buildings above their limit;" in done.output
     assert "windows lose their sunlight" in done.output
+
+
+def names(page: dict[str, Any]) -> list[str]:
+    return sorted(f["properties"]["name"] for f in page["features"])
+
+
+def test_features_take_a_scenario(city: Engine) -> None:
+    client = TestClient(create_app(engine=city, settings=ApiSettings()))
+    items = "/collections/jinan/items"
+    page = client.get(items, params={"scenario": "scheme-a"}).json()
+    assert names(page) == ["b1", "house", "slab"] and page["numberMatched"] == 3
+    found = {f["properties"]["name"]: f for f in page["features"]}
+    assert found["slab"]["properties"]["scenario"] == "scheme-a"  # the scheme's own objects
+    assert found["b1"]["properties"]["scenario"] == "scheme-a"  # say so
+    assert "scenario" not in found["house"]["properties"]
+    slab = found["slab"]["properties"]
+    assert slab["height_max"] - slab["height_min"] == pytest.approx(60.0, abs=0.01)
+    # the slab stands in for b2 (same id): the baseline's item is b2, the scheme's the slab
+    slab_id = found["slab"]["id"]
+    assert client.get(f"{items}/{slab_id}").json()["properties"]["name"] == "b2"
+    mine = client.get(f"{items}/{slab_id}", params={"scenario": "scheme-a"}).json()
+    assert mine["properties"]["name"] == "slab" and mine["properties"]["geometries"]
+    assert mine["links"][0]["href"].endswith(f"{slab_id}?scenario=scheme-a")
+    # pages go on in the scheme, and filters apply to its view
+    first = client.get(items, params={"scenario": "scheme-a", "limit": 2}).json()
+    [after] = [link["href"] for link in first["links"] if link["rel"] == "next"]
+    assert "scenario=scheme-a" in after
+    second = client.get(after).json()
+    assert len(first["features"]) == 2 and len(second["features"]) == 1
+    assert sorted(names(first) + names(second)) == ["b1", "house", "slab"]
+    assert names(client.get(items, params={"scenario": "scheme-a", "name": "b2"}).json()) == []
+    assert names(client.get(items, params={"name": "b2"}).json()) == ["b2"]
+    # the collection names its schemes; a scheme that is not there is a 404 naming those that are
+    doc = client.get("/collections/jinan").json()
+    hrefs = [link["href"] for link in doc["links"]] + [c["href"] for c in doc["content"]]
+    assert sum("scenario=scheme-a" in h for h in hrefs) == 2
+    for url in (items, f"{items}/{slab_id}", "/collections/jinan/3dtiles/tileset.json"):
+        wrong = client.get(url, params={"scenario": "scheme-z"})
+        assert wrong.status_code == 404, url
+        assert "its scenarios: scheme-a" in wrong.json()["detail"]
+
+
+def test_tiles_take_a_scenario(city: Engine, tmp_path: Path) -> None:
+    """The scheme's tileset draws the baseline's objects it keeps and the scheme's; tiles the
+    scheme leaves alone are the baseline's; the official validators find nothing wrong."""
+    client = TestClient(create_app(engine=city, tile_settings=TileSettings(meshopt=False)))
+    base = "/collections/jinan/3dtiles"
+    drawn: dict[str | None, list[str]] = {}
+    for scenario in (None, "scheme-a"):
+        params = {"scenario": scenario} if scenario else {}
+        answer = client.get(f"{base}/tileset.json", params=params)
+        assert answer.status_code == 200, answer.text
+        doc = answer.json()
+        uris = [t["content"]["uri"] for t in tiles_of(doc) if "content" in t]
+        folder = tmp_path / (scenario or "baseline")
+        drawn[scenario] = []
+        for uri in uris:
+            got = client.get(f"{base}/{uri}")
+            assert got.status_code == 200, got.text
+            drawn[scenario] += property_column(got.content, "name")
+            # CesiumJS asks each content with the tileset's query too: the same bytes
+            again = client.get(f"{base}/{uri.partition('?')[0]}", params=params)
+            assert again.content == got.content
+            file = folder / uri.partition("?")[0]
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(got.content)
+        for tile in tiles_of(doc):
+            if "content" in tile:
+                tile["content"]["uri"] = tile["content"]["uri"].partition("?")[0]
+        (folder / "tileset.json").write_text(json.dumps(doc))
+        if scenario:  # the slab's tile is the scheme's; the house's is the baseline's
+            assert any(u.endswith("?scenario=scheme-a") for u in uris)
+            assert any("?" not in u for u in uris)
+    assert sorted(drawn[None]) == ["b1", "b2", "house"]
+    assert sorted(drawn["scheme-a"]) == ["b1", "house", "slab"]
+    assert_valid_tilesets(tmp_path)
+    glbs = sorted(tmp_path.rglob("*.glb"))
+    reports = validate_glbs(glbs)
+    assert len(reports) == len(glbs) >= 3
+    assert not {p: r["messages"] for p, r in reports.items() if r["errors"]}
+    refused = client.get(f"{base}/tileset.json", params={"scenario": "scheme-a", "implicit": True})
+    assert refused.status_code == 400 and "explicit" in refused.json()["detail"]
